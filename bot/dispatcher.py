@@ -1,0 +1,470 @@
+"""The single entry for inbound messages.
+
+    (connector: verify, normalise) -> de-duplicate -> persist -> resolve customer and conversation
+    -> ownership check -> engine (state BOT only) -> handover triggers -> persist replies -> send
+
+An inbound message is committed before the connector acknowledges it; its status moves from
+`received` to `processed` only together with the replies it caused, so a crash in between is
+repaired by `recover()` at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from bot.engine import EngineError, EngineTurn, RasaEngine
+from bot.language import detect_language
+from connectors.base import (
+    Attachment,
+    Button,
+    ChannelAddress,
+    Connector,
+    DeliveryError,
+    InboundMessage,
+    OutboundMessage,
+)
+from handover import triggers
+from handover.notices import notice
+from handover.service import transition
+from handover.state import State, bot_may_answer
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
+
+log = structlog.get_logger(__name__)
+
+# Slots that survive a new engine session: the gateway is their memory.
+CARRIED_SLOTS = ("customer_number", "customer_name")
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    conversation_id: str
+    state: str
+    replies: tuple[OutboundMessage, ...]
+    message_id: str | None = None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    message_id: str
+    direction: str
+    author: str
+    text: str
+    buttons: tuple[Button, ...]
+    attachments: tuple[Attachment, ...]
+    created_at: Any
+    status: str
+
+    def to_outbound(self) -> OutboundMessage:
+        return OutboundMessage(
+            text=self.text,
+            author=self.author,
+            buttons=self.buttons,
+            attachments=self.attachments,
+            message_id=self.message_id,
+            created_at=self.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class History:
+    conversation_id: str
+    state: str
+    messages: tuple[StoredMessage, ...]
+
+
+def _stored(m: Message) -> StoredMessage:
+    return StoredMessage(
+        message_id=m.public_id,
+        direction=m.direction,
+        author=m.author,
+        text=m.text,
+        buttons=tuple(Button(**b) for b in m.buttons or ()),
+        attachments=tuple(Attachment(**a) for a in m.attachments or ()),
+        created_at=m.created_at,
+        status=m.status,
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        engine: RasaEngine,
+        settings: Settings,
+        engine_ready: asyncio.Event,
+        connectors: Mapping[str, Connector] | Callable[[], Mapping[str, Connector]],
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.settings = settings
+        self.engine_ready = engine_ready
+        self._connectors = connectors
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # --- entry -------------------------------------------------------------------------------
+
+    async def handle(self, inbound: InboundMessage) -> DispatchResult:
+        """Persist, then process one inbound message. Returns the replies it caused."""
+        stored = await self._persist_inbound(inbound)
+        if isinstance(stored, DispatchResult):
+            log.info("inbound.duplicate", channel=inbound.channel, conversation=stored.conversation_id)
+            return stored
+        message_pk, conversation_id, public_id = stored
+        return await self.process(conversation_id, message_pk, public_id)
+
+    async def process(self, conversation_id: str, message_pk: int, public_id: str) -> DispatchResult:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        async with lock:
+            replies, state = await self._process_locked(conversation_id, message_pk)
+        for reply in replies:
+            await self.deliver(conversation_id, reply)
+        return DispatchResult(
+            conversation_id=conversation_id, state=state, replies=tuple(replies), message_id=public_id
+        )
+
+    async def recover(self) -> int:
+        """Process inbound messages that were acknowledged but not finished (crash, restart)."""
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(Message.id, Message.conversation_id, Message.public_id)
+                    .where(Message.direction == "in", Message.status == "received")
+                    .order_by(Message.id)
+                )
+            ).all()
+        for pk, conv_id, public_id in rows:
+            await self.process(conv_id, pk, public_id)
+        async with self.db.session() as s:
+            pending = (
+                await s.execute(
+                    select(Message.conversation_id, Message.id)
+                    .where(Message.direction == "out", Message.status == "pending")
+                    .order_by(Message.id)
+                )
+            ).all()
+        for conv_id, pk in pending:
+            await self._deliver_pk(conv_id, pk)
+        if rows or pending:
+            log.info("dispatcher.recovered", inbound=len(rows), outbound=len(pending))
+        return len(rows)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def history(self, channel: str, sender_id: str) -> History | None:
+        """The current (latest) conversation of a channel identity, with all its messages."""
+        async with self.db.session() as s:
+            identity = await s.scalar(
+                select(ChannelIdentity).where(
+                    ChannelIdentity.channel == channel, ChannelIdentity.external_id == sender_id
+                )
+            )
+            if identity is None:
+                return None
+            conv = await s.scalar(
+                select(Conversation)
+                .where(Conversation.customer_id == identity.customer_id)
+                .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+                .limit(1)
+            )
+            if conv is None:
+                return None
+            msgs = (
+                await s.scalars(
+                    select(Message).where(Message.conversation_id == conv.id).order_by(Message.id)
+                )
+            ).all()
+            return History(conv.id, conv.state, tuple(_stored(m) for m in msgs))
+
+    # --- persistence -------------------------------------------------------------------------
+
+    async def _persist_inbound(
+        self, inbound: InboundMessage
+    ) -> tuple[int, str, str] | DispatchResult:
+        for attempt in range(3):
+            try:
+                async with self.db.session() as s:
+                    if inbound.provider_message_id is not None:
+                        dup = await s.scalar(
+                            select(Message).where(
+                                Message.channel == inbound.channel,
+                                Message.provider_message_id == inbound.provider_message_id,
+                            )
+                        )
+                        if dup is not None:
+                            conv = await s.get(Conversation, dup.conversation_id)
+                            assert conv is not None
+                            return DispatchResult(
+                                conversation_id=conv.id,
+                                state=conv.state,
+                                replies=(),
+                                message_id=dup.public_id,
+                                duplicate=True,
+                            )
+                    customer, conv = await self._resolve(s, inbound)
+                    msg = Message(
+                        conversation_id=conv.id,
+                        customer_id=customer.id,
+                        channel=inbound.channel,
+                        provider_message_id=inbound.provider_message_id,
+                        direction="in",
+                        author="customer",
+                        text=inbound.text,
+                        attachments=[a.to_dict() for a in inbound.attachments],
+                        metadata_=dict(inbound.metadata),
+                        status="received",
+                        created_at=inbound.received_at or utcnow(),
+                    )
+                    s.add(msg)
+                    await s.flush()
+                    return msg.id, conv.id, msg.public_id
+            except IntegrityError:
+                # A concurrent first message created the same identity, or the same provider id
+                # arrived twice at once: the next attempt sees the other's row.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _resolve(self, s: Any, inbound: InboundMessage) -> tuple[Customer, Conversation]:
+        identity = await s.scalar(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == inbound.channel,
+                ChannelIdentity.external_id == inbound.sender_id,
+            )
+        )
+        address = inbound.address.to_dict()
+        if identity is None:
+            customer = Customer(name=inbound.display_name, language=inbound.language_hint)
+            s.add(customer)
+            await s.flush()
+            s.add(
+                ChannelIdentity(
+                    customer_id=customer.id,
+                    channel=inbound.channel,
+                    external_id=inbound.sender_id,
+                    address=address,
+                )
+            )
+            await s.flush()
+        else:
+            customer = await s.get(Customer, identity.customer_id)
+            if identity.address != address:
+                identity.address = address
+        conv = await s.scalar(
+            select(Conversation)
+            .where(Conversation.customer_id == customer.id, Conversation.state != State.CLOSED.value)
+            .order_by(Conversation.created_at.desc())
+            .limit(1)
+        )
+        if conv is None:
+            conv = Conversation(
+                customer_id=customer.id,
+                channel=inbound.channel,
+                address=address,
+                state=State.BOT.value,
+                language=customer.language,
+                slots={},
+                engine_session=0,
+                engine_turns=0,
+                consecutive_fallbacks=0,
+                fallback_count=0,
+                version=0,
+            )
+            if customer.customer_number:
+                conv.slots = {"customer_number": customer.customer_number, "customer_name": customer.name}
+            s.add(conv)
+            await s.flush()
+        elif conv.channel != inbound.channel or conv.address != address:
+            # The customer moved channel: answers follow them to where they wrote last.
+            conv.channel = inbound.channel
+            conv.address = address
+        return customer, conv
+
+    # --- processing --------------------------------------------------------------------------
+
+    async def _process_locked(
+        self, conversation_id: str, message_pk: int
+    ) -> tuple[list[OutboundMessage], str]:
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            msg = await s.get(Message, message_pk)
+            assert conv is not None and msg is not None
+            if msg.status != "received":
+                return [], conv.state  # already processed (recovery raced a live request)
+            if not bot_may_answer(conv.state):
+                msg.status = "processed"
+                msg.processed_at = utcnow()
+                return [], conv.state
+            text = msg.text
+            language = detect_language(text, conv.language)
+            if self.settings.engine_session_turns and conv.engine_turns >= self.settings.engine_session_turns and conv.active_loop is None:
+                conv.engine_session += 1
+                conv.engine_turns = 0
+            sender = f"{conv.id}-{conv.engine_session}"
+            set_slots = {"language": language}
+            set_slots.update({k: v for k, v in (conv.slots or {}).items() if k in CARRIED_SLOTS and v is not None})
+            session_key = (conv.engine_session, conv.engine_turns)
+
+        turn: EngineTurn | None = None
+        failure: str | None = None
+        if not self.engine_ready.is_set():
+            try:
+                await asyncio.wait_for(self.engine_ready.wait(), self.settings.engine_startup_wait)
+            except TimeoutError:
+                failure = "engine_not_ready"
+        if failure is None:
+            try:
+                turn = await self.engine.turn(
+                    sender, text, set_slots=set_slots, metadata={"conversation_id": conversation_id}
+                )
+            except EngineError as exc:
+                failure = exc.reason
+                log.warning("engine.failed", conversation=conversation_id, reason=exc.reason)
+
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id, with_for_update=True)
+            msg = await s.get(Message, message_pk)
+            customer = await s.get(Customer, conv.customer_id)
+            assert conv is not None and msg is not None and customer is not None
+            conv.language = language
+            customer.language = language
+            replies: list[OutboundMessage] = []
+            if turn is None:
+                msg.parse_data = {"error": failure}
+                replies.append(OutboundMessage(text=notice("engine_unavailable", language), author="system"))
+                if bot_may_answer(conv.state):
+                    await transition(
+                        s, conv, State.QUEUED, reason="engine_unavailable", actor="system",
+                        data={"detail": failure},
+                    )
+            else:
+                self._absorb_turn(conv, customer, turn, session_key)
+                msg.parse_data = turn.parse_summary
+                decision = triggers.decide(
+                    text=text,
+                    intent=turn.intent,
+                    consecutive_fallbacks=conv.consecutive_fallbacks,
+                    handover_intents=self.settings.handover_intents,
+                    fallbacks_limit=self.settings.handover_after_fallbacks,
+                )
+                if not bot_may_answer(conv.state):
+                    # A person took over while the engine was thinking: the bot stays silent.
+                    log.info("bot.reply_dropped", conversation=conv.id, state=conv.state)
+                elif decision is not None:
+                    replies.append(OutboundMessage(text=notice("handover", language), author="system"))
+                    await transition(
+                        s, conv, State.QUEUED, reason=decision.reason, actor="bot",
+                        data={"trigger": decision.trigger, "intent": turn.intent,
+                              "confidence": turn.confidence},
+                    )
+                    log.info("handover.queued", conversation=conv.id, reason=decision.reason,
+                             trigger=decision.trigger)
+                else:
+                    replies.extend(
+                        OutboundMessage(text=r.text, author="bot", buttons=r.buttons, attachments=r.attachments)
+                        for r in turn.replies
+                    )
+            msg.status = "processed"
+            msg.processed_at = utcnow()
+            stored = self._add_outbound(s, conv, replies)
+            await s.flush()
+            state = conv.state
+            return [self._with_id(r, m) for r, m in zip(replies, stored, strict=True)], state
+
+    def _absorb_turn(
+        self, conv: Conversation, customer: Customer, turn: EngineTurn, session_key: tuple[int, int]
+    ) -> None:
+        if (conv.engine_session, conv.engine_turns) == session_key:
+            conv.engine_turns += 1
+        conv.active_loop = turn.active_loop
+        slots = dict(conv.slots or {})
+        for name in CARRIED_SLOTS:
+            if turn.slots.get(name) is not None:
+                slots[name] = turn.slots[name]
+        conv.slots = slots
+        if slots.get("customer_number") and customer.customer_number != slots["customer_number"]:
+            customer.customer_number = str(slots["customer_number"])
+        if slots.get("customer_name") and not customer.name:
+            customer.name = str(slots["customer_name"])
+        if triggers.is_fallback(
+            turn.intent, turn.confidence, self.settings.fallback_intents, self.settings.fallback_confidence
+        ):
+            conv.consecutive_fallbacks += 1
+            conv.fallback_count += 1
+        else:
+            conv.consecutive_fallbacks = 0
+
+    def _add_outbound(self, s: Any, conv: Conversation, replies: list[OutboundMessage]) -> list[Message]:
+        rows = []
+        for r in replies:
+            m = Message(
+                conversation_id=conv.id,
+                customer_id=conv.customer_id,
+                channel=conv.channel,
+                direction="out",
+                author=r.author,
+                text=r.text,
+                buttons=[b.to_dict() for b in r.buttons],
+                attachments=[a.to_dict() for a in r.attachments],
+                status="pending",
+                created_at=utcnow(),
+            )
+            s.add(m)
+            rows.append(m)
+        return rows
+
+    @staticmethod
+    def _with_id(r: OutboundMessage, m: Message) -> OutboundMessage:
+        return OutboundMessage(
+            text=r.text, author=r.author, buttons=r.buttons, attachments=r.attachments,
+            message_id=m.public_id, created_at=m.created_at,
+        )
+
+    # --- outbound ----------------------------------------------------------------------------
+
+    def _connector(self, channel: str) -> Connector | None:
+        connectors = self._connectors() if callable(self._connectors) else self._connectors
+        return connectors.get(channel)
+
+    async def deliver(self, conversation_id: str, message: OutboundMessage) -> None:
+        """Send one stored outbound message through the conversation's current channel."""
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            assert conv is not None
+            address = ChannelAddress.from_dict(conv.address)
+        connector = self._connector(address.channel)
+        status, error = "sent", None
+        if connector is None:
+            status, error = "failed", f"channel {address.channel!r} is not enabled"
+        else:
+            try:
+                await connector.send(address, message)
+            except DeliveryError as exc:
+                status, error = ("failed" if exc.permanent else "pending"), str(exc)
+                log.warning("outbound.failed", conversation=conversation_id, permanent=exc.permanent)
+        async with self.db.session() as s:
+            row = await s.scalar(select(Message).where(Message.public_id == message.message_id))
+            if row is not None:
+                row.status = status
+                row.error = error
+                row.attempts += 1
+
+    async def _deliver_pk(self, conversation_id: str, pk: int) -> None:
+        async with self.db.session() as s:
+            m = await s.get(Message, pk)
+            assert m is not None
+            stored = _stored(m)
+        await self.deliver(conversation_id, stored.to_outbound())

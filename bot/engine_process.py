@@ -1,0 +1,227 @@
+"""Training the model and running the Rasa engine as a child process (local use and tests).
+
+The engine lives in its own Python 3.10 virtual environment (`.venv-engine`); this module only
+calls its `rasa` executable. In production `RESONANZ_ENGINE_URL` points at an external engine
+and nothing here runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import structlog
+import yaml
+
+from resonanz.settings import PROJECT_ROOT
+
+log = structlog.get_logger(__name__)
+
+MODEL_NAME = "resonanz"
+TRAINING_INPUTS = ("training_data", "domain.yml", "config.yml", "engine-requirements.txt")
+
+
+def engine_venv() -> Path:
+    return Path(os.environ.get("RESONANZ_ENGINE_VENV", PROJECT_ROOT / ".venv-engine"))
+
+
+def rasa_executable() -> Path:
+    exe = engine_venv() / "bin" / "rasa"
+    if not exe.exists():
+        raise FileNotFoundError(
+            f"the engine environment is missing ({exe}); run `make setup` (or the README's run command)"
+        )
+    return exe
+
+
+def engine_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["RASA_TELEMETRY_ENABLED"] = "false"
+    # Let the engine import the engine-side channel in bot/rasa_plugin/.
+    env["PYTHONPATH"] = str(PROJECT_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def training_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A hash over everything the model is trained from; a change means retraining."""
+    h = hashlib.sha256()
+    for name in TRAINING_INPUTS:
+        path = root / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if f.exists():
+                h.update(str(f.relative_to(root)).encode())
+                h.update(b"\0")
+                h.update(f.read_bytes())
+                h.update(b"\0")
+    return h.hexdigest()
+
+
+def model_path(models_dir: Path) -> Path:
+    return models_dir / f"{MODEL_NAME}.tar.gz"
+
+
+def train(models_dir: Path, *, force: bool = False, root: Path = PROJECT_ROOT) -> bool:
+    """Train when the training inputs changed (or `force`). Returns True if it trained."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    stamp = models_dir / "fingerprint.txt"
+    fingerprint = training_fingerprint(root)
+    if not force and model_path(models_dir).exists() and stamp.exists() and stamp.read_text().strip() == fingerprint:
+        return False
+    cmd = [
+        str(rasa_executable()), "train",
+        "--data", str(root / "training_data"),
+        "--domain", str(root / "domain.yml"),
+        "--config", str(root / "config.yml"),
+        "--out", str(models_dir),
+        "--fixed-model-name", MODEL_NAME,
+    ]
+    print(f"Training the model (inputs changed) -> {model_path(models_dir)}", file=sys.stderr, flush=True)
+    subprocess.run(cmd, cwd=root, env=engine_env(), check=True)
+    stamp.write_text(fingerprint + "\n")
+    return True
+
+
+def _tracker_store(database_url: str | None, var_dir: Path) -> dict[str, object]:
+    """The engine's own tracker store: a SQLite file locally, the same PostgreSQL in production."""
+    if database_url and database_url.startswith(("postgresql", "postgres")):
+        u = urlsplit(database_url.replace("+asyncpg", ""))
+        store: dict[str, object] = {
+            "type": "SQL",
+            "dialect": "postgresql",
+            "url": u.hostname or "127.0.0.1",
+            "port": u.port or 5432,
+            "db": (u.path or "/").lstrip("/"),
+        }
+        if u.username:
+            store["username"] = u.username
+        if u.password:
+            store["password"] = u.password
+        return store
+    return {"type": "SQL", "dialect": "sqlite", "db": str(var_dir / "engine" / "trackers.db")}
+
+
+@dataclass
+class EngineConfig:
+    port: int
+    token: str
+    action_url: str
+    action_token: str
+    models_dir: Path
+    var_dir: Path
+    database_url: str | None = None
+    log_file: Path | None = None
+
+
+class EngineProcess:
+    """One `rasa run` child process, bound to 127.0.0.1 with an auth token and telemetry off."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.proc: asyncio.subprocess.Process | None = None
+        self._log_handle: object | None = None
+
+    def write_config(self) -> tuple[Path, Path]:
+        d = self.config.var_dir / "engine"
+        d.mkdir(parents=True, exist_ok=True)
+        endpoints = d / f"endpoints-{self.config.port}.yml"
+        credentials = d / f"credentials-{self.config.port}.yml"
+        endpoints.write_text(
+            yaml.safe_dump(
+                {
+                    "action_endpoint": {"url": self.config.action_url, "token": self.config.action_token},
+                    "tracker_store": _tracker_store(self.config.database_url, self.config.var_dir),
+                }
+            )
+        )
+        endpoints.chmod(0o600)
+        credentials.write_text(yaml.safe_dump({"bot.rasa_plugin.channel.ResonanzInput": None}))
+        return endpoints, credentials
+
+    async def start(self) -> None:
+        endpoints, credentials = self.write_config()
+        model = model_path(self.config.models_dir)
+        if not model.exists():
+            raise FileNotFoundError(f"no trained model at {model}; run `resonanz train`")
+        cmd = [
+            str(rasa_executable()), "run",
+            "--enable-api",
+            "--auth-token", self.config.token,
+            "--interface", "127.0.0.1",
+            "--port", str(self.config.port),
+            "--model", str(model),
+            "--endpoints", str(endpoints),
+            "--credentials", str(credentials),
+        ]
+        env = engine_env()
+        env["RESONANZ_ENGINE_TOKEN"] = self.config.token
+        log_file = self.config.log_file or (self.config.var_dir / "log" / f"engine-{self.config.port}.log")
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(log_file, "ab")  # noqa: SIM115 - lives as long as the child
+        self._log_handle = handle
+        self.proc = await asyncio.create_subprocess_exec(
+            *cmd, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.info("engine.started", pid=self.proc.pid, port=self.config.port, log=str(log_file))
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        if self._log_handle is not None:
+            self._log_handle.close()  # type: ignore[attr-defined]
+            self._log_handle = None
+        self.proc = None
+
+    async def kill(self) -> None:
+        """Kill the engine at once (no clean shut-down), as a crash would."""
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        """Restart the engine when it dies, with backoff, until `stop` is set."""
+        backoff = 1.0
+        while not stop.is_set():
+            assert self.proc is not None
+            waiter = asyncio.ensure_future(self.proc.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if stop.is_set():
+                waiter.cancel()
+                return
+            log.error("engine.exited", returncode=self.proc.returncode, restart_in=backoff)
+            try:
+                await asyncio.wait_for(stop.wait(), backoff)
+                return
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, 60.0)
+            if self._log_handle is not None:
+                self._log_handle.close()  # type: ignore[attr-defined]
+            await self.start()

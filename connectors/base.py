@@ -1,0 +1,146 @@
+"""The connector contract: what every channel hands to the core and what it gets back.
+
+A connector verifies a provider's request (failing closed), normalises it to one frozen
+`InboundMessage`, hands it to the injected `InboundHandler`, and delivers `OutboundMessage`s to a
+serialisable `ChannelAddress`. Provider types never cross this line.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from bot.dispatcher import DispatchResult, History
+    from resonanz.settings import Settings
+
+
+@dataclass(frozen=True)
+class ChannelAddress:
+    """Where a customer can be reached later (stored with the conversation)."""
+
+    channel: str
+    recipient: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "recipient": self.recipient, "extra": dict(self.extra)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChannelAddress:
+        return cls(
+            channel=str(data["channel"]),
+            recipient=str(data["recipient"]),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"title": self.title, "payload": self.payload}
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A picture or file, by URL (media bytes are stored by the connector that fetched them)."""
+
+    kind: str  # "image" | "file"
+    url: str
+    mime_type: str | None = None
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "url": self.url, "mime_type": self.mime_type, "name": self.name}
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message, normalised. `raw` keeps the provider payload for debugging only."""
+
+    channel: str
+    sender_id: str
+    text: str
+    address: ChannelAddress
+    provider_message_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    language_hint: str | None = None
+    display_name: str | None = None
+    received_at: datetime | None = None
+    raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to a customer, from the bot, an agent or the system."""
+
+    text: str
+    author: str  # "bot" | "agent" | "system"
+    buttons: tuple[Button, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    message_id: str | None = None  # the stored message's id, when it has been persisted
+    created_at: datetime | None = None
+
+    def as_text_with_options(self) -> str:
+        """Text-only rendering for channels without native buttons: numbered options."""
+        if not self.buttons:
+            return self.text
+        lines = [self.text, ""] if self.text else []
+        lines += [f"{i}. {b.title}" for i, b in enumerate(self.buttons, start=1)]
+        return "\n".join(lines)
+
+
+InboundHandler = Callable[[InboundMessage], Awaitable["DispatchResult"]]
+HistoryReader = Callable[[str, str], Awaitable["History | None"]]
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """Everything a connector gets from the core, through its constructor."""
+
+    on_message: InboundHandler
+    history: HistoryReader
+    settings: Settings
+    http: aiohttp.ClientSession
+
+
+class DeliveryError(Exception):
+    """A connector could not deliver a message. `permanent` means retrying will not help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Connector(abc.ABC):
+    """A channel. Small on purpose: routes in, `send` out, start-up and shut-down."""
+
+    name: ClassVar[str]
+
+    def __init__(self, ctx: ConnectorContext) -> None:
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def routes(self) -> list[web.AbstractRouteDef]:
+        """The aiohttp routes this connector serves (mounted by the app factory)."""
+
+    @abc.abstractmethod
+    async def send(self, address: ChannelAddress, message: OutboundMessage) -> None:
+        """Deliver one message; raise `DeliveryError` when that fails."""
+
+    async def startup(self) -> None:  # noqa: B027 - optional hook
+        """Open provider clients; called once the app runs."""
+
+    async def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Close provider clients."""

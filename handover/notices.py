@@ -1,0 +1,27 @@
+"""What the system itself tells a customer, in their language (German or English)."""
+
+from __future__ import annotations
+
+NOTICES: dict[str, dict[str, str]] = {
+    "handover": {
+        "de": "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter. "
+        "Bitte bleiben Sie hier – eine Person übernimmt gleich unser Gespräch.",
+        "en": "I'm connecting you with a member of our team. "
+        "Please stay here – a person will take over this conversation shortly.",
+    },
+    "engine_unavailable": {
+        "de": "Entschuldigung, ich habe gerade technische Schwierigkeiten. "
+        "Ihre Nachricht ist angekommen, eine Mitarbeiterin oder ein Mitarbeiter meldet sich hier bei Ihnen.",
+        "en": "Sorry, I'm having technical difficulties right now. "
+        "Your message has arrived and a member of our team will get back to you here.",
+    },
+    "still_waiting": {
+        "de": "Ihre Nachricht ist angekommen. Eine Mitarbeiterin oder ein Mitarbeiter meldet sich gleich.",
+        "en": "Your message has arrived. A member of our team will be with you shortly.",
+    },
+}
+
+
+def notice(key: str, language: str | None) -> str:
+    texts = NOTICES[key]
+    return texts.get(language or "de", texts["en"])

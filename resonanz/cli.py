@@ -1,0 +1,200 @@
+"""`resonanz` command line: run, train, db upgrade|seed, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from resonanz.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        sys.exit("Invalid configuration (RESONANZ_* environment variables):\n" + "\n".join(lines))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.engine_process import model_path, train
+
+    settings = _settings()
+    trained = train(settings.models_dir, force=args.force)
+    print(("trained " if trained else "model is up to date: ") + str(model_path(settings.models_dir)))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from resonanz.store.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+async def _seed(settings: Settings) -> bool:
+    from bot.demo_data import seed_demo_data
+    from resonanz.store import Database
+
+    db = Database(settings.database_url)
+    try:
+        return await seed_demo_data(db)
+    finally:
+        await db.dispose()
+
+
+def cmd_db_seed(args: argparse.Namespace) -> int:
+    settings = _settings()
+    inserted = asyncio.run(_seed(settings))
+    print("demo data inserted" if inserted else "demo data already present")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from bot.engine_process import model_path, rasa_executable, training_fingerprint
+    from connectors import registry
+
+    settings = _settings()
+    problems: list[str] = []
+    for name in settings.connectors:
+        try:
+            registry.load(name)
+        except Exception as exc:  # noqa: BLE001 - report every problem, not the first
+            problems.append(f"connector {name!r}: {exc}")
+    if not settings.engine_url:
+        try:
+            rasa_executable()
+        except FileNotFoundError as exc:
+            problems.append(str(exc))
+        model = model_path(settings.models_dir)
+        stamp = settings.models_dir / "fingerprint.txt"
+        if not model.exists():
+            problems.append(f"no trained model at {model} (run `resonanz train`)")
+        elif not stamp.exists() or stamp.read_text().strip() != training_fingerprint():
+            problems.append("the model is older than training_data/, domain.yml or config.yml (run `resonanz train`)")
+    if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.public_url:
+        problems.append("RESONANZ_HOST is not loopback but RESONANZ_PUBLIC_URL is not set")
+    print(f"database:   {settings.database_url.split('@')[-1]}")
+    print(f"engine:     {settings.resolved_engine_url} ({'external' if settings.engine_url else 'local, started by `resonanz run`'})")
+    print(f"connectors: {', '.join(settings.connectors)}")
+    print(f"listen:     http://{settings.host}:{settings.port}")
+    for p in problems:
+        print(f"problem:    {p}", file=sys.stderr)
+    print("configuration OK" if not problems else f"{len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+async def _serve(settings: Settings, *, train_first: bool) -> int:
+    from aiohttp import web
+
+    from bot.engine_process import EngineConfig, EngineProcess
+    from resonanz.app import ENGINE_READY, create_app
+    from resonanz.logs import configure
+
+    configure(settings.log_format, settings.log_level)
+    app = await create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    base = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}:{settings.port}"
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    engine: EngineProcess | None = None
+    supervisor: asyncio.Task[Any] | None = None
+    try:
+        if not settings.engine_url:
+            engine = EngineProcess(
+                EngineConfig(
+                    port=settings.engine_port,
+                    token=settings.engine_token,
+                    action_url=f"http://127.0.0.1:{settings.port}/actions/webhook",
+                    action_token=settings.action_token,
+                    models_dir=settings.models_dir,
+                    var_dir=settings.var_dir,
+                    database_url=settings.database_url,
+                )
+            )
+            await engine.start()
+            supervisor = asyncio.ensure_future(engine.supervise(stop))
+        print(f"Gateway listening on {base} — waiting for the engine to load the model…", flush=True)
+        ready = asyncio.ensure_future(app[ENGINE_READY].wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if app[ENGINE_READY].is_set():
+            print(
+                "\nResonanz is ready.\n"
+                f"  Web chat:       {base}/chat\n"
+                f"  Agent console:  {base}/console  (comes with the handover feature)\n"
+                f"  REST channel:   POST {base}/webhooks/rest/webhook\n"
+                f"  Health:         {base}/healthz  {base}/readyz\n"
+                "Press Ctrl-C to stop.",
+                flush=True,
+            )
+        await stop.wait()
+        ready.cancel()
+        stopping.cancel()
+    finally:
+        print("\nStopping…", flush=True)
+        if supervisor is not None:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await supervisor
+        if engine is not None:
+            await engine.stop()
+        await runner.cleanup()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.engine_process import train
+    from resonanz.store.migrate import upgrade
+
+    settings = _settings()
+    if not settings.engine_url and not args.no_train:
+        train(settings.models_dir)
+    upgrade(settings.database_url)
+    if asyncio.run(_seed(settings)):
+        print("demo data inserted", flush=True)
+    return asyncio.run(_serve(settings, train_first=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="resonanz", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train if needed, migrate, seed, start engine and gateway")
+    p.add_argument("--no-train", action="store_true", help="use the existing model as it is")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("train", help="train the model if training_data/, domain or config changed")
+    p.add_argument("--force", action="store_true", help="train even when nothing changed")
+    p.set_defaults(func=cmd_train)
+
+    db = sub.add_parser("db", help="database schema and demo data")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("upgrade", help="create or migrate the schema").set_defaults(func=cmd_db_upgrade)
+    dbsub.add_parser("seed", help="insert the reference bot's demo data").set_defaults(func=cmd_db_seed)
+
+    sub.add_parser("check-config", help="validate settings, connectors, engine and model").set_defaults(
+        func=cmd_check_config
+    )
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Typed settings, validated once at start-up. Secrets come from the environment only."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESONANZ_", extra="ignore")
+
+    # Where the gateway listens. Loopback by default; a reverse proxy terminates TLS in front.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+
+    database_url: str = Field(
+        default=f"sqlite:///{PROJECT_ROOT / 'var' / 'resonanz.db'}",
+        validation_alias="DATABASE_URL",
+    )
+
+    # The Rasa engine. `engine_url` empty means: the run command starts one locally.
+    engine_url: str | None = None
+    engine_port: int = 5005
+    engine_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+    engine_timeout: float = 10.0
+    # How long a message waits for an engine that is still starting before the apology.
+    engine_startup_wait: float = 120.0
+    # Bound the engine-side tracker: a new engine session after this many turns (outside forms).
+    engine_session_turns: int = 12
+
+    # Token the engine presents when it calls the gateway's action server.
+    action_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    # Enabled channels, by registry name (see connectors/registry.py).
+    connectors: tuple[str, ...] = ("rest", "webchat")
+
+    max_message_chars: int = 4096
+    fallback_intents: tuple[str, ...] = ("nlu_fallback",)
+    fallback_confidence: float = 0.4
+    # Intents the bot must never handle alone (reason recorded with the handover).
+    handover_intents: dict[str, str] = {
+        "request_human": "customer_request",
+        "terminate_contract": "complex_matter",
+        "complaint": "complex_matter",
+        "tariff_advice": "complex_matter",
+    }
+    # N not-understood turns in a row put the conversation in the queue (0 disables it).
+    handover_after_fallbacks: int = 2
+
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    var_dir: Path = PROJECT_ROOT / "var"
+    models_dir: Path = PROJECT_ROOT / "models"
+
+    @field_validator("port", "engine_port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if not 0 <= v < 65536:
+            raise ValueError("must be a TCP port (0-65535)")
+        return v
+
+    @property
+    def resolved_engine_url(self) -> str:
+        return self.engine_url or f"http://127.0.0.1:{self.engine_port}"

@@ -1,0 +1,3 @@
+from resonanz.store.db import Database
+
+__all__ = ["Database"]
