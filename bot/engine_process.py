@@ -120,6 +120,8 @@ class EngineConfig:
     var_dir: Path
     database_url: str | None = None
     log_file: Path | None = None
+    # Rasa's own REST channel, unauthenticated: only for the benchmark's direct comparison.
+    rest_channel: bool = False
 
 
 class EngineProcess:
@@ -144,7 +146,10 @@ class EngineProcess:
             )
         )
         endpoints.chmod(0o600)
-        credentials.write_text(yaml.safe_dump({"bot.rasa_plugin.channel.ResonanzInput": None}))
+        channels: dict[str, object] = {"bot.rasa_plugin.channel.ResonanzInput": None}
+        if self.config.rest_channel:
+            channels["rest"] = None
+        credentials.write_text(yaml.safe_dump(channels))
         return endpoints, credentials
 
     async def start(self) -> None:
@@ -164,7 +169,7 @@ class EngineProcess:
         ]
         env = engine_env()
         env["RESONANZ_ENGINE_TOKEN"] = self.config.token
-        log_file = self.config.log_file or (self.config.var_dir / "log" / f"engine-{self.config.port}.log")
+        log_file = self.log_path
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handle = open(log_file, "ab")  # noqa: SIM115 - lives as long as the child
         self._log_handle = handle
@@ -173,6 +178,32 @@ class EngineProcess:
             start_new_session=True,
         )
         log.info("engine.started", pid=self.proc.pid, port=self.config.port, log=str(log_file))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.config.log_file or (self.config.var_dir / "log" / f"engine-{self.config.port}.log")
+
+    async def wait_ready(self, timeout: float = 240.0) -> None:
+        """Wait until the engine has loaded its model; fail early if the process dies."""
+        import aiohttp
+
+        from bot.engine import RasaEngine
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with aiohttp.ClientSession() as http:
+            probe = RasaEngine(self.url, self.config.token, timeout=5, session=http)
+            while not await probe.is_ready():
+                if not self.running:
+                    tail = self.log_path.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"the engine exited during start-up:\n{tail}")
+                if loop.time() > deadline:
+                    raise TimeoutError(f"the engine was not ready after {timeout}s (log: {self.log_path})")
+                await asyncio.sleep(0.5)  # an external process: nothing to wait on but its answer
 
     @property
     def running(self) -> bool:

@@ -13,7 +13,6 @@ import asyncio
 import os
 import secrets
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from resonanz.settings import PROJECT_ROOT, Settings
+from resonanz.settings import Settings
 from resonanz.store import Database
 
 PG_ADMIN_URL = os.environ.get("RESONANZ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -36,17 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.2
-) -> None:
-    """Wait for an external process to reach a state it cannot signal (poll with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 # --- databases ---------------------------------------------------------------------------------
@@ -127,7 +115,6 @@ class EngineHandle:
 
 
 async def start_engine(tmp_dir: Path, *, action_port: int | None = None) -> EngineHandle:
-    from bot.engine import RasaEngine
     from bot.engine_process import EngineConfig, EngineProcess, train
 
     settings = Settings()
@@ -145,18 +132,12 @@ async def start_engine(tmp_dir: Path, *, action_port: int | None = None) -> Engi
         )
     )
     await proc.start()
-    url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession() as http:
-        probe = RasaEngine(url, token, timeout=5, session=http)
-
-        async def ready() -> bool:
-            if not proc.running:
-                log = (tmp_dir / "log" / f"engine-{port}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the engine exited during start-up:\n{log}")
-            return await probe.is_ready()
-
-        await wait_until(ready, 240, "the Rasa engine to load its model", interval=0.5)
-    return EngineHandle(url, token, action_port, action_token, proc)
+    try:
+        await proc.wait_ready()
+    except BaseException:
+        await proc.stop()
+        raise
+    return EngineHandle(proc.url, token, action_port, action_token, proc)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

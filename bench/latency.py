@@ -1,0 +1,240 @@
+"""Latency: the gateway's REST channel against the bare Rasa engine, in the same run.
+
+One real engine (with Rasa's own REST channel switched on for the direct path) and one gateway
+(SQLite, the embedded default) are started. The same scripted conversations — short ones, and one
+of 200 turns with some not-understood messages — are sent once through the gateway and once
+straight to Rasa's REST webhook, interleaved so that machine noise hits both alike.
+
+Prints p50/p95/p99 for both paths, the gateway/direct ratio, and late turns against early turns of
+the long conversation; writes everything as JSON (default `bench/results/latency.json`).
+
+    .venv/bin/python bench/latency.py [--short 12] [--long-turns 200] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.demo_data import DEMO_ACCOUNTS, seed_demo_data  # noqa: E402
+from bot.engine_process import EngineConfig, EngineProcess, train  # noqa: E402
+from resonanz.app import ENGINE_READY, create_app  # noqa: E402
+from resonanz.logs import configure  # noqa: E402
+from resonanz.settings import Settings  # noqa: E402
+from resonanz.store import Database  # noqa: E402
+from resonanz.store.migrate import upgrade  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(pct(values, 50), 2),
+        "p95_ms": round(pct(values, 95), 2),
+        "p99_ms": round(pct(values, 99), 2),
+        "mean_ms": round(statistics.fmean(values), 2) if values else float("nan"),
+    }
+
+
+class ReadingCounter:
+    """Meter readings must only go up: hand out plausible new values per account."""
+
+    def __init__(self) -> None:
+        self.next = {a.customer_number: a.last_reading for a in DEMO_ACCOUNTS}
+
+    def take(self, number: str) -> int:
+        self.next[number] += 3
+        return self.next[number]
+
+
+def short_scripts(n: int, readings: ReadingCounter) -> list[list[str]]:
+    scripts: list[list[str]] = []
+    for i in range(n):
+        acc = DEMO_ACCOUNTS[i % len(DEMO_ACCOUNTS)]
+        kind = i % 4
+        if kind == 0:
+            scripts.append(["Hallo", "Ich möchte meinen Zählerstand melden", acc.customer_number,
+                            str(readings.take(acc.customer_number)), "Danke, tschüss"])
+        elif kind == 1:
+            scripts.append(["Hi", "I want to submit my meter reading",
+                            f"customer number {acc.customer_number}, reading {readings.take(acc.customer_number)}",
+                            "thanks, bye"])
+        elif kind == 2:
+            scripts.append(["Gibt es eine Störung in 10115?", "Wann haben Sie geöffnet?", "Danke"])
+        else:
+            scripts.append(["Is there a power outage?", "20095", "How can I contact you?", "bye"])
+    return scripts
+
+
+def long_script(turns: int) -> list[str]:
+    cycle = [
+        "Hallo",
+        "Wann haben Sie geöffnet?",
+        "Wie kann ich Sie erreichen?",
+        "Gibt es eine Störung in 80331?",
+        "Warum ist meine Rechnung so hoch?",
+        "Welche Zahlungsarten gibt es?",
+        "Danke",
+        "blorf snakiwu trrr",  # not understood (never two in a row, so no handover)
+        "Wann kommt meine Rechnung?",
+        "Wie sind Ihre Öffnungszeiten?",
+    ]
+    return [cycle[i % len(cycle)] for i in range(turns)]
+
+
+async def timed_post(http: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    async with http.post(url, json=payload) as resp:
+        body = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"{url} answered {resp.status}: {body}")
+    return (time.perf_counter() - t0) * 1000, body
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    configure("console", "WARNING")
+    base = Settings()
+    await asyncio.to_thread(train, base.models_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="resonanz-bench-"))
+    db_url = f"sqlite:///{tmp / 'bench.db'}"
+    await asyncio.to_thread(upgrade, db_url)
+    db = Database(db_url)
+    await seed_demo_data(db)
+
+    gw_port, engine_port = free_port(), free_port()
+    token, action_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    engine = EngineProcess(EngineConfig(
+        port=engine_port, token=token, action_url=f"http://127.0.0.1:{gw_port}/actions/webhook",
+        action_token=action_token, models_dir=base.models_dir, var_dir=tmp, rest_channel=True,
+    ))
+    settings = Settings(
+        port=gw_port, DATABASE_URL=db_url, engine_url=engine.url, engine_token=token,
+        action_token=action_token, engine_timeout=30.0,
+    )
+    app = await create_app(settings, db=db)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", gw_port).start()
+    await engine.start()
+    try:
+        print("waiting for the engine…", file=sys.stderr, flush=True)
+        await engine.wait_ready()
+        await asyncio.wait_for(app[ENGINE_READY].wait(), 60)
+        gateway_url = f"http://127.0.0.1:{gw_port}/webhooks/rest/webhook"
+        direct_url = f"{engine.url}/webhooks/rest/webhook"
+        readings = ReadingCounter()
+        results: dict[str, dict[str, list[float]]] = {
+            "gateway": {"short": [], "long": []}, "direct": {"short": [], "long": []},
+        }
+        states: list[str] = []
+        run_id = secrets.token_hex(3)
+        async with aiohttp.ClientSession() as http:
+            # Warm-up (first calls load lazy parts of both stacks); not measured.
+            for path, url in (("gateway", gateway_url), ("direct", direct_url)):
+                for text in ("Hallo", "Wann haben Sie geöffnet?"):
+                    await timed_post(http, url, {"sender": f"warm-{path}-{run_id}", "message": text})
+            print(f"{args.short} short conversations…", file=sys.stderr, flush=True)
+            for i, script in enumerate(short_scripts(args.short, readings)):
+                # Alternate which path goes first, so drift over time hits both equally.
+                order = [("gateway", gateway_url), ("direct", direct_url)]
+                if i % 2:
+                    order.reverse()
+                for path, url in order:
+                    sender = f"short-{path}-{run_id}-{i}"
+                    for text in script:
+                        ms, body = await timed_post(http, url, {"sender": sender, "message": text})
+                        results[path]["short"].append(ms)
+                        if path == "gateway":
+                            states.append(body["state"])
+            print(f"one conversation of {args.long_turns} turns on each path…", file=sys.stderr, flush=True)
+            g_sender, d_sender = f"long-gw-{run_id}", f"long-direct-{run_id}"
+            for text in long_script(args.long_turns):
+                ms, body = await timed_post(http, gateway_url, {"sender": g_sender, "message": text})
+                results["gateway"]["long"].append(ms)
+                states.append(body["state"])
+                ms, _ = await timed_post(http, direct_url, {"sender": d_sender, "message": text})
+                results["direct"]["long"].append(ms)
+    finally:
+        await runner.cleanup()
+        await engine.stop()
+        await db.dispose()
+
+    report: dict[str, Any] = {"machine_note": "same run, same engine, sequential requests", "paths": {}}
+    window = max(1, min(20, args.long_turns // 10))
+    for path, r in results.items():
+        long = r["long"]
+        early, late = long[:window], long[-window:]
+        report["paths"][path] = {
+            "all": summary(r["short"] + long),
+            "short": summary(r["short"]),
+            "long": summary(long),
+            f"long_first_{window}": summary(early),
+            f"long_last_{window}": summary(late),
+            "late_over_early_p50": round(pct(late, 50) / pct(early, 50), 3),
+            "late_over_early_p99": round(pct(late, 99) / pct(early, 99), 3),
+        }
+    g, d = report["paths"]["gateway"]["all"], report["paths"]["direct"]["all"]
+    report["gateway_over_direct"] = {
+        "p50": round(g["p50_ms"] / d["p50_ms"], 3),
+        "p95": round(g["p95_ms"] / d["p95_ms"], 3),
+        "p99": round(g["p99_ms"] / d["p99_ms"], 3),
+    }
+    report["gateway_states_seen"] = sorted(set(states))
+    report["params"] = {"short_conversations": args.short, "long_turns": args.long_turns,
+                        "engine_session_turns": settings.engine_session_turns}
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", type=int, default=12, help="number of short conversations")
+    parser.add_argument("--long-turns", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    w = f"{max(1, min(20, args.long_turns // 10))}"
+    print(f"\n{'path':8} {'p50':>8} {'p95':>8} {'p99':>8}   long: first {w} p50/p99 → last {w} p50/p99")
+    for path, r in report["paths"].items():
+        a, e, l = r["all"], r[f"long_first_{w}"], r[f"long_last_{w}"]
+        print(f"{path:8} {a['p50_ms']:8.1f} {a['p95_ms']:8.1f} {a['p99_ms']:8.1f}   "
+              f"{e['p50_ms']:.1f}/{e['p99_ms']:.1f} → {l['p50_ms']:.1f}/{l['p99_ms']:.1f} ms "
+              f"(×{r['late_over_early_p50']} p50, ×{r['late_over_early_p99']} p99)")
+    ratio = report["gateway_over_direct"]
+    print(f"gateway/direct: p50 ×{ratio['p50']}  p95 ×{ratio['p95']}  p99 ×{ratio['p99']}")
+    print(f"gateway states seen: {report['gateway_states_seen']}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,422 @@
+"""The reference bot's custom actions ("Stadtwerke", an energy utility).
+
+Every reply is a named response from domain.yml (German and English variations chosen by the
+`language` slot); values are formatted here for the customer's language and passed as kwargs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+
+from bot.actions.api import ActionContext, action, form_validator
+from resonanz.store.models import Account, InstalmentChange, MeterReading, Outage, utcnow
+
+CUSTOMER_NUMBER_RE = re.compile(r"4\d{7}")
+POSTCODE_RE = re.compile(r"\d{5}")
+MAX_READING = 999_999
+# A reading may exceed the last one by at most this factor of the pro-rata yearly consumption
+# (plus a fixed margin): anything above is almost certainly a typo or the wrong meter.
+PLAUSIBLE_FACTOR = 3.0
+PLAUSIBLE_MARGIN_KWH = 250
+
+try:
+    LOCAL_TZ: Any = ZoneInfo("Europe/Berlin")
+except ZoneInfoNotFoundError:  # pragma: no cover - systems without tzdata
+    from datetime import UTC as LOCAL_TZ
+
+
+# --- formatting ---------------------------------------------------------------------------------
+
+
+def fmt_kwh(value: int, language: str) -> str:
+    text = f"{value:,}"
+    return (text.replace(",", ".") if language == "de" else text) + " kWh"
+
+
+def fmt_eur(value: float, language: str) -> str:
+    if language == "de":
+        return f"{value:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") + " €"
+    return f"€{value:,.2f}"
+
+
+def fmt_date(value: datetime, language: str) -> str:
+    local = value.astimezone(LOCAL_TZ)
+    return local.strftime("%d.%m.%Y") if language == "de" else local.strftime("%d %B %Y")
+
+
+def fmt_datetime(value: datetime, language: str) -> str:
+    local = value.astimezone(LOCAL_TZ)
+    if language == "de":
+        return local.strftime("%d.%m.%Y, %H:%M Uhr")
+    return local.strftime("%d %B %Y, %H:%M")
+
+
+# --- parsing and rules (pure) ---------------------------------------------------------------------
+
+
+def parse_reading(value: Any) -> int | None:
+    """A meter reading in kWh: "12345", "12.345" (German thousands), "12345,6", "12345 kWh"."""
+    text = re.sub(r"(?i)\s*kwh\s*$", "", str(value).strip()).replace(" ", "")
+    if re.fullmatch(r"\d{1,3}(\.\d{3})+", text):
+        text = text.replace(".", "")
+    text = text.replace(",", ".")
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(number) or number < 0 or number > MAX_READING:
+        return None
+    return int(number)
+
+
+def parse_amount(value: Any) -> float | None:
+    """A euro amount: "85", "85,50", "85.50", "85 €", "EUR 85"."""
+    text = re.sub(r"(?i)(€|eur(o|os)?)", "", str(value)).strip().replace(" ", "")
+    if not re.fullmatch(r"\d{1,5}([.,]\d{1,2})?", text):
+        return None
+    return round(float(text.replace(",", ".")), 2)
+
+
+def max_plausible_reading(account: Account, now: datetime) -> int:
+    days = max((now - account.last_reading_at).total_seconds() / 86400, 0.0)
+    expected = account.yearly_consumption * days / 365
+    return account.last_reading + math.ceil(PLAUSIBLE_FACTOR * expected + PLAUSIBLE_MARGIN_KWH)
+
+
+def reading_problem(account: Account, reading: int, now: datetime) -> str | None:
+    """None if plausible, else "too_low" or "too_high"."""
+    if reading < account.last_reading:
+        return "too_low"
+    if reading > max_plausible_reading(account, now):
+        return "too_high"
+    return None
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+
+
+async def load_account(ctx: ActionContext, customer_number: Any) -> Account | None:
+    if not customer_number:
+        return None
+    async with ctx.db.session() as s:
+        return await s.get(Account, str(customer_number))
+
+
+async def check_customer_number(value: Any, ctx: ActionContext) -> str | None:
+    number = re.sub(r"\s", "", str(value))
+    if not CUSTOMER_NUMBER_RE.fullmatch(number):
+        ctx.utter("utter_customer_number_invalid")
+        return None
+    account = await load_account(ctx, number)
+    if account is None:
+        ctx.utter("utter_customer_number_unknown", customer_number=number)
+        return None
+    ctx.set_slot("customer_name", account.name)
+    return number
+
+
+def explain_reading_problem(ctx: ActionContext, account: Account, reading: int, problem: str) -> None:
+    lang = ctx.language
+    if problem == "too_low":
+        ctx.utter(
+            "utter_meter_reading_too_low",
+            reading=fmt_kwh(reading, lang),
+            last_reading=fmt_kwh(account.last_reading, lang),
+            last_date=fmt_date(account.last_reading_at, lang),
+        )
+    else:
+        ctx.utter(
+            "utter_meter_reading_too_high",
+            reading=fmt_kwh(reading, lang),
+            last_reading=fmt_kwh(account.last_reading, lang),
+            last_date=fmt_date(account.last_reading_at, lang),
+            yearly=fmt_kwh(account.yearly_consumption, lang),
+        )
+
+
+def explain_bounds(ctx: ActionContext, account: Account, amount: float) -> None:
+    lang = ctx.language
+    ctx.utter(
+        "utter_instalment_out_of_bounds",
+        amount=fmt_eur(amount, lang),
+        min=fmt_eur(account.instalment_min, lang),
+        max=fmt_eur(account.instalment_max, lang),
+    )
+
+
+# --- greeting -------------------------------------------------------------------------------------
+
+
+@action("action_greet")
+async def greet(ctx: ActionContext) -> None:
+    name = ctx.get_slot("customer_name")
+    if name:
+        ctx.utter("utter_greet_name", name=name)
+    else:
+        ctx.utter("utter_greet")
+
+
+# --- meter reading ----------------------------------------------------------------------------------
+
+meter_form = form_validator("meter_reading_form")
+
+
+@meter_form.slot("customer_number")
+async def meter_customer_number(value: Any, ctx: ActionContext) -> str | None:
+    number = await check_customer_number(value, ctx)
+    pending = ctx.tracker.slots_to_validate()
+    # A reading given before the customer number is checked now that the account is known.
+    if number and "meter_reading" not in pending and ctx.get_slot("meter_reading") is not None:
+        account = await load_account(ctx, number)
+        reading = parse_reading(ctx.get_slot("meter_reading"))
+        if account is not None and reading is not None:
+            problem = reading_problem(account, reading, utcnow())
+            if problem:
+                explain_reading_problem(ctx, account, reading, problem)
+                ctx.set_slot("meter_reading", None)
+    return number
+
+
+@meter_form.slot("meter_reading")
+async def meter_reading(value: Any, ctx: ActionContext) -> int | None:
+    reading = parse_reading(value)
+    if reading is None:
+        ctx.utter("utter_meter_reading_invalid")
+        return None
+    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    if account is not None:
+        problem = reading_problem(account, reading, utcnow())
+        if problem:
+            explain_reading_problem(ctx, account, reading, problem)
+            return None
+    return reading
+
+
+@meter_form.slot("meter_reading_confirmed")
+async def meter_confirmed(value: Any, ctx: ActionContext) -> bool | None:
+    # "No, it is 12346": a corrected reading is confirmed again instead of cancelling.
+    if value is False and ctx.get_slot("meter_reading") is not None and (
+        "meter_reading" in ctx.tracker.slots_to_validate()
+    ):
+        return None
+    return bool(value)
+
+
+@action("action_ask_meter_reading_confirmed")
+async def ask_meter_confirmed(ctx: ActionContext) -> None:
+    lang = ctx.language
+    ctx.utter(
+        "utter_ask_meter_reading_confirmed",
+        customer_number=ctx.get_slot("customer_number"),
+        customer_name=ctx.get_slot("customer_name") or "",
+        reading=fmt_kwh(int(ctx.get_slot("meter_reading")), lang),
+    )
+
+
+@action("action_submit_meter_reading")
+async def submit_meter_reading(ctx: ActionContext) -> None:
+    number = ctx.get_slot("customer_number")
+    reading = ctx.get_slot("meter_reading")
+    confirmed = ctx.get_slot("meter_reading_confirmed") is True
+    ctx.set_slot("meter_reading", None)
+    ctx.set_slot("meter_reading_confirmed", None)
+    if not confirmed or number is None or reading is None:
+        ctx.utter("utter_meter_reading_cancelled")
+        return
+    reading = int(reading)
+    async with ctx.db.session() as s:
+        account = await s.get(Account, str(number), with_for_update=True)
+        if account is None:
+            ctx.utter("utter_customer_number_unknown", customer_number=number)
+            return
+        problem = reading_problem(account, reading, utcnow())
+        if problem:  # e.g. a reading stored in the meantime
+            explain_reading_problem(ctx, account, reading, problem)
+            return
+        now = utcnow()
+        s.add(
+            MeterReading(
+                customer_number=account.customer_number,
+                value=reading,
+                conversation_id=ctx.tracker.conversation_id,
+                submitted_at=now,
+            )
+        )
+        account.last_reading = reading
+        account.last_reading_at = now
+    ctx.utter("utter_meter_reading_saved", reading=fmt_kwh(reading, ctx.language), customer_number=number)
+
+
+# --- power outage --------------------------------------------------------------------------------
+
+outage_form = form_validator("outage_form")
+
+
+@outage_form.slot("postcode")
+async def outage_postcode(value: Any, ctx: ActionContext) -> str | None:
+    postcode = re.sub(r"\s", "", str(value))
+    if not POSTCODE_RE.fullmatch(postcode):
+        ctx.utter("utter_postcode_invalid")
+        return None
+    async with ctx.db.session() as s:
+        rows = (
+            await s.scalars(
+                select(Outage)
+                .where(Outage.postcode == postcode, Outage.kind == "power",
+                       Outage.status.in_(("known", "reported")))
+                .order_by(Outage.started_at.desc())
+            )
+        ).all()
+    known = next((o for o in rows if o.status == "known"), None)
+    if known is not None:
+        lang = ctx.language
+        description = known.description_de if lang == "de" else known.description_en
+        if known.expected_end is not None:
+            ctx.utter("utter_outage_known", postcode=postcode, description=description,
+                      expected_end=fmt_datetime(known.expected_end, lang))
+        else:
+            ctx.utter("utter_outage_known_no_end", postcode=postcode, description=description)
+        ctx.set_slot("outage_report", "known")
+    elif rows:
+        ctx.utter("utter_outage_already_reported", postcode=postcode)
+        ctx.set_slot("outage_report", "known")
+    else:
+        ctx.utter("utter_no_outage_known", postcode=postcode)
+    return postcode
+
+
+@outage_form.slot("outage_report")
+async def outage_report(value: Any, ctx: ActionContext) -> Any:
+    return value if value == "known" else bool(value)
+
+
+@action("action_finish_outage")
+async def finish_outage(ctx: ActionContext) -> None:
+    postcode = ctx.get_slot("postcode")
+    report = ctx.get_slot("outage_report")
+    ctx.set_slot("postcode", None)
+    ctx.set_slot("outage_report", None)
+    if report is True and postcode:
+        async with ctx.db.session() as s:
+            s.add(
+                Outage(
+                    postcode=str(postcode),
+                    kind="power",
+                    status="reported",
+                    description_de="Vom Kunden gemeldeter Stromausfall (Chat).",
+                    description_en="Power outage reported by a customer (chat).",
+                    reported_by_conversation=ctx.tracker.conversation_id,
+                )
+            )
+        ctx.utter("utter_outage_reported", postcode=postcode)
+    elif report is False:
+        ctx.utter("utter_outage_not_reported")
+    else:
+        ctx.utter("utter_anything_else")
+
+
+# --- monthly instalment ---------------------------------------------------------------------------
+
+instalment_form = form_validator("instalment_form")
+
+
+@instalment_form.slot("customer_number")
+async def instalment_customer_number(value: Any, ctx: ActionContext) -> str | None:
+    number = await check_customer_number(value, ctx)
+    pending = ctx.tracker.slots_to_validate()
+    if number and "instalment_amount" not in pending and ctx.get_slot("instalment_amount") is not None:
+        account = await load_account(ctx, number)
+        amount = parse_amount(ctx.get_slot("instalment_amount"))
+        if account is not None and amount is not None and not (
+            account.instalment_min <= amount <= account.instalment_max
+        ):
+            explain_bounds(ctx, account, amount)
+            ctx.set_slot("instalment_amount", None)
+    return number
+
+
+@instalment_form.slot("instalment_amount")
+async def instalment_amount(value: Any, ctx: ActionContext) -> float | None:
+    amount = parse_amount(value)
+    if amount is None:
+        ctx.utter("utter_instalment_invalid")
+        return None
+    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    if account is not None and not (account.instalment_min <= amount <= account.instalment_max):
+        explain_bounds(ctx, account, amount)
+        return None
+    return amount
+
+
+@instalment_form.slot("instalment_confirmed")
+async def instalment_confirmed(value: Any, ctx: ActionContext) -> bool | None:
+    if value is False and ctx.get_slot("instalment_amount") is not None and (
+        "instalment_amount" in ctx.tracker.slots_to_validate()
+    ):
+        return None
+    return bool(value)
+
+
+@action("action_ask_instalment_amount")
+async def ask_instalment_amount(ctx: ActionContext) -> None:
+    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    if account is None:
+        ctx.utter("utter_ask_instalment_amount")
+        return
+    lang = ctx.language
+    ctx.utter(
+        "utter_ask_instalment_amount_bounds",
+        current=fmt_eur(account.monthly_instalment, lang),
+        min=fmt_eur(account.instalment_min, lang),
+        max=fmt_eur(account.instalment_max, lang),
+    )
+
+
+@action("action_ask_instalment_confirmed")
+async def ask_instalment_confirmed(ctx: ActionContext) -> None:
+    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    lang = ctx.language
+    old = account.monthly_instalment if account is not None else 0.0
+    ctx.utter(
+        "utter_ask_instalment_confirmed",
+        customer_number=ctx.get_slot("customer_number"),
+        old=fmt_eur(old, lang),
+        new=fmt_eur(float(ctx.get_slot("instalment_amount")), lang),
+    )
+
+
+@action("action_submit_instalment")
+async def submit_instalment(ctx: ActionContext) -> None:
+    number = ctx.get_slot("customer_number")
+    amount = ctx.get_slot("instalment_amount")
+    confirmed = ctx.get_slot("instalment_confirmed") is True
+    ctx.set_slot("instalment_amount", None)
+    ctx.set_slot("instalment_confirmed", None)
+    if not confirmed or number is None or amount is None:
+        ctx.utter("utter_instalment_unchanged")
+        return
+    amount = float(amount)
+    async with ctx.db.session() as s:
+        account = await s.get(Account, str(number), with_for_update=True)
+        if account is None:
+            ctx.utter("utter_customer_number_unknown", customer_number=number)
+            return
+        if not (account.instalment_min <= amount <= account.instalment_max):
+            explain_bounds(ctx, account, amount)
+            return
+        s.add(
+            InstalmentChange(
+                customer_number=account.customer_number,
+                old_amount=account.monthly_instalment,
+                new_amount=amount,
+                conversation_id=ctx.tracker.conversation_id,
+            )
+        )
+        account.monthly_instalment = amount
+    ctx.utter("utter_instalment_changed", amount=fmt_eur(amount, ctx.language))
