@@ -129,9 +129,9 @@ class Dispatcher:
         if lock is None:
             lock = self._locks[conversation_id] = asyncio.Lock()
         async with lock:
-            replies, state = await self._process_locked(conversation_id, message_pk)
-        for reply in replies:
-            await self.deliver(conversation_id, reply)
+            replies, state, address = await self._process_locked(conversation_id, message_pk)
+            if replies:
+                await self._send_all(address, replies)
         return DispatchResult(
             conversation_id=conversation_id, state=state, replies=tuple(replies), message_id=public_id
         )
@@ -297,17 +297,18 @@ class Dispatcher:
 
     async def _process_locked(
         self, conversation_id: str, message_pk: int
-    ) -> tuple[list[OutboundMessage], str]:
+    ) -> tuple[list[OutboundMessage], str, ChannelAddress]:
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
             msg = await s.get(Message, message_pk)
             assert conv is not None and msg is not None
+            address = ChannelAddress.from_dict(conv.address)
             if msg.status != "received":
-                return [], conv.state  # already processed (recovery raced a live request)
+                return [], conv.state, address  # already processed (recovery raced a live request)
             if not bot_may_answer(conv.state):
                 msg.status = "processed"
                 msg.processed_at = utcnow()
-                return [], conv.state
+                return [], conv.state, address
             text = msg.text
             language = detect_language(text, conv.language)
             if self.settings.engine_session_turns and conv.engine_turns >= self.settings.engine_session_turns and conv.active_loop is None:
@@ -382,7 +383,8 @@ class Dispatcher:
             stored = self._add_outbound(s, conv, replies)
             await s.flush()
             state = conv.state
-            return [self._with_id(r, m) for r, m in zip(replies, stored, strict=True)], state
+            address = ChannelAddress.from_dict(conv.address)
+            return [self._with_id(r, m) for r, m in zip(replies, stored, strict=True)], state, address
 
     def _absorb_turn(
         self, conv: Conversation, customer: Customer, turn: EngineTurn, session_key: tuple[int, int]
@@ -445,21 +447,30 @@ class Dispatcher:
             conv = await s.get(Conversation, conversation_id)
             assert conv is not None
             address = ChannelAddress.from_dict(conv.address)
+        await self._send_all(address, [message])
+
+    async def _send_all(self, address: ChannelAddress, messages: list[OutboundMessage]) -> None:
+        """Send in order, then record every outcome in one transaction."""
         connector = self._connector(address.channel)
-        status, error = "sent", None
-        if connector is None:
-            status, error = "failed", f"channel {address.channel!r} is not enabled"
-        else:
-            try:
-                await connector.send(address, message)
-            except DeliveryError as exc:
-                status, error = ("failed" if exc.permanent else "pending"), str(exc)
-                log.warning("outbound.failed", conversation=conversation_id, permanent=exc.permanent)
+        outcomes: dict[str, tuple[str, str | None]] = {}
+        for message in messages:
+            status, error = "sent", None
+            if connector is None:
+                status, error = "failed", f"channel {address.channel!r} is not enabled"
+            else:
+                try:
+                    await connector.send(address, message)
+                except DeliveryError as exc:
+                    status, error = ("failed" if exc.permanent else "pending"), str(exc)
+                    log.warning("outbound.failed", channel=address.channel, permanent=exc.permanent)
+            if message.message_id is not None:
+                outcomes[message.message_id] = (status, error)
+        if not outcomes:
+            return
         async with self.db.session() as s:
-            row = await s.scalar(select(Message).where(Message.public_id == message.message_id))
-            if row is not None:
-                row.status = status
-                row.error = error
+            rows = (await s.scalars(select(Message).where(Message.public_id.in_(outcomes)))).all()
+            for row in rows:
+                row.status, row.error = outcomes[row.public_id]
                 row.attempts += 1
 
     async def _deliver_pk(self, conversation_id: str, pk: int) -> None:

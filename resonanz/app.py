@@ -54,10 +54,14 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     ctx = ConnectorContext(
         on_message=dispatcher.handle, history=dispatcher.history, settings=settings, http=http
     )
-    for name in settings.connectors:
-        connector = registry.load(name)(ctx)
-        connectors[name] = connector
-        app.router.add_routes(connector.routes())
+    try:
+        for name in settings.connectors:
+            connector = registry.load(name)(ctx)
+            connectors[name] = connector
+            app.router.add_routes(connector.routes())
+    except BaseException:
+        await http.close()
+        raise
     app.router.add_routes(ActionServer(app[DB], settings.action_token).routes())
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
 

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     connectors: tuple[str, ...] = ("rest", "webchat")
 
     max_message_chars: int = 4096
-    fallback_intents: tuple[str, ...] = ("nlu_fallback",)
+    fallback_intents: tuple[str, ...] = ("nlu_fallback", "out_of_scope")
     fallback_confidence: float = 0.4
     # Intents the bot must never handle alone (reason recorded with the handover).
     handover_intents: dict[str, str] = {

@@ -171,17 +171,18 @@ class LiveGateway:
 
 
 def gateway_settings(engine: EngineHandle, db_url: str, port: int, **overrides: object) -> Settings:
-    return Settings(
-        host="127.0.0.1",
-        port=port,
-        DATABASE_URL=db_url,
-        engine_url=engine.url,
-        engine_token=engine.token,
-        action_token=engine.action_token,
-        engine_timeout=20.0,
-        engine_startup_wait=60.0,
-        **overrides,
-    )
+    values: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "DATABASE_URL": db_url,
+        "engine_url": engine.url,
+        "engine_token": engine.token,
+        "action_token": engine.action_token,
+        "engine_timeout": 20.0,
+        "engine_startup_wait": 60.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
 async def start_gateway(

@@ -32,6 +32,7 @@ async def client(database: Database) -> AsyncIterator[TestClient]:
         engine_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
         engine_startup_wait=0,
         engine_timeout=1,
+        connectors=("rest",),
     )
     app = await create_app(settings, db=database)
     async with TestClient(TestServer(app)) as c:

@@ -198,35 +198,14 @@ async def meter_reading(value: Any, ctx: ActionContext) -> int | None:
     return reading
 
 
-@meter_form.slot("meter_reading_confirmed")
-async def meter_confirmed(value: Any, ctx: ActionContext) -> bool | None:
-    # "No, it is 12346": a corrected reading is confirmed again instead of cancelling.
-    if value is False and ctx.get_slot("meter_reading") is not None and (
-        "meter_reading" in ctx.tracker.slots_to_validate()
-    ):
-        return None
-    return bool(value)
-
-
-@action("action_ask_meter_reading_confirmed")
-async def ask_meter_confirmed(ctx: ActionContext) -> None:
-    lang = ctx.language
-    ctx.utter(
-        "utter_ask_meter_reading_confirmed",
-        customer_number=ctx.get_slot("customer_number"),
-        customer_name=ctx.get_slot("customer_name") or "",
-        reading=fmt_kwh(int(ctx.get_slot("meter_reading")), lang),
-    )
-
-
 @action("action_submit_meter_reading")
 async def submit_meter_reading(ctx: ActionContext) -> None:
+    """Runs when the form is complete: both values were validated, so the reading is stored and
+    confirmed back to the customer with the values."""
     number = ctx.get_slot("customer_number")
     reading = ctx.get_slot("meter_reading")
-    confirmed = ctx.get_slot("meter_reading_confirmed") is True
     ctx.set_slot("meter_reading", None)
-    ctx.set_slot("meter_reading_confirmed", None)
-    if not confirmed or number is None or reading is None:
+    if number is None or reading is None:
         ctx.utter("utter_meter_reading_cancelled")
         return
     reading = int(reading)
@@ -235,11 +214,11 @@ async def submit_meter_reading(ctx: ActionContext) -> None:
         if account is None:
             ctx.utter("utter_customer_number_unknown", customer_number=number)
             return
-        problem = reading_problem(account, reading, utcnow())
-        if problem:  # e.g. a reading stored in the meantime
+        now = utcnow()
+        problem = reading_problem(account, reading, now)
+        if problem:  # e.g. another reading was stored in the meantime
             explain_reading_problem(ctx, account, reading, problem)
             return
-        now = utcnow()
         s.add(
             MeterReading(
                 customer_number=account.customer_number,
@@ -250,7 +229,14 @@ async def submit_meter_reading(ctx: ActionContext) -> None:
         )
         account.last_reading = reading
         account.last_reading_at = now
-    ctx.utter("utter_meter_reading_saved", reading=fmt_kwh(reading, ctx.language), customer_number=number)
+        name = account.name
+    ctx.set_slot("customer_name", name)
+    ctx.utter(
+        "utter_meter_reading_saved",
+        reading=fmt_kwh(reading, ctx.language),
+        customer_number=number,
+        customer_name=name,
+    )
 
 
 # --- power outage --------------------------------------------------------------------------------
@@ -384,7 +370,7 @@ async def ask_instalment_confirmed(ctx: ActionContext) -> None:
     lang = ctx.language
     old = account.monthly_instalment if account is not None else 0.0
     ctx.utter(
-        "utter_ask_instalment_confirmed",
+        "utter_confirm_instalment",
         customer_number=ctx.get_slot("customer_number"),
         old=fmt_eur(old, lang),
         new=fmt_eur(float(ctx.get_slot("instalment_amount")), lang),
@@ -420,3 +406,19 @@ async def submit_instalment(ctx: ActionContext) -> None:
         )
         account.monthly_instalment = amount
     ctx.utter("utter_instalment_changed", amount=fmt_eur(amount, ctx.language))
+
+
+# --- leaving a form early (handover, "stop") -------------------------------------------------------
+
+FORM_SLOTS = (
+    "meter_reading", "postcode", "outage_report",
+    "instalment_amount", "instalment_confirmed", "requested_slot",
+)
+
+
+@action("action_reset_forms")
+async def reset_forms(ctx: ActionContext) -> None:
+    """Forget half-filled form values (the customer number and name stay)."""
+    for name in FORM_SLOTS:
+        if ctx.get_slot(name) is not None:
+            ctx.set_slot(name, None)
