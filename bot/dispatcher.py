@@ -45,6 +45,16 @@ log = structlog.get_logger(__name__)
 CARRIED_SLOTS = ("customer_number", "customer_name")
 
 
+def engine_sender(conversation_id: str, session: int) -> str:
+    """The engine-side sender id of one bounded engine session of a conversation."""
+    return f"{conversation_id}-{session}"
+
+
+def should_start_engine_session(turns: int, limit: int, active_loop: str | None) -> bool:
+    """A new engine session after `limit` turns, but never in the middle of a form."""
+    return limit > 0 and turns >= limit and active_loop is None
+
+
 @dataclass(frozen=True)
 class DispatchResult:
     conversation_id: str
@@ -130,7 +140,8 @@ class Dispatcher:
             lock = self._locks[conversation_id] = asyncio.Lock()
         async with lock:
             replies, state, address = await self._process_locked(conversation_id, message_pk)
-            if replies:
+            connector = self._connector(address.channel)
+            if replies and not (connector is not None and connector.pull):
                 await self._send_all(address, replies)
         return DispatchResult(
             conversation_id=conversation_id, state=state, replies=tuple(replies), message_id=public_id
@@ -239,14 +250,27 @@ class Dispatcher:
         raise AssertionError("unreachable")
 
     async def _resolve(self, s: Any, inbound: InboundMessage) -> tuple[Customer, Conversation]:
-        identity = await s.scalar(
-            select(ChannelIdentity).where(
-                ChannelIdentity.channel == inbound.channel,
-                ChannelIdentity.external_id == inbound.sender_id,
-            )
-        )
         address = inbound.address.to_dict()
-        if identity is None:
+        # One round trip: the identity, its customer and the customer's open conversation.
+        row = (
+            await s.execute(
+                select(ChannelIdentity, Customer, Conversation)
+                .join(Customer, Customer.id == ChannelIdentity.customer_id)
+                .outerjoin(
+                    Conversation,
+                    (Conversation.customer_id == Customer.id)
+                    & (Conversation.state != State.CLOSED.value),
+                )
+                .where(
+                    ChannelIdentity.channel == inbound.channel,
+                    ChannelIdentity.external_id == inbound.sender_id,
+                )
+                .order_by(Conversation.created_at.desc())
+                .limit(1)
+            )
+        ).first()
+        conv: Conversation | None = None
+        if row is None:
             customer = Customer(name=inbound.display_name, language=inbound.language_hint)
             s.add(customer)
             await s.flush()
@@ -260,15 +284,9 @@ class Dispatcher:
             )
             await s.flush()
         else:
-            customer = await s.get(Customer, identity.customer_id)
+            identity, customer, conv = row
             if identity.address != address:
                 identity.address = address
-        conv = await s.scalar(
-            select(Conversation)
-            .where(Conversation.customer_id == customer.id, Conversation.state != State.CLOSED.value)
-            .order_by(Conversation.created_at.desc())
-            .limit(1)
-        )
         if conv is None:
             conv = Conversation(
                 customer_id=customer.id,
@@ -299,9 +317,13 @@ class Dispatcher:
         self, conversation_id: str, message_pk: int
     ) -> tuple[list[OutboundMessage], str, ChannelAddress]:
         async with self.db.session() as s:
-            conv = await s.get(Conversation, conversation_id)
-            msg = await s.get(Message, message_pk)
-            assert conv is not None and msg is not None
+            conv, msg = (
+                await s.execute(
+                    select(Conversation, Message)
+                    .join(Message, Message.conversation_id == Conversation.id)
+                    .where(Message.id == message_pk)
+                )
+            ).one()
             address = ChannelAddress.from_dict(conv.address)
             if msg.status != "received":
                 return [], conv.state, address  # already processed (recovery raced a live request)
@@ -311,10 +333,12 @@ class Dispatcher:
                 return [], conv.state, address
             text = msg.text
             language = detect_language(text, conv.language)
-            if self.settings.engine_session_turns and conv.engine_turns >= self.settings.engine_session_turns and conv.active_loop is None:
+            if should_start_engine_session(
+                conv.engine_turns, self.settings.engine_session_turns, conv.active_loop
+            ):
                 conv.engine_session += 1
                 conv.engine_turns = 0
-            sender = f"{conv.id}-{conv.engine_session}"
+            sender = engine_sender(conv.id, conv.engine_session)
             set_slots = {"language": language}
             set_slots.update({k: v for k, v in (conv.slots or {}).items() if k in CARRIED_SLOTS and v is not None})
             session_key = (conv.engine_session, conv.engine_turns)
@@ -326,6 +350,7 @@ class Dispatcher:
                 await asyncio.wait_for(self.engine_ready.wait(), self.settings.engine_startup_wait)
             except TimeoutError:
                 failure = "engine_not_ready"
+                log.warning("engine.not_ready", conversation=conversation_id)
         if failure is None:
             try:
                 turn = await self.engine.turn(
@@ -336,10 +361,15 @@ class Dispatcher:
                 log.warning("engine.failed", conversation=conversation_id, reason=exc.reason)
 
         async with self.db.session() as s:
-            conv = await s.get(Conversation, conversation_id, with_for_update=True)
-            msg = await s.get(Message, message_pk)
-            customer = await s.get(Customer, conv.customer_id)
-            assert conv is not None and msg is not None and customer is not None
+            conv, msg, customer = (
+                await s.execute(
+                    select(Conversation, Message, Customer)
+                    .join(Message, Message.conversation_id == Conversation.id)
+                    .join(Customer, Customer.id == Conversation.customer_id)
+                    .where(Message.id == message_pk)
+                    .with_for_update(of=Conversation)
+                )
+            ).one()
             conv.language = language
             customer.language = language
             replies: list[OutboundMessage] = []
@@ -351,6 +381,7 @@ class Dispatcher:
                         s, conv, State.QUEUED, reason="engine_unavailable", actor="system",
                         data={"detail": failure},
                     )
+                    log.info("handover.queued", conversation=conv.id, reason="engine_unavailable")
             else:
                 self._absorb_turn(conv, customer, turn, session_key)
                 msg.parse_data = turn.parse_summary
@@ -380,7 +411,10 @@ class Dispatcher:
                     )
             msg.status = "processed"
             msg.processed_at = utcnow()
-            stored = self._add_outbound(s, conv, replies)
+            connector = self._connector(conv.address.get("channel", conv.channel))
+            # A pull channel (REST) delivers by returning the replies: they are sent once stored.
+            initial = "sent" if connector is not None and connector.pull else "pending"
+            stored = self._add_outbound(s, conv, replies, initial)
             await s.flush()
             state = conv.state
             address = ChannelAddress.from_dict(conv.address)
@@ -409,7 +443,9 @@ class Dispatcher:
         else:
             conv.consecutive_fallbacks = 0
 
-    def _add_outbound(self, s: Any, conv: Conversation, replies: list[OutboundMessage]) -> list[Message]:
+    def _add_outbound(
+        self, s: Any, conv: Conversation, replies: list[OutboundMessage], status: str = "pending"
+    ) -> list[Message]:
         rows = []
         for r in replies:
             m = Message(
@@ -421,7 +457,8 @@ class Dispatcher:
                 text=r.text,
                 buttons=[b.to_dict() for b in r.buttons],
                 attachments=[a.to_dict() for a in r.attachments],
-                status="pending",
+                status=status,
+                attempts=1 if status == "sent" else 0,
                 created_at=utcnow(),
             )
             s.add(m)

@@ -127,6 +127,9 @@ class Connector(abc.ABC):
     """A channel. Small on purpose: routes in, `send` out, start-up and shut-down."""
 
     name: ClassVar[str]
+    # True for channels whose replies are fetched (returned in the webhook's response) rather
+    # than pushed: their outbound messages count as sent once stored.
+    pull: ClassVar[bool] = False
 
     def __init__(self, ctx: ConnectorContext) -> None:
         self.ctx = ctx

@@ -39,6 +39,7 @@ def _message_json(m: OutboundMessage, *, with_meta: bool) -> dict[str, Any]:
 
 class RestConnector(Connector):
     name = "rest"
+    pull = True
 
     def __init__(self, ctx: ConnectorContext) -> None:
         super().__init__(ctx)

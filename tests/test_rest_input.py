@@ -139,3 +139,22 @@ async def test_any_json_object_gets_200_or_a_precise_4xx(client: TestClient, bod
 async def test_arbitrary_bytes_never_cause_a_server_error(client: TestClient, raw: bytes) -> None:
     resp = await client.post(URL, data=raw, headers={"Content-Type": "application/json"})
     assert resp.status in (200, 400, 413)
+
+
+async def test_health_endpoints_report_what_is_wrong(client: TestClient) -> None:
+    resp = await client.get("/healthz")
+    assert resp.status == 200 and await resp.json() == {"status": "ok"}
+    resp = await client.get("/readyz")
+    assert resp.status == 503  # the database answers, the engine does not
+    assert await resp.json() == {"status": "not ready", "database": True, "engine": False}
+
+
+async def test_logs_never_contain_message_text(client: TestClient) -> None:
+    from structlog.testing import capture_logs
+
+    secret = "Mein Passwort ist Hasenbrot-4711"
+    with capture_logs() as logs:
+        resp = await client.post(URL, json={"sender": "leak", "message": secret})
+        assert resp.status == 200
+    assert logs, "the turn should have logged something (engine failure, handover)"
+    assert all(secret not in repr(event) for event in logs)

@@ -1,0 +1,97 @@
+"""The command line as a user types it: `resonanz run` starts engine and gateway, prints the
+URLs, serves, and stops both on Ctrl-C; `check-config` names problems."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import EngineHandle, free_port
+
+RESONANZ = str(Path(sys.executable).parent / "resonanz")
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
+        RESONANZ_VAR_DIR=str(tmp_path / "var"),
+        RESONANZ_PORT=str(free_port()),
+        RESONANZ_ENGINE_PORT=str(free_port()),
+    )
+    env.update(extra)
+    return env
+
+
+async def _read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
+    seen: list[str] = []
+
+    async def read() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError("process ended before printing " + repr(marker) + ":\n" + "".join(seen))
+            seen.append(line)
+            if marker in line:
+                return "".join(seen)
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+@pytest.mark.engine
+async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path, engine_server: EngineHandle) -> None:
+    # engine_server guarantees a trained model; `run --no-train` starts its own engine.
+    env = _env(tmp_path)
+    port, engine_port = env["RESONANZ_PORT"], env["RESONANZ_ENGINE_PORT"]
+    proc = await asyncio.create_subprocess_exec(
+        RESONANZ, "run", "--no-train", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        out = await _read_until(proc.stdout, "Press Ctrl-C to stop", 240)
+        assert f"http://127.0.0.1:{port}/chat" in out
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(base + "/readyz") as r:
+                assert r.status == 200 and (await r.json())["engine"] is True
+            async with http.post(base + "/webhooks/rest/webhook", json={"sender": "cli", "message": "Wann haben Sie geöffnet?"}) as r:
+                body = await r.json()
+                assert body["state"] == "bot" and body["messages"]
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        # Both are gone: nothing listens on either port any more.
+        for p in (port, engine_port):
+            with pytest.raises(OSError):
+                _r, w = await asyncio.open_connection("127.0.0.1", int(p))
+                w.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_check_config_reports_problems_by_name(tmp_path: Path) -> None:
+    env = _env(tmp_path, RESONANZ_CONNECTORS=json.dumps(["rest", "pigeon"]), RESONANZ_HOST="0.0.0.0")
+    proc = await asyncio.create_subprocess_exec(
+        RESONANZ, "check-config", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "connector 'pigeon': unknown connector" in err.decode()
+    assert "RESONANZ_PUBLIC_URL is not set" in err.decode()
+
+
+async def test_invalid_setting_is_named(tmp_path: Path) -> None:
+    env = _env(tmp_path, RESONANZ_PORT="seventy")
+    proc = await asyncio.create_subprocess_exec(
+        RESONANZ, "check-config", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "port" in err.decode() and "Invalid configuration" in err.decode()
