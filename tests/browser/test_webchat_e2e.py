@@ -1,0 +1,87 @@
+"""The web chat in a real browser against the real gateway and the real trained engine."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import Page, expect
+from sqlalchemy import select
+
+from bot.demo_data import demo_account
+from resonanz.store.models import MeterReading
+from tests.conftest import LiveGateway
+
+pytestmark = [pytest.mark.engine, pytest.mark.browser]
+
+BOT = '[data-testid="resonanz-message"][data-author="bot"]'
+SYSTEM = '[data-testid="resonanz-message"][data-author="system"]'
+CUSTOMER = '[data-testid="resonanz-message"][data-author="customer"]'
+
+
+async def say(page: Page, text: str, expect_bot_total: int | None = None) -> None:
+    await page.get_by_test_id("resonanz-input").fill(text)
+    await page.get_by_test_id("resonanz-send").click()
+    if expect_bot_total is not None:
+        await expect(page.locator(BOT)).to_have_count(expect_bot_total, timeout=30_000)
+
+
+async def stored_readings(gw: LiveGateway, number: str) -> list[int]:
+    async with gw.db.session() as s:
+        return list((await s.scalars(select(MeterReading.value).where(MeterReading.customer_number == number))).all())
+
+
+async def test_meter_reading_in_german_survives_a_reload(live_gateway: LiveGateway, page: Page) -> None:
+    acc = demo_account("40056789")
+    await page.goto(live_gateway.url + "/chat")
+    await expect(page.get_by_test_id("resonanz-status")).to_have_text("", timeout=15_000)
+    await say(page, "Ich möchte meinen Zählerstand melden", 1)
+    await expect(page.locator(BOT).last).to_contain_text("Kundennummer")
+    await say(page, acc.customer_number, 2)
+    await expect(page.locator(BOT).last).to_contain_text("Zählerstand")
+    new = acc.last_reading + 120
+    await say(page, str(new), 3)
+    await expect(page.locator(BOT).last).to_contain_text("gespeichert")
+    assert await stored_readings(live_gateway, acc.customer_number) == [new]
+
+    await page.reload()  # same session from localStorage: the history comes back
+    await expect(page.locator(CUSTOMER)).to_have_count(3, timeout=15_000)
+    await expect(page.locator(BOT)).to_have_count(3)
+    await expect(page.locator(CUSTOMER).first).to_have_text("Sie" + "Ich möchte meinen Zählerstand melden")
+
+
+async def test_meter_reading_in_english_with_an_implausible_value(live_gateway: LiveGateway, page: Page) -> None:
+    acc = demo_account("40034567")
+    await page.goto(live_gateway.url + "/chat")
+    await say(page, "Hello, I want to submit my meter reading", 1)
+    await expect(page.locator(BOT).last).to_contain_text("customer number")
+    await say(page, f"customer number {acc.customer_number}, reading {acc.last_reading - 10}")
+    # Rejected with the reason (and asked again).
+    await expect(page.locator(BOT, has_text="lower than your last reading")).to_have_count(1, timeout=30_000)
+    assert await stored_readings(live_gateway, acc.customer_number) == []
+    count = await page.locator(BOT).count()
+    await say(page, str(acc.last_reading + 40), count + 1)
+    await expect(page.locator(BOT).last).to_contain_text("saved")
+    assert await stored_readings(live_gateway, acc.customer_number) == [acc.last_reading + 40]
+
+
+async def test_bot_challenge_button_reaches_a_person(live_gateway: LiveGateway, page: Page) -> None:
+    await page.goto(live_gateway.url + "/chat")
+    await say(page, "Bist du ein Bot?", 1)
+    buttons = page.locator(BOT).last.get_by_test_id("resonanz-button")
+    await expect(buttons).to_have_count(2)
+    await buttons.first.click()  # "talk to a person"
+    await expect(page.locator(SYSTEM)).to_have_count(1, timeout=30_000)
+    await expect(page.locator(SYSTEM)).to_contain_text("Mitarbeiter")
+    await expect(page.get_by_test_id("resonanz-widget")).to_have_attribute("data-state", "queued")
+
+
+async def test_customer_text_is_shown_as_text_never_html(live_gateway: LiveGateway, page: Page) -> None:
+    payload = '<img src=x onerror="alert(1)"><script>alert(2)</script><b>fett</b>'
+    await page.goto(live_gateway.url + "/chat")
+    await say(page, payload, 1)
+    await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text(payload)
+    assert await page.locator(".rz-log img").count() == 0
+    assert await page.locator(".rz-log b").count() == 0
+    await page.reload()  # and again when it comes back from the server's history
+    await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text(payload, timeout=15_000)
+    assert await page.locator(".rz-log img, .rz-log script, .rz-log b").count() == 0
+    assert page.dialogs == []  # type: ignore[attr-defined]
