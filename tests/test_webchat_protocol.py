@@ -1,0 +1,119 @@
+"""The web chat's WebSocket protocol: hello/history, acks, de-duplication, several tabs, and
+precise error frames for bad input. The gateway here has no engine, so every message takes the
+"engine unavailable" path (an apology from the system) — enough to test the channel itself."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from resonanz.app import create_app
+from resonanz.settings import Settings
+from resonanz.store import Database
+from tests.conftest import free_port
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(database: Database) -> AsyncIterator[TestClient]:
+    settings = Settings(
+        DATABASE_URL=database.url,
+        engine_url=f"http://127.0.0.1:{free_port()}",
+        engine_startup_wait=0,
+        connectors=("webchat",),
+    )
+    app = await create_app(settings, db=database)
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+def new_session() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def hello(ws: aiohttp.ClientWebSocketResponse, session: str) -> dict:
+    await ws.send_json({"type": "hello", "session_id": session, "language": "de"})
+    return await ws.receive_json(timeout=10)
+
+
+async def test_history_is_empty_for_a_new_session(client: TestClient) -> None:
+    async with client.ws_connect("/webchat/ws") as ws:
+        assert await hello(ws, new_session()) == {"type": "history", "conversation_id": None, "state": None, "messages": []}
+
+
+async def test_message_is_acknowledged_and_replies_reach_every_tab(client: TestClient) -> None:
+    session = new_session()
+    async with client.ws_connect("/webchat/ws") as tab1, client.ws_connect("/webchat/ws") as tab2:
+        await hello(tab1, session)
+        await hello(tab2, session)
+        await tab1.send_json({"type": "message", "text": "Hallo", "client_id": "c-1"})
+        frames1 = [await tab1.receive_json(timeout=10), await tab1.receive_json(timeout=10)]
+        reply2 = await tab2.receive_json(timeout=10)
+    reply1 = next(f for f in frames1 if f["type"] == "message")
+    ack = next(f for f in frames1 if f["type"] == "ack")
+    assert ack["client_id"] == "c-1" and ack["state"] == "queued" and ack["duplicate"] is False
+    assert reply1["author"] == "system" and "Entschuldigung" in reply1["text"]
+    assert reply2 == reply1  # the second tab got the same message
+
+
+async def test_resend_with_the_same_client_id_is_stored_once_and_history_reloads(client: TestClient) -> None:
+    session = new_session()
+    async with client.ws_connect("/webchat/ws") as ws:
+        await hello(ws, session)
+        await ws.send_json({"type": "message", "text": "Hallo", "client_id": "same"})
+        await ws.receive_json(timeout=10)
+        await ws.receive_json(timeout=10)
+        await ws.send_json({"type": "message", "text": "Hallo", "client_id": "same"})
+        ack = await ws.receive_json(timeout=10)
+        assert ack["type"] == "ack" and ack["duplicate"] is True
+    async with client.ws_connect("/webchat/ws") as ws:  # a page reload
+        history = await hello(ws, session)
+    assert [(m["direction"], m["author"]) for m in history["messages"]] == [("in", "customer"), ("out", "system")]
+    assert history["messages"][0]["text"] == "Hallo" and history["state"] == "queued"
+
+
+async def test_bad_frames_get_precise_errors_and_the_socket_stays_open(client: TestClient) -> None:
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.send_json({"type": "message", "text": "hi"})
+        assert (await ws.receive_json(timeout=10))["error"] == "say hello with a session_id before sending messages"
+        await ws.send_str("{nope")
+        assert (await ws.receive_json(timeout=10))["error"] == "frame is not valid JSON"
+        await ws.send_bytes(b"\x00\x01")
+        assert (await ws.receive_json(timeout=10))["error"] == "binary frames are not supported"
+        await hello(ws, new_session())
+        cases = [
+            ({"type": "shout"}, "unknown frame type 'shout'"),
+            ({"type": "message", "text": "  "}, "field 'text' is missing or empty"),
+            ({"type": "message", "text": 5}, "field 'text' is missing or empty"),
+            ({"type": "message", "text": "x" * 4097}, "field 'text' is longer than 4096 characters"),
+            ({"type": "message", "text": "hi", "client_id": "c" * 65}, "field 'client_id' must be a string of 1-64 characters"),
+            ({"type": "message", "text": "hi", "display": 3}, "field 'display' must be a string"),
+        ]
+        for frame, error in cases:
+            await ws.send_json(frame)
+            got = await ws.receive_json(timeout=10)
+            assert got["type"] == "error" and got["error"] == error
+        assert not ws.closed
+
+
+async def test_bad_session_id_is_refused(client: TestClient) -> None:
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.send_json({"type": "hello", "session_id": "short"})
+        err = await ws.receive_json(timeout=10)
+        assert err["type"] == "error" and "session_id" in err["error"]
+        closing = await ws.receive(timeout=10)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+        assert ws.close_code == 4400
+
+
+async def test_page_and_widget_are_served_with_a_strict_policy(client: TestClient) -> None:
+    resp = await client.get("/chat")
+    assert resp.status == 200
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert '<script src="/webchat/widget.js"' in await resp.text()
+    js = await client.get("/webchat/widget.js")
+    assert js.status == 200 and "javascript" in js.headers["Content-Type"]
+    assert "innerHTML" not in await js.text()  # customer text is only ever set as text
