@@ -137,6 +137,8 @@ class RasaEngine:
                 body = await resp.json()
         except (TimeoutError, asyncio.TimeoutError) as exc:
             raise EngineError("engine_timeout") from exc
+        except aiohttp.ContentTypeError as exc:  # answered, but not with JSON
+            raise EngineError("engine_error", "malformed response") from exc
         except aiohttp.ClientError as exc:
             raise EngineError("engine_unreachable", type(exc).__name__) from exc
         except ValueError as exc:  # not JSON
