@@ -86,7 +86,10 @@ def train(models_dir: Path, *, force: bool = False, root: Path = PROJECT_ROOT) -
         "--fixed-model-name", MODEL_NAME,
     ]
     print(f"Training the model (inputs changed) -> {model_path(models_dir)}", file=sys.stderr, flush=True)
-    subprocess.run(cmd, cwd=root, env=engine_env(), check=True)
+    env = engine_env()
+    if not sys.stderr.isatty():
+        env.setdefault("TQDM_DISABLE", "1")  # progress bars only for people, not for CI logs
+    subprocess.run(cmd, cwd=root, env=env, check=True)
     stamp.write_text(fingerprint + "\n")
     return True
 

@@ -92,7 +92,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
-async def _serve(settings: Settings, *, train_first: bool) -> int:
+async def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from bot.engine_process import EngineConfig, EngineProcess
@@ -168,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     if asyncio.run(_seed(settings)):
         print("demo data inserted", flush=True)
-    return asyncio.run(_serve(settings, train_first=False))
+    return asyncio.run(_serve(settings))
 
 
 def main(argv: list[str] | None = None) -> int:
