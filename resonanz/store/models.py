@@ -199,3 +199,90 @@ class Outage(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expected_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reported_by_conversation: Mapped[str | None] = mapped_column(String(32))
+
+
+# --- Human handover (agents, queues, handovers) ------------------------------------------------
+
+
+class Agent(Base):
+    """A person who takes conversations in the console. `role` is "agent" or "admin"."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="agent")
+    status: Mapped[str] = mapped_column(String(16), default="offline")  # online | away | offline
+    capacity: Mapped[int] = mapped_column(Integer, default=3)
+    skills: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    languages: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # SHA-256 of a bearer token for the agent API (the token itself is shown once).
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AgentSession(Base):
+    """A console login. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "agent_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Queue(Base):
+    """Where waiting handovers line up: one per skill and language. Business hours are
+    {"timezone": "Europe/Berlin", "days": {"mon": [["08:00", "18:00"]], ...}}; empty = always open."""
+
+    __tablename__ = "queues"
+    __table_args__ = (UniqueConstraint("skill", "language", name="uq_queue_skill_language"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    skill: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    business_hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Handover(Base):
+    """One hand-over of a conversation to people, with the context the agent sees.
+
+    status: waiting -> offered -> assigned -> closed | returned; waiting|offered -> cancelled
+    (customer went back to the bot) | abandoned.
+    """
+
+    __tablename__ = "handovers"
+    __table_args__ = (Index("ix_handovers_status_queue", "status", "queue_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    queue_id: Mapped[str | None] = mapped_column(ForeignKey("queues.id"))
+    reason: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    sentiment: Mapped[float | None] = mapped_column(Numeric(6, 3, asdecimal=False))
+    offered_agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"))
+    offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Agents whose offer ran out or who were skipped; the next offer goes to someone else.
+    declined_by: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"), index=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    transfer_note: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(String(64))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_position_told: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
