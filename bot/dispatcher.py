@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from connectors.base import (
 )
 from handover import triggers
 from handover.notices import notice
+from handover.routing import is_cancel_request
 from handover.service import transition
 from handover.state import State, bot_may_answer
 from resonanz.settings import Settings
@@ -122,6 +123,8 @@ class Dispatcher:
         self.engine_ready = engine_ready
         self._connectors = connectors
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # The help desk (handover.desk.Desk) is attached by the app factory; it needs `emit`.
+        self.desk: Any = None
 
     # --- entry -------------------------------------------------------------------------------
 
@@ -138,11 +141,14 @@ class Dispatcher:
         lock = self._locks.get(conversation_id)
         if lock is None:
             lock = self._locks[conversation_id] = asyncio.Lock()
+        after: list[Callable[[], Awaitable[None]]] = []
         async with lock:
-            replies, state, address = await self._process_locked(conversation_id, message_pk)
+            replies, state, address = await self._process_locked(conversation_id, message_pk, after)
             connector = self._connector(address.channel)
             if replies and not (connector is not None and connector.pull):
                 await self._send_all(address, replies)
+            for follow_up in after:
+                await follow_up()
         return DispatchResult(
             conversation_id=conversation_id, state=state, replies=tuple(replies), message_id=public_id
         )
@@ -287,6 +293,8 @@ class Dispatcher:
             identity, customer, conv = row
             if identity.address != address:
                 identity.address = address
+        if conv is None and row is not None and self.desk is not None:
+            conv = await self._surveyed_conversation(s, customer.id, inbound.text)
         if conv is None:
             conv = Conversation(
                 customer_id=customer.id,
@@ -311,10 +319,24 @@ class Dispatcher:
             conv.address = address
         return customer, conv
 
+    async def _surveyed_conversation(self, s: Any, customer_id: str, text: str) -> Conversation | None:
+        """A rating answering the survey of a just-closed conversation belongs to that one."""
+        from handover.desk import parse_rating
+
+        if parse_rating(text) is None:
+            return None
+        latest = await s.scalar(
+            select(Conversation).where(Conversation.customer_id == customer_id)
+            .order_by(Conversation.created_at.desc()).limit(1)
+        )
+        if latest is None or latest.state != State.CLOSED.value:
+            return None
+        return latest if await self.desk.awaits_rating(s, latest.id) else None
+
     # --- processing --------------------------------------------------------------------------
 
     async def _process_locked(
-        self, conversation_id: str, message_pk: int
+        self, conversation_id: str, message_pk: int, after: list[Callable[[], Awaitable[None]]]
     ) -> tuple[list[OutboundMessage], str, ChannelAddress]:
         async with self.db.session() as s:
             conv, msg = (
@@ -327,12 +349,15 @@ class Dispatcher:
             address = ChannelAddress.from_dict(conv.address)
             if msg.status != "received":
                 return [], conv.state, address  # already processed (recovery raced a live request)
-            if not bot_may_answer(conv.state):
-                msg.status = "processed"
-                msg.processed_at = utcnow()
-                return [], conv.state, address
             text = msg.text
             language = detect_language(text, conv.language)
+            handled = await self._without_engine(s, conv, msg, language, after)
+            if handled is not None:
+                msg.status = "processed"
+                msg.processed_at = utcnow()
+                stored = self._add_outbound(s, conv, handled, self._initial_status(conv))
+                await s.flush()
+                return [self._with_id(r, m) for r, m in zip(handled, stored, strict=True)], conv.state, address
             if should_start_engine_session(
                 conv.engine_turns, self.settings.engine_session_turns, conv.active_loop
             ):
@@ -377,11 +402,10 @@ class Dispatcher:
                 msg.parse_data = {"error": failure}
                 replies.append(OutboundMessage(text=notice("engine_unavailable", language), author="system"))
                 if bot_may_answer(conv.state):
-                    await transition(
-                        s, conv, State.QUEUED, reason="engine_unavailable", actor="system",
-                        data={"detail": failure},
+                    await self._open_handover(
+                        s, conv, after, reason="engine_unavailable", trigger=f"engine:{failure}",
+                        intent=None, actor="system", data={"detail": failure},
                     )
-                    log.info("handover.queued", conversation=conv.id, reason="engine_unavailable")
             else:
                 self._absorb_turn(conv, customer, turn, session_key)
                 msg.parse_data = turn.parse_summary
@@ -397,13 +421,11 @@ class Dispatcher:
                     log.info("bot.reply_dropped", conversation=conv.id, state=conv.state)
                 elif decision is not None:
                     replies.append(OutboundMessage(text=notice("handover", language), author="system"))
-                    await transition(
-                        s, conv, State.QUEUED, reason=decision.reason, actor="bot",
-                        data={"trigger": decision.trigger, "intent": turn.intent,
-                              "confidence": turn.confidence},
+                    await self._open_handover(
+                        s, conv, after, reason=decision.reason, trigger=decision.trigger,
+                        intent=turn.intent, actor="bot",
+                        data={"trigger": decision.trigger, "intent": turn.intent, "confidence": turn.confidence},
                     )
-                    log.info("handover.queued", conversation=conv.id, reason=decision.reason,
-                             trigger=decision.trigger)
                 else:
                     replies.extend(
                         OutboundMessage(text=r.text, author="bot", buttons=r.buttons, attachments=r.attachments)
@@ -411,14 +433,59 @@ class Dispatcher:
                     )
             msg.status = "processed"
             msg.processed_at = utcnow()
-            connector = self._connector(conv.address.get("channel", conv.channel))
-            # A pull channel (REST) delivers by returning the replies: they are sent once stored.
-            initial = "sent" if connector is not None and connector.pull else "pending"
-            stored = self._add_outbound(s, conv, replies, initial)
+            stored = self._add_outbound(s, conv, replies, self._initial_status(conv))
             await s.flush()
             state = conv.state
             address = ChannelAddress.from_dict(conv.address)
             return [self._with_id(r, m) for r, m in zip(replies, stored, strict=True)], state, address
+
+    def _initial_status(self, conv: Conversation) -> str:
+        """A pull channel (REST) delivers by returning the replies: sent once stored."""
+        connector = self._connector(conv.address.get("channel", conv.channel))
+        return "sent" if connector is not None and connector.pull else "pending"
+
+    async def _open_handover(
+        self, s: Any, conv: Conversation, after: list[Callable[[], Awaitable[None]]], *,
+        reason: str, trigger: str, intent: str | None, actor: str, data: dict[str, Any],
+    ) -> None:
+        if self.desk is None:
+            await transition(s, conv, State.QUEUED, reason=reason, actor=actor, data=data)
+        else:
+            handover = await self.desk.open_in(
+                s, conv, reason=reason, trigger=trigger, intent=intent, actor=actor, data=data
+            )
+            handover_id = handover.id
+            after.append(lambda: self.desk.after_open(handover_id))
+        log.info("handover.queued", conversation=conv.id, reason=reason, trigger=trigger)
+
+    async def _without_engine(
+        self, s: Any, conv: Conversation, msg: Message, language: str,
+        after: list[Callable[[], Awaitable[None]]],
+    ) -> list[OutboundMessage] | None:
+        """Turns the gateway answers itself: people own the conversation, a satisfaction
+        rating, a waiting customer going back to the bot. None: the engine's turn."""
+        text = msg.text
+        if self.desk is not None:
+            from handover.desk import cancelled_notice, parse_rating, rating_thanks
+
+            rating = parse_rating(text)
+            if rating is not None and await self.desk.rate_in(s, conv, rating):
+                return [OutboundMessage(text=rating_thanks(language), author="system")]
+            if conv.state == State.QUEUED.value and is_cancel_request(text):
+                if await self.desk.cancel_in(s, conv) is not None:
+                    conv.language = language
+                    return [OutboundMessage(text=cancelled_notice(language), author="system")]
+            if not bot_may_answer(conv.state):
+                from handover.desk import message_json
+
+                payload = message_json(msg)
+                conversation_id = conv.id
+                after.append(lambda: self.desk.customer_wrote(conversation_id, payload))
+        if conv.state == State.CLOSED.value:
+            return []  # a late message to a closed conversation: kept, nothing to answer
+        if not bot_may_answer(conv.state):
+            return []
+        return None
 
     def _absorb_turn(
         self, conv: Conversation, customer: Customer, turn: EngineTurn, session_key: tuple[int, int]
@@ -477,6 +544,28 @@ class Dispatcher:
     def _connector(self, channel: str) -> Connector | None:
         connectors = self._connectors() if callable(self._connectors) else self._connectors
         return connectors.get(channel)
+
+    async def emit(self, conversation_id: str, messages: list[OutboundMessage]) -> list[OutboundMessage]:
+        """Store outbound messages of a conversation (system or agent), then send them."""
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            assert conv is not None
+            initial = self._initial_status(conv)
+            rows = self._add_outbound(s, conv, messages, initial)
+            await s.flush()
+            stored = [self._with_id(r, m) for r, m in zip(messages, rows, strict=True)]
+            address = ChannelAddress.from_dict(conv.address)
+            payloads = None
+            if self.desk is not None:
+                from handover.desk import message_json
+
+                payloads = [message_json(m) for m in rows]
+        if initial == "pending":
+            await self._send_all(address, stored)
+        if payloads is not None:
+            for p in payloads:
+                await self.desk.conversation_message(conversation_id, p)
+        return stored
 
     async def deliver(self, conversation_id: str, message: OutboundMessage) -> None:
         """Send one stored outbound message through the conversation's current channel."""

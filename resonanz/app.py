@@ -15,6 +15,11 @@ from bot.dispatcher import Dispatcher
 from bot.engine import RasaEngine
 from connectors import registry
 from connectors.base import Connector, ConnectorContext
+from handover.api import DESK, AgentApi
+from handover.auth import LIMITER, LoginRateLimiter, auth_routes
+from handover.console import console_routes
+from handover.desk import Desk
+from handover.hub import Hub
 from resonanz.settings import Settings
 from resonanz.store import Database
 
@@ -27,6 +32,7 @@ ENGINE_READY = web.AppKey("engine_ready", asyncio.Event)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONNECTORS = web.AppKey("connectors", dict)
 BACKGROUND = web.AppKey("background", set)
+HUB = web.AppKey("hub", Hub)
 
 
 async def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
@@ -51,6 +57,10 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         connectors=connectors,
     )
     app[DISPATCHER] = dispatcher
+    app[HUB] = hub = Hub()
+    app[LIMITER] = LoginRateLimiter()
+    app[DESK] = desk = Desk(db=app[DB], settings=settings, hub=hub, emit=dispatcher.emit)
+    dispatcher.desk = desk
     ctx = ConnectorContext(
         on_message=dispatcher.handle, history=dispatcher.history, settings=settings, http=http
     )
@@ -63,14 +73,19 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         await http.close()
         raise
     app.router.add_routes(ActionServer(app[DB], settings.action_token).routes())
+    app.router.add_routes(auth_routes())
+    app.router.add_routes(AgentApi(settings.var_dir / "media").routes())
+    app.router.add_routes(console_routes())
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         for c in connectors.values():
             await c.startup()
+        await desk.recover()
         watcher = _spawn(app, _watch_engine(app))
         yield
         watcher.cancel()
+        await desk.shutdown()
         for task in list(app[BACKGROUND]):
             task.cancel()
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)

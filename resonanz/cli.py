@@ -58,6 +58,58 @@ def cmd_db_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _password(env_name: str) -> str:
+    import getpass
+    import os
+
+    password = os.environ.get(env_name)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        sys.exit(f"set {env_name} or run this in a terminal to type the password")
+    first = getpass.getpass("Password (at least 10 characters): ")
+    if getpass.getpass("Again: ") != first:
+        sys.exit("the passwords differ")
+    return first
+
+
+async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
+    from handover.auth import create_agent, issue_api_token
+    from resonanz.store import Database
+    from resonanz.store.models import Agent
+
+    db = Database(settings.database_url)
+    try:
+        if args.agent_command == "create":
+            try:
+                agent = await create_agent(
+                    db, email=args.email, password=_password("RESONANZ_AGENT_PASSWORD"),
+                    display_name=args.name, role="admin" if args.admin else "agent",
+                    skills=tuple(args.skills.split(",")), languages=tuple(args.languages.split(",")),
+                    capacity=args.capacity,
+                )
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(f"created {agent.role} {agent.email}")
+        else:
+            from sqlalchemy import select
+
+            async with db.session() as s:
+                agent = await s.scalar(select(Agent).where(Agent.email == args.email.lower()))
+            if agent is None:
+                print(f"error: no agent with e-mail {args.email}", file=sys.stderr)
+                return 1
+            print(await issue_api_token(db, agent.id))
+        return 0
+    finally:
+        await db.dispose()
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    return asyncio.run(_agent_command(_settings(), args))
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from bot.engine_process import model_path, rasa_executable, training_fingerprint
     from connectors import registry
@@ -187,6 +239,21 @@ def main(argv: list[str] | None = None) -> int:
     dbsub = db.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser("upgrade", help="create or migrate the schema").set_defaults(func=cmd_db_upgrade)
     dbsub.add_parser("seed", help="insert the reference bot's demo data").set_defaults(func=cmd_db_seed)
+
+    agent = sub.add_parser("agent", help="console users")
+    agentsub = agent.add_subparsers(dest="agent_command", required=True)
+    p = agentsub.add_parser("create", help="create an agent; --admin for the first administrator "
+                            "(password from RESONANZ_AGENT_PASSWORD or typed)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--admin", action="store_true")
+    p.add_argument("--skills", default="general")
+    p.add_argument("--languages", default="de,en")
+    p.add_argument("--capacity", type=int, default=3)
+    p.set_defaults(func=cmd_agent)
+    p = agentsub.add_parser("token", help="issue a bearer token for the agent API (replaces the old one)")
+    p.add_argument("--email", required=True)
+    p.set_defaults(func=cmd_agent)
 
     sub.add_parser("check-config", help="validate settings, connectors, engine and model").set_defaults(
         func=cmd_check_config

@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     }
     # N not-understood turns in a row put the conversation in the queue (0 disables it).
     handover_after_fallbacks: int = 2
+    # Which skill a handover needs, by reason or intent (anything else: "general").
+    handover_skills: dict[str, str] = {
+        "terminate_contract": "contracts",
+        "tariff_advice": "sales",
+        "complaint": "complaints",
+    }
+    # Seconds an agent has to accept an offered conversation before it goes to the next agent.
+    offer_timeout: float = 60.0
+    # Ask for satisfaction (1-5) when an agent closes a conversation.
+    satisfaction_survey: bool = True
 
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"

@@ -84,8 +84,11 @@ async def test_dead_engine_apologises_queues_and_keeps_the_message(client: TestC
     assert len(body["messages"]) == 1 and "Entschuldigung" in body["messages"][0]["text"]
     async with database.session() as s:
         msgs = (await s.scalars(select(Message).order_by(Message.id))).all()
-    assert [(m.direction, m.author, m.status) for m in msgs] == [("in", "customer", "processed"), ("out", "system", "sent")]
+    # The apology, then where the customer stands in the queue for a person.
+    assert [(m.direction, m.author, m.status) for m in msgs] == [
+        ("in", "customer", "processed"), ("out", "system", "sent"), ("out", "system", "sent")]
     assert msgs[0].text == "Ich möchte meinen Zählerstand melden"
+    assert "Position 1" in msgs[2].text
 
 
 async def test_messages_endpoint_lists_outbound_with_author_and_timestamp(client: TestClient) -> None:
@@ -94,9 +97,10 @@ async def test_messages_endpoint_lists_outbound_with_author_and_timestamp(client
     assert resp.status == 200
     body = await resp.json()
     assert body["state"] == "queued"
-    [m] = body["messages"]
-    assert m["author"] == "system" and "Sorry" in m["text"]
-    assert m["timestamp"].endswith("+00:00")
+    apology, position = body["messages"]
+    assert apology["author"] == "system" and "Sorry" in apology["text"]
+    assert position["author"] == "system" and "number 1 in the queue" in position["text"]
+    assert apology["timestamp"].endswith("+00:00") and apology["timestamp"] <= position["timestamp"]
 
 
 async def test_messages_endpoint_errors(client: TestClient) -> None:

@@ -39,6 +39,13 @@ async def hello(ws: aiohttp.ClientWebSocketResponse, session: str) -> dict:
     return await ws.receive_json(timeout=10)
 
 
+async def until_ack(ws: aiohttp.ClientWebSocketResponse) -> list[dict]:
+    frames = []
+    while not frames or frames[-1]["type"] != "ack":
+        frames.append(await ws.receive_json(timeout=10))
+    return frames
+
+
 async def test_history_is_empty_for_a_new_session(client: TestClient) -> None:
     async with client.ws_connect("/webchat/ws") as ws:
         assert await hello(ws, new_session()) == {"type": "history", "conversation_id": None, "state": None, "messages": []}
@@ -50,13 +57,14 @@ async def test_message_is_acknowledged_and_replies_reach_every_tab(client: TestC
         await hello(tab1, session)
         await hello(tab2, session)
         await tab1.send_json({"type": "message", "text": "Hallo", "client_id": "c-1"})
-        frames1 = [await tab1.receive_json(timeout=10), await tab1.receive_json(timeout=10)]
-        reply2 = await tab2.receive_json(timeout=10)
-    reply1 = next(f for f in frames1 if f["type"] == "message")
-    ack = next(f for f in frames1 if f["type"] == "ack")
+        frames1 = await until_ack(tab1)
+        frames2 = [await tab2.receive_json(timeout=10), await tab2.receive_json(timeout=10)]
+    ack = frames1[-1]
     assert ack["client_id"] == "c-1" and ack["state"] == "queued" and ack["duplicate"] is False
-    assert reply1["author"] == "system" and "Entschuldigung" in reply1["text"]
-    assert reply2 == reply1  # the second tab got the same message
+    replies1 = [f for f in frames1 if f["type"] == "message"]
+    assert [r["author"] for r in replies1] == ["system", "system"]
+    assert "Entschuldigung" in replies1[0]["text"] and "Position 1" in replies1[1]["text"]
+    assert frames2 == replies1  # the second tab got the same messages
 
 
 async def test_resend_with_the_same_client_id_is_stored_once_and_history_reloads(client: TestClient) -> None:
@@ -64,14 +72,13 @@ async def test_resend_with_the_same_client_id_is_stored_once_and_history_reloads
     async with client.ws_connect("/webchat/ws") as ws:
         await hello(ws, session)
         await ws.send_json({"type": "message", "text": "Hallo", "client_id": "same"})
-        await ws.receive_json(timeout=10)
-        await ws.receive_json(timeout=10)
+        await until_ack(ws)
         await ws.send_json({"type": "message", "text": "Hallo", "client_id": "same"})
         ack = await ws.receive_json(timeout=10)
         assert ack["type"] == "ack" and ack["duplicate"] is True
     async with client.ws_connect("/webchat/ws") as ws:  # a page reload
         history = await hello(ws, session)
-    assert [(m["direction"], m["author"]) for m in history["messages"]] == [("in", "customer"), ("out", "system")]
+    assert [(m["direction"], m["author"]) for m in history["messages"]] == [("in", "customer"), ("out", "system"), ("out", "system")]
     assert history["messages"][0]["text"] == "Hallo" and history["state"] == "queued"
 
 

@@ -144,7 +144,7 @@ def upgrade() -> None:
     sa.Column('customer_id', sa.String(length=32), nullable=False),
     sa.Column('channel', sa.String(length=32), nullable=False),
     sa.Column('provider_message_id', sa.String(length=200), nullable=True),
-    sa.Column('direction', sa.String(length=3), nullable=False),
+    sa.Column('direction', sa.String(length=4), nullable=False),
     sa.Column('author', sa.String(length=16), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('buttons', sa.JSON(), nullable=False),

@@ -1,8 +1,8 @@
 """agents queues handovers
 
-Revision ID: 329e84f90e6f
+Revision ID: 6de0dd0aa76a
 Revises: a351798f2d74
-Create Date: 2026-11-24 12:21:48.148544
+Create Date: 2026-11-24 12:23:29.522529
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '329e84f90e6f'
+revision: str = '6de0dd0aa76a'
 down_revision: str | None = 'a351798f2d74'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -81,6 +81,7 @@ def upgrade() -> None:
     sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('rating', sa.Integer(), nullable=True),
     sa.Column('rated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('survey_sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('last_position_told', sa.Integer(), nullable=True),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

@@ -1,0 +1,173 @@
+"""Handover latency: customer → agent console and agent → customer, with N conversations in
+state `agent` at once.
+
+Starts the gateway as its own process (`resonanz run`, SQLite, web chat + REST), with no engine:
+each customer's first message then opens a handover (engine unavailable), and one agent with
+enough capacity accepts them all through the agent API. Then every customer (a web chat
+WebSocket) sends messages concurrently; the agent's console WebSocket (/api/v1/stream) times
+their arrival; the agent answers through the API and the customers' sockets time the answers.
+
+    .venv/bin/python bench/handover.py [--conversations 200] [--messages 5] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+RESONANZ = str(Path(sys.executable).parent / "resonanz")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50_ms": round(pct(values, 50), 2), "p95_ms": round(pct(values, 95), 2),
+            "p99_ms": round(pct(values, 99), 2), "max_ms": round(max(values), 2)}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="resonanz-bench-handover-"))
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}", RESONANZ_VAR_DIR=str(tmp), RESONANZ_PORT=str(port),
+        RESONANZ_ENGINE_URL=f"http://127.0.0.1:{free_port()}", RESONANZ_ENGINE_STARTUP_WAIT="0",
+        RESONANZ_ENGINE_TIMEOUT="1", RESONANZ_LOG_LEVEL="WARNING", RESONANZ_SATISFACTION_SURVEY="false",
+        RESONANZ_AGENT_PASSWORD="bench-password-123",
+    )
+    for cmd in (["db", "upgrade"], ["agent", "create", "--email", "bench@example.org", "--name", "Bench Agent",
+                                    "--capacity", str(args.conversations + 10)]):
+        proc = await asyncio.create_subprocess_exec(RESONANZ, *cmd, env=env, stdout=asyncio.subprocess.DEVNULL)
+        assert await proc.wait() == 0, cmd
+    proc = await asyncio.create_subprocess_exec(RESONANZ, "agent", "token", "--email", "bench@example.org", env=env, stdout=asyncio.subprocess.PIPE)
+    token = (await proc.communicate())[0].decode().strip()
+    gateway = await asyncio.create_subprocess_exec(RESONANZ, "run", "--no-train", env=env,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        assert gateway.stdout is not None
+        while b"Gateway listening" not in await asyncio.wait_for(gateway.stdout.readline(), 60):
+            pass
+        async with aiohttp.ClientSession() as http:
+            customers = [secrets.token_urlsafe(18) for _ in range(args.conversations)]
+            sockets = [await http.ws_connect(f"{ws_base}/webchat/ws") for _ in customers]
+            for ws, sid in zip(sockets, customers, strict=True):
+                await ws.send_json({"type": "hello", "session_id": sid, "language": "de"})
+                await ws.receive_json()
+            print(f"opening {len(customers)} handovers…", file=sys.stderr, flush=True)
+
+            async def first_message(ws: aiohttp.ClientWebSocketResponse) -> str:
+                await ws.send_json({"type": "message", "text": "Hallo", "client_id": secrets.token_hex(8)})
+                while True:
+                    frame = await ws.receive_json()
+                    if frame["type"] == "ack":
+                        return frame["conversation_id"]
+
+            conv_ids = await asyncio.gather(*(first_message(ws) for ws in sockets))
+            async with http.get(f"{base}/api/v1/handovers?view=queue", headers=auth) as r:
+                queue = (await r.json())["handovers"]
+            by_conv = {h["conversation_id"]: h["id"] for h in queue}
+            for cid in conv_ids:
+                async with http.post(f"{base}/api/v1/handovers/{by_conv[cid]}/accept", headers=auth) as r:
+                    assert r.status == 200, await r.text()
+            async with http.get(f"{base}/api/v1/conversations?state=agent", headers=auth) as r:
+                in_agent_state = len((await r.json())["conversations"])
+            print(f"{in_agent_state} conversations in state agent; measuring…", file=sys.stderr, flush=True)
+
+            # Drain what the customers got so far (notices), then listen.
+            inbound_ms: list[float] = []
+            outbound_ms: list[float] = []
+            sent_at: dict[str, float] = {}
+            agent_ws = await http.ws_connect(f"{ws_base}/api/v1/stream", headers=auth)
+            expected = args.conversations * args.messages
+            got_all = asyncio.Event()
+
+            async def agent_listener() -> None:
+                async for msg in agent_ws:
+                    event = json.loads(msg.data)
+                    if event.get("type") == "message" and event["message"]["author"] == "customer":
+                        t = sent_at.pop(event["message"]["text"], None)
+                        if t is not None:
+                            inbound_ms.append((time.perf_counter() - t) * 1000)
+                            if len(inbound_ms) == expected:
+                                got_all.set()
+
+            async def customer(i: int, ws: aiohttp.ClientWebSocketResponse, hid: str) -> None:
+                for k in range(args.messages):
+                    text = f"c{i}-m{k}-{secrets.token_hex(3)}"
+                    sent_at[text] = time.perf_counter()
+                    await ws.send_json({"type": "message", "text": text, "client_id": secrets.token_hex(8)})
+                    reply = f"a{i}-m{k}-{secrets.token_hex(3)}"
+                    t0 = time.perf_counter()
+                    async with http.post(f"{base}/api/v1/handovers/{hid}/messages", json={"text": reply}, headers=auth) as r:
+                        assert r.status == 201, await r.text()
+                    while True:
+                        frame = await ws.receive_json()
+                        if frame.get("type") == "message" and frame["text"] == reply:
+                            outbound_ms.append((time.perf_counter() - t0) * 1000)
+                            break
+
+            listener = asyncio.ensure_future(agent_listener())
+            t_start = time.perf_counter()
+            await asyncio.gather(*(customer(i, ws, by_conv[cid]) for i, (ws, cid) in enumerate(zip(sockets, conv_ids, strict=True))))
+            await asyncio.wait_for(got_all.wait(), 60)
+            elapsed = time.perf_counter() - t_start
+            listener.cancel()
+            await agent_ws.close()
+            for ws in sockets:
+                await ws.close()
+    finally:
+        gateway.send_signal(2)
+        await asyncio.wait_for(gateway.wait(), 30)
+    return {
+        "conversations_in_agent_state": in_agent_state,
+        "messages_per_conversation": args.messages,
+        "customer_to_agent_ws": summary(inbound_ms),
+        "agent_to_customer_ws": summary(outbound_ms),
+        "messages_per_second": round(2 * expected / elapsed, 1),
+        "target": "p99 < 20 ms",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "handover.json")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for key in ("customer_to_agent_ws", "agent_to_customer_ws"):
+        r = report[key]
+        print(f"{key:22} p50 {r['p50_ms']:7.2f}  p95 {r['p95_ms']:7.2f}  p99 {r['p99_ms']:7.2f}  max {r['max_ms']:7.2f} ms  (n={r['n']})")
+    print(f"{report['conversations_in_agent_state']} conversations in state agent, {report['messages_per_second']} messages/s")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

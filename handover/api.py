@@ -1,0 +1,452 @@
+"""The agent REST API under /api/v1 (the console uses exactly this), plus the live stream.
+
+Authentication (session cookie with CSRF header, or a bearer token) lives in `handover.auth`;
+every handler here runs behind `require()`. Errors are `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+from sqlalchemy import func, select
+
+from connectors.base import Attachment
+from handover.auth import PRINCIPAL, authenticate, create_agent, require
+from handover.desk import Desk, HandoverError, message_json, summary_json
+from handover.routing import is_open
+from handover.state import State
+from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue
+
+log = structlog.get_logger(__name__)
+
+RESOLUTIONS = ["solved", "callback", "forwarded", "no_response", "other"]
+MAX_IMAGE = 5 * 1024 * 1024
+IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": ("png", "image/png"), b"\xff\xd8\xff": ("jpg", "image/jpeg"),
+               b"GIF87a": ("gif", "image/gif"), b"GIF89a": ("gif", "image/gif")}
+
+DESK = web.AppKey("desk", Desk)
+
+
+def _error(message: str, status: int) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _agent(request: web.Request) -> Agent:
+    return request[PRINCIPAL].agent
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body is not valid JSON"}), content_type="application/json")
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "body must be a JSON object"}), content_type="application/json")
+    return body
+
+
+def _text_field(body: dict[str, Any], name: str, *, limit: int = 4096, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"field {name!r} must be a non-empty string"}), content_type="application/json")
+    if len(value) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(value),
+                                            text=json.dumps({"error": f"field {name!r} is longer than {limit} characters"}),
+                                            content_type="application/json")
+    return value
+
+
+def agent_json(a: Agent) -> dict[str, Any]:
+    return {"id": a.id, "email": a.email, "display_name": a.display_name, "role": a.role, "status": a.status,
+            "capacity": a.capacity, "skills": list(a.skills or []), "languages": list(a.languages or []), "active": a.active}
+
+
+def queue_json(q: Queue) -> dict[str, Any]:
+    from resonanz.store.models import utcnow
+
+    return {"id": q.id, "name": q.name, "skill": q.skill, "language": q.language,
+            "business_hours": q.business_hours or {}, "open_now": is_open(q.business_hours or {}, utcnow())}
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def validate_business_hours(value: Any) -> dict[str, Any]:
+    """{"timezone": "Europe/Berlin", "days": {"mon": [["08:00", "18:00"]]}, "closed_dates": [...]}"""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(value, dict):
+        raise ValueError("must be an object")
+    unknown = set(value) - {"timezone", "days", "closed_dates"}
+    if unknown:
+        raise ValueError(f"unknown keys: {', '.join(sorted(unknown))}")
+    tz = value.get("timezone", "Europe/Berlin")
+    try:
+        ZoneInfo(str(tz))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {tz!r}") from None
+    days = value.get("days", {})
+    if not isinstance(days, dict) or set(days) - set(DAYS):
+        raise ValueError(f"days must be an object with keys among {', '.join(DAYS)}")
+    for day, spans in days.items():
+        if not isinstance(spans, list):
+            raise ValueError(f"{day}: a list of [start, end] pairs")
+        for span in spans:
+            if not (isinstance(span, list) and len(span) == 2 and all(isinstance(t, str) and HHMM.match(t) for t in span)):
+                raise ValueError(f"{day}: each span is [\"HH:MM\", \"HH:MM\"]")
+            if span[0] >= span[1]:
+                raise ValueError(f"{day}: {span[0]} is not before {span[1]}")
+    closed = value.get("closed_dates", [])
+    if not isinstance(closed, list):
+        raise ValueError("closed_dates must be a list of YYYY-MM-DD")
+    for d in closed:
+        try:
+            date.fromisoformat(str(d))
+        except ValueError:
+            raise ValueError(f"closed_dates: {d!r} is not YYYY-MM-DD") from None
+    return {"timezone": str(tz), "days": days, "closed_dates": closed}
+
+
+class AgentApi:
+    def __init__(self, media_dir: Path) -> None:
+        self.media_dir = media_dir
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/openapi.json", self.openapi),
+            web.get("/api/v1/meta", require()(self.meta)),
+            web.get("/api/v1/handovers", require()(self.list_handovers)),
+            web.get("/api/v1/handovers/{id}", require()(self.get_handover)),
+            web.post("/api/v1/handovers/{id}/accept", require()(self.accept)),
+            web.post("/api/v1/handovers/{id}/messages", require()(self.post_message)),
+            web.post("/api/v1/handovers/{id}/notes", require()(self.post_note)),
+            web.post("/api/v1/handovers/{id}/transfer", require()(self.transfer)),
+            web.post("/api/v1/handovers/{id}/close", require()(self.close)),
+            web.get("/api/v1/conversations", require()(self.list_conversations)),
+            web.post("/api/v1/conversations/{id}/take-over", require()(self.take_over)),
+            web.get("/api/v1/agents", require()(self.list_agents)),
+            web.post("/api/v1/agents", require("admin")(self.create_agent)),
+            web.patch("/api/v1/agents/{id}", require("admin")(self.update_agent)),
+            web.get("/api/v1/queues", require()(self.list_queues)),
+            web.post("/api/v1/queues", require("admin")(self.create_queue)),
+            web.patch("/api/v1/queues/{id}", require("admin")(self.update_queue)),
+            web.get("/api/v1/stream", self.stream),
+            web.get("/media/{name}", self.media),
+        ]
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        from handover.openapi import document
+
+        return web.json_response(document())
+
+    async def meta(self, request: web.Request) -> web.Response:
+        db = request.app[DESK].db
+        async with db.session() as s:
+            skills = sorted({q for q in (await s.scalars(select(Queue.skill))).all()} | {"general"})
+        return web.json_response({"resolutions": RESOLUTIONS, "skills": skills, "languages": ["de", "en"]})
+
+    async def list_handovers(self, request: web.Request) -> web.Response:
+        view = request.query.get("view", "queue")
+        if view not in ("queue", "mine", "all"):
+            return _error("view must be queue, mine or all", 400)
+        agent = _agent(request)
+        desk = request.app[DESK]
+        async with desk.db.session() as s:
+            q = select(Handover).order_by(Handover.created_at)
+            if view == "queue":
+                q = q.where(Handover.status.in_(("waiting", "offered")))
+            elif view == "mine":
+                q = q.where(Handover.agent_id == agent.id, Handover.status == "assigned")
+            else:
+                q = q.order_by(None).order_by(Handover.created_at.desc()).limit(200)
+            rows = (await s.scalars(q)).all()
+            items = [await summary_json(s, h, viewer_id=agent.id) for h in rows]
+        return web.json_response({"handovers": items})
+
+    async def get_handover(self, request: web.Request) -> web.Response:
+        desk = request.app[DESK]
+        agent = _agent(request)
+        async with desk.db.session() as s:
+            h = await s.get(Handover, request.match_info["id"])
+            if h is None:
+                return _error("no such handover", 404)
+            summary = await summary_json(s, h, viewer_id=agent.id)
+            msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
+            context = dict(h.context or {})
+        return web.json_response({"handover": summary, "context": context, "messages": [message_json(m) for m in msgs]})
+
+    async def list_conversations(self, request: web.Request) -> web.Response:
+        state = request.query.get("state", "bot")
+        if state not in {s.value for s in State}:
+            return _error("state must be bot, queued, agent or closed", 400)
+        desk = request.app[DESK]
+        async with desk.db.session() as s:
+            convs = (await s.scalars(
+                select(Conversation).where(Conversation.state == state).order_by(Conversation.updated_at.desc()).limit(100)
+            )).all()
+            out = []
+            for c in convs:
+                customer = await s.get(Customer, c.customer_id)
+                last = await s.scalar(select(Message).where(Message.conversation_id == c.id).order_by(Message.id.desc()).limit(1))
+                out.append({
+                    "id": c.id, "customer": {"id": customer.id, "name": customer.name}, "channel": c.channel,
+                    "language": c.language, "state": c.state,
+                    "last_message": {"text": last.text, "author": last.author, "timestamp": last.created_at.isoformat()} if last else None,
+                    "updated_at": c.updated_at.isoformat(),
+                })
+        return web.json_response({"conversations": out})
+
+    # --- actions ------------------------------------------------------------------------------
+
+    async def _call(self, coro: Any, status: int = 200) -> web.Response:
+        try:
+            result = await coro
+        except HandoverError as exc:
+            return _error(str(exc), exc.status)
+        return web.json_response(result, status=status)
+
+    async def accept(self, request: web.Request) -> web.Response:
+        desk = request.app[DESK]
+
+        async def run() -> dict[str, Any]:
+            return {"handover": await desk.accept(request.match_info["id"], _agent(request))}
+
+        return await self._call(run())
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        desk = request.app[DESK]
+        attachments: tuple[Attachment, ...] = ()
+        if request.content_type.startswith("multipart/"):
+            text, image = "", None
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "text":
+                    text = (await part.text())[:4096]
+                elif part.name == "image":
+                    image = await part.read(decode=False)
+                    if len(image) > MAX_IMAGE:
+                        return _error(f"the picture is larger than {MAX_IMAGE // (1024 * 1024)} MB", 413)
+            if image:
+                kind = next((v for k, v in IMAGE_TYPES.items() if image.startswith(k)), None)
+                if kind is None:
+                    return _error("the picture must be PNG, JPEG or GIF", 400)
+                name = f"{secrets.token_urlsafe(16)}.{kind[0]}"
+                self.media_dir.mkdir(parents=True, exist_ok=True)
+                (self.media_dir / name).write_bytes(image)
+                base = desk.settings.public_url or f"{request.scheme}://{request.host}"
+                attachments = (Attachment(kind="image", url=f"{base.rstrip('/')}/media/{name}", mime_type=kind[1], name=name),)
+            if not text.strip() and not attachments:
+                return _error("send a text or a picture", 400)
+        else:
+            text = _text_field(await _json(request), "text")
+
+        async def run() -> dict[str, Any]:
+            sent = await desk.reply(request.match_info["id"], _agent(request), text, attachments)
+            return {"message": {"id": sent.message_id, "author": "agent", "text": sent.text,
+                                "attachments": [a.to_dict() for a in sent.attachments],
+                                "timestamp": sent.created_at.isoformat() if sent.created_at else None}}
+
+        return await self._call(run(), 201)
+
+    async def post_note(self, request: web.Request) -> web.Response:
+        desk = request.app[DESK]
+        text = _text_field(await _json(request), "text")
+
+        async def run() -> dict[str, Any]:
+            return {"message": await desk.note(request.match_info["id"], _agent(request), text)}
+
+        return await self._call(run(), 201)
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        desk = request.app[DESK]
+        body = await _json(request)
+        note = _text_field(body, "note", required=False)
+        to_agent, to_queue = body.get("agent_id"), body.get("queue_id")
+        if (to_agent is not None and not isinstance(to_agent, str)) or (to_queue is not None and not isinstance(to_queue, str)):
+            return _error("agent_id and queue_id must be strings", 400)
+
+        async def run() -> dict[str, Any]:
+            return {"handover": await desk.transfer(request.match_info["id"], _agent(request),
+                                                    to_agent_id=to_agent, to_queue_id=to_queue, note=note)}
+
+        return await self._call(run())
+
+    async def close(self, request: web.Request) -> web.Response:
+        desk = request.app[DESK]
+        body = await _json(request)
+        resolution = body.get("resolution")
+        if resolution not in RESOLUTIONS:
+            return _error(f"resolution must be one of {', '.join(RESOLUTIONS)}", 400)
+        return_to_bot = body.get("return_to_bot", False)
+        if not isinstance(return_to_bot, bool):
+            return _error("return_to_bot must be true or false", 400)
+        slots = body.get("slots") or {}
+        if not isinstance(slots, dict) or not all(isinstance(v, str) for v in slots.values()):
+            return _error("slots must be an object of strings", 400)
+
+        async def run() -> dict[str, Any]:
+            return {"handover": await desk.close(request.match_info["id"], _agent(request), resolution=resolution,
+                                                 return_to_bot=return_to_bot, slots=slots)}
+
+        return await self._call(run())
+
+    async def take_over(self, request: web.Request) -> web.Response:
+        desk = request.app[DESK]
+
+        async def run() -> dict[str, Any]:
+            return {"handover": await desk.take_over(request.match_info["id"], _agent(request))}
+
+        return await self._call(run(), 201)
+
+    # --- administration -----------------------------------------------------------------------
+
+    async def list_agents(self, request: web.Request) -> web.Response:
+        async with request.app[DESK].db.session() as s:
+            agents = (await s.scalars(select(Agent).order_by(Agent.display_name))).all()
+            load = dict((await s.execute(select(Handover.agent_id, func.count()).where(Handover.status == "assigned").group_by(Handover.agent_id))).all())
+        return web.json_response({"agents": [{**agent_json(a), "load": load.get(a.id, 0)} for a in agents]})
+
+    async def create_agent(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        try:
+            agent = await create_agent(
+                request.app[DESK].db,
+                email=_text_field(body, "email", limit=254),
+                password=_text_field(body, "password", limit=200),
+                display_name=_text_field(body, "display_name", limit=200),
+                role=body.get("role", "agent") if body.get("role") in ("agent", "admin") else "agent",
+                skills=tuple(str(x) for x in body.get("skills") or ("general",)),
+                languages=tuple(str(x) for x in body.get("languages") or ("de", "en")),
+                capacity=int(body.get("capacity", 3)),
+            )
+        except ValueError as exc:
+            return _error(str(exc), 400)
+        return web.json_response({"agent": agent_json(agent)}, status=201)
+
+    async def update_agent(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        desk = request.app[DESK]
+        async with desk.db.session() as s:
+            agent = await s.get(Agent, request.match_info["id"])
+            if agent is None:
+                return _error("no such agent", 404)
+            if "status" in body:
+                if body["status"] not in ("online", "away", "offline"):
+                    return _error("status must be online, away or offline", 400)
+                agent.status = body["status"]
+            if "capacity" in body:
+                if not isinstance(body["capacity"], int) or not 0 <= body["capacity"] <= 50:
+                    return _error("capacity must be a whole number from 0 to 50", 400)
+                agent.capacity = body["capacity"]
+            for key in ("skills", "languages"):
+                if key in body:
+                    if not isinstance(body[key], list) or not all(isinstance(x, str) for x in body[key]):
+                        return _error(f"{key} must be a list of strings", 400)
+                    setattr(agent, key, body[key])
+            if "role" in body:
+                if body["role"] not in ("agent", "admin"):
+                    return _error("role must be agent or admin", 400)
+                agent.role = body["role"]
+            if "active" in body:
+                agent.active = bool(body["active"])
+            out = agent_json(agent)
+        await desk.route_waiting()
+        return web.json_response({"agent": out})
+
+    async def list_queues(self, request: web.Request) -> web.Response:
+        async with request.app[DESK].db.session() as s:
+            queues = (await s.scalars(select(Queue).order_by(Queue.name))).all()
+            return web.json_response({"queues": [queue_json(q) for q in queues]})
+
+    def _business_hours(self, value: Any) -> dict[str, Any]:
+        if value in (None, {}):
+            return {}
+        return validate_business_hours(value)
+
+    async def create_queue(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        try:
+            hours = self._business_hours(body.get("business_hours"))
+        except ValueError as exc:
+            return _error(f"business_hours: {exc}", 400)
+        language = body.get("language")
+        if language not in ("de", "en"):
+            return _error("language must be de or en", 400)
+        name = _text_field(body, "name", limit=100)
+        skill = _text_field(body, "skill", limit=64)
+        async with request.app[DESK].db.session() as s:
+            if await s.scalar(select(Queue).where((Queue.name == name) | ((Queue.skill == skill) & (Queue.language == language)))):
+                return _error("a queue with this name, or this skill and language, exists", 409)
+            q = Queue(name=name, skill=skill, language=language, business_hours=hours)
+            s.add(q)
+            await s.flush()
+            return web.json_response({"queue": queue_json(q)}, status=201)
+
+    async def update_queue(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        async with request.app[DESK].db.session() as s:
+            q = await s.get(Queue, request.match_info["id"])
+            if q is None:
+                return _error("no such queue", 404)
+            if "business_hours" in body:
+                try:
+                    q.business_hours = self._business_hours(body["business_hours"])
+                except ValueError as exc:
+                    return _error(f"business_hours: {exc}", 400)
+            if "name" in body:
+                q.name = _text_field(body, "name", limit=100)
+            return web.json_response({"queue": queue_json(q)})
+
+    # --- live stream and media ----------------------------------------------------------------
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        principal = await authenticate(request)
+        if principal is None:
+            return _error("login required", 401)
+        agent = principal.agent
+        desk = request.app[DESK]
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        async with desk.hub.subscribe() as queue:
+            reader = request.loop.create_task(self._drain(ws))
+            try:
+                while not ws.closed:
+                    getter = request.loop.create_task(queue.get())
+                    done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    if reader in done:
+                        getter.cancel()
+                        break
+                    event = getter.result()
+                    if event.get("type") == "handover":
+                        h = event["handover"]
+                        event = {**event, "handover": {**h, "offered_to_me": h.get("offered_agent_id") == agent.id}}
+                    await ws.send_json(event)
+            finally:
+                reader.cancel()
+        return ws
+
+    @staticmethod
+    async def _drain(ws: web.WebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                break
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if "/" in name or name.startswith(".") or not (self.media_dir / name).is_file():
+            return _error("no such file", 404)
+        return web.FileResponse(self.media_dir / name, headers={"X-Content-Type-Options": "nosniff",
+                                                                 "Content-Security-Policy": "default-src 'none'"})

@@ -1,0 +1,140 @@
+"""What the agent sees: the handover context, built from the store when a handover opens."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handover.sentiment import score, trend
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message
+
+INTENT_LABELS = {
+    "submit_meter_reading": ("Zählerstand melden", "submit a meter reading"),
+    "check_outage": ("Störung prüfen/melden", "check or report an outage"),
+    "change_instalment": ("Abschlag ändern", "change the monthly instalment"),
+    "terminate_contract": ("Vertrag kündigen", "terminate the contract"),
+    "complaint": ("Beschwerde", "a complaint"),
+    "tariff_advice": ("Tarifberatung", "tariff advice"),
+    "request_human": ("mit einer Person sprechen", "talk to a person"),
+    "opening_hours": ("Öffnungszeiten", "opening hours"),
+    "contact": ("Kontakt", "contact options"),
+    "bill_when": ("Wann kommt die Rechnung", "when the bill comes"),
+    "bill_higher": ("Warum ist die Rechnung höher", "why the bill is higher"),
+    "payment_methods": ("Zahlungsarten", "payment methods"),
+    "bot_challenge": ("ob es ein Bot ist", "whether it is a bot"),
+}
+TRIVIAL = {"greet", "goodbye", "thank", "affirm", "deny", "inform", "nlu_fallback", "out_of_scope", "continue_with_bot", "stop"}
+REASONS = {
+    "customer_request": ("Kunde möchte eine Person", "customer asked for a person"),
+    "complex_matter": ("Anliegen für Mitarbeitende", "a matter for a person"),
+    "bot_stuck": ("Bot hat wiederholt nicht verstanden", "the bot did not understand repeatedly"),
+    "engine_unavailable": ("Bot technisch nicht verfügbar", "the bot was unavailable"),
+    "customer_upset": ("Kunde verärgert", "customer is upset"),
+    "agent_takeover": ("von Mitarbeitenden übernommen", "taken over by an agent"),
+}
+
+
+@dataclass(frozen=True)
+class HandoverContext:
+    reason: str
+    trigger: str
+    summary: str
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    slots: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    sentiment: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(v: Any) -> str | None:
+    return v.isoformat() if v is not None else None
+
+
+def extract_summary(*, language: str, intents: list[str], quote: str | None, slots: dict[str, Any],
+                    reason: str, active_loop: str | None) -> str:
+    """Extractive: what the customer wants, what the bot did, what is open."""
+    de = language == "de"
+    idx = 0 if de else 1
+    wants = [INTENT_LABELS[i][idx] for i in dict.fromkeys(reversed(intents)) if i in INTENT_LABELS and i not in TRIVIAL][:2]
+    parts = []
+    if wants:
+        parts.append(("Anliegen: " if de else "Wants: ") + ", ".join(wants) + ".")
+    if quote:
+        parts.append(f"Kunde schrieb: „{quote}“" if de else f'Customer wrote: "{quote}"')
+    done = []
+    if slots.get("customer_number"):
+        done.append(("Kundennummer bestätigt " if de else "customer number verified ") + str(slots["customer_number"]))
+    if slots.get("meter_reading") and active_loop is None:
+        done.append(("Zählerstand erfasst " if de else "meter reading stored ") + str(slots["meter_reading"]))
+    if done:
+        parts.append(("Bot hat: " if de else "Bot did: ") + "; ".join(done) + ".")
+    open_items = [REASONS.get(reason, (reason, reason))[idx]]
+    if active_loop:
+        open_items.append(("offenes Formular " if de else "unfinished form ") + active_loop)
+    parts.append(("Offen: " if de else "Open: ") + "; ".join(open_items) + ".")
+    return " ".join(parts)
+
+
+async def build_context(session: AsyncSession, conversation_id: str, *, reason: str, trigger: str) -> HandoverContext:
+    conv = await session.get(Conversation, conversation_id)
+    customer = await session.get(Customer, conv.customer_id)
+    convs = (await session.scalars(select(Conversation).where(Conversation.customer_id == customer.id).order_by(Conversation.created_at))).all()
+    messages = (await session.scalars(
+        select(Message).where(Message.customer_id == customer.id).order_by(Message.created_at, Message.id)
+    )).all()
+    transcript, intents, own_texts, per_turn, matches = [], [], [], [], []
+    last_slots: dict[str, Any] = {}
+    for m in messages:
+        parse = m.parse_data if m.direction == "in" and m.parse_data and "error" not in m.parse_data else {}
+        transcript.append({
+            "id": m.public_id, "conversation_id": m.conversation_id, "channel": m.channel, "direction": m.direction,
+            "author": m.author, "text": m.text, "timestamp": _iso(m.created_at),
+            "intent": parse.get("intent"), "confidence": parse.get("confidence"),
+            "entities": [{"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []],
+        })
+        if m.conversation_id == conversation_id and m.direction == "in":
+            if parse.get("intent"):
+                intents.append(parse["intent"])
+            if parse.get("slots"):
+                last_slots = parse["slots"]
+            own_texts.append(m.text)
+            s = score(m.text)
+            per_turn.append(s.value)
+            matches.extend(s.matches)
+    slots = {k: v for k, v in {**last_slots, **(conv.slots or {})}.items() if v is not None and k != "requested_slot"}
+    informative = [t for t in own_texts if len(t.split()) >= 3 and not t.startswith("/")]
+    quote = max(informative, key=len)[:200] if informative else None
+    handovers = (await session.scalars(select(Handover).where(Handover.customer_id == customer.id))).all()
+    by_conv: dict[str, list[dict[str, Any]]] = {}
+    for h in handovers:
+        by_conv.setdefault(h.conversation_id, []).append({
+            "id": h.id, "reason": h.reason, "status": h.status, "agent_id": h.agent_id,
+            "resolution": h.resolution, "rating": h.rating, "closed_at": _iso(h.closed_at),
+        })
+    history = [
+        {"conversation_id": c.id, "started_at": _iso(c.created_at), "state": c.state, "channel": c.channel,
+         "handovers": by_conv.get(c.id, [])}
+        for c in convs if c.id != conversation_id
+    ]
+    channels = sorted(set((await session.scalars(select(ChannelIdentity.channel).where(ChannelIdentity.customer_id == customer.id))).all()))
+    language = conv.language or customer.language or "de"
+    return HandoverContext(
+        reason=reason,
+        trigger=trigger,
+        summary=extract_summary(language=language, intents=intents, quote=quote, slots=slots, reason=reason, active_loop=conv.active_loop),
+        transcript=transcript,
+        slots=slots,
+        profile={"customer_id": customer.id, "name": customer.name or slots.get("customer_name"),
+                 "customer_number": customer.customer_number or slots.get("customer_number"),
+                 "language": language, "preference": customer.preference, "channels": channels},
+        history=history,
+        sentiment={"latest": per_turn[-1] if per_turn else 0.0,
+                   "frustration": score(own_texts[-1]).frustration if own_texts else 0.0,
+                   "trend": trend(per_turn), "per_turn": per_turn, "matches": list(dict.fromkeys(matches))},
+    )

@@ -1,0 +1,551 @@
+"""The help desk: opening, routing, accepting, answering, transferring and closing handovers.
+
+Every ownership change goes through `handover.service.transition` (versioned, with its event) in
+the same transaction as the handover row, so a second gateway process never sees half of it.
+Customer-facing messages go out through `emit` (stored first, then sent by the connector);
+agent consoles learn of every change through the `Hub`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import Attachment, Button, OutboundMessage
+from handover.context import build_context
+from handover.hub import Hub
+from handover.notices import notice
+from handover.queries import agent_views, get_or_create_queue, previous_agent_id, queue_position, average_handle_seconds
+from handover.routing import choose_agent, estimate_wait, position_changed_materially, queue_key_for, queue_notice, is_open, next_opening, closed_notice
+from handover.service import transition
+from handover.state import State
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue, utcnow
+
+log = structlog.get_logger(__name__)
+
+Emit = Callable[[str, list[OutboundMessage]], Awaitable[list[OutboundMessage]]]
+
+OPEN_STATUSES = ("waiting", "offered")
+RATING_RE = re.compile(r"^\s*/?(?:rate\s*)?([1-5])\s*(?:sterne?|stars?|/\s*5)?\s*[.!]?\s*$", re.IGNORECASE)
+NO_SURVEY_RESOLUTIONS = frozenset({"no_response", "abandoned"})
+
+
+class HandoverError(Exception):
+    """A request the desk refuses; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_rating(text: str) -> int | None:
+    m = RATING_RE.match(text)
+    return int(m.group(1)) if m else None
+
+
+class Desk:
+    def __init__(self, *, db: Database, settings: Settings, hub: Hub, emit: Emit) -> None:
+        self.db = db
+        self.settings = settings
+        self.hub = hub
+        self.emit = emit
+        self._timers: dict[str, asyncio.Task[None]] = {}
+
+    # --- opening --------------------------------------------------------------------------
+
+    async def open_in(
+        self,
+        s: AsyncSession,
+        conv: Conversation,
+        *,
+        reason: str,
+        trigger: str,
+        intent: str | None,
+        actor: str,
+        data: dict[str, Any] | None = None,
+    ) -> Handover:
+        """Inside the caller's transaction: move the conversation to the queue and record the
+        handover with the context the agent will see."""
+        await transition(s, conv, State.QUEUED, reason=reason, actor=actor, data=data or {"trigger": trigger})
+        skill, language = queue_key_for(reason, intent, conv.language or "de", self.settings.handover_skills)
+        queue = await get_or_create_queue(s, skill, language)
+        await s.flush()
+        context = await build_context(s, conv.id, reason=reason, trigger=trigger)
+        ctx = context.to_dict()
+        handover = Handover(
+            conversation_id=conv.id,
+            customer_id=conv.customer_id,
+            queue_id=queue.id,
+            reason=reason,
+            trigger=trigger,
+            status="waiting",
+            context=ctx,
+            summary=ctx.get("summary", ""),
+            sentiment=(ctx.get("sentiment") or {}).get("latest"),
+            declined_by=[],
+            version=0,
+        )
+        s.add(handover)
+        await s.flush()
+        return handover
+
+    async def after_open(self, handover_id: str) -> None:
+        """After the opening transaction: tell consoles, offer it to an agent, tell the customer
+        where they stand (or when a person will be there)."""
+        self._publish_handover(await self.summary(handover_id))
+        await self.route(handover_id)
+        await self.tell_position(handover_id, force=True)
+
+    # --- routing --------------------------------------------------------------------------
+
+    async def route(self, handover_id: str) -> str | None:
+        """Offer a waiting handover to the best agent; returns the agent's id, or None."""
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            if h is None or h.status != "waiting":
+                return None
+            queue = await s.get(Queue, h.queue_id) if h.queue_id else None
+            if queue is None:
+                return None
+            chosen = choose_agent(
+                await agent_views(s),
+                skill=queue.skill,
+                language=queue.language,
+                previous_agent_id=await previous_agent_id(s, h.customer_id),
+                exclude=list(h.declined_by or ()),
+            )
+            if chosen is None:
+                return None
+            result = await s.execute(
+                update(Handover)
+                .where(Handover.id == h.id, Handover.version == h.version, Handover.status == "waiting")
+                .values(status="offered", offered_agent_id=chosen.id, offered_at=utcnow(), version=h.version + 1)
+            )
+            if result.rowcount != 1:
+                return None
+        log.info("handover.offered", handover=handover_id, agent=chosen.id)
+        self._arm_offer_timer(handover_id, chosen.id)
+        self._publish_handover(await self.summary(handover_id))
+        return chosen.id
+
+    def _arm_offer_timer(self, handover_id: str, agent_id: str) -> None:
+        old = self._timers.pop(handover_id, None)
+        if old is not None:
+            old.cancel()
+        task = asyncio.ensure_future(self._offer_expires(handover_id, agent_id))
+        self._timers[handover_id] = task
+        task.add_done_callback(lambda t: self._timers.pop(handover_id, None) if self._timers.get(handover_id) is t else None)
+
+    async def _offer_expires(self, handover_id: str, agent_id: str) -> None:
+        await asyncio.sleep(self.settings.offer_timeout)  # a deadline, not synchronisation
+        await self.expire_offer(handover_id, agent_id)
+
+    async def expire_offer(self, handover_id: str, agent_id: str) -> bool:
+        """An unanswered offer goes back to the queue and on to the next agent."""
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            if h is None or h.status != "offered" or h.offered_agent_id != agent_id:
+                return False
+            await s.execute(
+                update(Handover)
+                .where(Handover.id == h.id, Handover.version == h.version)
+                .values(
+                    status="waiting",
+                    offered_agent_id=None,
+                    declined_by=[*(h.declined_by or []), agent_id],
+                    version=h.version + 1,
+                )
+            )
+        log.info("handover.offer_expired", handover=handover_id, agent=agent_id)
+        await self.route(handover_id)
+        self._publish_handover(await self.summary(handover_id))
+        return True
+
+    async def recover(self) -> None:
+        """At start-up: offers made by a previous process have no timer any more; re-route."""
+        async with self.db.session() as s:
+            await s.execute(
+                update(Handover).where(Handover.status == "offered")
+                .values(status="waiting", offered_agent_id=None, version=Handover.version + 1)
+            )
+        await self.route_waiting()
+
+    async def route_waiting(self) -> int:
+        """Offer every waiting handover again (an agent came online, capacity freed up)."""
+        async with self.db.session() as s:
+            ids = (await s.scalars(select(Handover.id).where(Handover.status == "waiting").order_by(Handover.created_at))).all()
+        offered = 0
+        for hid in ids:
+            offered += await self.route(hid) is not None
+        return offered
+
+    async def tell_position(self, handover_id: str, *, force: bool = False) -> None:
+        """Tell a waiting customer their position and wait, again when it changed materially;
+        outside business hours, when a person will be there."""
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            if h is None or h.status not in OPEN_STATUSES:
+                return
+            conv = await s.get(Conversation, h.conversation_id)
+            queue = await s.get(Queue, h.queue_id) if h.queue_id else None
+            language = (conv.language if conv else None) or "de"
+            now = utcnow()
+            if queue is not None and queue.business_hours and not is_open(queue.business_hours, now):
+                if not force:
+                    return
+                opens = next_opening(queue.business_hours, now)
+                text = closed_notice(language, opens, queue.business_hours.get("timezone", "Europe/Berlin"))
+                h.last_position_told = 0
+            else:
+                position = await queue_position(s, h)
+                if not force and not position_changed_materially(h.last_position_told, position):
+                    return
+                views = await agent_views(s)
+                online = [v for v in views if v.status == "online"]
+                free = sum(max(v.capacity - v.load, 0) for v in online)
+                wait = estimate_wait(position, len(online), await average_handle_seconds(s), free)
+                text = queue_notice(language, position, wait)
+                h.last_position_told = position
+            conversation_id = h.conversation_id
+        await self.emit(conversation_id, [OutboundMessage(text=text, author="system")])
+
+    async def _tell_queue(self, queue_id: str | None) -> None:
+        if queue_id is None:
+            return
+        async with self.db.session() as s:
+            ids = (await s.scalars(select(Handover.id).where(Handover.queue_id == queue_id, Handover.status.in_(OPEN_STATUSES)))).all()
+        for hid in ids:
+            await self.tell_position(hid)
+
+    # --- agents' actions ------------------------------------------------------------------
+
+    async def accept(self, handover_id: str, agent: Agent) -> dict[str, Any]:
+        """Of two agents accepting at once, exactly one wins; the other gets HandoverError(409)."""
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            if h is None:
+                raise HandoverError("no such handover", 404)
+            if h.status not in OPEN_STATUSES:
+                holder = await s.get(Agent, h.agent_id) if h.agent_id else None
+                raise HandoverError(f"already taken by {holder.display_name}" if holder else f"handover is {h.status}")
+            result = await s.execute(
+                update(Handover)
+                .where(Handover.id == h.id, Handover.version == h.version, Handover.status.in_(OPEN_STATUSES))
+                .values(status="assigned", agent_id=agent.id, accepted_at=utcnow(), offered_agent_id=None, version=h.version + 1)
+            )
+            if result.rowcount != 1:
+                raise HandoverError("already taken by another agent")
+            conv = await s.get(Conversation, h.conversation_id)
+            await transition(s, conv, State.AGENT, reason="accepted", actor=f"agent:{agent.id}", data={"handover": h.id})
+            queue_id, language, conversation_id = h.queue_id, conv.language, conv.id
+        self._cancel_timer(handover_id)
+        log.info("handover.accepted", handover=handover_id, agent=agent.id)
+        first = agent.display_name.split()[0] if agent.display_name else ""
+        text = (f"Sie sprechen jetzt mit {first} aus unserem Team." if language == "de"
+                else f"You are now talking to {first} from our team.")
+        await self.emit(conversation_id, [OutboundMessage(text=text, author="system")])
+        summary = await self.summary(handover_id)
+        self._publish_handover(summary)
+        await self._tell_queue(queue_id)
+        return summary
+
+    async def reply(self, handover_id: str, agent: Agent, text: str, attachments: tuple[Attachment, ...] = ()) -> OutboundMessage:
+        h = await self._own(handover_id, agent)
+        [sent] = await self.emit(h.conversation_id, [OutboundMessage(text=text, author="agent", attachments=attachments)])
+        return sent
+
+    async def note(self, handover_id: str, agent: Agent, text: str) -> dict[str, Any]:
+        """An internal note: stored with the conversation, never sent to the customer."""
+        h = await self._own(handover_id, agent, allow_any_agent=True)
+        async with self.db.session() as s:
+            m = Message(
+                conversation_id=h.conversation_id, customer_id=h.customer_id, channel="console",
+                direction="note", author="agent", text=text, status="internal",
+                metadata_={"agent_id": agent.id, "agent_name": agent.display_name}, created_at=utcnow(),
+            )
+            s.add(m)
+            await s.flush()
+            payload = message_json(m)
+        self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": h.conversation_id, "message": payload})
+        return payload
+
+    async def transfer(self, handover_id: str, agent: Agent, *, to_agent_id: str | None, to_queue_id: str | None, note: str) -> dict[str, Any]:
+        if bool(to_agent_id) == bool(to_queue_id):
+            raise HandoverError("give exactly one of agent_id or queue_id", 400)
+        h = await self._own(handover_id, agent)
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            conv = await s.get(Conversation, h.conversation_id)
+            if to_agent_id:
+                target = await s.get(Agent, to_agent_id)
+                if target is None or not target.active:
+                    raise HandoverError("no such agent", 404)
+                if target.status == "offline":
+                    raise HandoverError(f"{target.display_name} is offline")
+                values: dict[str, Any] = {"agent_id": target.id, "transfer_note": note, "version": h.version + 1}
+            else:
+                queue = await s.get(Queue, to_queue_id)
+                if queue is None:
+                    raise HandoverError("no such queue", 404)
+                values = {"queue_id": queue.id, "agent_id": None, "status": "waiting", "declined_by": [],
+                          "transfer_note": note, "version": h.version + 1}
+                await transition(s, conv, State.QUEUED, reason="transferred", actor=f"agent:{agent.id}", data={"queue": queue.id})
+            result = await s.execute(update(Handover).where(Handover.id == h.id, Handover.version == h.version).values(**values))
+            if result.rowcount != 1:
+                raise HandoverError("the handover changed meanwhile; try again")
+            s.add(Message(
+                conversation_id=conv.id, customer_id=conv.customer_id, channel="console", direction="note",
+                author="agent", text=f"Transfer: {note}" if note else "Transfer", status="internal",
+                metadata_={"agent_id": agent.id, "agent_name": agent.display_name, "transfer": values.get("agent_id") or to_queue_id},
+                created_at=utcnow(),
+            ))
+        log.info("handover.transferred", handover=handover_id, to_agent=to_agent_id, to_queue=to_queue_id)
+        if to_queue_id:
+            await self.route(handover_id)
+        summary = await self.summary(handover_id)
+        self._publish_handover(summary)
+        return summary
+
+    async def close(self, handover_id: str, agent: Agent, *, resolution: str, return_to_bot: bool, slots: dict[str, Any] | None = None) -> dict[str, Any]:
+        h = await self._own(handover_id, agent)
+        survey = self.settings.satisfaction_survey and resolution not in NO_SURVEY_RESOLUTIONS
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            conv = await s.get(Conversation, h.conversation_id)
+            customer = await s.get(Customer, conv.customer_id)
+            now = utcnow()
+            values: dict[str, Any] = {
+                "status": "returned" if return_to_bot else "closed", "resolution": resolution,
+                "closed_at": now, "version": h.version + 1,
+            }
+            if survey:
+                values["survey_sent_at"] = now
+            result = await s.execute(update(Handover).where(Handover.id == h.id, Handover.version == h.version, Handover.status == "assigned").values(**values))
+            if result.rowcount != 1:
+                raise HandoverError("the handover changed meanwhile; try again")
+            recorded = {k: v for k, v in (slots or {}).items() if k in ("customer_number", "customer_name") and v}
+            if recorded:
+                conv.slots = {**(conv.slots or {}), **recorded}
+                if recorded.get("customer_number"):
+                    customer.customer_number = str(recorded["customer_number"])
+            if return_to_bot:
+                await transition(s, conv, State.BOT, reason="returned_to_bot", actor=f"agent:{agent.id}", data={"resolution": resolution})
+                # A fresh engine session: the bot resumes with the carried slots, not mid-dialogue.
+                conv.engine_session += 1
+                conv.engine_turns = 0
+                conv.active_loop = None
+                conv.consecutive_fallbacks = 0
+            else:
+                await transition(s, conv, State.CLOSED, reason="closed", actor=f"agent:{agent.id}", data={"resolution": resolution})
+            language = conv.language or "de"
+            name = (conv.slots or {}).get("customer_name") or customer.name
+            conversation_id = conv.id
+        messages: list[OutboundMessage] = []
+        if return_to_bot:
+            messages.append(OutboundMessage(text=welcome_back(language, name), author="system"))
+        if survey:
+            messages.append(survey_message(language))
+        if messages:
+            await self.emit(conversation_id, messages)
+        log.info("handover.closed", handover=handover_id, resolution=resolution, returned=return_to_bot)
+        summary = await self.summary(handover_id)
+        self._publish_handover(summary)
+        await self.route_waiting()  # capacity freed up
+        return summary
+
+    async def take_over(self, conversation_id: str, agent: Agent) -> dict[str, Any]:
+        """An agent watching a live bot conversation takes it over."""
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            if conv is None:
+                raise HandoverError("no such conversation", 404)
+            if conv.state != State.BOT.value:
+                raise HandoverError(f"the conversation is {conv.state}, not with the bot")
+            h = await self.open_in(s, conv, reason="agent_takeover", trigger=f"agent:{agent.id}", intent=None, actor=f"agent:{agent.id}")
+            await transition(s, conv, State.AGENT, reason="accepted", actor=f"agent:{agent.id}", data={"handover": h.id})
+            h.status, h.agent_id, h.accepted_at, h.version = "assigned", agent.id, utcnow(), h.version + 1
+            handover_id, language = h.id, conv.language
+        first = agent.display_name.split()[0] if agent.display_name else ""
+        text = (f"{first} aus unserem Team übernimmt jetzt das Gespräch." if language == "de"
+                else f"{first} from our team is taking over this conversation now.")
+        await self.emit(conversation_id, [OutboundMessage(text=text, author="system")])
+        summary = await self.summary(handover_id)
+        self._publish_handover(summary)
+        return summary
+
+    # --- customers' actions ---------------------------------------------------------------
+
+    async def cancel_in(self, s: AsyncSession, conv: Conversation) -> str | None:
+        """The waiting customer goes back to the bot (inside the caller's transaction)."""
+        h = await s.scalar(select(Handover).where(Handover.conversation_id == conv.id, Handover.status.in_(OPEN_STATUSES)))
+        if h is None:
+            return None
+        h.status, h.closed_at, h.resolution, h.version = "cancelled", utcnow(), "cancelled_by_customer", h.version + 1
+        await transition(s, conv, State.BOT, reason="customer_cancelled", actor="customer", data={"handover": h.id})
+        conv.engine_session += 1
+        conv.engine_turns = 0
+        conv.active_loop = None
+        conv.consecutive_fallbacks = 0
+        return h.id
+
+    async def rate_in(self, s: AsyncSession, conv: Conversation, rating: int) -> bool:
+        """Store a satisfaction answer on the conversation's last surveyed, unrated handover."""
+        h = await s.scalar(
+            select(Handover).where(Handover.conversation_id == conv.id, Handover.survey_sent_at.is_not(None), Handover.rating.is_(None))
+            .order_by(Handover.closed_at.desc()).limit(1)
+        )
+        if h is None or h.survey_sent_at < utcnow() - timedelta(days=1):
+            return False
+        h.rating, h.rated_at = rating, utcnow()
+        return True
+
+    async def awaits_rating(self, s: AsyncSession, conversation_id: str) -> bool:
+        h = await s.scalar(
+            select(Handover.id).where(
+                Handover.conversation_id == conversation_id, Handover.survey_sent_at > utcnow() - timedelta(days=1),
+                Handover.rating.is_(None),
+            ).limit(1)
+        )
+        return h is not None
+
+    # --- live updates ---------------------------------------------------------------------
+
+    async def conversation_message(self, conversation_id: str, message: dict[str, Any]) -> None:
+        """A stored message of a conversation, for the consoles (watching or handling it)."""
+        async with self.db.session() as s:
+            handover_id = await s.scalar(
+                select(Handover.id).where(Handover.conversation_id == conversation_id)
+                .order_by(Handover.created_at.desc()).limit(1)
+            )
+        self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id, "message": message})
+
+    customer_wrote = conversation_message
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def summary(self, handover_id: str) -> dict[str, Any]:
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            if h is None:
+                raise HandoverError("no such handover", 404)
+            return await summary_json(s, h)
+
+    async def _own(self, handover_id: str, agent: Agent, *, allow_any_agent: bool = False) -> Handover:
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            if h is None:
+                raise HandoverError("no such handover", 404)
+            if allow_any_agent or agent.role == "admin":
+                return h
+            if h.status != "assigned" or h.agent_id != agent.id:
+                raise HandoverError("this conversation is not assigned to you", 403)
+            return h
+
+    def _publish_handover(self, summary: dict[str, Any]) -> None:
+        self.hub.publish({"type": "handover", "handover": summary})
+
+    def _cancel_timer(self, handover_id: str) -> None:
+        task = self._timers.pop(handover_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def shutdown(self) -> None:
+        for task in list(self._timers.values()):
+            task.cancel()
+        await asyncio.gather(*self._timers.values(), return_exceptions=True)
+        self._timers.clear()
+
+
+# --- JSON shapes (the agent API's) ----------------------------------------------------------
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    parse = m.parse_data if m.direction == "in" and m.parse_data and "error" not in m.parse_data else None
+    return {
+        "id": m.public_id,
+        "direction": m.direction,
+        "author": m.author,
+        "text": m.text,
+        "buttons": m.buttons or [],
+        "attachments": m.attachments or [],
+        "timestamp": iso(m.created_at),
+        "status": m.status,
+        "error": m.error,
+        "channel": m.channel,
+        "agent_name": (m.metadata_ or {}).get("agent_name"),
+        "parse": {"intent": parse.get("intent"), "confidence": parse.get("confidence"),
+                  "entities": [{"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []]}
+        if parse else None,
+    }
+
+
+async def summary_json(s: AsyncSession, h: Handover, *, viewer_id: str | None = None) -> dict[str, Any]:
+    conv = await s.get(Conversation, h.conversation_id)
+    customer = await s.get(Customer, h.customer_id)
+    queue = await s.get(Queue, h.queue_id) if h.queue_id else None
+    agent = await s.get(Agent, h.agent_id) if h.agent_id else None
+    last = await s.scalar(
+        select(Message).where(Message.conversation_id == h.conversation_id, Message.direction != "note")
+        .order_by(Message.id.desc()).limit(1)
+    )
+    end = h.accepted_at or h.closed_at or utcnow()
+    return {
+        "id": h.id,
+        "conversation_id": h.conversation_id,
+        "status": h.status,
+        "reason": h.reason,
+        "trigger": h.trigger,
+        "queue": {"id": queue.id, "name": queue.name} if queue else None,
+        "customer": {"id": customer.id, "name": customer.name, "language": conv.language if conv else customer.language},
+        "channel": conv.channel if conv else None,
+        "conversation_state": conv.state if conv else None,
+        "agent": {"id": agent.id, "display_name": agent.display_name} if agent else None,
+        "offered_agent_id": h.offered_agent_id,
+        "offered_to_me": viewer_id is not None and h.offered_agent_id == viewer_id,
+        "created_at": iso(h.created_at),
+        "waiting_seconds": max(0, int((end - h.created_at).total_seconds())),
+        "last_message": {"text": last.text, "author": last.author, "timestamp": iso(last.created_at)} if last else None,
+        "rating": h.rating,
+        "resolution": h.resolution,
+        "transfer_note": h.transfer_note,
+        "sentiment": h.sentiment,
+    }
+
+
+def welcome_back(language: str, name: str | None) -> str:
+    first = f" {name}" if name else ""
+    if language == "de":
+        return f"Willkommen zurück{first}! Ich bin wieder Ihr digitaler Assistent – womit kann ich Ihnen noch helfen?"
+    return f"Welcome back{first}! I'm your digital assistant again – what else can I do for you?"
+
+
+def survey_message(language: str) -> OutboundMessage:
+    text = ("Wie zufrieden waren Sie mit unserer Hilfe? Bitte bewerten Sie von 1 (gar nicht) bis 5 (sehr)."
+            if language == "de" else
+            "How satisfied were you with our help? Please rate from 1 (not at all) to 5 (very).")
+    return OutboundMessage(text=text, author="system", buttons=tuple(Button(str(i), f"/rate {i}") for i in range(1, 6)))
+
+
+def rating_thanks(language: str) -> str:
+    return "Vielen Dank für Ihre Bewertung!" if language == "de" else "Thank you for your rating!"
+
+
+def cancelled_notice(language: str) -> str:
+    return ("In Ordnung, Sie sind wieder beim digitalen Assistenten. Wie kann ich helfen?" if language == "de"
+            else "All right, you're back with the digital assistant. How can I help?")
+
+
+__all__ = ["Desk", "HandoverError", "message_json", "parse_rating", "summary_json", "notice"]

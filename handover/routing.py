@@ -1,0 +1,170 @@
+"""Routing decisions, as pure functions: which queue, which agent, when a queue is open, what to
+tell a waiting customer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = {
+    "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+
+
+@dataclass(frozen=True)
+class AgentView:
+    id: str
+    status: str
+    capacity: int
+    load: int
+    skills: tuple[str, ...]
+    languages: tuple[str, ...]
+    last_seen_at: datetime | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.status == "online" and self.load < self.capacity
+
+
+def _fits(agent: AgentView, skill: str, language: str) -> bool:
+    return agent.available and skill in agent.skills and language in agent.languages
+
+
+def choose_agent(
+    candidates: Sequence[AgentView],
+    *,
+    skill: str,
+    language: str,
+    previous_agent_id: str | None,
+    exclude: Collection[str] = (),
+) -> AgentView | None:
+    """The agent who served this customer last, if they can take it; else the least-loaded online
+    agent with the skill and the language; else None (the handover waits in the queue).
+    Never an offline, away, full or excluded agent."""
+    eligible = [a for a in candidates if a.id not in exclude and _fits(a, skill, language)]
+    for a in eligible:
+        if a.id == previous_agent_id:
+            return a
+    if not eligible:
+        return None
+    return min(
+        eligible,
+        key=lambda a: (a.load / max(a.capacity, 1), a.load, a.last_seen_at or datetime.min, a.id),
+    )
+
+
+def queue_key_for(reason: str, intent: str | None, language: str, skill_map: Mapping[str, str]) -> tuple[str, str]:
+    """The (skill, language) a handover needs."""
+    skill = skill_map.get(intent or "") or skill_map.get(reason) or "general"
+    return skill, language if language in ("de", "en") else "de"
+
+
+# --- business hours ------------------------------------------------------------------------------
+
+
+def _spans(hours: Mapping[str, Any], day: datetime) -> list[tuple[time, time]]:
+    if day.date().isoformat() in set(hours.get("closed_dates") or ()):
+        return []
+    out = []
+    for start, end in (hours.get("days") or {}).get(DAYS[day.weekday()], []):
+        out.append((time.fromisoformat(start), time.fromisoformat(end)))
+    return sorted(out)
+
+
+def is_open(hours: Mapping[str, Any], at: datetime) -> bool:
+    """Business hours {"timezone", "days": {"mon": [["08:00", "18:00"]]}, "closed_dates"}; none = always."""
+    if not hours or not hours.get("days"):
+        return True
+    local = at.astimezone(ZoneInfo(hours.get("timezone", "Europe/Berlin")))
+    return any(start <= local.time() < end for start, end in _spans(hours, local))
+
+
+def next_opening(hours: Mapping[str, Any], at: datetime) -> datetime | None:
+    """When a closed queue opens next (aware datetime), or None if it never does (14 days ahead)."""
+    if not hours or not hours.get("days"):
+        return at
+    tz = ZoneInfo(hours.get("timezone", "Europe/Berlin"))
+    local = at.astimezone(tz)
+    for offset in range(15):
+        day = (local + timedelta(days=offset)).replace(hour=0, minute=0, second=0, microsecond=0)
+        for start, _end in _spans(hours, day):
+            candidate = datetime.combine(day.date(), start, tzinfo=tz)
+            if candidate > local:
+                return candidate
+    return None
+
+
+# --- telling the customer ------------------------------------------------------------------------
+
+
+def estimate_wait(position: int, online_agents: int, avg_handle_seconds: float, free_slots: int) -> timedelta | None:
+    """A rough wait: nobody online → unknown; a free slot for this position → about a minute;
+    else the handovers ahead, worked off in parallel by the online agents."""
+    if online_agents <= 0:
+        return None
+    if position <= free_slots:
+        return timedelta(minutes=1)
+    ahead = position - free_slots
+    return timedelta(seconds=max(60.0, ahead * avg_handle_seconds / online_agents))
+
+
+def position_changed_materially(previous: int | None, current: int) -> bool:
+    if previous is None or previous == 0:
+        return True
+    if current <= 3:
+        return current != previous
+    return abs(previous - current) >= max(1, round(previous * 0.25))
+
+
+def _minutes(wait: timedelta) -> int:
+    return max(1, round(wait.total_seconds() / 60))
+
+
+def queue_notice(language: str, position: int, wait: timedelta | None) -> str:
+    if language == "de":
+        text = f"Sie sind an Position {position} in der Warteschlange."
+        if wait is None:
+            return text + " Sobald eine Mitarbeiterin oder ein Mitarbeiter frei ist, geht es weiter. " + cancel_hint("de")
+        return text + f" Geschätzte Wartezeit: etwa {_minutes(wait)} Minute{'n' if _minutes(wait) != 1 else ''}. " + cancel_hint("de")
+    text = f"You are number {position} in the queue."
+    if wait is None:
+        return text + " A member of our team will be with you as soon as one is free. " + cancel_hint("en")
+    return text + f" Estimated wait: about {_minutes(wait)} minute{'s' if _minutes(wait) != 1 else ''}. " + cancel_hint("en")
+
+
+def closed_notice(language: str, opens_at: datetime | None, tz: str) -> str:
+    if opens_at is None:
+        when_de, when_en = "bald", "soon"
+    else:
+        local = opens_at.astimezone(ZoneInfo(tz))
+        when_de = f"{DAY_NAMES['de'][local.weekday()]}, {local:%d.%m.} um {local:%H:%M} Uhr"
+        when_en = f"{DAY_NAMES['en'][local.weekday()]}, {local:%d %B} at {local:%H:%M}"
+    if language == "de":
+        return (f"Unser Team ist gerade nicht erreichbar; ab {when_de} ist wieder jemand für Sie da. "
+                "Sie können uns hier schon jetzt eine Nachricht hinterlassen – wir antworten Ihnen hier.")
+    return (f"Our team is not available right now; someone will be here from {when_en}. "
+            "You can leave us a message here now – we will answer you here.")
+
+
+def cancel_hint(language: str) -> str:
+    return ("Mit „abbrechen“ kommen Sie zurück zum digitalen Assistenten." if language == "de"
+            else 'Reply "cancel" to go back to the digital assistant.')
+
+
+_CANCEL = re.compile(
+    r"^\s*(/cancel_handover|abbrechen|abbruch|doch nicht|zurück zum (bot|assistenten)|"
+    r"cancel|never ?mind|back to the (bot|assistant))\s*[.!]*\s*$",
+    re.IGNORECASE,
+)
+
+
+def is_cancel_request(text: str) -> bool:
+    """Only a message that *is* a cancel request ("abbrechen"), not one that mentions cancelling
+    ("I want to cancel my contract")."""
+    return bool(_CANCEL.match(text))

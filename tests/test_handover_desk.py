@@ -1,0 +1,252 @@
+"""The help desk through the agent API, on SQLite and PostgreSQL: queue, offers, the accept race,
+replies, notes, transfer, close with survey and rating, return to the bot, cancel, take-over.
+
+The engine here is a small local fake speaking the engine wire format (the real engine is
+covered by the e2e tests); everything else — store, API, auth, REST channel — is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from bot.engine import TURN_PATH
+from handover.api import DESK
+from handover.auth import create_agent
+from resonanz.app import create_app
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import Agent, Conversation, ConversationEvent, Handover
+
+PASSWORD = "correct horse battery"
+
+
+class ScriptedEngine:
+    """Understands just enough: a wish for a person, a complaint, anything else is a greeting."""
+
+    def __init__(self) -> None:
+        self.turns: list[dict] = []
+
+    async def turn(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.turns.append(body)
+        text = body["message"].lower()
+        intent = "request_human" if "mensch" in text or "human" in text else "complaint" if "beschwerde" in text else "greet"
+        return web.json_response({
+            "messages": [{"text": f"bot:{intent}"}],
+            "parse_data": {"intent": {"name": intent, "confidence": 0.97}, "entities": []},
+            "slots": {"language": body["set_slots"].get("language"), **body["set_slots"]},
+            "active_loop": None,
+        })
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response({"model_file": "fake"})
+
+
+@dataclass
+class Desk:
+    client: TestClient
+    db: Database
+    engine: ScriptedEngine
+
+    async def customer(self, sender: str, text: str) -> dict:
+        resp = await self.client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+    async def outbound(self, sender: str) -> list[dict]:
+        return (await (await self.client.get("/webhooks/rest/messages", params={"sender": sender})).json())["messages"]
+
+    async def agent(self, email: str, *, status: str = "online", skills=("general",), languages=("de", "en"), capacity: int = 3, role: str = "agent") -> dict:
+        await create_agent(self.db, email=email, password=PASSWORD, display_name=email.split("@")[0].title() + " Beispiel",
+                           role=role, skills=skills, languages=languages, capacity=capacity)
+        async with self.db.session() as s:
+            a = await s.scalar(select(Agent).where(Agent.email == email))
+            a.status = status
+            return {"id": a.id, "email": email}
+
+    async def login(self, email: str) -> dict[str, str]:
+        """A separate cookie jar per agent: returns headers for bearer auth instead."""
+        from handover.auth import issue_api_token
+
+        async with self.db.session() as s:
+            agent_id = await s.scalar(select(Agent.id).where(Agent.email == email))
+        return {"Authorization": f"Bearer {await issue_api_token(self.db, agent_id)}"}
+
+    async def handover_of(self, conversation_id: str) -> Handover:
+        async with self.db.session() as s:
+            return await s.scalar(select(Handover).where(Handover.conversation_id == conversation_id).order_by(Handover.created_at.desc()))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def desk(database: Database, tmp_path) -> AsyncIterator[Desk]:  # noqa: ANN001
+    engine = ScriptedEngine()
+    eapp = web.Application()
+    eapp.router.add_post(TURN_PATH, engine.turn)
+    eapp.router.add_get("/status", engine.status)
+    eserver = TestServer(eapp, host="127.0.0.1")
+    await eserver.start_server()
+    settings = Settings(DATABASE_URL=database.url, engine_url=str(eserver.make_url("")).rstrip("/"),
+                        connectors=("rest",), var_dir=tmp_path, offer_timeout=30)
+    app = await create_app(settings, db=database)
+    async with TestClient(TestServer(app)) as client:
+        yield Desk(client, database, engine)
+    await eserver.close()
+
+
+async def test_request_for_a_person_opens_a_handover_with_context_and_queue_position(desk: Desk) -> None:
+    r = await desk.customer("anna", "Ich will einen Menschen sprechen")
+    assert r["state"] == "queued"
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.status, h.reason) == ("waiting", "customer_request")
+    assert h.context["reason"] == "customer_request" and h.context["transcript"]
+    texts = [m["text"] for m in await desk.outbound("anna")]
+    assert any("Position 1" in t for t in texts)  # told where they stand, in German
+
+
+async def test_offer_goes_to_the_least_loaded_online_agent_with_skill_and_language(desk: Desk) -> None:
+    await desk.agent("offline@x.de", status="offline")
+    await desk.agent("english@x.de", languages=("en",))
+    b = await desk.agent("berta@x.de")
+    r = await desk.customer("carl", "Mensch bitte")
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.status, h.offered_agent_id) == ("offered", b["id"])
+
+
+async def test_of_two_agents_accepting_at_once_exactly_one_wins(desk: Desk) -> None:
+    await desk.agent("a1@x.de", status="away")
+    await desk.agent("a2@x.de", status="away")
+    h1, h2 = await desk.login("a1@x.de"), await desk.login("a2@x.de")
+    r = await desk.customer("dora", "Ich möchte mit einem Menschen reden")
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    responses = await asyncio.gather(
+        desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=h1),
+        desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=h2),
+    )
+    statuses = sorted(resp.status for resp in responses)
+    assert statuses == [200, 409]
+    loser = next(resp for resp in responses if resp.status == 409)
+    assert "already taken" in (await loser.json())["error"]
+    async with desk.db.session() as s:
+        events = (await s.scalars(select(ConversationEvent).where(ConversationEvent.conversation_id == r["conversation_id"], ConversationEvent.to_state == "agent"))).all()
+        assert len(events) == 1
+
+
+async def test_agent_conversation_reply_note_close_survey_and_rating(desk: Desk) -> None:
+    await desk.agent("eva@x.de", status="away")
+    auth = await desk.login("eva@x.de")
+    r = await desk.customer("emil", "Beschwerde! Ich will einen Menschen")
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    assert (await desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=auth)).status == 200
+    turns_before = len(desk.engine.turns)
+    # The bot is silent while a person owns the conversation; the message reaches the agent.
+    r = await desk.customer("emil", "Hallo, sind Sie da?")
+    assert r["state"] == "agent" and r["messages"] == []
+    assert len(desk.engine.turns) == turns_before
+    resp = await desk.client.post(f"/api/v1/handovers/{hid}/messages", json={"text": "Guten Tag, ich helfe Ihnen gern."}, headers=auth)
+    assert resp.status == 201
+    resp = await desk.client.post(f"/api/v1/handovers/{hid}/notes", json={"text": "Kunde verärgert, Kulanz prüfen"}, headers=auth)
+    assert resp.status == 201
+    out = await desk.outbound("emil")
+    assert any(m["author"] == "agent" and m["text"] == "Guten Tag, ich helfe Ihnen gern." for m in out)
+    assert not any("Kulanz" in m["text"] for m in out)  # notes never reach the customer
+    detail = await (await desk.client.get(f"/api/v1/handovers/{hid}", headers=auth)).json()
+    assert [m["direction"] for m in detail["messages"]].count("note") == 1
+    assert any(m["parse"] and m["parse"]["intent"] == "request_human" for m in detail["messages"])
+    resp = await desk.client.post(f"/api/v1/handovers/{hid}/close", json={"resolution": "solved", "return_to_bot": False}, headers=auth)
+    assert resp.status == 200
+    survey = (await desk.outbound("emil"))[-1]
+    assert [b["title"] for b in survey["buttons"]] == ["1", "2", "3", "4", "5"]
+    r = await desk.customer("emil", "/rate 4")
+    assert r["conversation_id"] == detail["handover"]["conversation_id"]  # the answer belongs to it
+    assert "Vielen Dank" in r["messages"][0]["text"]
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.status, h.resolution, h.rating) == ("closed", "solved", 4)
+    listed = await (await desk.client.get("/api/v1/handovers?view=all", headers=auth)).json()
+    assert next(x for x in listed["handovers"] if x["id"] == hid)["rating"] == 4
+
+
+async def test_no_survey_when_the_customer_left(desk: Desk) -> None:
+    await desk.agent("fritz@x.de", status="away")
+    auth = await desk.login("fritz@x.de")
+    r = await desk.customer("franz", "Mensch bitte")
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    await desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=auth)
+    await desk.client.post(f"/api/v1/handovers/{hid}/close", json={"resolution": "no_response"}, headers=auth)
+    assert not (await desk.outbound("franz"))[-1].get("buttons")
+    old = r["conversation_id"]
+    r = await desk.customer("franz", "3")  # no survey was asked: a new conversation with the bot
+    assert r["conversation_id"] != old and r["state"] == "bot"
+
+
+async def test_return_to_bot_resumes_with_what_the_agent_recorded(desk: Desk) -> None:
+    await desk.agent("gina@x.de", status="away")
+    auth = await desk.login("gina@x.de")
+    r = await desk.customer("greta", "I want a human")
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    await desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=auth)
+    resp = await desk.client.post(f"/api/v1/handovers/{hid}/close", headers=auth,
+                                  json={"resolution": "solved", "return_to_bot": True, "slots": {"customer_number": "40012345"}})
+    assert resp.status == 200
+    out = await desk.outbound("greta")
+    assert any(m["text"].startswith("Welcome back") for m in out)  # in the customer's language
+    r = await desk.customer("greta", "hello again")
+    assert r["state"] == "bot" and r["messages"][0]["text"] == "bot:greet"
+    last = desk.engine.turns[-1]
+    assert last["set_slots"]["customer_number"] == "40012345"  # the bot knows it: no question again
+    assert last["sender"].endswith("-1")  # a fresh engine session
+    async with desk.db.session() as s:
+        conv = await s.get(Conversation, r["conversation_id"])
+        assert conv.state == "bot"
+
+
+async def test_waiting_customer_can_cancel_and_return_to_the_bot(desk: Desk) -> None:
+    r = await desk.customer("hugo", "Mensch bitte")
+    r = await desk.customer("hugo", "abbrechen")
+    assert r["state"] == "bot"
+    assert "Assistenten" in r["messages"][0]["text"]
+    h = await desk.handover_of(r["conversation_id"])
+    assert h.status == "cancelled"
+    r = await desk.customer("hugo", "Hallo")
+    assert r["messages"][0]["text"] == "bot:greet"
+
+
+async def test_agent_takes_over_a_live_bot_conversation(desk: Desk) -> None:
+    await desk.agent("ida@x.de", status="online")
+    auth = await desk.login("ida@x.de")
+    r = await desk.customer("ingo", "Hallo")
+    live = await (await desk.client.get("/api/v1/conversations?state=bot", headers=auth)).json()
+    assert r["conversation_id"] in [c["id"] for c in live["conversations"]]
+    resp = await desk.client.post(f"/api/v1/conversations/{r['conversation_id']}/take-over", headers=auth)
+    assert resp.status == 201
+    assert (await resp.json())["handover"]["status"] == "assigned"
+    r = await desk.customer("ingo", "Hallo?")
+    assert r["state"] == "agent" and r["messages"] == []
+
+
+async def test_transfer_to_another_agent_with_a_note(desk: Desk) -> None:
+    await desk.agent("jan@x.de", status="away")
+    k = await desk.agent("kim@x.de", status="online", skills=("contracts",))
+    auth = await desk.login("jan@x.de")
+    r = await desk.customer("jule", "Mensch bitte")
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    await desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=auth)
+    resp = await desk.client.post(f"/api/v1/handovers/{hid}/transfer", headers=auth, json={"agent_id": k["id"], "note": "Vertragsfrage"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["handover"]["agent"]["id"] == k["id"] and body["handover"]["transfer_note"] == "Vertragsfrage"
+    resp = await desk.client.post(f"/api/v1/handovers/{hid}/messages", json={"text": "noch da"}, headers=auth)
+    assert resp.status == 403  # no longer Jan's conversation
+
+
+async def test_api_requires_login_and_documents_itself(desk: Desk) -> None:
+    assert (await desk.client.get("/api/v1/handovers")).status == 401
+    doc = await (await desk.client.get("/api/openapi.json")).json()
+    assert doc["openapi"].startswith("3.") and "/api/v1/handovers/{id}/close" in doc["paths"]
