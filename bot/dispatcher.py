@@ -469,7 +469,9 @@ class Dispatcher:
             from handover.desk import cancelled_notice, parse_rating, rating_thanks
 
             rating = parse_rating(text)
-            if rating is not None and await self.desk.rate_in(s, conv, rating):
+            rated = await self.desk.rate_in(s, conv, rating) if rating is not None else None
+            if rated is not None:
+                after.append(lambda: self.desk.republish(rated))
                 return [OutboundMessage(text=rating_thanks(language), author="system")]
             if conv.state == State.QUEUED.value and is_cancel_request(text):
                 if await self.desk.cancel_in(s, conv) is not None:

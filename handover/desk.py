@@ -397,16 +397,19 @@ class Desk:
         conv.consecutive_fallbacks = 0
         return h.id
 
-    async def rate_in(self, s: AsyncSession, conv: Conversation, rating: int) -> bool:
+    async def republish(self, handover_id: str) -> None:
+        self._publish_handover(await self.summary(handover_id))
+
+    async def rate_in(self, s: AsyncSession, conv: Conversation, rating: int) -> str | None:
         """Store a satisfaction answer on the conversation's last surveyed, unrated handover."""
         h = await s.scalar(
             select(Handover).where(Handover.conversation_id == conv.id, Handover.survey_sent_at.is_not(None), Handover.rating.is_(None))
             .order_by(Handover.closed_at.desc()).limit(1)
         )
         if h is None or h.survey_sent_at < utcnow() - timedelta(days=1):
-            return False
+            return None
         h.rating, h.rated_at = rating, utcnow()
-        return True
+        return h.id
 
     async def awaits_rating(self, s: AsyncSession, conversation_id: str) -> bool:
         h = await s.scalar(
