@@ -79,8 +79,10 @@ async def test_bot_challenge_button_reaches_a_person(live_gateway: LiveGateway, 
     buttons = page.locator(BOT).last.get_by_test_id("resonanz-button")
     await expect(buttons).to_have_count(2)
     await buttons.first.click()  # "talk to a person"
-    await expect(page.locator(SYSTEM)).to_have_count(1, timeout=30_000)
-    await expect(page.locator(SYSTEM)).to_contain_text("Mitarbeiter")
+    # The handover notice, then the place in the queue.
+    await expect(page.locator(SYSTEM)).to_have_count(2, timeout=30_000)
+    await expect(page.locator(SYSTEM).first).to_contain_text("Mitarbeiter")
+    await expect(page.locator(SYSTEM).last).to_contain_text("Position")
     await expect(page.get_by_test_id("resonanz-widget")).to_have_attribute("data-state", "queued")
 
 
