@@ -6,6 +6,7 @@ each customer's first message then opens a handover (engine unavailable), and on
 enough capacity accepts them all through the agent API. Then every customer (a web chat
 WebSocket) sends messages concurrently; the agent's console WebSocket (/api/v1/stream) times
 their arrival; the agent answers through the API and the customers' sockets time the answers.
+Customers write at random (Poisson) moments, `--rate` messages per second over all of them.
 
     .venv/bin/python bench/handover.py [--conversations 200] [--messages 5] [--out FILE]
 """
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import socket
 import sys
@@ -53,7 +55,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=f"sqlite:///{tmp / 'bench.db'}", RESONANZ_VAR_DIR=str(tmp), RESONANZ_PORT=str(port),
+        DATABASE_URL=args.database_url or f"sqlite:///{tmp / 'bench.db'}", RESONANZ_VAR_DIR=str(tmp), RESONANZ_PORT=str(port),
         RESONANZ_ENGINE_URL=f"http://127.0.0.1:{free_port()}", RESONANZ_ENGINE_STARTUP_WAIT="0",
         RESONANZ_ENGINE_TIMEOUT="1", RESONANZ_LOG_LEVEL="WARNING", RESONANZ_SATISFACTION_SURVEY="false",
         RESONANZ_AGENT_PASSWORD="bench-password-123",
@@ -72,18 +74,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         assert gateway.stdout is not None
         while b"Gateway listening" not in await asyncio.wait_for(gateway.stdout.readline(), 60):
             pass
-        async with aiohttp.ClientSession() as http:
+        # No connection limit: every customer and the agent hold a WebSocket open.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             customers = [secrets.token_urlsafe(18) for _ in range(args.conversations)]
             sockets = [await http.ws_connect(f"{ws_base}/webchat/ws") for _ in customers]
+            # Every socket is read all the time (that also answers the server's heartbeat pings).
+            inboxes: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+            readers = []
+            for ws in sockets:
+                inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+                inboxes[id(ws)] = inbox
+
+                async def read(ws: aiohttp.ClientWebSocketResponse = ws, inbox: asyncio.Queue = inbox) -> None:
+                    async for msg in ws:
+                        if msg.type == aiohttp.WSMsgType.TEXT:
+                            inbox.put_nowait(json.loads(msg.data))
+
+                readers.append(asyncio.ensure_future(read()))
             for ws, sid in zip(sockets, customers, strict=True):
                 await ws.send_json({"type": "hello", "session_id": sid, "language": "de"})
-                await ws.receive_json()
+                await inboxes[id(ws)].get()
             print(f"opening {len(customers)} handovers…", file=sys.stderr, flush=True)
 
             async def first_message(ws: aiohttp.ClientWebSocketResponse) -> str:
                 await ws.send_json({"type": "message", "text": "Hallo", "client_id": secrets.token_hex(8)})
                 while True:
-                    frame = await ws.receive_json()
+                    frame = await inboxes[id(ws)].get()
                     if frame["type"] == "ack":
                         return frame["conversation_id"]
 
@@ -91,11 +107,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             async with http.get(f"{base}/api/v1/handovers?view=queue", headers=auth) as r:
                 queue = (await r.json())["handovers"]
             by_conv = {h["conversation_id"]: h["id"] for h in queue}
+            in_agent_state = 0
             for cid in conv_ids:
                 async with http.post(f"{base}/api/v1/handovers/{by_conv[cid]}/accept", headers=auth) as r:
                     assert r.status == 200, await r.text()
-            async with http.get(f"{base}/api/v1/conversations?state=agent", headers=auth) as r:
-                in_agent_state = len((await r.json())["conversations"])
+                    in_agent_state += (await r.json())["handover"]["conversation_state"] == "agent"
             print(f"{in_agent_state} conversations in state agent; measuring…", file=sys.stderr, flush=True)
 
             # Drain what the customers got so far (notices), then listen.
@@ -116,8 +132,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             if len(inbound_ms) == expected:
                                 got_all.set()
 
+            rng = random.Random(7)
+            mean_gap = args.conversations / args.rate  # seconds between one customer's messages
+
             async def customer(i: int, ws: aiohttp.ClientWebSocketResponse, hid: str) -> None:
                 for k in range(args.messages):
+                    # Open-loop pacing (a load schedule, not synchronisation): Poisson arrivals.
+                    await asyncio.sleep(rng.expovariate(1 / mean_gap))
                     text = f"c{i}-m{k}-{secrets.token_hex(3)}"
                     sent_at[text] = time.perf_counter()
                     await ws.send_json({"type": "message", "text": text, "client_id": secrets.token_hex(8)})
@@ -126,7 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     async with http.post(f"{base}/api/v1/handovers/{hid}/messages", json={"text": reply}, headers=auth) as r:
                         assert r.status == 201, await r.text()
                     while True:
-                        frame = await ws.receive_json()
+                        frame = await inboxes[id(ws)].get()
                         if frame.get("type") == "message" and frame["text"] == reply:
                             outbound_ms.append((time.perf_counter() - t0) * 1000)
                             break
@@ -137,6 +158,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.wait_for(got_all.wait(), 60)
             elapsed = time.perf_counter() - t_start
             listener.cancel()
+            for reader in readers:
+                reader.cancel()
             await agent_ws.close()
             for ws in sockets:
                 await ws.close()
@@ -145,7 +168,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.wait_for(gateway.wait(), 30)
     return {
         "conversations_in_agent_state": in_agent_state,
+        "database": "postgresql" if (args.database_url or "").startswith("postgres") else "sqlite",
         "messages_per_conversation": args.messages,
+        "offered_rate_per_second": args.rate,
         "customer_to_agent_ws": summary(inbound_ms),
         "agent_to_customer_ws": summary(outbound_ms),
         "messages_per_second": round(2 * expected / elapsed, 1),
@@ -156,7 +181,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=200)
-    parser.add_argument("--messages", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=5, help="customer messages per conversation")
+    parser.add_argument("--rate", type=float, default=50.0, help="customer messages per second over all conversations")
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file; e.g. postgresql://postgres@127.0.0.1/bench")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "handover.json")
     args = parser.parse_args()
     report = asyncio.run(run(args))

@@ -31,7 +31,7 @@ from connectors.base import (
     InboundMessage,
     OutboundMessage,
 )
-from handover import triggers
+from handover import sentiment, triggers
 from handover.notices import notice
 from handover.routing import is_cancel_request
 from handover.service import transition
@@ -44,6 +44,28 @@ log = structlog.get_logger(__name__)
 
 # Slots that survive a new engine session: the gateway is their memory.
 CARRIED_SLOTS = ("customer_number", "customer_name")
+
+
+PREFER_HUMAN = "/prefer_human"
+
+
+def choice_message(language: str) -> OutboundMessage:
+    """Offered with the first answer of a new conversation: self-service or a person."""
+    if language == "de":
+        return OutboundMessage(
+            text="Sie können das mit mir erledigen oder jederzeit mit einer Person sprechen.",
+            author="system",
+            buttons=(Button("Selbst erledigen", "/continue_with_bot"),
+                     Button("Mit einer Person sprechen", "/request_human"),
+                     Button("Immer eine Person", PREFER_HUMAN)),
+        )
+    return OutboundMessage(
+        text="You can do this with me, or talk to a person at any time.",
+        author="system",
+        buttons=(Button("Do it myself", "/continue_with_bot"),
+                 Button("Talk to a person", "/request_human"),
+                 Button("Always a person", PREFER_HUMAN)),
+    )
 
 
 def engine_sender(conversation_id: str, session: int) -> str:
@@ -415,6 +437,8 @@ class Dispatcher:
                     consecutive_fallbacks=conv.consecutive_fallbacks,
                     handover_intents=self.settings.handover_intents,
                     fallbacks_limit=self.settings.handover_after_fallbacks,
+                    frustration=sentiment.score(text).frustration,
+                    upset_threshold=self.settings.handover_upset_threshold,
                 )
                 if not bot_may_answer(conv.state):
                     # A person took over while the engine was thinking: the bot stays silent.
@@ -431,6 +455,8 @@ class Dispatcher:
                         OutboundMessage(text=r.text, author="bot", buttons=r.buttons, attachments=r.attachments)
                         for r in turn.replies
                     )
+                    if session_key == (0, 0) and self.settings.offer_choice_at_start:
+                        replies.append(choice_message(language))
             msg.status = "processed"
             msg.processed_at = utcnow()
             stored = self._add_outbound(s, conv, replies, self._initial_status(conv))
@@ -465,6 +491,19 @@ class Dispatcher:
         """Turns the gateway answers itself: people own the conversation, a satisfaction
         rating, a waiting customer going back to the bot. None: the engine's turn."""
         text = msg.text
+        if self.desk is not None and conv.state == State.BOT.value:
+            # "Always a person": chosen now, or a standing preference for a new conversation.
+            customer = await s.get(Customer, conv.customer_id)
+            if text.strip() == PREFER_HUMAN:
+                customer.preference = "human"
+            fresh = conv.engine_session == 0 and conv.engine_turns == 0
+            if text.strip() == PREFER_HUMAN or (fresh and customer.preference == "human"):
+                conv.language = language
+                await self._open_handover(
+                    s, conv, after, reason="customer_preference", trigger="preference:human",
+                    intent=None, actor="customer", data={"preference": "human"},
+                )
+                return [OutboundMessage(text=notice("handover", language), author="system")]
         if self.desk is not None:
             from handover.desk import cancelled_notice, parse_rating, rating_thanks
 

@@ -348,8 +348,8 @@ class AgentApi:
                     return _error("status must be online, away or offline", 400)
                 agent.status = body["status"]
             if "capacity" in body:
-                if not isinstance(body["capacity"], int) or not 0 <= body["capacity"] <= 50:
-                    return _error("capacity must be a whole number from 0 to 50", 400)
+                if not isinstance(body["capacity"], int) or not 0 <= body["capacity"] <= 1000:
+                    return _error("capacity must be a whole number from 0 to 1000", 400)
                 agent.capacity = body["capacity"]
             for key in ("skills", "languages"):
                 if key in body:

@@ -66,8 +66,8 @@ async def create_agent(
         raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
     if role not in ("agent", "admin"):
         raise ValueError("role must be agent or admin")
-    if not 0 <= capacity <= 50:
-        raise ValueError("capacity must be from 0 to 50")
+    if not 0 <= capacity <= 1000:
+        raise ValueError("capacity must be from 0 to 1000")
     try:
         async with db.session() as s:
             agent = Agent(email=email, display_name=display_name.strip() or email, password_hash=hash_password(password),

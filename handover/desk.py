@@ -22,7 +22,7 @@ from connectors.base import Attachment, Button, OutboundMessage
 from handover.context import build_context
 from handover.hub import Hub
 from handover.notices import notice
-from handover.queries import agent_views, get_or_create_queue, previous_agent_id, queue_position, average_handle_seconds
+from handover.queries import agent_views, ensure_queues, get_or_create_queue, previous_agent_id, queue_position, average_handle_seconds
 from handover.routing import choose_agent, estimate_wait, position_changed_materially, queue_key_for, queue_notice, is_open, next_opening, closed_notice
 from handover.service import transition
 from handover.state import State
@@ -172,6 +172,8 @@ class Desk:
 
     async def recover(self) -> None:
         """At start-up: offers made by a previous process have no timer any more; re-route."""
+        async with self.db.session() as s:
+            await ensure_queues(s, set(self.settings.handover_skills.values()))
         async with self.db.session() as s:
             await s.execute(
                 update(Handover).where(Handover.status == "offered")

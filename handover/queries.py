@@ -51,8 +51,21 @@ async def average_handle_seconds(session: AsyncSession, default: float = 300.0) 
     return sum((c - a).total_seconds() for a, c in rows) / len(rows)
 
 
+async def ensure_queues(session: AsyncSession, skills: set[str], languages: tuple[str, ...] = ("de", "en")) -> None:
+    """Create the queues the configuration implies (at start-up, before any traffic)."""
+    existing = set((await session.execute(select(Queue.skill, Queue.language))).all())
+    for skill in sorted(skills | {"general"}):
+        for language in languages:
+            if (skill, language) not in existing:
+                session.add(Queue(name=f"{skill}-{language}", skill=skill, language=language, business_hours={}))
+
+
 async def get_or_create_queue(session: AsyncSession, skill: str, language: str) -> Queue:
+    """The queue for (skill, language); else that language's general queue. Creating one here is
+    a last resort: concurrent turns would race on it, so start-up creates them (`ensure_queues`)."""
     queue = await session.scalar(select(Queue).where(Queue.skill == skill, Queue.language == language))
+    if queue is None:
+        queue = await session.scalar(select(Queue).where(Queue.skill == "general", Queue.language == language))
     if queue is None:
         queue = Queue(name=f"{skill}-{language}", skill=skill, language=language, business_hours={})
         session.add(queue)

@@ -45,12 +45,16 @@ def decide(
     consecutive_fallbacks: int,
     handover_intents: Mapping[str, str],
     fallbacks_limit: int,
+    frustration: float = 0.0,
+    upset_threshold: float = 0.0,
 ) -> HandoverDecision | None:
     """Decide after an engine turn. `consecutive_fallbacks` already counts this turn."""
     if intent and intent in handover_intents:
         return HandoverDecision(reason=handover_intents[intent], trigger=f"intent:{intent}")
     if asks_for_person(text):
         return HandoverDecision(reason="customer_request", trigger="pattern")
+    if upset_threshold and frustration >= upset_threshold:
+        return HandoverDecision(reason="customer_upset", trigger=f"sentiment:{frustration:.2f}")
     if fallbacks_limit and consecutive_fallbacks >= fallbacks_limit:
         return HandoverDecision(reason="bot_stuck", trigger=f"fallbacks:{consecutive_fallbacks}")
     return None

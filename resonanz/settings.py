@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     }
     # N not-understood turns in a row put the conversation in the queue (0 disables it).
     handover_after_fallbacks: int = 2
+    # Frustration (0-1, handover/sentiment.py) from which an upset customer goes to a person (0: off).
+    handover_upset_threshold: float = 0.6
+    # New conversations offer "do it myself" / "talk to a person" (buttons, or numbered options).
+    offer_choice_at_start: bool = True
     # Which skill a handover needs, by reason or intent (anything else: "general").
     handover_skills: dict[str, str] = {
         "terminate_contract": "contracts",

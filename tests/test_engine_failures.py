@@ -103,7 +103,9 @@ async def test_dispatcher_apologises_and_queues_when_the_engine_fails(
     async with TestClient(TestServer(app)) as client:
         fake.mode = "good"
         ok = await (await client.post("/webhooks/rest/webhook", json={"sender": "x", "message": "Hallo"})).json()
-        assert ok["state"] == "bot" and ok["messages"] == [{"text": "Hallo!"}]
+        assert ok["state"] == "bot" and ok["messages"][0] == {"text": "Hallo!"}
+        # A new conversation offers self-service or a person.
+        assert [b["payload"] for b in ok["messages"][1]["buttons"]] == ["/continue_with_bot", "/request_human", "/prefer_human"]
         fake.mode = mode
         resp = await client.post("/webhooks/rest/webhook", json={"sender": "x", "message": "Zählerstand melden"})
         body = await resp.json()

@@ -38,7 +38,8 @@ class ScriptedEngine:
         body = await request.json()
         self.turns.append(body)
         text = body["message"].lower()
-        intent = "request_human" if "mensch" in text or "human" in text else "complaint" if "beschwerde" in text else "greet"
+        intent = ("request_human" if "mensch" in text or "human" in text else "complaint" if "beschwerde" in text
+                  else "terminate_contract" if "kündigen" in text else "nlu_fallback" if "blorf" in text else "greet")
         return web.json_response({
             "messages": [{"text": f"bot:{intent}"}],
             "parse_data": {"intent": {"name": intent, "confidence": 0.97}, "entities": []},
@@ -250,3 +251,124 @@ async def test_api_requires_login_and_documents_itself(desk: Desk) -> None:
     assert (await desk.client.get("/api/v1/handovers")).status == 401
     doc = await (await desk.client.get("/api/openapi.json")).json()
     assert doc["openapi"].startswith("3.") and "/api/v1/handovers/{id}/close" in doc["paths"]
+
+
+async def test_unanswered_offer_goes_to_the_next_agent(desk: Desk) -> None:
+    first = await desk.agent("first@x.de")
+    r = await desk.customer("olga", "Mensch bitte")
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.status, h.offered_agent_id) == ("offered", first["id"])
+    gateway_desk = desk.client.app[DESK]
+    assert h.id in gateway_desk._timers  # the offer's deadline is armed
+    second = await desk.agent("second@x.de")
+    assert await gateway_desk.expire_offer(h.id, first["id"])  # what the deadline does
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.status, h.offered_agent_id, h.declined_by) == ("offered", second["id"], [first["id"]])
+    assert not await gateway_desk.expire_offer(h.id, first["id"])  # a stale deadline changes nothing
+
+
+async def test_offline_agents_get_nothing_and_an_agent_coming_online_gets_the_waiting_one(desk: Desk) -> None:
+    p = await desk.agent("paula@x.de", status="offline")
+    r = await desk.customer("peter", "Mensch bitte")
+    assert (await desk.handover_of(r["conversation_id"])).status == "waiting"
+    auth = await desk.login("paula@x.de")
+    resp = await desk.client.put("/api/v1/me/status", json={"status": "online"}, headers=auth)
+    assert resp.status == 200
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.status, h.offered_agent_id) == ("offered", p["id"])
+
+
+async def test_the_same_agent_as_last_time_gets_the_returning_customer(desk: Desk) -> None:
+    await desk.agent("quentin@x.de", status="online")
+    r_agent = await desk.agent("rita@x.de", status="online")
+    auth = await desk.login("rita@x.de")
+    r = await desk.customer("rolf", "Mensch bitte")
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    await desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=auth)
+    await desk.client.post(f"/api/v1/handovers/{hid}/close", json={"resolution": "solved", "return_to_bot": True}, headers=auth)
+    # Rita now has no load, Quentin none either: the returning customer goes to Rita.
+    r = await desk.customer("rolf", "Ich will nochmal einen Menschen")
+    h = await desk.handover_of(r["conversation_id"])
+    assert h.offered_agent_id == r_agent["id"]
+
+
+async def test_upset_customer_goes_to_a_person_with_the_score(desk: Desk) -> None:
+    r = await desk.customer("uwe", "Hallo")
+    r = await desk.customer("uwe", "Das ist eine FRECHHEIT!!! Seit Wochen keine Antwort, unverschämt!")
+    assert r["state"] == "queued"
+    h = await desk.handover_of(r["conversation_id"])
+    assert h.reason == "customer_upset" and h.trigger.startswith("sentiment:")
+    assert h.context["sentiment"]["latest"] < 0 and "frechheit" in h.context["sentiment"]["matches"]
+
+
+async def test_new_conversations_offer_the_choice_and_always_a_person_is_respected(desk: Desk) -> None:
+    r = await desk.customer("vera", "Hallo")
+    choice = r["messages"][-1]
+    assert [b["payload"] for b in choice["buttons"]] == ["/continue_with_bot", "/request_human", "/prefer_human"]
+    r = await desk.customer("vera", "/prefer_human")
+    assert r["state"] == "queued"
+    h = await desk.handover_of(r["conversation_id"])
+    assert h.reason == "customer_preference"
+    # A later conversation goes straight to a person, without asking the bot.
+    await desk.agent("walter@x.de", status="away")
+    auth = await desk.login("walter@x.de")
+    await desk.client.post(f"/api/v1/handovers/{h.id}/accept", headers=auth)
+    await desk.client.post(f"/api/v1/handovers/{h.id}/close", json={"resolution": "solved"}, headers=auth)
+    turns = len(desk.engine.turns)
+    r = await desk.customer("vera", "Guten Morgen, ich habe eine Frage")
+    assert r["state"] == "queued" and len(desk.engine.turns) == turns
+
+
+async def test_the_bot_stuck_twice_in_a_row_hands_over(desk: Desk) -> None:
+    r = await desk.customer("xaver", "blorf")
+    assert r["state"] == "bot"
+    r = await desk.customer("xaver", "blorf blorf")
+    assert r["state"] == "queued"
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.reason, h.trigger) == ("bot_stuck", "fallbacks:2")
+
+
+async def test_a_complex_matter_goes_to_the_queue_for_its_skill(desk: Desk) -> None:
+    r = await desk.customer("yvonne", "Ich möchte meinen Vertrag kündigen")
+    assert r["state"] == "queued"
+    h = await desk.handover_of(r["conversation_id"])
+    assert h.reason == "complex_matter"
+    queues = await (await desk.client.get("/api/v1/queues", headers=await desk.login((await desk.agent("zz@x.de"))["email"]))).json()
+    assert {"contracts-de"} <= {q["name"] for q in queues["queues"]}
+
+
+async def test_outside_business_hours_the_customer_is_told_when_and_may_leave_a_message(desk: Desk) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    admin = await desk.agent("admin@x.de", role="admin", status="away")
+    auth = await desk.login(admin["email"])
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date().isoformat()
+    hours = {"timezone": "Europe/Berlin", "days": {d: [["00:00", "23:59"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+             "closed_dates": [today]}
+    queues = (await (await desk.client.get("/api/v1/queues", headers=auth)).json())["queues"]
+    general_de = next(q for q in queues if q["name"] == "general-de")  # created at start-up
+    resp = await desk.client.patch(f"/api/v1/queues/{general_de['id']}", headers=auth, json={"business_hours": hours})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["queue"]["open_now"] is False
+    r = await desk.customer("zora", "Ich will einen Menschen sprechen")
+    notice = (await desk.outbound("zora"))[-1]["text"]
+    assert "nicht erreichbar" in notice and "Nachricht hinterlassen" in notice
+    r = await desk.customer("zora", "Meine Zählernummer ist 1ESY123, bitte melden Sie sich.")
+    assert r["state"] == "queued" and r["messages"] == []
+    # The answer comes later, on the same channel.
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    await desk.client.post(f"/api/v1/handovers/{hid}/accept", headers=auth)
+    await desk.client.post(f"/api/v1/handovers/{hid}/messages", json={"text": "Wir haben Ihre Nachricht erhalten."}, headers=auth)
+    assert (await desk.outbound("zora"))[-1]["text"] == "Wir haben Ihre Nachricht erhalten."
+
+
+async def test_bad_business_hours_are_refused_with_the_reason(desk: Desk) -> None:
+    admin = await desk.agent("admin2@x.de", role="admin")
+    auth = await desk.login(admin["email"])
+    resp = await desk.client.post("/api/v1/queues", headers=auth, json={"name": "q", "skill": "general", "language": "en",
+                                                                       "business_hours": {"days": {"mon": [["18:00", "08:00"]]}}})
+    assert resp.status == 400 and "18:00 is not before 08:00" in (await resp.json())["error"]
+    plain = await desk.login((await desk.agent("plain@x.de"))["email"])
+    resp = await desk.client.post("/api/v1/queues", headers=plain, json={"name": "q", "skill": "general", "language": "en"})
+    assert resp.status == 403
