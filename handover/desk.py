@@ -59,6 +59,7 @@ class Desk:
         self.hub = hub
         self.emit = emit
         self._timers: dict[str, asyncio.Task[None]] = {}
+        self._latest: dict[str, str] = {}
 
     # --- opening --------------------------------------------------------------------------
 
@@ -96,6 +97,7 @@ class Desk:
         )
         s.add(handover)
         await s.flush()
+        self._remember(conv.id, handover.id)
         return handover
 
     async def after_open(self, handover_id: str) -> None:
@@ -221,12 +223,34 @@ class Desk:
         await self.emit(conversation_id, [OutboundMessage(text=text, author="system")])
 
     async def _tell_queue(self, queue_id: str | None) -> None:
+        """After the queue moved: tell those whose position changed materially (one pass)."""
         if queue_id is None:
             return
+        notices: list[tuple[str, str]] = []
         async with self.db.session() as s:
-            ids = (await s.scalars(select(Handover.id).where(Handover.queue_id == queue_id, Handover.status.in_(OPEN_STATUSES)))).all()
-        for hid in ids:
-            await self.tell_position(hid)
+            queue = await s.get(Queue, queue_id)
+            if queue is None or (queue.business_hours and not is_open(queue.business_hours, utcnow())):
+                return
+            waiting = (await s.scalars(
+                select(Handover).where(Handover.queue_id == queue_id, Handover.status.in_(OPEN_STATUSES))
+                .order_by(Handover.created_at)
+            )).all()
+            changed = [(pos, h) for pos, h in enumerate(waiting, start=1)
+                       if position_changed_materially(h.last_position_told, pos)]
+            if not changed:
+                return
+            online = [v for v in await agent_views(s) if v.status == "online"]
+            free = sum(max(v.capacity - v.load, 0) for v in online)
+            avg = await average_handle_seconds(s)
+            languages = dict((await s.execute(
+                select(Conversation.id, Conversation.language).where(Conversation.id.in_([h.conversation_id for _, h in changed]))
+            )).all())
+            for pos, h in changed:
+                h.last_position_told = pos
+                wait = estimate_wait(pos, len(online), avg, free)
+                notices.append((h.conversation_id, queue_notice(languages.get(h.conversation_id) or "de", pos, wait)))
+        for conversation_id, text in notices:
+            await self.emit(conversation_id, [OutboundMessage(text=text, author="system")])
 
     # --- agents' actions ------------------------------------------------------------------
 
@@ -426,12 +450,22 @@ class Desk:
 
     async def conversation_message(self, conversation_id: str, message: dict[str, Any]) -> None:
         """A stored message of a conversation, for the consoles (watching or handling it)."""
-        async with self.db.session() as s:
-            handover_id = await s.scalar(
-                select(Handover.id).where(Handover.conversation_id == conversation_id)
-                .order_by(Handover.created_at.desc()).limit(1)
-            )
+        handover_id = self._latest.get(conversation_id)
+        if handover_id is None:
+            async with self.db.session() as s:
+                handover_id = await s.scalar(
+                    select(Handover.id).where(Handover.conversation_id == conversation_id)
+                    .order_by(Handover.created_at.desc()).limit(1)
+                )
+            if handover_id is not None:
+                self._remember(conversation_id, handover_id)
         self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id, "message": message})
+
+    def _remember(self, conversation_id: str, handover_id: str) -> None:
+        # A small cache of each conversation's latest handover: saves a query per live message.
+        if len(self._latest) > 10_000:
+            self._latest.clear()
+        self._latest[conversation_id] = handover_id
 
     customer_wrote = conversation_message
 
