@@ -189,7 +189,7 @@ async def _serve(settings: Settings) -> int:
             print(
                 "\nResonanz is ready.\n"
                 f"  Web chat:       {base}/chat\n"
-                f"  Agent console:  {base}/console  (comes with the handover feature)\n"
+                f"  Agent console:  {base}/console  (create an agent: resonanz agent create --admin …)\n"
                 f"  REST channel:   POST {base}/webhooks/rest/webhook\n"
                 f"  Health:         {base}/healthz  {base}/readyz\n"
                 "Press Ctrl-C to stop.",
