@@ -78,10 +78,13 @@ async def test_bot_challenge_button_reaches_a_person(live_gateway: LiveGateway, 
     await say(page, "Bist du ein Bot?", 1)
     buttons = page.locator(BOT).last.get_by_test_id("resonanz-button")
     await expect(buttons).to_have_count(2)
-    await buttons.first.click()  # "talk to a person"
+    # A new conversation also offers the choice between self-service and a person.
+    await expect(page.locator(SYSTEM)).to_have_count(1)
+    await expect(page.locator(SYSTEM).get_by_test_id("resonanz-button")).to_have_count(3)
+    await buttons.first.click()  # the bot's own "talk to a person"
     # The handover notice, then the place in the queue.
-    await expect(page.locator(SYSTEM)).to_have_count(2, timeout=30_000)
-    await expect(page.locator(SYSTEM).first).to_contain_text("Mitarbeiter")
+    await expect(page.locator(SYSTEM)).to_have_count(3, timeout=30_000)
+    await expect(page.locator(SYSTEM).nth(1)).to_contain_text("Mitarbeiter")
     await expect(page.locator(SYSTEM).last).to_contain_text("Position")
     await expect(page.get_by_test_id("resonanz-widget")).to_have_attribute("data-state", "queued")
 
