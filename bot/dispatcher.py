@@ -461,6 +461,18 @@ class Dispatcher:
             msg.processed_at = utcnow()
             stored = self._add_outbound(s, conv, replies, self._initial_status(conv))
             await s.flush()
+            if self.desk is not None and self.desk.hub.subscribers:
+                # Agents watching live bot conversations see each turn as it happens.
+                from handover.desk import message_json
+
+                watched = [message_json(msg), *(message_json(m) for m in stored)]
+                watched_id = conv.id
+
+                async def publish_turn() -> None:
+                    for payload in watched:
+                        await self.desk.conversation_message(watched_id, payload)
+
+                after.append(publish_turn)
             state = conv.state
             address = ChannelAddress.from_dict(conv.address)
             return [self._with_id(r, m) for r, m in zip(replies, stored, strict=True)], state, address

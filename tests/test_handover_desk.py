@@ -372,3 +372,12 @@ async def test_bad_business_hours_are_refused_with_the_reason(desk: Desk) -> Non
     plain = await desk.login((await desk.agent("plain@x.de"))["email"])
     resp = await desk.client.post("/api/v1/queues", headers=plain, json={"name": "q", "skill": "general", "language": "en"})
     assert resp.status == 403
+
+
+async def test_agents_watching_see_live_bot_turns(desk: Desk) -> None:
+    hub = desk.client.app[DESK].hub
+    async with hub.subscribe() as events:
+        r = await desk.customer("wanda", "Hallo")
+        got = [events.get_nowait() for _ in range(events.qsize())]
+    texts = [(e["message"]["author"], e["message"]["text"]) for e in got if e["type"] == "message" and e["conversation_id"] == r["conversation_id"]]
+    assert ("customer", "Hallo") in texts and ("bot", "bot:greet") in texts
