@@ -47,6 +47,14 @@ class HandoverError(Exception):
         self.status = status
 
 
+def restart_engine_session(conv: Conversation) -> None:
+    """Back to the bot: a fresh engine session with the carried slots, not mid-dialogue."""
+    conv.engine_session += 1
+    conv.engine_turns = 0
+    conv.active_loop = None
+    conv.consecutive_fallbacks = 0
+
+
 def parse_rating(text: str) -> int | None:
     m = RATING_RE.match(text)
     return int(m.group(1)) if m else None
@@ -365,11 +373,7 @@ class Desk:
                     customer.customer_number = str(recorded["customer_number"])
             if return_to_bot:
                 await transition(s, conv, State.BOT, reason="returned_to_bot", actor=f"agent:{agent.id}", data={"resolution": resolution})
-                # A fresh engine session: the bot resumes with the carried slots, not mid-dialogue.
-                conv.engine_session += 1
-                conv.engine_turns = 0
-                conv.active_loop = None
-                conv.consecutive_fallbacks = 0
+                restart_engine_session(conv)
             else:
                 await transition(s, conv, State.CLOSED, reason="closed", actor=f"agent:{agent.id}", data={"resolution": resolution})
             language = conv.language or "de"
@@ -417,10 +421,7 @@ class Desk:
             return None
         h.status, h.closed_at, h.resolution, h.version = "cancelled", utcnow(), "cancelled_by_customer", h.version + 1
         await transition(s, conv, State.BOT, reason="customer_cancelled", actor="customer", data={"handover": h.id})
-        conv.engine_session += 1
-        conv.engine_turns = 0
-        conv.active_loop = None
-        conv.consecutive_fallbacks = 0
+        restart_engine_session(conv)
         return h.id
 
     async def republish(self, handover_id: str) -> None:
