@@ -421,10 +421,10 @@ class AgentApi:
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         async with desk.hub.subscribe() as queue:
-            reader = request.loop.create_task(self._drain(ws))
+            reader = asyncio.ensure_future(self._drain(ws))
             try:
                 while not ws.closed:
-                    getter = request.loop.create_task(queue.get())
+                    getter = asyncio.ensure_future(queue.get())
                     done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
                     if reader in done:
                         getter.cancel()
