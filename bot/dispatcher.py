@@ -32,6 +32,7 @@ from connectors.base import (
     OutboundMessage,
 )
 from handover import sentiment, triggers
+from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
 from handover.notices import notice
 from handover.routing import is_cancel_request
 from handover.service import transition
@@ -343,8 +344,6 @@ class Dispatcher:
 
     async def _surveyed_conversation(self, s: Any, customer_id: str, text: str) -> Conversation | None:
         """A rating answering the survey of a just-closed conversation belongs to that one."""
-        from handover.desk import parse_rating
-
         if parse_rating(text) is None:
             return None
         latest = await s.scalar(
@@ -463,8 +462,6 @@ class Dispatcher:
             await s.flush()
             if self.desk is not None and self.desk.hub.subscribers:
                 # Agents watching live bot conversations see each turn as it happens.
-                from handover.desk import message_json
-
                 watched = [message_json(msg), *(message_json(m) for m in stored)]
                 watched_id = conv.id
 
@@ -517,8 +514,6 @@ class Dispatcher:
                 )
                 return [OutboundMessage(text=notice("handover", language), author="system")]
         if self.desk is not None:
-            from handover.desk import cancelled_notice, parse_rating, rating_thanks
-
             rating = parse_rating(text)
             rated = await self.desk.rate_in(s, conv, rating) if rating is not None else None
             if rated is not None:
@@ -529,8 +524,6 @@ class Dispatcher:
                     conv.language = language
                     return [OutboundMessage(text=cancelled_notice(language), author="system")]
             if not bot_may_answer(conv.state):
-                from handover.desk import message_json
-
                 payload = message_json(msg)
                 conversation_id = conv.id
                 after.append(lambda: self.desk.customer_wrote(conversation_id, payload))
@@ -610,8 +603,6 @@ class Dispatcher:
             address = ChannelAddress.from_dict(conv.address)
             payloads = None
             if self.desk is not None:
-                from handover.desk import message_json
-
                 payloads = [message_json(m) for m in rows]
         if initial == "pending":
             await self._send_all(address, stored)
