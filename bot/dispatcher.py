@@ -17,19 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.engine import EngineError, EngineTurn, RasaEngine
 from bot.language import detect_language
+from bot.outbox import Outbox
 from connectors.base import (
     Attachment,
     Button,
     ChannelAddress,
     Connector,
-    DeliveryError,
     InboundMessage,
     OutboundMessage,
+    match_button,
 )
 from handover import sentiment, triggers
 from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
@@ -146,6 +147,7 @@ class Dispatcher:
         self.engine_ready = engine_ready
         self._connectors = connectors
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.outbox = Outbox(db=db, settings=settings, connectors=connectors)
         # The help desk (handover.desk.Desk) is attached by the app factory; it needs `emit`.
         self.desk: Any = None
 
@@ -169,7 +171,7 @@ class Dispatcher:
             replies, state, address = await self._process_locked(conversation_id, message_pk, after)
             connector = self._connector(address.channel)
             if replies and not (connector is not None and connector.pull):
-                await self._send_all(address, replies)
+                await self.outbox.flush(conversation_id)
             for follow_up in after:
                 await follow_up()
         return DispatchResult(
@@ -188,18 +190,8 @@ class Dispatcher:
             ).all()
         for pk, conv_id, public_id in rows:
             await self.process(conv_id, pk, public_id)
-        async with self.db.session() as s:
-            pending = (
-                await s.execute(
-                    select(Message.conversation_id, Message.id)
-                    .where(Message.direction == "out", Message.status == "pending")
-                    .order_by(Message.id)
-                )
-            ).all()
-        for conv_id, pk in pending:
-            await self._deliver_pk(conv_id, pk)
-        if rows or pending:
-            log.info("dispatcher.recovered", inbound=len(rows), outbound=len(pending))
+        if rows:
+            log.info("dispatcher.recovered", inbound=len(rows))
         return len(rows)
 
     # --- reading -----------------------------------------------------------------------------
@@ -255,6 +247,11 @@ class Dispatcher:
                                 duplicate=True,
                             )
                     customer, conv = await self._resolve(s, inbound)
+                    metadata = dict(inbound.metadata)
+                    if inbound.location is not None:
+                        metadata["location"] = inbound.location.to_dict()
+                    if inbound.control is not None:
+                        metadata["control"] = inbound.control
                     msg = Message(
                         conversation_id=conv.id,
                         customer_id=customer.id,
@@ -264,7 +261,7 @@ class Dispatcher:
                         author="customer",
                         text=inbound.text,
                         attachments=[a.to_dict() for a in inbound.attachments],
-                        metadata_=dict(inbound.metadata),
+                        metadata_=metadata,
                         status="received",
                         created_at=inbound.received_at or utcnow(),
                     )
@@ -300,22 +297,44 @@ class Dispatcher:
         ).first()
         conv: Conversation | None = None
         if row is None:
-            customer = Customer(name=inbound.display_name, language=inbound.language_hint)
-            s.add(customer)
-            await s.flush()
+            customer = await self._linked_customer(s, inbound)
+            if customer is None:
+                customer = Customer(name=inbound.display_name, language=inbound.language_hint)
+                s.add(customer)
+                await s.flush()
             s.add(
                 ChannelIdentity(
                     customer_id=customer.id,
                     channel=inbound.channel,
                     external_id=inbound.sender_id,
                     address=address,
+                    customer_key=inbound.customer_key,
+                    opted_out=False,
                 )
             )
             await s.flush()
+            if conv is None:
+                conv = await s.scalar(
+                    select(Conversation)
+                    .where(Conversation.customer_id == customer.id, Conversation.state != State.CLOSED.value)
+                    .order_by(Conversation.created_at.desc())
+                    .limit(1)
+                )
         else:
             identity, customer, conv = row
             if identity.address != address:
                 identity.address = address
+            if inbound.control in ("opt_out", "opt_in"):
+                identity.opted_out = inbound.control == "opt_out"
+        if inbound.control == "opt_out" and row is None:
+            await s.flush()
+            await s.execute(
+                update(ChannelIdentity)
+                .where(ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id)
+                .values(opted_out=True)
+            )
+        if customer.name is None and inbound.display_name:
+            customer.name = inbound.display_name
         if conv is None and row is not None and self.desk is not None:
             conv = await self._surveyed_conversation(s, customer.id, inbound.text)
         if conv is None:
@@ -341,6 +360,18 @@ class Dispatcher:
             conv.channel = inbound.channel
             conv.address = address
         return customer, conv
+
+    async def _linked_customer(self, s: Any, inbound: InboundMessage) -> Customer | None:
+        """The customer another channel already knows under the same key (same phone number)."""
+        if not inbound.customer_key:
+            return None
+        customer_id = await s.scalar(
+            select(ChannelIdentity.customer_id)
+            .where(ChannelIdentity.customer_key == inbound.customer_key)
+            .order_by(ChannelIdentity.id)
+            .limit(1)
+        )
+        return await s.get(Customer, customer_id) if customer_id is not None else None
 
     async def _surveyed_conversation(self, s: Any, customer_id: str, text: str) -> Conversation | None:
         """A rating answering the survey of a just-closed conversation belongs to that one."""
@@ -372,7 +403,11 @@ class Dispatcher:
                 return [], conv.state, address  # already processed (recovery raced a live request)
             text = msg.text
             language = detect_language(text, conv.language)
-            handled = await self._without_engine(s, conv, msg, language, after)
+            # "2" or an option's words, typed on a channel without buttons, mean that button.
+            button = await self._typed_button(s, conv.id, msg.id, text)
+            if button is not None:
+                text = button.payload
+            handled = await self._without_engine(s, conv, msg, text, language, after)
             if handled is not None:
                 msg.status = "processed"
                 msg.processed_at = utcnow()
@@ -493,13 +528,47 @@ class Dispatcher:
             after.append(lambda: self.desk.after_open(handover_id))
         log.info("handover.queued", conversation=conv.id, reason=reason, trigger=trigger)
 
+    async def _typed_button(self, s: Any, conversation_id: str, message_pk: int, text: str) -> Button | None:
+        """The button of the latest answer (since the customer's previous message) that a typed
+        reply picks, if any."""
+        if len(text) > 80:
+            return None
+        recent = (
+            await s.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id, Message.id < message_pk,
+                       Message.direction.in_(("in", "out")))
+                .order_by(Message.id.desc())
+                .limit(6)
+            )
+        ).all()
+        buttons: list[Button] = []
+        for m in recent:
+            if m.direction == "in":
+                break
+            if m.buttons and not buttons:
+                buttons = [Button(**b) for b in m.buttons]
+        return match_button(text, buttons)
+
     async def _without_engine(
-        self, s: Any, conv: Conversation, msg: Message, language: str,
+        self, s: Any, conv: Conversation, msg: Message, text: str, language: str,
         after: list[Callable[[], Awaitable[None]]],
     ) -> list[OutboundMessage] | None:
-        """Turns the gateway answers itself: people own the conversation, a satisfaction
-        rating, a waiting customer going back to the bot. None: the engine's turn."""
-        text = msg.text
+        """Turns the gateway answers itself: channel controls (STOP, START, HELP), people own the
+        conversation, a satisfaction rating, a waiting customer going back to the bot.
+        None: the engine's turn."""
+        control = (msg.metadata_ or {}).get("control")
+        if control == "opt_out":
+            s.add(Message(
+                conversation_id=conv.id, customer_id=conv.customer_id, channel=msg.channel,
+                direction="note", author="system", text=notice("opted_out_note", language),
+                status="internal", created_at=utcnow(),
+            ))
+            return []
+        if control == "opt_in":
+            return [OutboundMessage(text=notice("opted_in", language), author="system")]
+        if control == "help":
+            return [OutboundMessage(text=notice("channel_help", language), author="system")]
         if self.desk is not None and conv.state == State.BOT.value:
             # "Always a person": chosen now, or a standing preference for a new conversation.
             customer = await s.get(Customer, conv.customer_id)
@@ -591,61 +660,23 @@ class Dispatcher:
         connectors = self._connectors() if callable(self._connectors) else self._connectors
         return connectors.get(channel)
 
-    async def emit(self, conversation_id: str, messages: list[OutboundMessage]) -> list[OutboundMessage]:
-        """Store outbound messages of a conversation (system or agent), then send them."""
+    async def emit(self, conversation_id: str, messages: list[OutboundMessage]) -> list[dict[str, Any]]:
+        """Store outbound messages of a conversation (system or agent), send them through the
+        outbox, and tell watching agents. Returns the stored messages as the console shows them
+        (with their delivery status, so an agent sees at once why a reply did not go out)."""
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
             assert conv is not None
             initial = self._initial_status(conv)
             rows = self._add_outbound(s, conv, messages, initial)
             await s.flush()
-            stored = [self._with_id(r, m) for r, m in zip(messages, rows, strict=True)]
-            address = ChannelAddress.from_dict(conv.address)
-            payloads = None
-            if self.desk is not None:
-                payloads = [message_json(m) for m in rows]
+            pks = [m.id for m in rows]
         if initial == "pending":
-            await self._send_all(address, stored)
-        if payloads is not None:
+            await self.outbox.flush(conversation_id)
+        async with self.db.session() as s:
+            rows = list((await s.scalars(select(Message).where(Message.id.in_(pks)).order_by(Message.id))).all())
+            payloads = [message_json(m) for m in rows]
+        if self.desk is not None:
             for p in payloads:
                 await self.desk.conversation_message(conversation_id, p)
-        return stored
-
-    async def deliver(self, conversation_id: str, message: OutboundMessage) -> None:
-        """Send one stored outbound message through the conversation's current channel."""
-        async with self.db.session() as s:
-            conv = await s.get(Conversation, conversation_id)
-            assert conv is not None
-            address = ChannelAddress.from_dict(conv.address)
-        await self._send_all(address, [message])
-
-    async def _send_all(self, address: ChannelAddress, messages: list[OutboundMessage]) -> None:
-        """Send in order, then record every outcome in one transaction."""
-        connector = self._connector(address.channel)
-        outcomes: dict[str, tuple[str, str | None]] = {}
-        for message in messages:
-            status, error = "sent", None
-            if connector is None:
-                status, error = "failed", f"channel {address.channel!r} is not enabled"
-            else:
-                try:
-                    await connector.send(address, message)
-                except DeliveryError as exc:
-                    status, error = ("failed" if exc.permanent else "pending"), str(exc)
-                    log.warning("outbound.failed", channel=address.channel, permanent=exc.permanent)
-            if message.message_id is not None:
-                outcomes[message.message_id] = (status, error)
-        if not outcomes:
-            return
-        async with self.db.session() as s:
-            rows = (await s.scalars(select(Message).where(Message.public_id.in_(outcomes)))).all()
-            for row in rows:
-                row.status, row.error = outcomes[row.public_id]
-                row.attempts += 1
-
-    async def _deliver_pk(self, conversation_id: str, pk: int) -> None:
-        async with self.db.session() as s:
-            m = await s.get(Message, pk)
-            assert m is not None
-            stored = _stored(m)
-        await self.deliver(conversation_id, stored.to_outbound())
+        return payloads

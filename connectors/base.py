@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from bot.dispatcher import DispatchResult, History
+    from resonanz.media import MediaStore
     from resonanz.settings import Settings
 
 
@@ -65,8 +66,29 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Location:
+    """A place the customer shared (data, never folded into the text)."""
+
+    latitude: float
+    longitude: float
+    label: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"latitude": self.latitude, "longitude": self.longitude, "label": self.label}
+
+
+# Channel-level commands a connector recognises (SMS keywords, for example). The core handles them
+# without the engine: opt_out stops all sending to that identity, opt_in resumes it, help answers.
+CONTROLS = frozenset({"opt_out", "opt_in", "help"})
+
+
+@dataclass(frozen=True)
 class InboundMessage:
-    """One customer message, normalised. `raw` keeps the provider payload for debugging only."""
+    """One customer message, normalised. `raw` keeps the provider payload for debugging only.
+
+    `customer_key` links identities on different channels to one customer (for example
+    "phone:+4915112345678" from both WhatsApp and SMS). `control` is one of CONTROLS or None.
+    """
 
     channel: str
     sender_id: str
@@ -74,11 +96,18 @@ class InboundMessage:
     address: ChannelAddress
     provider_message_id: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    location: Location | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     language_hint: str | None = None
     display_name: str | None = None
+    customer_key: str | None = None
+    control: str | None = None
     received_at: datetime | None = None
     raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.control is not None and self.control not in CONTROLS:
+            raise ValueError(f"control must be one of {sorted(CONTROLS)}, not {self.control!r}")
 
 
 @dataclass(frozen=True)
@@ -101,26 +130,52 @@ class OutboundMessage:
         return "\n".join(lines)
 
 
+def match_button(text: str, buttons: tuple[Button, ...] | list[Button]) -> Button | None:
+    """The button a typed reply means: its number ("2", "2.") or its title, case-insensitively."""
+    answer = text.strip().rstrip(".").strip().casefold()
+    if not answer or not buttons:
+        return None
+    if answer.isdigit():
+        index = int(answer)
+        return buttons[index - 1] if 1 <= index <= len(buttons) else None
+    for b in buttons:
+        if b.title.strip().casefold() == answer or b.payload.casefold() == answer:
+            return b
+    return None
+
+
 InboundHandler = Callable[[InboundMessage], Awaitable["DispatchResult"]]
 HistoryReader = Callable[[str, str], Awaitable["History | None"]]
 
 
 @dataclass(frozen=True)
 class ConnectorContext:
-    """Everything a connector gets from the core, through its constructor."""
+    """Everything a connector gets from the core, through its constructor.
+
+    `config` is this connector's section of the gateway configuration (resonanz.yml), with every
+    `*_env` key already resolved from the environment. `media` stores files a customer sent.
+    """
 
     on_message: InboundHandler
     history: HistoryReader
     settings: Settings
     http: aiohttp.ClientSession
+    config: Mapping[str, Any] = field(default_factory=dict)
+    media: MediaStore | None = None
 
 
 class DeliveryError(Exception):
-    """A connector could not deliver a message. `permanent` means retrying will not help."""
+    """A connector could not deliver a message.
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    `permanent`: retrying will not help (4xx, blocked, opted out) - the agent is shown why.
+    Otherwise the outbox retries with exponential backoff, or after `retry_after` seconds when
+    the provider said so (429 Retry-After).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class Connector(abc.ABC):
@@ -139,8 +194,9 @@ class Connector(abc.ABC):
         """The aiohttp routes this connector serves (mounted by the app factory)."""
 
     @abc.abstractmethod
-    async def send(self, address: ChannelAddress, message: OutboundMessage) -> None:
-        """Deliver one message; raise `DeliveryError` when that fails."""
+    async def send(self, address: ChannelAddress, message: OutboundMessage) -> str | None:
+        """Deliver one message; return the provider's id for it (if any), raise
+        `DeliveryError` when that fails. Called by the outbox, once per attempt."""
 
     async def startup(self) -> None:  # noqa: B027 - optional hook
         """Open provider clients; called once the app runs."""

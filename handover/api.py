@@ -254,10 +254,7 @@ class AgentApi:
             text = _text_field(await _json(request), "text")
 
         async def run() -> dict[str, Any]:
-            sent = await desk.reply(request.match_info["id"], _agent(request), text, attachments)
-            return {"message": {"id": sent.message_id, "author": "agent", "text": sent.text,
-                                "attachments": [a.to_dict() for a in sent.attachments],
-                                "timestamp": sent.created_at.isoformat() if sent.created_at else None}}
+            return {"message": await desk.reply(request.match_info["id"], _agent(request), text, attachments)}
 
         return await self._call(run(), 201)
 

@@ -32,7 +32,7 @@ from resonanz.store.models import Agent, Conversation, Customer, Handover, Messa
 
 log = structlog.get_logger(__name__)
 
-Emit = Callable[[str, list[OutboundMessage]], Awaitable[list[OutboundMessage]]]
+Emit = Callable[[str, list[OutboundMessage]], Awaitable[list[dict[str, Any]]]]
 
 OPEN_STATUSES = ("waiting", "offered")
 RATING_RE = re.compile(r"^\s*/?(?:rate\s*)?([1-5])\s*(?:sterne?|stars?|/\s*5)?\s*[.!]?\s*$", re.IGNORECASE)
@@ -292,7 +292,9 @@ class Desk:
         await self._tell_queue(queue_id)
         return summary
 
-    async def reply(self, handover_id: str, agent: Agent, text: str, attachments: tuple[Attachment, ...] = ()) -> OutboundMessage:
+    async def reply(self, handover_id: str, agent: Agent, text: str, attachments: tuple[Attachment, ...] = ()) -> dict[str, Any]:
+        """Send an agent's reply; the result carries its delivery status and, if it could not be
+        sent (opted out, outside WhatsApp's 24-hour window, blocked), the reason."""
         h = await self._own(handover_id, agent)
         [sent] = await self.emit(h.conversation_id, [OutboundMessage(text=text, author="agent", attachments=attachments)])
         return sent
@@ -449,6 +451,15 @@ class Desk:
 
     # --- live updates ---------------------------------------------------------------------
 
+    async def message_changed(self, conversation_id: str, public_id: str) -> None:
+        """A message's delivery status changed (failed, delivered, ...): consoles show it again."""
+        async with self.db.session() as s:
+            m = await s.scalar(select(Message).where(Message.public_id == public_id))
+            if m is None:
+                return
+            payload = message_json(m)
+        await self.conversation_message(conversation_id, payload)
+
     async def conversation_message(self, conversation_id: str, message: dict[str, Any]) -> None:
         """A stored message of a conversation, for the consoles (watching or handling it)."""
         handover_id = self._latest.get(conversation_id)
@@ -526,6 +537,7 @@ def message_json(m: Message) -> dict[str, Any]:
         "error": m.error,
         "channel": m.channel,
         "agent_name": (m.metadata_ or {}).get("agent_name"),
+        "location": (m.metadata_ or {}).get("location"),
         "parse": {"intent": parse.get("intent"), "confidence": parse.get("confidence"),
                   "entities": [{"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []]}
         if parse else None,

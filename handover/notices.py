@@ -19,6 +19,21 @@ NOTICES: dict[str, dict[str, str]] = {
         "de": "Ihre Nachricht ist angekommen. Eine Mitarbeiterin oder ein Mitarbeiter meldet sich gleich.",
         "en": "Your message has arrived. A member of our team will be with you shortly.",
     },
+    "opted_in": {
+        "de": "Sie erhalten wieder Nachrichten von uns. Mit STOPP melden Sie sich ab.",
+        "en": "You will receive messages from us again. Reply STOP to unsubscribe.",
+    },
+    "channel_help": {
+        "de": "Stadtwerke Kundenservice: Schreiben Sie uns Ihr Anliegen, jederzeit auch an eine Person "
+        "(\"Mitarbeiter\"). Mit STOPP melden Sie sich ab, mit START wieder an.",
+        "en": "Stadtwerke customer service: tell us what you need, or ask for a person (\"agent\") at "
+        "any time. Reply STOP to unsubscribe, START to subscribe again.",
+    },
+    "opted_out_note": {
+        "de": "Die Kundin oder der Kunde hat sich auf diesem Kanal abgemeldet (STOP): "
+        "bis zu einem START wird hier nichts mehr gesendet.",
+        "en": "The customer opted out on this channel (STOP): nothing is sent here until they send START.",
+    },
 }
 
 

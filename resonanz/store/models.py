@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false as sa_false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -73,6 +75,10 @@ class ChannelIdentity(Base):
     channel: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(200))
     address: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Links identities of one person across channels (e.g. "phone:+49151..." on WhatsApp and SMS).
+    customer_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    # The customer asked this channel to stop (SMS STOP): nothing is sent until they opt in again.
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -139,9 +145,12 @@ class Message(Base):
     attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     parse_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # in: received -> processed ; out: pending -> sent | failed
+    # in: received -> processed
+    # out: pending -> sending -> sent (-> delivered | read) | pending (retry) | failed | unknown
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The outbox's schedule: a retry is not attempted before this time.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

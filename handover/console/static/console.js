@@ -124,10 +124,19 @@
   function renderMessage(m) {
     var li = el("li", { "data-testid": "transcript-message", "data-author": m.author, "data-direction": m.direction, "data-id": m.id });
     var who = m.direction === "note" ? "Notiz" + (m.agent_name ? " · " + m.agent_name : "") : m.author;
-    li.appendChild(el("span", { "class": "who" }, who + " · " + (m.timestamp || "").slice(11, 16) + (m.status === "failed" ? " · nicht zugestellt" : "")));
+    li.appendChild(el("span", { "class": "who" }, who + " · " + (m.timestamp || "").slice(11, 16)));
     li.appendChild(el("p", {}, m.text));
+    if (m.status === "failed" || m.status === "unknown") {
+      li.appendChild(el("p", { "class": "delivery-error", "data-testid": "delivery-error" },
+        (m.status === "failed" ? "Nicht zugestellt: " : "Zustellung unklar: ") + (m.error || "")));
+    }
+    if (m.location) {
+      li.appendChild(el("span", { "class": "parse" }, "📍 " + m.location.latitude + ", " + m.location.longitude + (m.location.label ? " · " + m.location.label : "")));
+    }
     (m.attachments || []).forEach(function (a) {
-      if (a.kind === "image" && /^https?:\/\//.test(a.url)) li.appendChild(el("img", { src: a.url, alt: a.name || "" }));
+      var safe = /^(https?:\/\/[^\s]+|\/media\/[A-Za-z0-9_.-]+)$/.test(a.url);
+      if (a.kind === "image" && safe) li.appendChild(el("img", { src: a.url, alt: a.name || "" }));
+      else if (safe) li.appendChild(el("a", { href: a.url, target: "_blank", rel: "noopener" }, a.name || "Datei"));
     });
     if (m.parse && m.parse.intent) {
       var ents = (m.parse.entities || []).map(function (e) { return e.entity + "=" + e.value; }).join(", ");
@@ -254,7 +263,9 @@
       } else if (e.type === "message") {
         if (state.detail && e.conversation_id === state.detail.handover.conversation_id) {
           var ol = $("transcript");
-          if (!ol.querySelector('[data-id="' + e.message.id + '"]')) ol.appendChild(renderMessage(e.message));
+          var known = ol.querySelector('[data-id="' + e.message.id + '"]');
+          // A message published again (its delivery status changed) replaces the shown one.
+          if (known) ol.replaceChild(renderMessage(e.message), known); else ol.appendChild(renderMessage(e.message));
           ol.scrollTop = ol.scrollHeight;
         }
         refreshLists();

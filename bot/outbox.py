@@ -1,0 +1,280 @@
+"""The persisted outbox: every outbound message is stored before it is sent.
+
+    stored `pending` ──claim──▶ `sending` ──send──▶ `sent`
+                                      ├─ timeout, 5xx, 429 ──▶ `pending` + next_attempt_at (backoff)
+                                      ├─ 4xx, opted out, no channel ──▶ `failed` (shown to the agent)
+                                      └─ gateway died here ──▶ `unknown` at the next start
+
+Messages of one conversation leave in order: a message waiting for its retry holds back the ones
+after it. The claim is a conditional UPDATE, so two gateway processes never send the same row.
+A row found in `sending` at start-up may or may not have reached the provider (neither Telegram
+nor Twilio offers an idempotency key); it is never resent automatically - that would risk a
+duplicate - but marked `unknown` and shown to the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+
+from connectors.base import Attachment, Button, ChannelAddress, Connector, DeliveryError, OutboundMessage
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import ChannelIdentity, Conversation, Message, utcnow
+
+log = structlog.get_logger(__name__)
+
+# Called with (conversation_id, message_public_id) when a message's status changed for good.
+StatusListener = Callable[[str, str], Awaitable[None]]
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter in its upper half: attempt 1 -> ~base, 2 -> ~2*base ..."""
+    delay = min(cap, base * (2 ** max(0, attempt - 1)))
+    return delay / 2 + random.random() * delay / 2  # noqa: S311 - jitter, not cryptography
+
+
+def _outbound(m: Message) -> OutboundMessage:
+    return OutboundMessage(
+        text=m.text,
+        author=m.author,
+        buttons=tuple(Button(**b) for b in m.buttons or ()),
+        attachments=tuple(Attachment(**a) for a in m.attachments or ()),
+        message_id=m.public_id,
+        created_at=m.created_at,
+    )
+
+
+class Outbox:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        connectors: Mapping[str, Connector] | Callable[[], Mapping[str, Connector]],
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self._connectors = connectors
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.listeners: list[StatusListener] = []
+        self._closed = False
+
+    def _connector(self, channel: str) -> Connector | None:
+        connectors = self._connectors() if callable(self._connectors) else self._connectors
+        return connectors.get(channel)
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def flush(self, conversation_id: str) -> dict[str, tuple[str, str | None]]:
+        """Send the conversation's due messages, in order. Returns {message id: (status, error)}
+        for every message attempted in this call."""
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        outcomes: dict[str, tuple[str, str | None]] = {}
+        async with lock:
+            while not self._closed:
+                batch, address, opted_out = await self._claim(conversation_id)
+                if not batch:
+                    break
+                stop = await self._send_batch(conversation_id, batch, address, opted_out, outcomes)
+                if stop:
+                    break
+        return outcomes
+
+    async def _claim(self, conversation_id: str) -> tuple[list[Message], ChannelAddress | None, bool]:
+        """Mark the leading due messages `sending` (one transaction) and return them."""
+        now = utcnow()
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(
+                    select(Message)
+                    .where(
+                        Message.conversation_id == conversation_id,
+                        Message.direction == "out",
+                        Message.status == "pending",
+                    )
+                    .order_by(Message.id)
+                    .limit(20)
+                )
+            ).all()
+            if not rows:
+                return [], None, False
+            due: list[Message] = []
+            for m in rows:
+                if m.next_attempt_at is not None and m.next_attempt_at > now:
+                    self._schedule(conversation_id, (m.next_attempt_at - now).total_seconds())
+                    break
+                due.append(m)
+            if not due:
+                return [], None, False
+            claimed = (
+                await s.execute(
+                    update(Message)
+                    .where(Message.id.in_([m.id for m in due]), Message.status == "pending")
+                    .values(status="sending", attempts=Message.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+            ).rowcount
+            if claimed != len(due):
+                # Another process claimed some of them first: leave this round to it.
+                await s.rollback()
+                return [], None, False
+            conv = await s.get(Conversation, conversation_id)
+            assert conv is not None
+            address = ChannelAddress.from_dict(conv.address)
+            opted_out = bool(
+                await s.scalar(
+                    select(ChannelIdentity.opted_out).where(
+                        ChannelIdentity.channel == address.channel,
+                        ChannelIdentity.external_id == address.recipient,
+                    )
+                )
+            )
+            for m in due:
+                s.expunge(m)
+                m.attempts += 1
+            return list(due), address, opted_out
+
+    async def _send_batch(
+        self,
+        conversation_id: str,
+        batch: list[Message],
+        address: ChannelAddress | None,
+        opted_out: bool,
+        outcomes: dict[str, tuple[str, str | None]],
+    ) -> bool:
+        """Send claimed messages in order; record every outcome in one transaction.
+        Returns True when the conversation must wait (a retry is scheduled)."""
+        assert address is not None
+        connector = self._connector(address.channel)
+        results: dict[int, dict[str, Any]] = {}
+        wait: float | None = None
+        final: list[str] = []
+        for m in batch:
+            if wait is not None:
+                # Held back behind a message that waits for its retry: not attempted.
+                results[m.id] = {"status": "pending", "attempts": m.attempts - 1}
+                continue
+            if connector is None:
+                results[m.id] = {"status": "failed", "error": f"channel {address.channel!r} is not enabled"}
+            elif opted_out:
+                results[m.id] = {"status": "failed", "error": "the customer opted out of this channel (STOP)"}
+            else:
+                try:
+                    provider_id = await connector.send(address, _outbound(m))
+                except DeliveryError as exc:
+                    results[m.id] = self._failure(m, exc)
+                except Exception as exc:  # a connector bug must not lose the message
+                    log.exception("outbound.connector_error", channel=address.channel)
+                    results[m.id] = self._failure(m, DeliveryError(f"{type(exc).__name__}: {exc}"))
+                else:
+                    results[m.id] = {"status": "sent", "error": None, "next_attempt_at": None}
+                    if provider_id:
+                        results[m.id]["provider_message_id"] = str(provider_id)[:200]
+            r = results[m.id]
+            outcomes[m.public_id] = (r["status"], r.get("error"))
+            if r["status"] == "pending":
+                wait = (r["next_attempt_at"] - utcnow()).total_seconds()
+                m.next_attempt_at = r["next_attempt_at"]
+            elif r["status"] == "failed":
+                final.append(m.public_id)
+                log.warning("outbound.failed", channel=address.channel, attempts=m.attempts)
+        async with self.db.session() as s:
+            for pk, values in results.items():
+                await s.execute(update(Message).where(Message.id == pk).values(**values))
+        if wait is not None:
+            self._schedule(conversation_id, max(0.0, wait))
+        for public_id in final:
+            await self._notify(conversation_id, public_id)
+        return wait is not None
+
+    def _failure(self, m: Message, exc: DeliveryError) -> dict[str, Any]:
+        error = str(exc)[:1000]
+        if exc.permanent:
+            return {"status": "failed", "error": error, "next_attempt_at": None}
+        if m.attempts >= self.settings.outbox_max_attempts:
+            return {"status": "failed", "error": f"gave up after {m.attempts} attempts: {error}", "next_attempt_at": None}
+        delay = backoff(m.attempts, self.settings.outbox_backoff_base, self.settings.outbox_backoff_max)
+        if exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, self.settings.outbox_backoff_max))
+        log.info("outbound.retry", attempts=m.attempts, delay=round(delay, 3))
+        return {"status": "pending", "error": error, "next_attempt_at": utcnow() + timedelta(seconds=delay)}
+
+    async def _notify(self, conversation_id: str, public_id: str) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(conversation_id, public_id)
+            except Exception:
+                log.exception("outbox.listener_failed")
+
+    # --- timers and restart --------------------------------------------------------------------
+
+    def _schedule(self, conversation_id: str, delay: float) -> None:
+        if self._closed:
+            return
+        existing = self._timers.get(conversation_id)
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        if existing is not None and not existing.cancelled() and existing.when() <= when:
+            return
+        if existing is not None:
+            existing.cancel()
+        self._timers[conversation_id] = loop.call_at(when, self._fire, conversation_id)
+
+    def _fire(self, conversation_id: str) -> None:
+        self._timers.pop(conversation_id, None)
+        task = asyncio.ensure_future(self.flush(conversation_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def resume(self) -> int:
+        """At start-up: mark interrupted sends `unknown`, then send (or schedule) what is pending."""
+        async with self.db.session() as s:
+            interrupted = (
+                await s.execute(
+                    select(Message.conversation_id, Message.public_id).where(
+                        Message.direction == "out", Message.status == "sending"
+                    )
+                )
+            ).all()
+            if interrupted:
+                await s.execute(
+                    update(Message)
+                    .where(Message.direction == "out", Message.status == "sending")
+                    .values(status="unknown", error="the gateway stopped while sending this message; "
+                            "it may not have been delivered and is not resent automatically")
+                )
+            conversations = (
+                await s.scalars(
+                    select(Message.conversation_id)
+                    .where(Message.direction == "out", Message.status == "pending")
+                    .group_by(Message.conversation_id)
+                )
+            ).all()
+        for conv_id, public_id in interrupted:
+            await self._notify(conv_id, public_id)
+        for conv_id in conversations:
+            await self.flush(conv_id)
+        if interrupted or conversations:
+            log.info("outbox.resumed", conversations=len(conversations), interrupted=len(interrupted))
+        return len(conversations)
+
+    async def close(self) -> None:
+        self._closed = True
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
