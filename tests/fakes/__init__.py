@@ -1,0 +1,29 @@
+"""Local fakes of external providers: real aiohttp servers on 127.0.0.1:0, driven by the real
+client libraries (python-telegram-bot, twilio). See ``telegram`` and ``twilio`` in this package."""
+
+from tests.fakes.telegram import (
+    Call,
+    FakeTelegram,
+    UploadedFile,
+    callback_update,
+    document_update,
+    location_update,
+    photo_update,
+    start_update,
+    text_update,
+)
+from tests.fakes.twilio import FakeTwilio, RedirectingAsyncHttpClient
+
+__all__ = [
+    "Call",
+    "FakeTelegram",
+    "FakeTwilio",
+    "RedirectingAsyncHttpClient",
+    "UploadedFile",
+    "callback_update",
+    "document_update",
+    "location_update",
+    "photo_update",
+    "start_update",
+    "text_update",
+]
