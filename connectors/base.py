@@ -145,6 +145,8 @@ def match_button(text: str, buttons: tuple[Button, ...] | list[Button]) -> Butto
 
 
 InboundHandler = Callable[[InboundMessage], Awaitable["DispatchResult"]]
+# (channel, provider message id, provider status, error or None) -> whether the message is known
+StatusHandler = Callable[[str, str, str, "str | None"], Awaitable[bool]]
 HistoryReader = Callable[[str, str], Awaitable["History | None"]]
 
 
@@ -162,6 +164,7 @@ class ConnectorContext:
     http: aiohttp.ClientSession
     config: Mapping[str, Any] = field(default_factory=dict)
     media: MediaStore | None = None
+    on_status: StatusHandler | None = None
 
 
 class DeliveryError(Exception):

@@ -10,6 +10,9 @@ from connectors.base import Connector
 BUILTIN: dict[str, str] = {
     "rest": "connectors.rest:RestConnector",
     "webchat": "connectors.webchat:WebChatConnector",
+    "telegram": "connectors.telegram:TelegramConnector",
+    "whatsapp": "connectors.twilio:WhatsAppConnector",
+    "sms": "connectors.twilio:SmsConnector",
 }
 ENTRY_POINT_GROUP = "resonanz.connectors"
 

@@ -114,9 +114,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from bot.engine_process import model_path, rasa_executable, training_fingerprint
     from connectors import registry
 
+    from resonanz.config import ConfigError, connector_configs
+
     settings = _settings()
     problems: list[str] = []
-    for name in settings.connectors:
+    names: list[str] = []
+    try:
+        names = list(connector_configs(settings))
+    except ConfigError as exc:
+        problems.append(str(exc))
+    for name in names:
         try:
             registry.load(name)
         except Exception as exc:  # noqa: BLE001 - report every problem, not the first
@@ -136,7 +143,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         problems.append("RESONANZ_HOST is not loopback but RESONANZ_PUBLIC_URL is not set")
     print(f"database:   {settings.database_url.split('@')[-1]}")
     print(f"engine:     {settings.resolved_engine_url} ({'external' if settings.engine_url else 'local, started by `resonanz run`'})")
-    print(f"connectors: {', '.join(settings.connectors)}")
+    print(f"connectors: {', '.join(names)}")
     print(f"listen:     http://{settings.host}:{settings.port}")
     for p in problems:
         print(f"problem:    {p}", file=sys.stderr)
@@ -210,6 +217,50 @@ async def _serve(settings: Settings) -> int:
     return 0
 
 
+def cmd_telegram_set_webhook(args: argparse.Namespace) -> int:
+    """Register the gateway's Telegram webhook (setWebhook with the secret and update types)."""
+    import aiohttp
+
+    from connectors.base import ConnectorContext
+    from connectors.telegram import TelegramConnector
+    from resonanz.config import ConfigError, connector_configs
+
+    settings = _settings()
+    public_url = args.public_url or settings.public_url
+    if not public_url:
+        print("error: set RESONANZ_PUBLIC_URL (or --public-url) to the gateway's public https:// URL", file=sys.stderr)
+        return 2
+    try:
+        options = settings.connector_options.get("telegram") or connector_configs(
+            settings.model_copy(update={"connectors": ("telegram",)})
+        )["telegram"]
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def register() -> str:
+        async with aiohttp.ClientSession() as http:
+            ctx = ConnectorContext(on_message=_unused, history=_unused, settings=settings, http=http, config=options)
+            connector = TelegramConnector(ctx)
+            await connector.startup()
+            try:
+                return await connector.register_webhook(public_url)
+            finally:
+                await connector.shutdown()
+
+    try:
+        url = asyncio.run(register())
+    except Exception as exc:  # noqa: BLE001 - a clear one-line error for the operator
+        print(f"error: setWebhook failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Telegram webhook registered: {url}")
+    return 0
+
+
+async def _unused(*args: object) -> None:
+    raise RuntimeError("not available in this command")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.engine_process import train
     from resonanz.store.migrate import upgrade
@@ -254,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     p = agentsub.add_parser("token", help="issue a bearer token for the agent API (replaces the old one)")
     p.add_argument("--email", required=True)
     p.set_defaults(func=cmd_agent)
+
+    tg = sub.add_parser("telegram", help="Telegram set-up")
+    tgsub = tg.add_subparsers(dest="telegram_command", required=True)
+    p = tgsub.add_parser("set-webhook", help="register <public_url>/webhooks/telegram/webhook with Telegram")
+    p.add_argument("--public-url", help="default: RESONANZ_PUBLIC_URL")
+    p.set_defaults(func=cmd_telegram_set_webhook)
 
     sub.add_parser("check-config", help="validate settings, connectors, engine and model").set_defaults(
         func=cmd_check_config

@@ -1,0 +1,264 @@
+"""Telegram, through python-telegram-bot's `Bot` (webhook mode on the gateway's own server).
+
+    POST /webhooks/telegram/webhook   an Update, with header X-Telegram-Bot-Api-Secret-Token
+
+Options (resonanz.yml, `connectors.telegram`):
+    token_env / token      the bot token from @BotFather (required)
+    secret_env / secret    the webhook secret (required; 1-256 of A-Z a-z 0-9 _ -)
+    api_base_url           Bot API base, default https://api.telegram.org/bot (tests: a fake)
+    file_base_url          file download base, default https://api.telegram.org/file/bot
+
+The secret header is compared in constant time; missing or wrong -> 403. `update_id` is the
+message's provider id, so a re-delivered update is stored once. Inline-keyboard presses are
+answered at once (the button stops spinning) and reach the bot as the button's payload.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import warnings
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from aiohttp import web
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Message as TgMessage
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
+
+from connectors.base import (
+    Attachment,
+    ChannelAddress,
+    Connector,
+    ConnectorContext,
+    DeliveryError,
+    InboundMessage,
+    Location,
+    OutboundMessage,
+)
+from resonanz.config import ConfigError
+from resonanz.media import MAX_MEDIA_BYTES
+
+log = structlog.get_logger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+MAX_UPDATE_BYTES = 256 * 1024
+# Telegram's limit on callback_data; longer payloads are sent as the option's number.
+MAX_CALLBACK_BYTES = 64
+MAX_CAPTION = 1024
+ALLOWED_UPDATES = ("message", "callback_query")
+
+
+def _retry_seconds(exc: RetryAfter) -> float:
+    # ptb 22 returns an int (deprecated) or a timedelta (PTB_TIMEDELTA=1); accept both quietly.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value: int | timedelta = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _language(code: str | None) -> str | None:
+    if not code:
+        return None
+    primary = code.split("-")[0].lower()
+    return primary if primary in ("de", "en") else None
+
+
+class TelegramConnector(Connector):
+    name = "telegram"
+
+    def __init__(self, ctx: ConnectorContext) -> None:
+        super().__init__(ctx)
+        cfg = ctx.config
+        token, secret = cfg.get("token"), cfg.get("secret")
+        if not token:
+            raise ConfigError("connector 'telegram': option token (token_env) is required")
+        if not secret or not SECRET_RE.match(str(secret)):
+            raise ConfigError(
+                "connector 'telegram': option secret (secret_env) is required: 1-256 characters of A-Z a-z 0-9 _ -"
+            )
+        self.secret = str(secret).encode()
+        self.bot = Bot(
+            str(token),
+            base_url=cfg.get("api_base_url", "https://api.telegram.org/bot"),
+            base_file_url=cfg.get("file_base_url", "https://api.telegram.org/file/bot"),
+        )
+
+    def routes(self) -> list[web.AbstractRouteDef]:
+        return [web.post("/webhooks/telegram/webhook", self.webhook)]
+
+    @property
+    def webhook_path(self) -> str:
+        return "/webhooks/telegram/webhook"
+
+    async def startup(self) -> None:
+        try:
+            await self.bot.initialize()
+        except InvalidToken as exc:
+            raise ConfigError("connector 'telegram': the Bot API rejected the token") from exc
+        except TelegramError as exc:
+            # Telegram unreachable at start: sends are retried by the outbox; nothing to stop for.
+            log.warning("telegram.unreachable_at_start", error=type(exc).__name__)
+
+    async def shutdown(self) -> None:
+        try:
+            await self.bot.shutdown()
+        except TelegramError:
+            log.warning("telegram.shutdown_failed")
+
+    async def register_webhook(self, public_url: str) -> str:
+        """setWebhook with our secret and the update types we handle. Returns the URL."""
+        url = public_url.rstrip("/") + self.webhook_path
+        await self.bot.set_webhook(
+            url=url, secret_token=self.secret.decode(), allowed_updates=list(ALLOWED_UPDATES),
+            drop_pending_updates=False,
+        )
+        return url
+
+    # --- inbound -------------------------------------------------------------------------------
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not given or not hmac.compare_digest(given, self.secret):
+            log.warning("telegram.bad_secret", present=bool(given))
+            return web.json_response({"error": "missing or wrong secret token"}, status=403)
+        if request.content_length is not None and request.content_length > MAX_UPDATE_BYTES:
+            return web.json_response({"error": f"update is larger than {MAX_UPDATE_BYTES} bytes"}, status=413)
+        raw = await request.content.read(MAX_UPDATE_BYTES + 1)
+        if len(raw) > MAX_UPDATE_BYTES:
+            return web.json_response({"error": f"update is larger than {MAX_UPDATE_BYTES} bytes"}, status=413)
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an update")
+            update = Update.de_json(data, self.bot)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            return web.json_response({"error": "body is not a Telegram update"}, status=400)
+        inbound = await self._normalise(update)
+        if inbound is None:
+            return web.json_response({"ok": True, "ignored": True})
+        if len(inbound.text) > self.ctx.settings.max_message_chars:
+            return web.json_response({"error": "message is too long"}, status=413)
+        result = await self.ctx.on_message(inbound)
+        return web.json_response({"ok": True, "duplicate": result.duplicate})
+
+    async def _normalise(self, update: Update) -> InboundMessage | None:
+        provider_id = f"update:{update.update_id}"
+        if update.callback_query is not None:
+            query = update.callback_query
+            try:
+                await query.answer()  # stop the spinner first; the answer may take a moment
+            except TelegramError:
+                log.warning("telegram.callback_answer_failed")
+            message = query.message
+            if message is None or query.data is None:
+                return None
+            user = query.from_user
+            return InboundMessage(
+                channel=self.name,
+                sender_id=str(message.chat.id),
+                text=query.data,
+                address=self._address(message.chat.id),
+                provider_message_id=provider_id,
+                metadata={"telegram": {"callback": True}},
+                language_hint=_language(user.language_code),
+                display_name=user.first_name,
+            )
+        message = update.message
+        if message is None:
+            return None  # edited messages, channel posts, ...: not part of a conversation
+        user = message.from_user
+        text = message.text or message.caption or ""
+        metadata: dict[str, Any] = {}
+        attachments: list[Attachment] = []
+        location = None
+        if text.startswith("/start"):
+            payload = text[len("/start"):].strip()
+            metadata["start_payload"] = payload or None
+            text = "/greet"
+        if message.photo:
+            attachments.append(await self._download(message.photo[-1].file_id, "image/jpeg", None, message.photo[-1].file_size))
+        if message.document is not None:
+            doc = message.document
+            attachments.append(await self._download(doc.file_id, doc.mime_type, doc.file_name, doc.file_size))
+        if message.location is not None:
+            location = Location(message.location.latitude, message.location.longitude)
+        if not text:
+            text = "[location]" if location else "[photo]" if message.photo else "[file]" if attachments else ""
+        if not text:
+            return None  # stickers, voice, ...: nothing we can pass on yet
+        return InboundMessage(
+            channel=self.name,
+            sender_id=str(message.chat.id),
+            text=text,
+            address=self._address(message.chat.id),
+            provider_message_id=provider_id,
+            attachments=tuple(attachments),
+            location=location,
+            metadata=metadata,
+            language_hint=_language(user.language_code if user else None),
+            display_name=user.first_name if user else None,
+        )
+
+    async def _download(self, file_id: str, mime: str | None, name: str | None, size: int | None) -> Attachment:
+        """Fetch a customer's file through the Bot API and store it with the message."""
+        kind = "image" if (mime or "").startswith("image/") else "file"
+        if size is not None and size > MAX_MEDIA_BYTES:
+            return Attachment(kind=kind, url="", mime_type=mime, name=f"{name or 'file'} (too large, not stored)")
+        try:
+            tg_file = await self.bot.get_file(file_id)
+            content = bytes(await tg_file.download_as_bytearray())
+        except TelegramError as exc:
+            log.warning("telegram.download_failed", error=type(exc).__name__)
+            return Attachment(kind=kind, url="", mime_type=mime, name=f"{name or 'file'} (download failed)")
+        assert self.ctx.media is not None
+        return self.ctx.media.save(content, mime, name)
+
+    def _address(self, chat_id: int) -> ChannelAddress:
+        return ChannelAddress(channel=self.name, recipient=str(chat_id))
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _keyboard(message: OutboundMessage) -> InlineKeyboardMarkup | None:
+        if not message.buttons:
+            return None
+        rows = []
+        for i, b in enumerate(message.buttons, start=1):
+            data = b.payload if len(b.payload.encode()) <= MAX_CALLBACK_BYTES else str(i)
+            rows.append([InlineKeyboardButton(b.title[:64], callback_data=data)])
+        return InlineKeyboardMarkup(rows)
+
+    def _photo(self, attachment: Attachment) -> bytes | str:
+        media = self.ctx.media
+        path = media.local_path(attachment.url) if media is not None else None
+        return path.read_bytes() if path is not None else attachment.url
+
+    async def send(self, address: ChannelAddress, message: OutboundMessage) -> str | None:
+        chat_id = int(address.recipient)
+        markup = self._keyboard(message)
+        images = [a for a in message.attachments if a.kind == "image" and a.url]
+        try:
+            sent: TgMessage
+            if images and len(message.text) <= MAX_CAPTION:
+                # One call: the picture with the text as its caption (a retry cannot split them).
+                sent = await self.bot.send_photo(chat_id, self._photo(images[0]), caption=message.text or None,
+                                                 reply_markup=markup)
+            elif images:
+                sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
+                sent = await self.bot.send_photo(chat_id, self._photo(images[0]))
+            else:
+                sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
+        except RetryAfter as exc:
+            raise DeliveryError("Telegram: too many requests", retry_after=_retry_seconds(exc)) from exc
+        except (BadRequest, Forbidden, InvalidToken) as exc:
+            # "chat not found", "bot was blocked by the user", a bad token: retrying cannot help.
+            raise DeliveryError(f"Telegram refused the message: {exc.message}", permanent=True) from exc
+        except NetworkError as exc:  # timeouts, connection errors and 5xx
+            raise DeliveryError(f"Telegram unreachable: {exc.message}") from exc
+        except TelegramError as exc:
+            raise DeliveryError(f"Telegram error: {exc.message}", permanent=True) from exc
+        return f"{chat_id}:{sent.message_id}"
