@@ -122,7 +122,11 @@ async def build_context(session: AsyncSession, conversation_id: str, *, reason: 
          "handovers": by_conv.get(c.id, [])}
         for c in convs if c.id != conversation_id
     ]
-    channels = sorted(set((await session.scalars(select(ChannelIdentity.channel).where(ChannelIdentity.customer_id == customer.id))).all()))
+    identities = (await session.execute(
+        select(ChannelIdentity.channel, ChannelIdentity.opted_out).where(ChannelIdentity.customer_id == customer.id)
+    )).all()
+    channels = sorted({channel for channel, _ in identities})
+    opted_out = sorted({channel for channel, out in identities if out})
     language = conv.language or customer.language or "de"
     return HandoverContext(
         reason=reason,
@@ -132,7 +136,8 @@ async def build_context(session: AsyncSession, conversation_id: str, *, reason: 
         slots=slots,
         profile={"customer_id": customer.id, "name": customer.name or slots.get("customer_name"),
                  "customer_number": customer.customer_number or slots.get("customer_number"),
-                 "language": language, "preference": customer.preference, "channels": channels},
+                 "language": language, "preference": customer.preference, "channels": channels,
+                 "opted_out": opted_out},
         history=history,
         sentiment={"latest": per_turn[-1] if per_turn else 0.0,
                    "frustration": score(own_texts[-1]).frustration if own_texts else 0.0,

@@ -209,14 +209,59 @@ async def start_gateway(
     return gw, runner, close
 
 
+TELEGRAM_SECRET = "test-webhook-secret_0123"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fake_telegram() -> AsyncIterator[object]:
+    """A local Bot API (tests/fakes/telegram.py) for the real python-telegram-bot."""
+    from tests.fakes.telegram import FakeTelegram
+
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def fake_twilio() -> AsyncIterator[object]:
+    """A local Twilio API (tests/fakes/twilio.py) for the real twilio client."""
+    from tests.fakes.twilio import FakeTwilio
+
+    async with FakeTwilio() as fake:
+        yield fake
+
+
+def channel_settings(fake_telegram: object, fake_twilio: object, public_url: str) -> dict[str, object]:
+    """Settings overrides that enable every channel, each pointed at its local fake provider."""
+    tg, tw = fake_telegram, fake_twilio
+    twilio = {"account_sid": tw.account_sid, "auth_token": tw.auth_token,  # type: ignore[attr-defined]
+              "api_base_url": tw.base_url, "public_url": public_url}  # type: ignore[attr-defined]
+    return {
+        "connectors": ("rest", "webchat", "telegram", "whatsapp", "sms"),
+        "connector_options": {
+            "telegram": {"token": tg.token, "secret": TELEGRAM_SECRET,  # type: ignore[attr-defined]
+                         "api_base_url": tg.base_url, "file_base_url": tg.base_file_url},  # type: ignore[attr-defined]
+            "whatsapp": {**twilio, "from": "whatsapp:+4930123456", "template_sid": "HX" + "0" * 32},
+            "sms": {**twilio, "from": "+4930123456"},
+        },
+        "public_url": public_url,
+        "outbox_backoff_base": 0.05,
+        "outbox_backoff_max": 2.0,
+    }
+
+
 @pytest_asyncio.fixture(scope="session", params=BACKENDS, loop_scope="session")
 async def live_gateway(
-    request: pytest.FixtureRequest, engine_server: EngineHandle, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, engine_server: EngineHandle, tmp_path_factory: pytest.TempPathFactory,
+    fake_telegram: object, fake_twilio: object,
 ) -> AsyncIterator[LiveGateway]:
-    """The real gateway with the real engine, on SQLite and then on PostgreSQL."""
+    """The real gateway with the real engine, on SQLite and then on PostgreSQL, with every channel
+    enabled against local fake providers."""
     from resonanz.app import ENGINE_READY
 
-    gw, _runner, close = await start_gateway(engine_server, request.param, tmp_path_factory.mktemp("gw"))
+    overrides = channel_settings(fake_telegram, fake_twilio, f"http://127.0.0.1:{engine_server.action_port}")
+    gw, _runner, close = await start_gateway(
+        engine_server, request.param, tmp_path_factory.mktemp("gw"), **overrides
+    )
     try:
         await asyncio.wait_for(gw.app[ENGINE_READY].wait(), 60)
         yield gw

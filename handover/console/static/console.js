@@ -41,6 +41,13 @@
   function started(data) {
     state.me = data.agent;
     state.csrf = data.csrf_token;
+    // Whoever used this tab before (perhaps an admin) leaves nothing open behind.
+    state.current = null;
+    state.detail = null;
+    $("admin").hidden = true;
+    $("conversation").hidden = true;
+    $("context").hidden = true;
+    editQueue(null);
     $("login").hidden = true;
     $("app").hidden = false;
     $("me-name").textContent = state.me.display_name;
@@ -155,7 +162,7 @@
     var prof = $("ctx-profile"); clear(prof);
     var p = c.profile || {};
     [["Name", p.name], ["Kundennummer", p.customer_number], ["Sprache", p.language], ["Präferenz", p.preference],
-     ["Kanäle", (p.channels || []).join(", ")]].forEach(function (row) {
+     ["Kanäle", (p.channels || []).map(function (c) { return (p.opted_out || []).indexOf(c) >= 0 ? c + " (abgemeldet: STOP)" : c; }).join(", ")]].forEach(function (row) {
       if (row[1]) prof.appendChild(el("li", {}, row[0] + ": " + row[1]));
     });
     var s = c.sentiment || {};
@@ -300,11 +307,32 @@
     api("GET", "/api/v1/queues").then(function (d) {
       var ul = $("queues"); clear(ul);
       d.queues.forEach(function (q) {
-        ul.appendChild(el("li", { "data-testid": "queue-admin-item" }, q.name + " · " + q.skill + "/" + q.language + " · " +
-          (q.open_now ? "offen / open" : "geschlossen / closed") + " · " + JSON.stringify(q.business_hours)));
+        var li = el("li", { "data-testid": "queue-admin-item", "data-id": q.id }, q.name + " · " + q.skill + "/" + q.language + " · " +
+          (q.open_now ? "offen / open" : "geschlossen / closed") + " · " + JSON.stringify(q.business_hours));
+        var edit = el("button", { type: "button", "data-testid": "queue-edit" }, "Bearbeiten / Edit");
+        edit.addEventListener("click", function () { editQueue(q); });
+        li.appendChild(edit);
+        ul.appendChild(li);
       });
     });
   }
+  // The queue form creates a queue, or edits one (name and business hours; skill and language stay).
+  var editing = null;
+  function editQueue(q) {
+    editing = q ? q.id : null;
+    $("queue-form").reset();
+    $("queue-skill").disabled = $("queue-language").disabled = !!q;
+    $("queue-cancel").hidden = !q;
+    $("queue-submit").textContent = q ? "Speichern / Save" : "Anlegen / Create";
+    if (q) {
+      $("queue-name").value = q.name;
+      $("queue-skill").value = q.skill;
+      $("queue-language").value = q.language;
+      $("queue-hours").value = Object.keys(q.business_hours || {}).length ? JSON.stringify(q.business_hours, null, 1) : "";
+      $("queue-name").focus();
+    }
+  }
+  $("queue-cancel").addEventListener("click", function () { $("admin-error").textContent = ""; editQueue(null); });
   $("agent-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     $("admin-error").textContent = "";
@@ -322,8 +350,10 @@
     if ($("queue-hours").value.trim()) {
       try { hours = JSON.parse($("queue-hours").value); } catch (e) { $("admin-error").textContent = "business hours: not valid JSON"; return; }
     }
-    api("POST", "/api/v1/queues", { name: $("queue-name").value, skill: $("queue-skill").value, language: $("queue-language").value, business_hours: hours })
-      .then(function () { $("queue-form").reset(); loadAdmin(); }).catch(function (e) { $("admin-error").textContent = e.message; });
+    var req = editing
+      ? api("PATCH", "/api/v1/queues/" + editing, { name: $("queue-name").value, business_hours: hours })
+      : api("POST", "/api/v1/queues", { name: $("queue-name").value, skill: $("queue-skill").value, language: $("queue-language").value, business_hours: hours });
+    req.then(function () { editQueue(null); loadAdmin(); }).catch(function (e) { $("admin-error").textContent = e.message; });
   });
 
   // --- start -------------------------------------------------------------------------------
