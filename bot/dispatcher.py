@@ -221,6 +221,34 @@ class Dispatcher:
             ).all()
             return History(conv.id, conv.state, tuple(_stored(m) for m in msgs))
 
+    async def delivery_status(self, channel: str, provider_id: str, status: str, error: str | None) -> bool:
+        """A provider's delivery report for one of our messages (sent -> delivered -> read, or
+        failed). Reports may arrive out of order; a status never moves backwards."""
+        ours = {"queued": "sent", "accepted": "sent", "sending": "sent", "sent": "sent",
+                "delivered": "delivered", "read": "read", "failed": "failed", "undelivered": "failed"}.get(status)
+        if ours is None:
+            return False
+        rank = {"sent": 1, "delivered": 2, "read": 3}
+        async with self.db.session() as s:
+            m = await s.scalar(
+                select(Message).where(
+                    Message.channel == channel, Message.provider_message_id == provider_id, Message.direction == "out"
+                )
+            )
+            if m is None:
+                return False
+            if ours == "failed":
+                changed = m.status != "failed"
+                m.status, m.error = "failed", error or f"provider reported {status}"
+            else:
+                changed = rank.get(ours, 0) > rank.get(m.status, 0) and m.status != "failed"
+                if changed:
+                    m.status = ours
+            conversation_id, public_id = m.conversation_id, m.public_id
+        if changed and self.desk is not None:
+            await self.desk.message_changed(conversation_id, public_id)
+        return True
+
     # --- persistence -------------------------------------------------------------------------
 
     async def _persist_inbound(
