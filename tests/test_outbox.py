@@ -1,0 +1,160 @@
+"""The persisted outbox across a gateway restart, on SQLite and PostgreSQL, with the fake Twilio
+API and the real twilio client. No engine is needed: the conversation is in the agent's hands."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.outbox import backoff
+from connectors.base import OutboundMessage
+from resonanz.app import DISPATCHER, create_app
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
+from tests.conftest import free_port
+from tests.fakes.twilio import FakeTwilio
+
+
+def settings_for(db: Database, tw: FakeTwilio, port: int, tmp_path: Path, **extra: object) -> Settings:
+    public = f"http://127.0.0.1:{port}"
+    return Settings(
+        DATABASE_URL=str(db.engine.url.render_as_string(hide_password=False)),
+        engine_url="http://127.0.0.1:9",  # nothing listens: the engine is not needed here
+        connectors=("sms",),
+        connector_options={"sms": {"account_sid": tw.account_sid, "auth_token": tw.auth_token, "from": "+4930123456",
+                                   "api_base_url": tw.base_url, "public_url": public}},
+        public_url=public, var_dir=tmp_path, **extra,
+    )
+
+
+Start = Callable[..., Awaitable[tuple[web.Application, Callable[[], Awaitable[None]]]]]
+
+
+@pytest.fixture
+async def gateway(database: Database, tmp_path: Path) -> AsyncIterator[Start]:
+    runners: list[web.AppRunner] = []
+
+    async def start(settings: Settings) -> tuple[web.Application, Callable[[], Awaitable[None]]]:
+        app = await create_app(settings, db=database)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", settings.port).start()
+        runners.append(runner)
+
+        async def stop() -> None:
+            runners.remove(runner)
+            await runner.cleanup()
+
+        return app, stop
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def agent_conversation(db: Database, phone: str) -> str:
+    """A customer on SMS whose conversation an agent owns (the engine is not involved)."""
+    async with db.session() as s:
+        customer = Customer(name="Erika", language="de")
+        s.add(customer)
+        await s.flush()
+        address = {"channel": "sms", "recipient": phone, "extra": {}}
+        s.add(ChannelIdentity(customer_id=customer.id, channel="sms", external_id=phone, address=address,
+                              customer_key=f"phone:{phone}", opted_out=False))
+        conv = Conversation(customer_id=customer.id, channel="sms", address=address, state="agent", language="de",
+                            slots={}, engine_session=0, engine_turns=0, consecutive_fallbacks=0, fallback_count=0, version=0)
+        s.add(conv)
+        await s.flush()
+        return conv.id
+
+
+async def wait_for_status(db: Database, public_id: str, status: str, timeout: float = 10) -> Message:
+    """Poll the stored row: the only shared state between two gateway 'processes' is the database."""
+    async with asyncio.timeout(timeout):
+        while True:
+            async with db.session() as s:
+                row = await s.scalar(select(Message).where(Message.public_id == public_id))
+                if row is not None and row.status == status:
+                    return row
+            await asyncio.sleep(0.02)  # polling a database for another process's write
+
+
+async def test_a_restart_between_attempts_loses_nothing_and_sends_once(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        port = free_port()
+        settings = settings_for(database, tw, port, tmp_path, outbox_backoff_base=1.5, outbox_backoff_max=3.0)
+        conv_id = await agent_conversation(database, phone)
+        app, stop = await gateway(settings)
+        tw.fail_next(500, times=1)
+        [payload] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="Ihr Termin ist bestätigt.", author="agent")])
+        assert payload["status"] == "pending" and "500" in payload["error"]
+        await stop()  # the gateway goes down while the retry waits
+        async with database.session() as s:
+            row = await s.scalar(select(Message).where(Message.public_id == payload["id"]))
+            assert row.status == "pending" and row.attempts == 1 and row.next_attempt_at > utcnow()
+        assert [m for m in tw.messages if m["To"] == phone] == []
+        _app2, _stop2 = await gateway(settings)  # the next start resumes the outbox
+        sent = await tw.wait_for_message(lambda m: m["To"] == phone, timeout=10)
+        assert sent["Body"] == "Ihr Termin ist bestätigt."
+        row = await wait_for_status(database, payload["id"], "sent")
+        assert row.attempts == 2 and row.provider_message_id == sent["sid"]
+        assert len([m for m in tw.messages if m["To"] == phone]) == 1
+        assert len([a for a in tw.attempts if a["To"] == phone]) == 2
+
+
+async def test_an_interrupted_send_is_never_repeated_but_shown(database: Database, gateway: Start, tmp_path: Path) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        conv_id = await agent_conversation(database, phone)
+        async with database.session() as s:
+            conv = await s.get(Conversation, conv_id)
+            # What a crash in the middle of a provider call leaves behind.
+            row = Message(conversation_id=conv_id, customer_id=conv.customer_id, channel="sms", direction="out",
+                          author="agent", text="Vielleicht schon gesendet", status="sending", attempts=1)
+            s.add(row)
+            await s.flush()
+            public_id = row.public_id
+        app, _stop = await gateway(settings_for(database, tw, free_port(), tmp_path))
+        async with database.session() as s:
+            row = await s.scalar(select(Message).where(Message.public_id == public_id))
+        assert row.status == "unknown" and "not resent" in row.error
+        # Later messages still flow; the interrupted one is not sent again.
+        [payload] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="Neue Nachricht", author="agent")])
+        assert payload["status"] == "sent"
+        assert [m["Body"] for m in tw.messages if m["To"] == phone] == ["Neue Nachricht"]
+
+
+async def test_permanent_errors_are_not_retried_and_rate_limits_are_honoured(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        conv_id = await agent_conversation(database, phone)
+        app, _stop = await gateway(settings_for(database, tw, free_port(), tmp_path, outbox_backoff_base=0.01))
+        tw.fail_next(400, code=21211)
+        [bad] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="eins", author="agent")])
+        assert bad["status"] == "failed" and "21211" in bad["error"] and "not valid" in bad["error"]
+        tw.fail_next(429, retry_after=1)
+        before = asyncio.get_running_loop().time()
+        [limited] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="zwei", author="agent")])
+        assert limited["status"] == "pending"
+        await tw.wait_for_message(lambda m: m["To"] == phone and m["Body"] == "zwei", timeout=10)
+        assert asyncio.get_running_loop().time() - before >= 1.0, "Retry-After was honoured"
+        assert [m["Body"] for m in tw.messages if m["To"] == phone] == ["zwei"]
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    for attempt in range(1, 12):
+        delay = backoff(attempt, 1.0, 60.0)
+        expected = min(60.0, 2 ** (attempt - 1))
+        assert expected / 2 <= delay <= expected
