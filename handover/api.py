@@ -318,47 +318,64 @@ class AgentApi:
 
     async def create_agent(self, request: web.Request) -> web.Response:
         body = await _json(request)
+        role, capacity = body.get("role", "agent"), body.get("capacity", 3)
+        if role not in ("agent", "admin"):
+            return _error("role must be agent or admin", 400)
+        # bool is an int in Python: refuse it, like a missing number (null) or a string.
+        if not isinstance(capacity, int) or isinstance(capacity, bool) or not 0 <= capacity <= 1000:
+            return _error("capacity must be a whole number from 0 to 1000", 400)
+        lists: dict[str, tuple[str, ...]] = {}
+        for key, default in (("skills", ("general",)), ("languages", ("de", "en"))):
+            value = body.get(key)
+            if value is not None and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
+                return _error(f"{key} must be a list of strings", 400)
+            lists[key] = tuple(x.strip() for x in value or () if x.strip()) or default
         try:
             agent = await create_agent(
                 request.app[DESK].db,
                 email=_text_field(body, "email", limit=254),
                 password=_text_field(body, "password", limit=200),
                 display_name=_text_field(body, "display_name", limit=200),
-                role=body.get("role", "agent") if body.get("role") in ("agent", "admin") else "agent",
-                skills=tuple(str(x) for x in body.get("skills") or ("general",)),
-                languages=tuple(str(x) for x in body.get("languages") or ("de", "en")),
-                capacity=int(body.get("capacity", 3)),
+                role=role,
+                skills=lists["skills"],
+                languages=lists["languages"],
+                capacity=capacity,
             )
         except ValueError as exc:
             return _error(str(exc), 400)
         return web.json_response({"agent": agent_json(agent)}, status=201)
 
     async def update_agent(self, request: web.Request) -> web.Response:
+        # Everything is checked before anything changes: a refused request changes nothing.
         body = await _json(request)
+        changes: dict[str, Any] = {}
+        if "status" in body:
+            if body["status"] not in ("online", "away", "offline"):
+                return _error("status must be online, away or offline", 400)
+            changes["status"] = body["status"]
+        if "capacity" in body:
+            capacity = body["capacity"]
+            if not isinstance(capacity, int) or isinstance(capacity, bool) or not 0 <= capacity <= 1000:
+                return _error("capacity must be a whole number from 0 to 1000", 400)
+            changes["capacity"] = capacity
+        for key in ("skills", "languages"):
+            if key in body:
+                if not isinstance(body[key], list) or not all(isinstance(x, str) for x in body[key]):
+                    return _error(f"{key} must be a list of strings", 400)
+                changes[key] = body[key]
+        if "role" in body:
+            if body["role"] not in ("agent", "admin"):
+                return _error("role must be agent or admin", 400)
+            changes["role"] = body["role"]
+        if "active" in body:
+            changes["active"] = bool(body["active"])
         desk = request.app[DESK]
         async with desk.db.session() as s:
             agent = await s.get(Agent, request.match_info["id"])
             if agent is None:
                 return _error("no such agent", 404)
-            if "status" in body:
-                if body["status"] not in ("online", "away", "offline"):
-                    return _error("status must be online, away or offline", 400)
-                agent.status = body["status"]
-            if "capacity" in body:
-                if not isinstance(body["capacity"], int) or not 0 <= body["capacity"] <= 1000:
-                    return _error("capacity must be a whole number from 0 to 1000", 400)
-                agent.capacity = body["capacity"]
-            for key in ("skills", "languages"):
-                if key in body:
-                    if not isinstance(body[key], list) or not all(isinstance(x, str) for x in body[key]):
-                        return _error(f"{key} must be a list of strings", 400)
-                    setattr(agent, key, body[key])
-            if "role" in body:
-                if body["role"] not in ("agent", "admin"):
-                    return _error("role must be agent or admin", 400)
-                agent.role = body["role"]
-            if "active" in body:
-                agent.active = bool(body["active"])
+            for key, value in changes.items():
+                setattr(agent, key, value)
             out = agent_json(agent)
         await desk.route_waiting()
         return web.json_response({"agent": out})
@@ -393,18 +410,26 @@ class AgentApi:
             return web.json_response({"queue": queue_json(q)}, status=201)
 
     async def update_queue(self, request: web.Request) -> web.Response:
+        # Everything is checked before anything changes: a refused request changes nothing.
         body = await _json(request)
+        hours = None
+        if "business_hours" in body:
+            try:
+                hours = self._business_hours(body["business_hours"])
+            except ValueError as exc:
+                return _error(f"business_hours: {exc}", 400)
+        name = _text_field(body, "name", limit=100) if "name" in body else None
         async with request.app[DESK].db.session() as s:
             q = await s.get(Queue, request.match_info["id"])
             if q is None:
                 return _error("no such queue", 404)
-            if "business_hours" in body:
-                try:
-                    q.business_hours = self._business_hours(body["business_hours"])
-                except ValueError as exc:
-                    return _error(f"business_hours: {exc}", 400)
-            if "name" in body:
-                q.name = _text_field(body, "name", limit=100)
+            if name is not None and await s.scalar(select(Queue.id).where(Queue.name == name, Queue.id != q.id)):
+                return _error("a queue with this name exists", 409)
+            if hours is not None:
+                q.business_hours = hours
+            if name is not None:
+                q.name = name
+            await s.flush()
             return web.json_response({"queue": queue_json(q)})
 
     # --- live stream and media ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from handover.api import DESK, AgentApi
 from handover.auth import LIMITER, LoginRateLimiter, auth_routes
 from handover.console import console_routes
 from handover.desk import Desk
-from handover.hub import Hub
+from handover.hub import Hub, create_hub
 from resonanz.settings import Settings
 from resonanz.store import Database
 
@@ -57,7 +57,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         connectors=connectors,
     )
     app[DISPATCHER] = dispatcher
-    app[HUB] = hub = Hub()
+    app[HUB] = hub = create_hub(settings.redis_url, settings.redis_channel)
     app[LIMITER] = LoginRateLimiter()
     app[DESK] = desk = Desk(db=app[DB], settings=settings, hub=hub, emit=dispatcher.emit)
     dispatcher.desk = desk
@@ -79,6 +79,13 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        try:
+            await hub.start()  # Redis configured but unreachable: start-up fails here, clearly
+        except BaseException:
+            await http.close()
+            if own_db:
+                await app[DB].dispose()
+            raise
         for c in connectors.values():
             await c.startup()
         await desk.recover()
@@ -91,6 +98,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)
         for c in connectors.values():
             await c.shutdown()
+        await hub.close()
         await http.close()
         if own_db:
             await app[DB].dispose()

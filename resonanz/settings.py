@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     # Ask for satisfaction (1-5) when an agent closes a conversation.
     satisfaction_survey: bool = True
 
+    # Several gateway processes: Redis pub/sub carries console events between them (handover/hub.py).
+    # Empty: one process, in-process hub only. Set but unreachable at start-up: the gateway refuses to start.
+    redis_url: str | None = None
+    redis_channel: str = "resonanz:hub"
+
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     var_dir: Path = PROJECT_ROOT / "var"
