@@ -254,23 +254,25 @@ class RedisHub(Hub):
             if self._pubsub is None:
                 try:
                     self._pubsub = await self._subscribe()
-                except (RedisError, OSError) as exc:
-                    log.warning("hub.redis.reconnect_failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+                except Exception as exc:  # noqa: BLE001 - keep trying, with backoff
+                    log.warning("hub.redis.reconnect_failed", error=f"{type(exc).__name__}: {exc}", retry_in=backoff,
+                                exc_info=not isinstance(exc, (RedisError, OSError)))
                     await asyncio.sleep(backoff)  # backoff before the next attempt
                     backoff = min(backoff * 2, self._backoff_max)
                     continue
-                backoff = self._backoff_min
                 log.info("hub.redis.reconnected", channel=self.channel, origin=self.origin)
                 # Events of other processes may have gone by meanwhile: the consoles re-fetch.
                 Hub.publish(self, {"type": "resync"})
             try:
                 msg = await self._pubsub.get_message(timeout=self.READ_TIMEOUT)
-            except (RedisError, OSError) as exc:
-                log.error("hub.redis.connection_lost", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+            except Exception as exc:  # noqa: BLE001 - whatever broke the connection, the reader must go on
+                log.error("hub.redis.connection_lost", error=f"{type(exc).__name__}: {exc}", retry_in=backoff,
+                          exc_info=not isinstance(exc, (RedisError, OSError)))
                 await self._close_pubsub()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
                 continue
+            backoff = self._backoff_min  # the connection works (reset only now: no resync storm on flapping)
             if msg is not None and msg["type"] == "message":
                 self._receive(msg["data"])
 
@@ -297,6 +299,9 @@ class RedisHub(Hub):
                 await asyncio.sleep(backoff)  # backoff before sending again
                 backoff = min(backoff * 2, self._backoff_max)
                 continue
+            except Exception:  # noqa: BLE001 - not a connection problem: retrying would not help
+                log.exception("hub.redis.publish_error")
+                self._lost = True  # this event is dropped: the other processes resync
             data = None
             if failing:
                 log.info("hub.redis.publish_recovered")
