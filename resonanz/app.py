@@ -20,6 +20,8 @@ from handover.auth import LIMITER, LoginRateLimiter, auth_routes
 from handover.console import console_routes
 from handover.desk import Desk
 from handover.hub import Hub, create_hub
+from resonanz.config import connector_configs
+from resonanz.media import MediaStore
 from resonanz.settings import Settings
 from resonanz.store import Database
 
@@ -61,11 +63,14 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app[LIMITER] = LoginRateLimiter()
     app[DESK] = desk = Desk(db=app[DB], settings=settings, hub=hub, emit=dispatcher.emit)
     dispatcher.desk = desk
-    ctx = ConnectorContext(
-        on_message=dispatcher.handle, history=dispatcher.history, settings=settings, http=http
-    )
+    dispatcher.outbox.listeners.append(desk.message_changed)
+    media = MediaStore(settings.var_dir / "media", settings.public_url)
     try:
-        for name in settings.connectors:
+        for name, options in connector_configs(settings).items():
+            ctx = ConnectorContext(
+                on_message=dispatcher.handle, history=dispatcher.history, settings=settings,
+                http=http, config=options, media=media, on_status=dispatcher.delivery_status,
+            )
             connector = registry.load(name)(ctx)
             connectors[name] = connector
             app.router.add_routes(connector.routes())
@@ -88,11 +93,13 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             raise
         for c in connectors.values():
             await c.startup()
+        await dispatcher.outbox.resume()
         await desk.recover()
         watcher = _spawn(app, _watch_engine(app))
         yield
         watcher.cancel()
         await desk.shutdown()
+        await dispatcher.outbox.close()
         for task in list(app[BACKGROUND]):
             task.cancel()
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,8 +38,11 @@ class Settings(BaseSettings):
     # Token the engine presents when it calls the gateway's action server.
     action_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
 
-    # Enabled channels, by registry name (see connectors/registry.py).
+    # Enabled channels, by registry name (see connectors/registry.py). Normally taken from the
+    # `connectors:` section of resonanz.yml; RESONANZ_CONNECTORS (JSON list) overrides the choice.
     connectors: tuple[str, ...] = ("rest", "webchat")
+    # Options per connector, instead of the file's (for tests and embedding).
+    connector_options: dict[str, dict[str, Any]] = {}
 
     max_message_chars: int = 4096
     fallback_intents: tuple[str, ...] = ("nlu_fallback", "out_of_scope")
@@ -67,6 +70,14 @@ class Settings(BaseSettings):
     offer_timeout: float = 60.0
     # Ask for satisfaction (1-5) when an agent closes a conversation.
     satisfaction_survey: bool = True
+
+    # The outbox: retries on timeouts, 5xx and 429 with exponential backoff (seconds).
+    outbox_backoff_base: float = 1.0
+    outbox_backoff_max: float = 300.0
+    outbox_max_attempts: int = 8
+
+    # The gateway's own configuration file (enabled connectors and their options).
+    config_file: Path = PROJECT_ROOT / "resonanz.yml"
 
     # Several gateway processes: Redis pub/sub carries console events between them (handover/hub.py).
     # Empty: one process, in-process hub only. Set but unreachable at start-up: the gateway refuses to start.

@@ -62,10 +62,13 @@ async def test_invalid_transition_changes_nothing(database: Database) -> None:
 async def test_of_two_concurrent_transitions_exactly_one_wins(database: Database) -> None:
     conv_id = await _conversation(database)
     both_have_read = asyncio.Barrier(2)
+    # Two gateway processes: each has its own connection pool (SQLite's is one connection).
+    other = Database(database.url)
 
     async def attempt(target: State) -> str:
+        db = database if target is State.QUEUED else other
         try:
-            async with database.session() as s:
+            async with db.session() as s:
                 conv = await s.get(Conversation, conv_id)
                 assert conv.version == 0
                 await both_have_read.wait()  # both decided from the same version
@@ -74,7 +77,10 @@ async def test_of_two_concurrent_transitions_exactly_one_wins(database: Database
         except ConcurrentTransition:
             return "lost"
 
-    results = sorted(await asyncio.gather(attempt(State.QUEUED), attempt(State.AGENT)))
+    try:
+        results = sorted(await asyncio.gather(attempt(State.QUEUED), attempt(State.AGENT)))
+    finally:
+        await other.dispose()
     assert results == ["lost", "won"]
     async with database.session() as s:
         assert await s.scalar(select(func.count()).select_from(ConversationEvent)) == 1
