@@ -233,6 +233,7 @@ class TelegramConnector(Connector):
         return InlineKeyboardMarkup(rows)
 
     def _photo(self, attachment: Attachment) -> bytes | str:
+        """Our own stored file as bytes (uploaded), anything else by URL (Telegram fetches it)."""
         media = self.ctx.media
         path = media.local_path(attachment.url) if media is not None else None
         return path.read_bytes() if path is not None else attachment.url
@@ -241,9 +242,13 @@ class TelegramConnector(Connector):
         chat_id = int(address.recipient)
         markup = self._keyboard(message)
         images = [a for a in message.attachments if a.kind == "image" and a.url]
+        files = [a for a in message.attachments if a.kind != "image" and a.url]
         try:
             sent: TgMessage
-            if images and len(message.text) <= MAX_CAPTION:
+            if files and not images and len(message.text) <= MAX_CAPTION:
+                sent = await self.bot.send_document(chat_id, self._photo(files[0]), caption=message.text or None,
+                                                    filename=files[0].name, reply_markup=markup)
+            elif images and len(message.text) <= MAX_CAPTION:
                 # One call: the picture with the text as its caption (a retry cannot split them).
                 sent = await self.bot.send_photo(chat_id, self._photo(images[0]), caption=message.text or None,
                                                  reply_markup=markup)
