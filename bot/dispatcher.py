@@ -159,7 +159,14 @@ class Dispatcher:
         if isinstance(stored, DispatchResult):
             log.info("inbound.duplicate", channel=inbound.channel, conversation=stored.conversation_id)
             return stored
-        message_pk, conversation_id, public_id = stored
+        message_pk, conversation_id, public_id, to_agent = stored
+        if to_agent is not None:
+            # A person owns the conversation: stored and processed in one transaction; the
+            # agent's console gets it now. Nothing else to decide (no engine, no bot reply).
+            if self.desk is not None:
+                await self.desk.customer_wrote(conversation_id, to_agent)
+            return DispatchResult(conversation_id=conversation_id, state=State.AGENT.value, replies=(),
+                                  message_id=public_id)
         return await self.process(conversation_id, message_pk, public_id)
 
     async def process(self, conversation_id: str, message_pk: int, public_id: str) -> DispatchResult:
@@ -253,7 +260,10 @@ class Dispatcher:
 
     async def _persist_inbound(
         self, inbound: InboundMessage
-    ) -> tuple[int, str, str] | DispatchResult:
+    ) -> tuple[int, str, str, dict[str, Any] | None] | DispatchResult:
+        """Store the message (status `received`). The fourth element is set when the message
+        needs no processing beyond being shown to the agent who owns the conversation: it is
+        then stored as `processed` right away, and that is its console payload."""
         for attempt in range(3):
             try:
                 async with self.db.session() as s:
@@ -293,9 +303,14 @@ class Dispatcher:
                         status="received",
                         created_at=inbound.received_at or utcnow(),
                     )
+                    to_agent = None
+                    if conv.state == State.AGENT.value and inbound.control is None:
+                        msg.status, msg.processed_at = "processed", utcnow()
                     s.add(msg)
                     await s.flush()
-                    return msg.id, conv.id, msg.public_id
+                    if msg.status == "processed":
+                        to_agent = message_json(msg)
+                    return msg.id, conv.id, msg.public_id, to_agent
             except IntegrityError:
                 # A concurrent first message created the same identity, or the same provider id
                 # arrived twice at once: the next attempt sees the other's row.
@@ -668,7 +683,7 @@ class Dispatcher:
                 buttons=[b.to_dict() for b in r.buttons],
                 attachments=[a.to_dict() for a in r.attachments],
                 status=status,
-                attempts=1 if status == "sent" else 0,
+                attempts=1 if status in ("sent", "sending") else 0,
                 created_at=utcnow(),
             )
             s.add(m)
@@ -696,15 +711,24 @@ class Dispatcher:
             conv = await s.get(Conversation, conversation_id)
             assert conv is not None
             initial = self._initial_status(conv)
-            rows = self._add_outbound(s, conv, messages, initial)
+            # Nothing earlier waiting: store the messages already claimed and send them at once.
+            direct = initial == "pending" and not await self.outbox.busy(s, conversation_id)
+            rows = self._add_outbound(s, conv, messages, "sending" if direct else initial)
             await s.flush()
-            pks = [m.id for m in rows]
-        if initial == "pending":
+            address = ChannelAddress.from_dict(conv.address)
+            opted_out = await self.outbox.opted_out(s, address) if direct else False
+        if direct:
+            outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
+            for m in rows:
+                m.status, m.error = outcomes.get(m.public_id, (m.status, m.error))
+        elif initial == "pending":
             await self.outbox.flush(conversation_id)
-        async with self.db.session() as s:
-            rows = list((await s.scalars(select(Message).where(Message.id.in_(pks)).order_by(Message.id))).all())
-            payloads = [message_json(m) for m in rows]
+            async with self.db.session() as s:
+                pks = [m.id for m in rows]
+                rows = list((await s.scalars(select(Message).where(Message.id.in_(pks)).order_by(Message.id))).all())
+        payloads = [message_json(m) for m in rows]
         if self.desk is not None:
             for p in payloads:
                 await self.desk.conversation_message(conversation_id, p)
         return payloads
+

@@ -92,6 +92,41 @@ class Outbox:
                     break
         return outcomes
 
+    @staticmethod
+    async def busy(s: Any, conversation_id: str) -> bool:
+        """Whether earlier messages of the conversation still wait or are being sent."""
+        return (
+            await s.scalar(
+                select(Message.id)
+                .where(Message.conversation_id == conversation_id, Message.direction == "out",
+                       Message.status.in_(("pending", "sending")))
+                .limit(1)
+            )
+        ) is not None
+
+    @staticmethod
+    async def opted_out(s: Any, address: ChannelAddress) -> bool:
+        return bool(
+            await s.scalar(
+                select(ChannelIdentity.opted_out).where(
+                    ChannelIdentity.channel == address.channel, ChannelIdentity.external_id == address.recipient
+                )
+            )
+        )
+
+    async def send_claimed(
+        self, conversation_id: str, rows: list[Message], address: ChannelAddress, opted_out: bool
+    ) -> dict[str, tuple[str, str | None]]:
+        """Send messages stored directly as `sending` (their transaction made sure nothing
+        earlier was waiting): saves the claim round trip on the common path."""
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        outcomes: dict[str, tuple[str, str | None]] = {}
+        async with lock:
+            await self._send_batch(conversation_id, rows, address, opted_out, outcomes)
+        return outcomes
+
     async def _claim(self, conversation_id: str) -> tuple[list[Message], ChannelAddress | None, bool]:
         """Mark the leading due messages `sending` (one transaction) and return them."""
         now = utcnow()
@@ -133,14 +168,7 @@ class Outbox:
             conv = await s.get(Conversation, conversation_id)
             assert conv is not None
             address = ChannelAddress.from_dict(conv.address)
-            opted_out = bool(
-                await s.scalar(
-                    select(ChannelIdentity.opted_out).where(
-                        ChannelIdentity.channel == address.channel,
-                        ChannelIdentity.external_id == address.recipient,
-                    )
-                )
-            )
+            opted_out = await self.opted_out(s, address)
             for m in due:
                 s.expunge(m)
                 m.attempts += 1
