@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.engine import EngineError, EngineTurn, RasaEngine
@@ -703,20 +703,40 @@ class Dispatcher:
         connectors = self._connectors() if callable(self._connectors) else self._connectors
         return connectors.get(channel)
 
-    async def emit(self, conversation_id: str, messages: list[OutboundMessage]) -> list[dict[str, Any]]:
+    async def emit(
+        self, conversation_id: str, messages: list[OutboundMessage],
+        guard: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> list[dict[str, Any]]:
         """Store outbound messages of a conversation (system or agent), send them through the
         outbox, and tell watching agents. Returns the stored messages as the console shows them
-        (with their delivery status, so an agent sees at once why a reply did not go out)."""
+        (with their delivery status, so an agent sees at once why a reply did not go out).
+        `guard` runs first in the same transaction and may raise to refuse (an agent's right to
+        write, checked atomically with the write)."""
         async with self.db.session() as s:
-            conv = await s.get(Conversation, conversation_id)
-            assert conv is not None
+            if guard is not None:
+                await guard(s)
+            # One round trip: the conversation, whether earlier messages still wait, and whether
+            # the customer opted out on the conversation's channel.
+            waiting = exists().where(
+                Message.conversation_id == Conversation.id, Message.direction == "out",
+                Message.status.in_(("pending", "sending")),
+            )
+            opted = exists().where(
+                ChannelIdentity.customer_id == Conversation.customer_id,
+                ChannelIdentity.channel == Conversation.channel, ChannelIdentity.opted_out.is_(True),
+            )
+            conv, busy, opted_out = (
+                await s.execute(
+                    select(Conversation, waiting.label("busy"), opted.label("opted_out"))
+                    .where(Conversation.id == conversation_id)
+                )
+            ).one()
             initial = self._initial_status(conv)
             # Nothing earlier waiting: store the messages already claimed and send them at once.
-            direct = initial == "pending" and not await self.outbox.busy(s, conversation_id)
+            direct = initial == "pending" and not busy
             rows = self._add_outbound(s, conv, messages, "sending" if direct else initial)
             await s.flush()
             address = ChannelAddress.from_dict(conv.address)
-            opted_out = await self.outbox.opted_out(s, address) if direct else False
         if direct:
             outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
             for m in rows:

@@ -93,18 +93,6 @@ class Outbox:
         return outcomes
 
     @staticmethod
-    async def busy(s: Any, conversation_id: str) -> bool:
-        """Whether earlier messages of the conversation still wait or are being sent."""
-        return (
-            await s.scalar(
-                select(Message.id)
-                .where(Message.conversation_id == conversation_id, Message.direction == "out",
-                       Message.status.in_(("pending", "sending")))
-                .limit(1)
-            )
-        ) is not None
-
-    @staticmethod
     async def opted_out(s: Any, address: ChannelAddress) -> bool:
         return bool(
             await s.scalar(

@@ -32,7 +32,7 @@ from resonanz.store.models import Agent, Conversation, Customer, Handover, Messa
 
 log = structlog.get_logger(__name__)
 
-Emit = Callable[[str, list[OutboundMessage]], Awaitable[list[dict[str, Any]]]]
+Emit = Callable[..., Awaitable[list[dict[str, Any]]]]  # Dispatcher.emit(conversation_id, messages, guard=None)
 
 OPEN_STATUSES = ("waiting", "offered")
 RATING_RE = re.compile(r"^\s*/?(?:rate\s*)?([1-5])\s*(?:sterne?|stars?|/\s*5)?\s*[.!]?\s*$", re.IGNORECASE)
@@ -68,6 +68,7 @@ class Desk:
         self.emit = emit
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._latest: dict[str, str] = {}
+        self._conversation_of: dict[str, str] = {}
 
     # --- opening --------------------------------------------------------------------------
 
@@ -295,8 +296,18 @@ class Desk:
     async def reply(self, handover_id: str, agent: Agent, text: str, attachments: tuple[Attachment, ...] = ()) -> dict[str, Any]:
         """Send an agent's reply; the result carries its delivery status and, if it could not be
         sent (opted out, outside WhatsApp's 24-hour window, blocked), the reason."""
-        h = await self._own(handover_id, agent)
-        [sent] = await self.emit(h.conversation_id, [OutboundMessage(text=text, author="agent", attachments=attachments)])
+        conversation_id = self._conversation_of.get(handover_id)
+        if conversation_id is None:
+            conversation_id = (await self._own(handover_id, agent)).conversation_id
+            if len(self._conversation_of) > 10_000:
+                self._conversation_of.clear()
+            self._conversation_of[handover_id] = conversation_id  # never changes for a handover
+
+        async def still_mine(s: AsyncSession) -> None:
+            self._check_owner(await s.get(Handover, handover_id), agent)
+
+        [sent] = await self.emit(conversation_id, [OutboundMessage(text=text, author="agent", attachments=attachments)],
+                                 guard=still_mine)
         return sent
 
     async def note(self, handover_id: str, agent: Agent, text: str) -> dict[str, Any]:
@@ -492,14 +503,17 @@ class Desk:
 
     async def _own(self, handover_id: str, agent: Agent, *, allow_any_agent: bool = False) -> Handover:
         async with self.db.session() as s:
-            h = await s.get(Handover, handover_id)
-            if h is None:
-                raise HandoverError("no such handover", 404)
-            if allow_any_agent or agent.role == "admin":
-                return h
-            if h.status != "assigned" or h.agent_id != agent.id:
-                raise HandoverError("this conversation is not assigned to you", 403)
+            return self._check_owner(await s.get(Handover, handover_id), agent, allow_any_agent=allow_any_agent)
+
+    @staticmethod
+    def _check_owner(h: Handover | None, agent: Agent, *, allow_any_agent: bool = False) -> Handover:
+        if h is None:
+            raise HandoverError("no such handover", 404)
+        if allow_any_agent or agent.role == "admin":
             return h
+        if h.status != "assigned" or h.agent_id != agent.id:
+            raise HandoverError("this conversation is not assigned to you", 403)
+        return h
 
     def _publish_handover(self, summary: dict[str, Any]) -> None:
         self.hub.publish({"type": "handover", "handover": summary})

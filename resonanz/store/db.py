@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -26,7 +27,12 @@ class Database:
         self.url = async_url(url)
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            # SQLite has one writer. Several pooled connections fight for its lock with sleeping
+            # busy-waits (tens to hundreds of milliseconds at the tail, measured with
+            # bench/handover.py); one connection queues transactions in the event loop instead.
+            # So code must never open a session while it holds another: it would wait for itself.
+            kwargs.update(connect_args={"timeout": 30}, poolclass=AsyncAdaptedQueuePool, pool_size=1,
+                          max_overflow=0, pool_timeout=60)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
