@@ -11,6 +11,7 @@ repaired by `recover()` at the next start.
 from __future__ import annotations
 
 import asyncio
+import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ CARRIED_SLOTS = ("customer_number", "customer_name")
 
 
 PREFER_HUMAN = "/prefer_human"
+SKIP_CUSTOMER_NUMBER = "/skip_customer_number"
+# A complex matter waiting for the customer number before it goes to a person (in conv.slots).
+PENDING_HANDOVER = "_pending_handover"
 
 
 def choice_message(language: str) -> OutboundMessage:
@@ -520,6 +524,13 @@ class Dispatcher:
                 if not bot_may_answer(conv.state):
                     # A person took over while the engine was thinking: the bot stays silent.
                     log.info("bot.reply_dropped", conversation=conv.id, state=conv.state)
+                elif decision is not None and self._collect_customer_number_first(conv, decision.reason, text):
+                    conv.slots = {**(conv.slots or {}), PENDING_HANDOVER: {
+                        "reason": decision.reason, "trigger": decision.trigger, "intent": turn.intent}}
+                    replies.append(OutboundMessage(
+                        text=notice("ask_customer_number", language), author="system",
+                        buttons=(Button(notice("skip_customer_number", language), SKIP_CUSTOMER_NUMBER),),
+                    ))
                 elif decision is not None:
                     replies.append(OutboundMessage(text=notice("handover", language), author="system"))
                     await self._open_handover(
@@ -551,6 +562,36 @@ class Dispatcher:
             state = conv.state
             address = ChannelAddress.from_dict(conv.address)
             return [self._with_id(r, m) for r, m in zip(replies, stored, strict=True)], state, address
+
+    def _collect_customer_number_first(self, conv: Conversation, reason: str, text: str) -> bool:
+        return (
+            reason == "complex_matter"
+            and self.settings.handover_collect_customer_number
+            and not (conv.slots or {}).get("customer_number")
+            and not triggers.asks_for_person(text)  # someone who asks for a person is never delayed
+        )
+
+    async def _pending_handover(
+        self, s: Any, conv: Conversation, text: str, language: str, after: list[Callable[[], Awaitable[None]]]
+    ) -> list[OutboundMessage] | None:
+        """The answer to "what is your customer number?": with or without it, hand over now."""
+        slots = dict(conv.slots or {})
+        pending = slots.pop(PENDING_HANDOVER, None)
+        if not pending:
+            return None
+        found = re.search(self.settings.customer_number_pattern, text)
+        if found:
+            slots["customer_number"] = found.group(0)
+            customer = await s.get(Customer, conv.customer_id)
+            customer.customer_number = found.group(0)
+        conv.slots = slots
+        conv.language = language
+        await self._open_handover(
+            s, conv, after, reason=pending["reason"], trigger=pending["trigger"], intent=pending.get("intent"),
+            actor="bot", data={"trigger": pending["trigger"], "intent": pending.get("intent"),
+                               "customer_number_given": bool(found)},
+        )
+        return [OutboundMessage(text=notice("handover", language), author="system")]
 
     def _initial_status(self, conv: Conversation) -> str:
         """A pull channel (REST) delivers by returning the replies: sent once stored."""
@@ -612,6 +653,8 @@ class Dispatcher:
             return [OutboundMessage(text=notice("opted_in", language), author="system")]
         if control == "help":
             return [OutboundMessage(text=notice("channel_help", language), author="system")]
+        if conv.state == State.BOT.value and (conv.slots or {}).get(PENDING_HANDOVER):
+            return await self._pending_handover(s, conv, text, language, after)
         if self.desk is not None and conv.state == State.BOT.value:
             # "Always a person": chosen now, or a standing preference for a new conversation.
             customer = await s.get(Customer, conv.customer_id)

@@ -80,11 +80,30 @@ class Throttled(Exception):
 
 class ResonanzTwilioHttpClient(AsyncTwilioHttpClient):
     """Twilio's async HTTP client, with an optional API base (a local fake in tests) and with
-    429 raised together with its Retry-After, which TwilioRestException does not carry."""
+    429 raised together with its Retry-After, which TwilioRestException does not carry.
 
-    def __init__(self, api_base_url: str | None = None, timeout: float = 15.0) -> None:
-        super().__init__(timeout=timeout)
-        self.api_base = urlsplit(api_base_url) if api_base_url else None
+    With `api_base_url`, requests for http(s)://*.twilio.com go there instead: scheme and host
+    are replaced, the base's path is put in front, path and query are kept. Like its base class it
+    opens an aiohttp session, so it must be created inside a running event loop and closed.
+    """
+
+    def __init__(self, api_base_url: str | None = None, **kwargs: Any) -> None:
+        if api_base_url is not None:
+            parts = urlsplit(api_base_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"api_base_url must be an absolute http(s) URL, not {api_base_url!r}")
+        kwargs.setdefault("timeout", 15.0)
+        super().__init__(**kwargs)
+        self.api_base = api_base_url.rstrip("/") if api_base_url else None
+
+    def rewrite(self, url: str) -> str:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        twilio_host = host == "twilio.com" or host.endswith(".twilio.com")
+        if self.api_base is None or parts.scheme not in ("http", "https") or not twilio_host:
+            return url
+        base = urlsplit(self.api_base)
+        return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, parts.fragment))
 
     async def request(
         self,
@@ -97,16 +116,17 @@ class ResonanzTwilioHttpClient(AsyncTwilioHttpClient):
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
-        if self.api_base is not None:
-            parts = urlsplit(url)
-            url = urlunsplit((self.api_base.scheme, self.api_base.netloc, parts.path, parts.query, ""))
         if auth is not None:
             # The same on the wire as the base class's aiohttp.BasicAuth, which aiohttp 3.14 deprecates.
             headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
         response = await super().request(
-            method, url, params=params, data=data, headers=headers, auth=None, timeout=timeout,
+            method, self.rewrite(url), params=params, data=data, headers=headers, auth=None, timeout=timeout,
             allow_redirects=allow_redirects,
         )
+        self.check(response)
+        return response
+
+    def check(self, response: Response) -> None:
         if response.status_code == 429:
             retry_after = (response.headers or {}).get("Retry-After")
             try:
@@ -114,7 +134,6 @@ class ResonanzTwilioHttpClient(AsyncTwilioHttpClient):
             except ValueError:
                 seconds = None
             raise Throttled(seconds)
-        return response
 
 
 def phone_of(address: str) -> str:

@@ -19,6 +19,16 @@ NOTICES: dict[str, dict[str, str]] = {
         "de": "Ihre Nachricht ist angekommen. Eine Mitarbeiterin oder ein Mitarbeiter meldet sich gleich.",
         "en": "Your message has arrived. A member of our team will be with you shortly.",
     },
+    "ask_customer_number": {
+        "de": "Ich gebe das an eine Kollegin oder einen Kollegen weiter. Damit Ihr Anliegen gleich "
+        "bearbeitet werden kann: Wie lautet Ihre Kundennummer? (Sie steht auf Ihrer Rechnung.)",
+        "en": "I'll pass this on to a colleague. So that they can get started right away: what is "
+        "your customer number? (It is on your bill.)",
+    },
+    "skip_customer_number": {
+        "de": "Ohne Kundennummer weiter",
+        "en": "Continue without it",
+    },
     "opted_in": {
         "de": "Sie erhalten wieder Nachrichten von uns. Mit STOPP melden Sie sich ab.",
         "en": "You will receive messages from us again. Reply STOP to unsubscribe.",

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         "complaint": "complex_matter",
         "tariff_advice": "complex_matter",
     }
+    # Before a complex matter (reason complex_matter) goes to a person, ask once for the customer
+    # number if it is not known yet; whatever the customer answers, the next turn hands over.
+    handover_collect_customer_number: bool = True
+    customer_number_pattern: str = r"\b4\d{7}\b"
     # N not-understood turns in a row put the conversation in the queue (0 disables it).
     handover_after_fallbacks: int = 2
     # Frustration (0-1, handover/sentiment.py) from which an upset customer goes to a person (0: off).

@@ -47,3 +47,20 @@ async def test_a_request_in_the_middle_of_a_form_interrupts_it(live_gateway: Liv
     assert r["state"] == "bot"
     r = await live_gateway.post(sender, text)
     assert r["state"] == "queued"
+
+
+async def test_a_complex_matter_collects_the_customer_number_then_reaches_a_person(live_gateway: LiveGateway) -> None:
+    from sqlalchemy import select
+
+    from resonanz.store.models import Handover
+
+    sender = "k-" + uuid.uuid4().hex[:10]
+    r = await live_gateway.post(sender, "Ich möchte meinen Vertrag kündigen")
+    assert r["state"] == "bot"
+    assert "Kundennummer" in " ".join(m["text"] for m in r["messages"])
+    r = await live_gateway.post(sender, "40012345")
+    assert r["state"] == "queued"
+    async with live_gateway.db.session() as s:
+        h = await s.scalar(select(Handover).where(Handover.conversation_id == r["conversation_id"]))
+    assert h.reason == "complex_matter" and h.context["slots"]["customer_number"] == "40012345"
+    assert h.context["profile"]["customer_number"] == "40012345"

@@ -330,9 +330,17 @@ async def test_the_bot_stuck_twice_in_a_row_hands_over(desk: Desk) -> None:
 
 async def test_a_complex_matter_goes_to_the_queue_for_its_skill(desk: Desk) -> None:
     r = await desk.customer("yvonne", "Ich möchte meinen Vertrag kündigen")
+    # The basics first: the customer number, asked once (with a way to go on without it).
+    assert r["state"] == "bot"
+    [ask] = r["messages"]
+    assert "Kundennummer" in ask["text"] and ask["buttons"][0]["payload"] == "/skip_customer_number"
+    turns = len(desk.engine.turns)
+    r = await desk.customer("yvonne", "Meine Kundennummer ist 40012345")
     assert r["state"] == "queued"
+    assert len(desk.engine.turns) == turns  # answered by the gateway, not the bot
     h = await desk.handover_of(r["conversation_id"])
-    assert h.reason == "complex_matter"
+    assert h.reason == "complex_matter" and h.trigger == "intent:terminate_contract"
+    assert h.context["slots"]["customer_number"] == "40012345"
     queues = await (await desk.client.get("/api/v1/queues", headers=await desk.login((await desk.agent("zz@x.de"))["email"]))).json()
     assert {"contracts-de"} <= {q["name"] for q in queues["queues"]}
 
@@ -381,3 +389,20 @@ async def test_agents_watching_see_live_bot_turns(desk: Desk) -> None:
         got = [events.get_nowait() for _ in range(events.qsize())]
     texts = [(e["message"]["author"], e["message"]["text"]) for e in got if e["type"] == "message" and e["conversation_id"] == r["conversation_id"]]
     assert ("customer", "Hallo") in texts and ("bot", "bot:greet") in texts
+
+
+async def test_a_complex_matter_goes_on_without_the_customer_number_if_there_is_none(desk: Desk) -> None:
+    r = await desk.customer("zora", "Ich möchte kündigen")
+    assert r["state"] == "bot"
+    r = await desk.customer("zora", "1")  # the numbered option "Ohne Kundennummer weiter"
+    assert r["state"] == "queued"
+    h = await desk.handover_of(r["conversation_id"])
+    assert h.reason == "complex_matter" and "customer_number" not in h.context["slots"]
+    r = await desk.customer("zeno", "Ich will kündigen")
+    r = await desk.customer("zeno", "weiß ich nicht auswendig")
+    assert r["state"] == "queued"  # any answer: at most one extra turn before a person
+
+
+async def test_asking_for_a_person_with_a_complex_matter_is_never_delayed(desk: Desk) -> None:
+    r = await desk.customer("zacharias", "Beschwerde! Ich will einen Menschen")
+    assert r["state"] == "queued"

@@ -24,9 +24,10 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
-from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
+
+from connectors.twilio import ResonanzTwilioHttpClient
 
 DEFAULT_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 DEFAULT_AUTH_TOKEN = "fedcba9876543210" * 2
@@ -54,56 +55,18 @@ _ERROR_MESSAGES = {
 _DEFAULT_CODES = {400: 21211, 401: 20003, 404: 20404, 429: 20429, 500: 20500, 503: 20503}
 
 
-class RedirectingAsyncHttpClient(AsyncTwilioHttpClient):
-    """An ``AsyncTwilioHttpClient`` that sends requests for ``http(s)://*.twilio.com`` to ``base_url``.
-
-    Scheme and host (and port) are replaced by those of ``base_url``, whose path, if any, is put in
-    front of the original path; path and query are kept. Other URLs are left alone. Keyword
-    arguments go to ``AsyncTwilioHttpClient`` (``timeout``, ``max_retries``, ...). Like its base
-    class it opens an aiohttp session, so it must be created inside a running event loop, and it
-    must be closed with ``await client.close()`` (or used as ``async with``).
+class RedirectingAsyncHttpClient(ResonanzTwilioHttpClient):
+    """The gateway's Twilio HTTP client (``connectors.twilio``) pointed at ``base_url``, but with
+    twilio's own error behaviour (a 429 is a plain ``TwilioRestException``), for tests of the
+    library itself. Create it inside a running event loop; close it with ``await client.close()``.
     """
 
     def __init__(self, base_url: str, **kwargs: Any) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url must be an absolute http(s) URL, not {base_url!r}")
-        super().__init__(**kwargs)
+        super().__init__(base_url, **kwargs)
         self.base_url = base_url.rstrip("/")
 
-    def rewrite(self, url: str) -> str:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if parts.scheme not in ("http", "https") or not (host == "twilio.com" or host.endswith(".twilio.com")):
-            return url
-        base = urlsplit(self.base_url)
-        return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, parts.fragment))
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Response:
-        if auth is not None:
-            # The base class passes aiohttp.BasicAuth via `auth=`, both deprecated in aiohttp 3.14
-            # (to be removed in 4.0). An explicit header is the same on the wire; twilio does not log it.
-            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
-        return await super().request(
-            method,
-            self.rewrite(url),
-            params=params,
-            data=data,
-            headers=headers,
-            auth=None,
-            timeout=timeout,
-            allow_redirects=allow_redirects,
-        )
+    def check(self, response: Response) -> None:
+        return None
 
 
 @dataclass
