@@ -66,7 +66,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         assert await proc.wait() == 0, cmd
     proc = await asyncio.create_subprocess_exec(RESONANZ, "agent", "token", "--email", "bench@example.org", env=env, stdout=asyncio.subprocess.PIPE)
     token = (await proc.communicate())[0].decode().strip()
-    gateway = await asyncio.create_subprocess_exec(RESONANZ, "run", "--no-train", env=env,
+    # The load generator must not steal the gateway's CPU: on a machine with several cores the
+    # gateway gets core 0 and this process the others (as a separate load machine would).
+    pin = args.pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
+    prefix: list[str] = []
+    if pin:
+        os.sched_setaffinity(0, set(range(1, os.cpu_count() or 2)))
+        prefix = ["taskset", "-c", "0"]
+    gateway = await asyncio.create_subprocess_exec(*prefix, RESONANZ, "run", "--no-train", env=env,
                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
     auth = {"Authorization": f"Bearer {token}"}
@@ -175,6 +182,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "agent_to_customer_ws": summary(outbound_ms),
         "messages_per_second": round(2 * expected / elapsed, 1),
         "target": "p99 < 20 ms",
+        "gateway_pinned_to_own_core": pin,
     }
 
 
@@ -185,6 +193,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="customer messages per second over all conversations")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file; e.g. postgresql://postgres@127.0.0.1/bench")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "handover.json")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not give the gateway a core of its own (default: pin when there are 2+ cores)")
     args = parser.parse_args()
     report = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -181,7 +181,9 @@ class Dispatcher:
         async with lock:
             replies, state, address = await self._process_locked(conversation_id, message_pk, after)
             connector = self._connector(address.channel)
-            if replies and not (connector is not None and connector.pull):
+            if replies and connector is not None and connector.live_push:
+                await self._push(connector, address, replies)
+            elif replies and not (connector is not None and connector.pull):
                 await self.outbox.flush(conversation_id)
             for follow_up in after:
                 await follow_up()
@@ -594,9 +596,18 @@ class Dispatcher:
         return [OutboundMessage(text=notice("handover", language), author="system")]
 
     def _initial_status(self, conv: Conversation) -> str:
-        """A pull channel (REST) delivers by returning the replies: sent once stored."""
+        """A pull channel (REST) delivers by returning the replies, a live-push channel (web chat)
+        by its sockets and history: sent once stored. Everything else goes through the outbox."""
         connector = self._connector(conv.address.get("channel", conv.channel))
-        return "sent" if connector is not None and connector.pull else "pending"
+        return "sent" if connector is not None and (connector.pull or connector.live_push) else "pending"
+
+    @staticmethod
+    async def _push(connector: Connector, address: ChannelAddress, messages: list[OutboundMessage]) -> None:
+        for message in messages:
+            try:
+                await connector.send(address, message)
+            except Exception:  # best effort: the message is stored and comes with the history
+                log.warning("outbound.push_failed", channel=address.channel)
 
     async def _open_handover(
         self, s: Any, conv: Conversation, after: list[Callable[[], Awaitable[None]]], *,
@@ -780,7 +791,10 @@ class Dispatcher:
             rows = self._add_outbound(s, conv, messages, "sending" if direct else initial)
             await s.flush()
             address = ChannelAddress.from_dict(conv.address)
-        if direct:
+        connector = self._connector(address.channel)
+        if initial == "sent" and connector is not None and connector.live_push:
+            await self._push(connector, address, [self._with_id(r, m) for r, m in zip(messages, rows, strict=True)])
+        elif direct:
             outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
             for m in rows:
                 m.status, m.error = outcomes.get(m.public_id, (m.status, m.error))

@@ -188,6 +188,10 @@ class Connector(abc.ABC):
     # True for channels whose replies are fetched (returned in the webhook's response) rather
     # than pushed: their outbound messages count as sent once stored.
     pull: ClassVar[bool] = False
+    # True for channels that deliver stored messages themselves (web chat: pushed to the open
+    # sockets now, and fetched with the history when the customer reconnects). Their messages
+    # count as sent once stored; `send` is a best-effort live push, not retried by the outbox.
+    live_push: ClassVar[bool] = False
 
     def __init__(self, ctx: ConnectorContext) -> None:
         self.ctx = ctx

@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 from sqlalchemy import func, select
 
 from connectors.base import Attachment
-from handover.auth import PRINCIPAL, authenticate, create_agent, require
+from handover.auth import PRINCIPAL, authenticate, create_agent, forget_cached_auth, require
 from handover.desk import Desk, HandoverError, message_json, summary_json
 from handover.routing import is_open
 from handover.state import State
@@ -370,6 +370,7 @@ class AgentApi:
         if "active" in body:
             changes["active"] = bool(body["active"])
         desk = request.app[DESK]
+        forget_cached_auth()  # role, active and the rest take effect on the next request
         async with desk.db.session() as s:
             agent = await s.get(Agent, request.match_info["id"])
             if agent is None:

@@ -32,6 +32,30 @@ _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Who a token belongs to, remembered for a moment: the agent API answers a burst of requests
+# without a database round trip each. Anything that changes an agent or a token in this process
+# forgets the cache at once; another gateway process notices within AUTH_CACHE_SECONDS.
+AUTH_CACHE_SECONDS = 2.0
+_auth_cache: dict[str, tuple[float, Agent, AgentSession | None]] = {}
+
+
+def forget_cached_auth() -> None:
+    _auth_cache.clear()
+
+
+def _cached(key: str) -> tuple[Agent, AgentSession | None] | None:
+    hit = _auth_cache.get(key)
+    if hit is None or hit[0] < time.monotonic():
+        _auth_cache.pop(key, None)
+        return None
+    return hit[1], hit[2]
+
+
+def _remember(key: str, agent: Agent, sess: AgentSession | None) -> None:
+    if len(_auth_cache) > 10_000:
+        _auth_cache.clear()
+    _auth_cache[key] = (time.monotonic() + AUTH_CACHE_SECONDS, agent, sess)
+
 
 def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -97,11 +121,23 @@ async def login(db: Database, email: str, password: str) -> tuple[Agent, str, st
 
 
 async def logout(db: Database, token: str) -> None:
+    forget_cached_auth()
     async with db.session() as s:
         await s.execute(delete(AgentSession).where(AgentSession.token_hash == _sha256(token)))
 
 
 async def agent_for_session(db: Database, token: str) -> tuple[Agent, AgentSession] | None:
+    key = "s:" + _sha256(token)
+    hit = _cached(key)
+    if hit is not None and hit[1] is not None and hit[1].expires_at > utcnow():
+        return hit[0], hit[1]
+    found = await _agent_for_session(db, token)
+    if found is not None:
+        _remember(key, *found)
+    return found
+
+
+async def _agent_for_session(db: Database, token: str) -> tuple[Agent, AgentSession] | None:
     async with db.session() as s:
         sess = await s.get(AgentSession, _sha256(token))
         if sess is None or sess.expires_at <= utcnow():
@@ -113,6 +149,7 @@ async def agent_for_session(db: Database, token: str) -> tuple[Agent, AgentSessi
 
 
 async def issue_api_token(db: Database, agent_id: str) -> str:
+    forget_cached_auth()
     token = "rz_" + secrets.token_urlsafe(32)
     async with db.session() as s:
         agent = await s.get(Agent, agent_id)
@@ -123,9 +160,16 @@ async def issue_api_token(db: Database, agent_id: str) -> str:
 
 
 async def agent_for_bearer(db: Database, token: str) -> Agent | None:
+    key = "b:" + _sha256(token)
+    hit = _cached(key)
+    if hit is not None:
+        return hit[0]
     async with db.session() as s:
         agent = await s.scalar(select(Agent).where(Agent.api_token_hash == _sha256(token)))
-        return agent if agent is not None and agent.active else None
+        if agent is None or not agent.active:
+            return None
+    _remember(key, agent, None)
+    return agent
 
 
 class LoginRateLimiter:
@@ -269,6 +313,7 @@ async def status_handler(request: web.Request) -> web.Response:
     if status not in ("online", "away", "offline"):
         return _error("status must be online, away or offline", 400)
     principal = request[PRINCIPAL]
+    forget_cached_auth()
     async with _db(request).session() as s:
         agent = await s.get(Agent, principal.agent.id)
         agent.status = status

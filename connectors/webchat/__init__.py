@@ -49,6 +49,8 @@ def _timestamp(value: Any) -> str | None:
 
 class WebChatConnector(Connector):
     name = "webchat"
+    # Stored messages reach the customer by push now or with the history after a reconnect.
+    live_push = True
 
     def __init__(self, ctx: ConnectorContext) -> None:
         super().__init__(ctx)
