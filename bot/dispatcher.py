@@ -41,7 +41,7 @@ from handover.service import transition
 from handover.state import State, bot_may_answer
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -273,7 +273,9 @@ class Dispatcher:
         for attempt in range(3):
             try:
                 async with self.db.session() as s:
-                    if inbound.provider_message_id is not None:
+                    # A repeated provider id is rare: the unique constraint catches it on the first
+                    # attempt (IntegrityError), and the retry looks the earlier message up.
+                    if inbound.provider_message_id is not None and attempt > 0:
                         dup = await s.scalar(
                             select(Message).where(
                                 Message.channel == inbound.channel,
@@ -759,18 +761,17 @@ class Dispatcher:
 
     async def emit(
         self, conversation_id: str, messages: list[OutboundMessage],
-        guard: Callable[[Any], Awaitable[None]] | None = None,
+        guard: tuple[str, Callable[[Handover | None], Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Store outbound messages of a conversation (system or agent), send them through the
         outbox, and tell watching agents. Returns the stored messages as the console shows them
         (with their delivery status, so an agent sees at once why a reply did not go out).
-        `guard` runs first in the same transaction and may raise to refuse (an agent's right to
-        write, checked atomically with the write)."""
+        `guard` is (handover id, check): the check sees that handover, read in the same
+        transaction and round trip, and may raise to refuse (an agent's right to write, checked
+        atomically with the write)."""
         async with self.db.session() as s:
-            if guard is not None:
-                await guard(s)
-            # One round trip: the conversation, whether earlier messages still wait, and whether
-            # the customer opted out on the conversation's channel.
+            # One round trip: the conversation, whether earlier messages still wait, whether the
+            # customer opted out on the conversation's channel, and the guarding handover.
             waiting = exists().where(
                 Message.conversation_id == Conversation.id, Message.direction == "out",
                 Message.status.in_(("pending", "sending")),
@@ -779,12 +780,13 @@ class Dispatcher:
                 ChannelIdentity.customer_id == Conversation.customer_id,
                 ChannelIdentity.channel == Conversation.channel, ChannelIdentity.opted_out.is_(True),
             )
-            conv, busy, opted_out = (
-                await s.execute(
-                    select(Conversation, waiting.label("busy"), opted.label("opted_out"))
-                    .where(Conversation.id == conversation_id)
-                )
-            ).one()
+            query = select(Conversation, waiting.label("busy"), opted.label("opted_out"))
+            if guard is not None:
+                query = query.add_columns(Handover).outerjoin(Handover, Handover.id == guard[0])
+            row = (await s.execute(query.where(Conversation.id == conversation_id))).one()
+            conv, busy, opted_out = row[0], row[1], row[2]
+            if guard is not None:
+                guard[1](row[3])
             initial = self._initial_status(conv)
             # Nothing earlier waiting: store the messages already claimed and send them at once.
             direct = initial == "pending" and not busy

@@ -303,11 +303,8 @@ class Desk:
                 self._conversation_of.clear()
             self._conversation_of[handover_id] = conversation_id  # never changes for a handover
 
-        async def still_mine(s: AsyncSession) -> None:
-            self._check_owner(await s.get(Handover, handover_id), agent)
-
         [sent] = await self.emit(conversation_id, [OutboundMessage(text=text, author="agent", attachments=attachments)],
-                                 guard=still_mine)
+                                 guard=(handover_id, lambda h: self._check_owner(h, agent)))
         return sent
 
     async def note(self, handover_id: str, agent: Agent, text: str) -> dict[str, Any]:
