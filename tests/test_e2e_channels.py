@@ -16,7 +16,15 @@ from bot.demo_data import demo_account
 from handover.auth import create_agent, issue_api_token
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, MeterReading, Message, utcnow
 from tests.conftest import TELEGRAM_SECRET, LiveGateway
-from tests.fakes.telegram import FakeTelegram, callback_update, photo_update, start_update, text_update
+from tests.fakes.telegram import (
+    FakeTelegram,
+    callback_update,
+    document_update,
+    location_update,
+    photo_update,
+    start_update,
+    text_update,
+)
 from tests.fakes.twilio import FakeTwilio
 
 pytestmark = pytest.mark.engine
@@ -354,3 +362,23 @@ async def test_provider_errors_twice_then_accepted_delivers_exactly_once(
         rows = (await s.scalars(select(Message).where(Message.conversation_id == conv.id, Message.direction == "out")
                                 .order_by(Message.id))).all()
     assert rows[0].attempts == 3 and all(r.status == "sent" and r.provider_message_id for r in rows)
+
+
+async def test_telegram_documents_and_locations_reach_the_agent_as_data(
+    live_gateway: LiveGateway, fake_telegram: FakeTelegram
+) -> None:
+    gw, tg, chat = live_gateway, fake_telegram, new_id()
+    assert await tg_send(gw, tg, text_update(new_id(), chat, "Ich möchte mit einem Mitarbeiter sprechen")) == 200
+    bill = b"%PDF-1.4 " + secrets.token_bytes(200)
+    tg.add_file("bill-doc", bill, "documents/rechnung.pdf")
+    assert await tg_send(gw, tg, document_update(new_id(), chat, "bill-doc", file_size=len(bill))) == 200
+    assert await tg_send(gw, tg, location_update(new_id(), chat, 52.52, 13.405)) == 200
+    conv = await conversation_of(gw, "telegram", str(chat))
+    async with gw.db.session() as s:
+        doc, place = (await s.scalars(select(Message).where(Message.conversation_id == conv.id, Message.direction == "in")
+                                      .order_by(Message.id.desc()).limit(2))).all()[::-1]
+    [att] = doc.attachments
+    assert (att["kind"], att["mime_type"], att["name"]) == ("file", "application/pdf", "rechnung.pdf")
+    assert (gw.settings.var_dir / "media" / att["url"].rsplit("/", 1)[1]).read_bytes() == bill
+    assert place.metadata_["location"] == {"latitude": 52.52, "longitude": 13.405, "label": None}
+    assert place.text == "[location]"  # the place is data, not folded into the text
