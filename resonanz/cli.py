@@ -270,13 +270,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.engine_process import train
     from resonanz.store.migrate import upgrade
 
+    from resonanz.config import ConfigError, connector_configs
+
     settings = _settings()
+    try:
+        connector_configs(settings)  # a missing secret stops us here, before anything starts
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not settings.engine_url and not args.no_train:
         train(settings.models_dir)
     upgrade(settings.database_url)
     if asyncio.run(_seed(settings)):
         print("demo data inserted", flush=True)
-    return asyncio.run(_serve(settings))
+    try:
+        return asyncio.run(_serve(settings))
+    except ConfigError as exc:  # a connector refused its options (a malformed secret, say)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
