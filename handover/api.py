@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,6 +21,7 @@ from handover.auth import PRINCIPAL, authenticate, create_agent, forget_cached_a
 from handover.desk import Desk, HandoverError, message_json, summary_json
 from handover.routing import is_open
 from handover.state import State
+from resonanz.media import MediaStore
 from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue
 
 log = structlog.get_logger(__name__)
@@ -119,8 +118,8 @@ def validate_business_hours(value: Any) -> dict[str, Any]:
 
 
 class AgentApi:
-    def __init__(self, media_dir: Path) -> None:
-        self.media_dir = media_dir
+    def __init__(self, media_store: MediaStore) -> None:
+        self.media_store = media_store
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -243,11 +242,8 @@ class AgentApi:
                 kind = next((v for k, v in IMAGE_TYPES.items() if image.startswith(k)), None)
                 if kind is None:
                     return _error("the picture must be PNG, JPEG or GIF", 400)
-                name = f"{secrets.token_urlsafe(16)}.{kind[0]}"
-                self.media_dir.mkdir(parents=True, exist_ok=True)
-                (self.media_dir / name).write_bytes(image)
                 base = desk.settings.public_url or f"{request.scheme}://{request.host}"
-                attachments = (Attachment(kind="image", url=f"{base.rstrip('/')}/media/{name}", mime_type=kind[1], name=name),)
+                attachments = (self.media_store.save(image, kind[1], base_url=base),)
             if not text.strip() and not attachments:
                 return _error("send a text or a picture", 400)
         else:
@@ -469,7 +465,8 @@ class AgentApi:
 
     async def media(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        if "/" in name or name.startswith(".") or not (self.media_dir / name).is_file():
+        path = self.media_store.by_name(name)
+        if path is None:
             return _error("no such file", 404)
-        return web.FileResponse(self.media_dir / name, headers={"X-Content-Type-Options": "nosniff",
+        return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff",
                                                                  "Content-Security-Policy": "default-src 'none'"})

@@ -79,7 +79,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         raise
     app.router.add_routes(ActionServer(app[DB], settings.action_token).routes())
     app.router.add_routes(auth_routes())
-    app.router.add_routes(AgentApi(settings.var_dir / "media").routes())
+    app.router.add_routes(AgentApi(media).routes())
     app.router.add_routes(console_routes())
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
 

@@ -33,15 +33,24 @@ class MediaStore:
         self.directory = directory
         self.public_url = (public_url or "").rstrip("/")
 
-    def save(self, content: bytes, mime_type: str | None, name: str | None = None) -> Attachment:
-        """Store bytes; the attachment's URL is relative unless a public URL is configured."""
+    def save(self, content: bytes, mime_type: str | None, name: str | None = None, *, base_url: str | None = None) -> Attachment:
+        """Store bytes. The attachment's URL starts with `base_url` if given, else the public URL
+        (relative when neither is known)."""
         mime = (mime_type or "application/octet-stream").split(";")[0].strip().lower()
         ext = _EXTENSIONS.get(mime) or mimetypes.guess_extension(mime) or ".bin"
         stored = f"{secrets.token_urlsafe(16)}{ext}"
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / stored).write_bytes(content)
         kind = "image" if mime.startswith("image/") else "file"
-        return Attachment(kind=kind, url=f"{self.public_url}/media/{stored}", mime_type=mime, name=name or stored)
+        base = (base_url or "").rstrip("/") or self.public_url
+        return Attachment(kind=kind, url=f"{base}/media/{stored}", mime_type=mime, name=name or stored)
+
+    def by_name(self, name: str) -> Path | None:
+        """The stored file `name` (as served at /media/{name}), never outside the directory."""
+        if not name or "/" in name or name.startswith("."):
+            return None
+        path = self.directory / name
+        return path if path.is_file() else None
 
     def local_path(self, url: str) -> Path | None:
         """The stored file behind one of our media URLs (absolute or relative), else None."""
@@ -51,10 +60,7 @@ class MediaStore:
         prefix, _, name = url.rpartition(marker)
         if prefix not in ("", self.public_url) and not prefix.startswith(("http://", "https://")):
             return None
-        if not name or "/" in name or name.startswith("."):
-            return None
-        path = self.directory / name
-        return path if path.is_file() else None
+        return self.by_name(name)
 
     def absolute_url(self, url: str) -> str:
         """A URL a provider can fetch (needs `public_url` for our own files)."""
