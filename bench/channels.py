@@ -24,26 +24,19 @@ import json
 import random
 import secrets
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.latency import free_port, summary  # noqa: E402
-from bot.demo_data import seed_demo_data  # noqa: E402
-from bot.engine_process import EngineConfig, EngineProcess, train  # noqa: E402
+from bench.common import engine_and_gateway, summary  # noqa: E402
 from connectors.base import OutboundMessage  # noqa: E402
-from resonanz.app import DISPATCHER, ENGINE_READY, create_app  # noqa: E402
-from resonanz.logs import configure  # noqa: E402
-from resonanz.settings import Settings  # noqa: E402
+from resonanz.app import DISPATCHER  # noqa: E402
 from resonanz.store import Database  # noqa: E402
-from resonanz.store.migrate import upgrade  # noqa: E402
 from resonanz.store.models import ChannelIdentity, Conversation, Customer  # noqa: E402
 from tests.fakes.telegram import FakeTelegram, text_update  # noqa: E402
 from tests.fakes.twilio import FakeTwilio  # noqa: E402
@@ -106,45 +99,27 @@ async def timed(http: aiohttp.ClientSession, url: str, body: bytes, headers: dic
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    configure("console", "WARNING")
-    base_settings = Settings()
-    await asyncio.to_thread(train, base_settings.models_dir)
-    tmp = Path(tempfile.mkdtemp(prefix="resonanz-bench-channels-"))
-    db_url = f"sqlite:///{tmp / 'bench.db'}"
-    await asyncio.to_thread(upgrade, db_url)
-    db = Database(db_url)
-    await seed_demo_data(db)
-    gw_port, engine_port = free_port(), free_port()
-    token, action_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    engine = EngineProcess(EngineConfig(
-        port=engine_port, token=token, action_url=f"http://127.0.0.1:{gw_port}/actions/webhook",
-        action_token=action_token, models_dir=base_settings.models_dir, var_dir=tmp, rest_channel=True,
-    ))
-    base = f"http://127.0.0.1:{gw_port}"
     report: dict[str, Any] = {"database": "sqlite", "messages": args.messages, "concurrency": args.concurrency,
                               "connectors": {}}
     async with FakeTelegram() as tg, FakeTwilio() as tw:
-        twilio = {"account_sid": tw.account_sid, "auth_token": tw.auth_token, "api_base_url": tw.base_url, "public_url": base}
-        settings = Settings(
-            port=gw_port, DATABASE_URL=db_url, engine_url=engine.url, engine_token=token, action_token=action_token,
-            engine_timeout=30.0, public_url=base, var_dir=tmp, offer_choice_at_start=False,
-            connectors=("rest", "telegram", "whatsapp", "sms"),
-            connector_options={
-                "telegram": {"token": tg.token, "secret": SECRET, "api_base_url": tg.base_url, "file_base_url": tg.base_file_url},
-                "whatsapp": {**twilio, "from": "whatsapp:+4930123456"},
-                "sms": {**twilio, "from": "+4930123456"},
-            },
-        )
-        app = await create_app(settings, db=db)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", gw_port).start()
-        await engine.start()
-        try:
-            print("waiting for the engine…", file=sys.stderr, flush=True)
-            await engine.wait_ready()
-            await asyncio.wait_for(app[ENGINE_READY].wait(), 120)
-            dispatcher = app[DISPATCHER]
+
+        def channels(base: str, tmp: Path) -> dict[str, Any]:
+            twilio = {"account_sid": tw.account_sid, "auth_token": tw.auth_token, "api_base_url": tw.base_url,
+                      "public_url": base}
+            return {
+                "public_url": base, "offer_choice_at_start": False,
+                "connectors": ("rest", "telegram", "whatsapp", "sms"),
+                "connector_options": {
+                    "telegram": {"token": tg.token, "secret": SECRET, "api_base_url": tg.base_url,
+                                 "file_base_url": tg.base_file_url},
+                    "whatsapp": {**twilio, "from": "whatsapp:+4930123456"},
+                    "sms": {**twilio, "from": "+4930123456"},
+                },
+            }
+
+        async with engine_and_gateway("channels", channels) as stack:
+            engine, db, base = stack.engine, stack.db, stack.base_url
+            dispatcher = stack.app[DISPATCHER]
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                 # Warm-up of both stacks (lazy imports, first DB connections); not measured.
                 for i in range(3):
@@ -201,10 +176,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "engine_over_bare": {"p50": round(e["p50_ms"] / b["p50_ms"], 3),
                                              "p99": round(e["p99_ms"] / b["p99_ms"], 3)},
                     }
-        finally:
-            await runner.cleanup()
-            await engine.stop()
-            await db.dispose()
     return report
 
 

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -29,25 +28,10 @@ from typing import Any
 import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 RESONANZ = str(Path(sys.executable).parent / "resonanz")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50_ms": round(pct(values, 50), 2), "p95_ms": round(pct(values, 95), 2),
-            "p99_ms": round(pct(values, 99), 2), "max_ms": round(max(values), 2)}
+from bench.common import free_port, summary  # noqa: E402
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

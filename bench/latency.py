@@ -17,52 +17,18 @@ import argparse
 import asyncio
 import json
 import secrets
-import socket
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.demo_data import DEMO_ACCOUNTS, seed_demo_data  # noqa: E402
-from bot.engine_process import EngineConfig, EngineProcess, train  # noqa: E402
-from resonanz.app import ENGINE_READY, create_app  # noqa: E402
-from resonanz.logs import configure  # noqa: E402
-from resonanz.settings import Settings  # noqa: E402
-from resonanz.store import Database  # noqa: E402
-from resonanz.store.migrate import upgrade  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50_ms": round(pct(values, 50), 2),
-        "p95_ms": round(pct(values, 95), 2),
-        "p99_ms": round(pct(values, 99), 2),
-        "mean_ms": round(statistics.fmean(values), 2) if values else float("nan"),
-    }
+from bench.common import engine_and_gateway, pct, summary  # noqa: E402
+from bot.demo_data import DEMO_ACCOUNTS  # noqa: E402
 
 
 class ReadingCounter:
@@ -121,35 +87,9 @@ async def timed_post(http: aiohttp.ClientSession, url: str, payload: dict[str, A
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    configure("console", "WARNING")
-    base = Settings()
-    await asyncio.to_thread(train, base.models_dir)
-    tmp = Path(tempfile.mkdtemp(prefix="resonanz-bench-"))
-    db_url = f"sqlite:///{tmp / 'bench.db'}"
-    await asyncio.to_thread(upgrade, db_url)
-    db = Database(db_url)
-    await seed_demo_data(db)
-
-    gw_port, engine_port = free_port(), free_port()
-    token, action_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    engine = EngineProcess(EngineConfig(
-        port=engine_port, token=token, action_url=f"http://127.0.0.1:{gw_port}/actions/webhook",
-        action_token=action_token, models_dir=base.models_dir, var_dir=tmp, rest_channel=True,
-    ))
-    settings = Settings(
-        port=gw_port, DATABASE_URL=db_url, engine_url=engine.url, engine_token=token,
-        action_token=action_token, engine_timeout=30.0,
-    )
-    app = await create_app(settings, db=db)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", gw_port).start()
-    await engine.start()
-    try:
-        print("waiting for the engine…", file=sys.stderr, flush=True)
-        await engine.wait_ready()
-        await asyncio.wait_for(app[ENGINE_READY].wait(), 60)
-        gateway_url = f"http://127.0.0.1:{gw_port}/webhooks/rest/webhook"
+    async with engine_and_gateway("latency") as stack:
+        engine, settings = stack.engine, stack.settings
+        gateway_url = f"{stack.base_url}/webhooks/rest/webhook"
         direct_url = f"{engine.url}/webhooks/rest/webhook"
         readings = ReadingCounter()
         results: dict[str, dict[str, list[float]]] = {
@@ -183,10 +123,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 states.append(body["state"])
                 ms, _ = await timed_post(http, direct_url, {"sender": d_sender, "message": text})
                 results["direct"]["long"].append(ms)
-    finally:
-        await runner.cleanup()
-        await engine.stop()
-        await db.dispose()
 
     report: dict[str, Any] = {"machine_note": "same run, same engine, sequential requests", "paths": {}}
     window = max(1, min(20, args.long_turns // 10))
