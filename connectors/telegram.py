@@ -232,7 +232,7 @@ class TelegramConnector(Connector):
             rows.append([InlineKeyboardButton(b.title[:64], callback_data=data)])
         return InlineKeyboardMarkup(rows)
 
-    def _photo(self, attachment: Attachment) -> bytes | str:
+    def _upload(self, attachment: Attachment) -> bytes | str:
         """Our own stored file as bytes (uploaded), anything else by URL (Telegram fetches it)."""
         media = self.ctx.media
         path = media.local_path(attachment.url) if media is not None else None
@@ -246,15 +246,15 @@ class TelegramConnector(Connector):
         try:
             sent: TgMessage
             if files and not images and len(message.text) <= MAX_CAPTION:
-                sent = await self.bot.send_document(chat_id, self._photo(files[0]), caption=message.text or None,
+                sent = await self.bot.send_document(chat_id, self._upload(files[0]), caption=message.text or None,
                                                     filename=files[0].name, reply_markup=markup)
             elif images and len(message.text) <= MAX_CAPTION:
                 # One call: the picture with the text as its caption (a retry cannot split them).
-                sent = await self.bot.send_photo(chat_id, self._photo(images[0]), caption=message.text or None,
+                sent = await self.bot.send_photo(chat_id, self._upload(images[0]), caption=message.text or None,
                                                  reply_markup=markup)
             elif images:
                 sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
-                sent = await self.bot.send_photo(chat_id, self._photo(images[0]))
+                sent = await self.bot.send_photo(chat_id, self._upload(images[0]))
             else:
                 sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
         except RetryAfter as exc:

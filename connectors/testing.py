@@ -107,12 +107,12 @@ class Harness(abc.ABC):
         """A valid, correctly signed provider request carrying one text message."""
 
     def forged(self, request: ProviderRequest) -> ProviderRequest:
-        """The same request with a wrong signature."""
-        raise NotImplementedError
+        """The same request with a wrong signature (needed when `signed`)."""
+        raise TypeError(f"{type(self).__name__} has signed=True, so it must define forged()")
 
     def unsigned(self, request: ProviderRequest) -> ProviderRequest:
-        """The same request without any signature."""
-        raise NotImplementedError
+        """The same request without any signature (needed when `signed`)."""
+        raise TypeError(f"{type(self).__name__} has signed=True, so it must define unsigned()")
 
     @abc.abstractmethod
     def address(self, sender: str) -> ChannelAddress:
@@ -123,8 +123,8 @@ class Harness(abc.ABC):
         return []
 
     def fail_provider(self, status: int, *, retry_after: int | None = None) -> None:
-        """Make the provider answer the next send with this HTTP status."""
-        raise NotImplementedError
+        """Make the provider answer the next send with this HTTP status (needed when `pushes`)."""
+        raise TypeError(f"{type(self).__name__} has pushes=True, so it must define fail_provider()")
 
 
 def context(settings: Any, http: aiohttp.ClientSession, core: RecordingCore, config: Mapping[str, Any],
@@ -133,6 +133,14 @@ def context(settings: Any, http: aiohttp.ClientSession, core: RecordingCore, con
         on_message=core.on_message, history=core.history, settings=settings, http=http,
         config=dict(config), media=media, on_status=core.on_status,
     )
+
+
+def _pushing(served: Any) -> Harness:
+    """The harness of a channel that sends through a provider (pull channels skip these tests)."""
+    harness: Harness = served[0]
+    if not harness.pushes:
+        pytest.skip(f"{harness.connector.name} is a pull channel")
+    return harness
 
 
 class ConnectorContract:
@@ -184,9 +192,7 @@ class ConnectorContract:
         assert harness.core.received == []
 
     async def test_buttons_native_or_numbered(self, served: Any) -> None:
-        harness, _, _ = served
-        if not harness.pushes:
-            pytest.skip(f"{harness.connector.name} is a pull channel")
+        harness = _pushing(served)
         message = OutboundMessage(text="Wie möchten Sie weitermachen?", author="bot",
                                   buttons=(Button("Selbst erledigen", "/continue_with_bot"),
                                            Button("Mit einer Person sprechen", "/request_human")))
@@ -199,9 +205,7 @@ class ConnectorContract:
             assert "1. Selbst erledigen" in got.text and "2. Mit einer Person sprechen" in got.text
 
     async def test_server_error_is_transient(self, served: Any) -> None:
-        harness, _, _ = served
-        if not harness.pushes:
-            pytest.skip(f"{harness.connector.name} is a pull channel")
+        harness = _pushing(served)
         harness.fail_provider(500)
         with pytest.raises(DeliveryError) as err:
             await harness.connector.send(harness.address("s-5"), OutboundMessage(text="x", author="bot"))
@@ -209,9 +213,7 @@ class ConnectorContract:
         assert await harness.delivered() == []
 
     async def test_rate_limit_carries_retry_after(self, served: Any) -> None:
-        harness, _, _ = served
-        if not harness.pushes:
-            pytest.skip(f"{harness.connector.name} is a pull channel")
+        harness = _pushing(served)
         harness.fail_provider(429, retry_after=7)
         with pytest.raises(DeliveryError) as err:
             await harness.connector.send(harness.address("s-6"), OutboundMessage(text="x", author="bot"))
@@ -219,9 +221,7 @@ class ConnectorContract:
         assert err.value.retry_after == 7
 
     async def test_client_error_is_permanent(self, served: Any) -> None:
-        harness, _, _ = served
-        if not harness.pushes:
-            pytest.skip(f"{harness.connector.name} is a pull channel")
+        harness = _pushing(served)
         harness.fail_provider(400)
         with pytest.raises(DeliveryError) as err:
             await harness.connector.send(harness.address("s-7"), OutboundMessage(text="x", author="bot"))

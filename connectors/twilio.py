@@ -184,7 +184,8 @@ class TwilioConnector(Connector):
             return self.public_url + request.rel_url.path_qs
         return str(request.url)
 
-    async def _verified_form(self, request: web.Request) -> dict[str, str] | web.Response:
+    async def _verified_form(self, request: web.Request, *required: str) -> dict[str, str] | web.Response:
+        """The form of a request signed by Twilio for this account, with the `required` fields."""
         if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
             return web.json_response({"error": f"body is larger than {MAX_FORM_BYTES} bytes"}, status=413)
         signature = request.headers.get("X-Twilio-Signature")
@@ -204,17 +205,17 @@ class TwilioConnector(Connector):
             return web.json_response({"error": "invalid X-Twilio-Signature"}, status=403)
         if form.get("AccountSid") not in (None, self.account_sid):
             return web.json_response({"error": "webhook for another account"}, status=403)
+        if not all(form.get(field) for field in required):
+            return web.json_response({"error": f"{' and '.join(required)} are required"}, status=400)
         return form
 
     # --- inbound -------------------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        form = await self._verified_form(request)
+        form = await self._verified_form(request, "MessageSid", "From")
         if isinstance(form, web.Response):
             return form
-        sid, sender = form.get("MessageSid"), form.get("From")
-        if not sid or not sender:
-            return web.json_response({"error": "MessageSid and From are required"}, status=400)
+        sid, sender = form["MessageSid"], form["From"]
         text = form.get("Body", "")
         if len(text) > self.ctx.settings.max_message_chars:
             return web.json_response({"error": "message is too long"}, status=413)
@@ -282,12 +283,10 @@ class TwilioConnector(Connector):
         return self.ctx.media.save(content, mime)
 
     async def status(self, request: web.Request) -> web.Response:
-        form = await self._verified_form(request)
+        form = await self._verified_form(request, "MessageSid", "MessageStatus")
         if isinstance(form, web.Response):
             return form
-        sid, status = form.get("MessageSid"), form.get("MessageStatus")
-        if not sid or not status:
-            return web.json_response({"error": "MessageSid and MessageStatus are required"}, status=400)
+        sid, status = form["MessageSid"], form["MessageStatus"]
         error = None
         if status in ("failed", "undelivered"):
             code = form.get("ErrorCode")

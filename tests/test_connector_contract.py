@@ -22,6 +22,7 @@ from connectors.testing import ConnectorContract, Delivered, Harness, ProviderRe
 from connectors.twilio import SmsConnector, WhatsAppConnector
 from resonanz.media import MediaStore
 from resonanz.settings import Settings
+from tests.fakes.server import LocalServer
 from tests.fakes.telegram import FakeTelegram, text_update
 from tests.fakes.twilio import FakeTwilio
 
@@ -195,21 +196,17 @@ class RestHarness(Harness):
 # --- ACME, the example from docs/connectors.md ---------------------------------------------------
 
 
-class FakeAcme:
+class FakeAcme(LocalServer):
     """ACME's message API: records accepted messages; can fail the next request."""
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self.failures: list[tuple[int, int | None]] = []
 
-    async def start(self) -> str:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/messages", self.create)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return app
 
     async def create(self, request: web.Request) -> web.Response:
         if self.failures:
@@ -229,7 +226,7 @@ class AcmeHarness(Harness):
         self.fake = FakeAcme()
 
     async def __aenter__(self) -> AcmeHarness:
-        api_url = await self.fake.start()
+        api_url = (await self.fake.start()).origin
         self.http = aiohttp.ClientSession()
         module = load_docs_example()
         self.connector = module.AcmeChatConnector(
@@ -239,7 +236,7 @@ class AcmeHarness(Harness):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.close()
-        await self.fake.runner.cleanup()
+        await self.fake.close()
 
     def _sign(self, body: bytes) -> str:
         return "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()

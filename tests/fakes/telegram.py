@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.server import LocalServer
+
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTheLocalBotApi_0123456789"
 DEFAULT_BOT_USER: dict[str, Any] = {
     "id": 123456789,
@@ -259,7 +261,7 @@ def location_update(
     )
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     """A local Telegram Bot API that records every call and can be told to fail.
 
     ``calls`` holds every authorised request in order (failed ones included); ``sent`` only the
@@ -285,8 +287,6 @@ class FakeTelegram:
         self._changed = asyncio.Condition()
         self._message_ids = itertools.count(1001)
         self._file_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
             "setWebhook": self._set_webhook,
@@ -306,7 +306,7 @@ class FakeTelegram:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> FakeTelegram:
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=60 * 1024 * 1024)  # the Bot API takes 50 MB uploads
         app.add_routes(
             [
@@ -314,37 +314,17 @@ class FakeTelegram:
                 web.get("/file/bot{token}/{file_path:.+}", self._handle_download),
             ]
         )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTelegram:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        return app
 
     @property
     def base_url(self) -> str:
         """For ``Bot(base_url=...)``; the client appends the token."""
-        return f"http://127.0.0.1:{self._require_port()}/bot"
+        return f"{self.origin}/bot"
 
     @property
     def base_file_url(self) -> str:
         """For ``Bot(base_file_url=...)``; the client appends the token."""
-        return f"http://127.0.0.1:{self._require_port()}/file/bot"
-
-    def _require_port(self) -> int:
-        if self.port is None:
-            raise RuntimeError("FakeTelegram is not started")
-        return self.port
+        return f"{self.origin}/file/bot"
 
     # --- test controls ---------------------------------------------------------------------------
 

@@ -20,10 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.server import LocalServer
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 
@@ -102,7 +104,7 @@ def _channel_address(number: str, channel: str) -> str:
     return f"whatsapp:{bare}" if channel == "whatsapp" else bare
 
 
-class FakeTwilio:
+class FakeTwilio(LocalServer):
     """A local Twilio API for ``Messages.json`` and media downloads, with failure injection.
 
     ``attempts`` records every POST to Messages.json, ``messages`` only those answered 201. Each
@@ -122,12 +124,10 @@ class FakeTwilio:
         self._media: dict[str, _Media] = {}
         self._failures: list[_Failure] = []
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> FakeTwilio:
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.add_routes(
             [
@@ -136,28 +136,11 @@ class FakeTwilio:
                 web.route("*", "/{path:.*}", self._handle_unknown),
             ]
         )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTwilio:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+        return app
 
     @property
     def base_url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("FakeTwilio is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
     def http_client(self, **kwargs: Any) -> RedirectingAsyncHttpClient:
         """An async HTTP client for ``twilio.rest.Client`` that talks to this fake.
