@@ -137,7 +137,8 @@ class EngineProcess:
 
     def write_config(self) -> tuple[Path, Path]:
         d = self.config.var_dir / "engine"
-        d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        d.chmod(0o700)
         endpoints = d / f"endpoints-{self.config.port}.yml"
         credentials = d / f"credentials-{self.config.port}.yml"
         endpoints.write_text(
@@ -153,17 +154,16 @@ class EngineProcess:
         if self.config.rest_channel:
             channels["rest"] = None
         credentials.write_text(yaml.safe_dump(channels))
+        credentials.chmod(0o600)
         return endpoints, credentials
 
-    async def start(self) -> None:
-        endpoints, credentials = self.write_config()
-        model = model_path(self.config.models_dir)
-        if not model.exists():
-            raise FileNotFoundError(f"no trained model at {model}; run `resonanz train`")
+    def command(self, endpoints: Path, credentials: Path, model: Path) -> tuple[list[str], dict[str, str]]:
+        """The engine's command line and environment. The token travels in the environment
+        only (see bot/rasa_plugin/launch.py): a command line is readable by every local user."""
+        python = rasa_executable().parent / "python"
         cmd = [
-            str(rasa_executable()), "run",
+            str(python), "-m", "bot.rasa_plugin.launch", "run",
             "--enable-api",
-            "--auth-token", self.config.token,
             "--interface", "127.0.0.1",
             "--port", str(self.config.port),
             "--model", str(model),
@@ -172,6 +172,14 @@ class EngineProcess:
         ]
         env = engine_env()
         env["RESONANZ_ENGINE_TOKEN"] = self.config.token
+        return cmd, env
+
+    async def start(self) -> None:
+        endpoints, credentials = self.write_config()
+        model = model_path(self.config.models_dir)
+        if not model.exists():
+            raise FileNotFoundError(f"no trained model at {model}; run `resonanz train`")
+        cmd, env = self.command(endpoints, credentials, model)
         log_file = self.log_path
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handle = open(log_file, "ab")  # noqa: SIM115 - lives as long as the child

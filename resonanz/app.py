@@ -111,7 +111,16 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             await app[DB].dispose()
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_response_prepare.append(_security_headers)
     return app
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, errors included: no caching of customer data unless a handler chose
+    otherwise (static files do), no MIME sniffing, and no software versions for fingerprinting."""
+    response.headers["Server"] = "Resonanz"
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
 
 
 def _spawn(app: web.Application, coro: object) -> asyncio.Task[None]:

@@ -16,11 +16,15 @@ from resonanz.settings import Settings
 
 
 def _settings() -> Settings:
+    from resonanz.var import protect_state
+
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         sys.exit("Invalid configuration (RESONANZ_* environment variables):\n" + "\n".join(lines))
+    protect_state(settings)
+    return settings
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     # The Rasa engine. `engine_url` empty means: the run command starts one locally.
     engine_url: str | None = None
     engine_port: int = 5005
-    engine_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+    engine_token: str = Field(default_factory=lambda: secrets.token_hex(24))
     engine_timeout: float = 10.0
     # How long a message waits for an engine that is still starting before the apology.
     engine_startup_wait: float = 120.0
@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     engine_session_turns: int = 12
 
     # Token the engine presents when it calls the gateway's action server.
-    action_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+    action_token: str = Field(default_factory=lambda: secrets.token_hex(24))
 
     # Enabled channels, by registry name (see connectors/registry.py). Normally taken from the
     # `connectors:` section of resonanz.yml; RESONANZ_CONNECTORS (JSON list) overrides the choice.
