@@ -26,6 +26,8 @@ from resonanz.settings import PROJECT_ROOT
 log = structlog.get_logger(__name__)
 
 MODEL_NAME = "resonanz"
+# An engine that ran this long before dying restarts at once, not after the grown back-off.
+HEALTHY_UPTIME = 60.0
 TRAINING_INPUTS = ("training_data", "domain.yml", "config.yml", "engine-requirements.txt")
 
 
@@ -113,6 +115,81 @@ def _tracker_store(database_url: str | None, var_dir: Path) -> dict[str, object]
     return {"type": "SQL", "dialect": "sqlite", "db": str(var_dir / "engine" / "trackers.db")}
 
 
+class EngineStartError(RuntimeError):
+    """The engine cannot start; the message is one line for the operator."""
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _is_our_engine(pid: int, port: int) -> bool:
+    """The process is a Resonanz engine launcher on this port (not a reused pid)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        # No /proc (macOS): trust the pid file only if the process exists and leads its group.
+        try:
+            return os.getpgid(pid) == pid
+        except (ProcessLookupError, PermissionError):
+            return False
+    return b"bot.rasa_plugin.launch" in args and str(port).encode() in args
+
+
+async def _stop_group(pid: int, timeout: float = 15.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        if await _exited(pid, timeout):
+            return
+
+
+async def _exited(pid: int, timeout: float) -> bool:
+    """Wait until a process that is not our child exits (pidfd where Linux has it)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        fd = None
+    if fd is None:  # no pidfd: poll, there is no other event for a foreign process
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+    loop = asyncio.get_running_loop()
+    gone = loop.create_future()
+    loop.add_reader(fd, lambda: gone.done() or gone.set_result(True))
+    try:
+        await asyncio.wait_for(gone, timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class EngineConfig:
     port: int
@@ -172,7 +249,26 @@ class EngineProcess:
         ]
         env = engine_env()
         env["RESONANZ_ENGINE_TOKEN"] = self.config.token
+        env["RESONANZ_ENGINE_PARENT"] = str(os.getpid())
         return cmd, env
+
+    @property
+    def pid_file(self) -> Path:
+        return self.config.var_dir / "engine" / f"engine-{self.config.port}.pid"
+
+    async def _stop_stale(self) -> None:
+        """An engine of ours that outlived its gateway (kill -9, power loss on another OS) still
+        holds the port: stop it. A port held by anything else is refused with one clear line."""
+        pid = _read_pid(self.pid_file)
+        if pid is not None and _is_our_engine(pid, self.config.port):
+            log.warning("engine.stale_stopped", pid=pid, port=self.config.port)
+            await _stop_group(pid)
+        self.pid_file.unlink(missing_ok=True)
+        if not _port_free(self.config.port):
+            raise EngineStartError(
+                f"port {self.config.port} for the engine is in use by another program; "
+                "stop it or set RESONANZ_ENGINE_PORT"
+            )
 
     async def start(self) -> None:
         endpoints, credentials = self.write_config()
@@ -180,6 +276,7 @@ class EngineProcess:
         if not model.exists():
             raise FileNotFoundError(f"no trained model at {model}; run `resonanz train`")
         cmd, env = self.command(endpoints, credentials, model)
+        await self._stop_stale()
         log_file = self.log_path
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handle = open(log_file, "ab")  # noqa: SIM115 - lives as long as the child
@@ -188,6 +285,7 @@ class EngineProcess:
             *cmd, cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.pid_file.write_text(f"{self.proc.pid}\n")
         log.info("engine.started", pid=self.proc.pid, port=self.config.port, log=str(log_file))
 
     @property
@@ -237,6 +335,7 @@ class EngineProcess:
             self._log_handle.close()  # type: ignore[attr-defined]
             self._log_handle = None
         self.proc = None
+        self.pid_file.unlink(missing_ok=True)
 
     async def kill(self) -> None:
         """Kill the engine at once (no clean shut-down), as a crash would."""
@@ -248,8 +347,10 @@ class EngineProcess:
     async def supervise(self, stop: asyncio.Event) -> None:
         """Restart the engine when it dies, with backoff, until `stop` is set."""
         backoff = 1.0
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             assert self.proc is not None
+            started = loop.time()
             waiter = asyncio.ensure_future(self.proc.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -257,6 +358,8 @@ class EngineProcess:
             if stop.is_set():
                 waiter.cancel()
                 return
+            if loop.time() - started > HEALTHY_UPTIME:
+                backoff = 1.0  # it ran fine for a while: this is a new failure, not a crash loop
             log.error("engine.exited", returncode=self.proc.returncode, restart_in=backoff)
             try:
                 await asyncio.wait_for(stop.wait(), backoff)
@@ -266,4 +369,8 @@ class EngineProcess:
             backoff = min(backoff * 2, 60.0)
             if self._log_handle is not None:
                 self._log_handle.close()  # type: ignore[attr-defined]
-            await self.start()
+                self._log_handle = None
+            try:
+                await self.start()
+            except Exception:  # noqa: BLE001 - keep supervising: the next round backs off further
+                log.exception("engine.restart_failed", port=self.config.port)

@@ -159,7 +159,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.engine_process import EngineConfig, EngineProcess
+    from bot.engine_process import EngineConfig, EngineProcess, EngineStartError
     from resonanz.app import ENGINE_READY, create_app
     from resonanz.logs import configure
 
@@ -195,7 +195,12 @@ async def _serve(settings: Settings) -> int:
                     database_url=settings.database_url,
                 )
             )
-            await engine.start()
+            try:
+                await engine.start()
+            except EngineStartError as exc:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                engine = None
+                return 2
             supervisor = asyncio.ensure_future(engine.supervise(stop))
         print(f"Gateway listening on {base} — waiting for the engine to load the model…", flush=True)
         ready = asyncio.ensure_future(app[ENGINE_READY].wait())

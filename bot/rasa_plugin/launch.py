@@ -10,11 +10,29 @@ engine creates (tracker store, logs) private to our user.
 """
 
 import os
+import signal
 import sys
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel stop this engine when the gateway that started it dies, even by
+    kill -9; otherwise the orphan keeps the port and the next start never becomes ready. Other
+    systems rely on the pid file the gateway checks at start-up (bot/engine_process.py)."""
+    parent = os.environ.get("RESONANZ_ENGINE_PARENT")
+    if not sys.platform.startswith("linux") or not parent:
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        sys.exit("resonanz engine: the gateway that started this engine is gone")
 
 
 def main() -> None:
     os.umask(0o077)
+    _die_with_parent()
     token = os.environ.get("RESONANZ_ENGINE_TOKEN")
     args = sys.argv[1:]
     if token:
