@@ -20,7 +20,7 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message
 from tests.test_handover_desk import Desk, ScriptedEngine
-from tests.webchat_client import hello, new_session, until_ack
+from tests.webchat_client import connect, hello, open_session, until_ack
 
 NOTE = "INTERN-Kulanz-pruefen-7731"
 TRANSFER_NOTE = "INTERN-Vertragsfrage-4410"
@@ -69,9 +69,8 @@ def _secret_free(texts: list[str]) -> None:
 
 
 async def test_web_chat_history_and_live_frames_carry_no_note(world: World) -> None:
-    session = new_session()
-    async with world.client.ws_connect("/webchat/ws") as ws:
-        await hello(ws, session)
+    async with connect(world.client) as ws:
+        token, _history = await open_session(ws)
         await ws.send_json({"type": "message", "text": "Ich will einen Menschen sprechen", "client_id": "c-1"})
         ack = (await until_ack(ws))[-1]
         assert ack["state"] == "queued"
@@ -82,8 +81,8 @@ async def test_web_chat_history_and_live_frames_carry_no_note(world: World) -> N
         while not live or live[-1].get("text") != "Hier ist Kim.":
             live.append(await ws.receive_json(timeout=10))
         _secret_free([f.get("text", "") for f in live])
-    async with world.client.ws_connect("/webchat/ws") as ws:  # a reload
-        history = await hello(ws, session)
+    async with connect(world.client) as ws:  # a reload
+        history = await hello(ws, token)
     texts = [m["text"] for m in history["messages"]]
     assert "Guten Tag, ich helfe gern." in texts and "Hier ist Kim." in texts
     _secret_free(texts)
