@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from connectors.base import ChannelAddress, Connector, ConnectorContext, InboundMessage, OutboundMessage
@@ -132,7 +132,21 @@ class WebChatConnector(Connector):
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or not 1 <= queue_size <= 1000:
             raise ConfigError("connector 'webchat': queue_size must be a whole number from 1 to 1000")
         self.queue_size = queue_size
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._redis_pool: Any = None
+        self._limiter = MovingWindowRateLimiter(self._limit_storage(ctx))
+
+    def _limit_storage(self, ctx: ConnectorContext) -> Storage:
+        """Redis when the gateway has one (so the per-address limit holds across processes),
+        else this process's memory."""
+        url = ctx.settings.redis_url
+        if not url:
+            return MemoryStorage()
+        from redis.asyncio import ConnectionPool
+
+        # Our own pool, so that shutdown() can close its connections.
+        self._redis_pool = ConnectionPool.from_url(url)
+        return RedisStorage(f"async+{url}", implementation="redispy", connection_pool=self._redis_pool,
+                            key_prefix=f"{ctx.settings.redis_channel}:webchat-limits")
 
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
@@ -177,6 +191,8 @@ class WebChatConnector(Connector):
             for ws in list(sockets):
                 await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         self._sockets.clear()
+        if self._redis_pool is not None:
+            await self._redis_pool.disconnect()
 
     def _forget(self, session_id: str, ws: web.WebSocketResponse) -> None:
         sockets = self._sockets.get(session_id)
@@ -232,9 +248,13 @@ class WebChatConnector(Connector):
         return ws
 
     async def _allowed(self, socket_key: str, ip: str) -> bool:
-        return await self._limiter.hit(self.socket_limit, "socket", socket_key) and await self._limiter.hit(
-            self.ip_limit, "ip", ip
-        )
+        try:
+            return await self._limiter.hit(self.socket_limit, "socket", socket_key) and await self._limiter.hit(
+                self.ip_limit, "ip", ip
+            )
+        except Exception:  # noqa: BLE001 - Redis away: the chat goes on (the queue stays bounded)
+            log.warning("webchat.rate_limit_unavailable", exc_info=True)
+            return True
 
     async def _hello(self, ws: web.WebSocketResponse, session: dict[str, Any], data: dict[str, Any]) -> None:
         try:

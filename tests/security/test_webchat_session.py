@@ -38,11 +38,12 @@ async def make_client(database: Database, tmp_path) -> AsyncIterator[Factory]:  
     given web chat options and settings."""
     clients: list[TestClient] = []
 
-    async def make(engine_url: str | None = None, public_url: str | None = None, **options: Any) -> TestClient:
+    async def make(engine_url: str | None = None, public_url: str | None = None,
+                   settings_overrides: dict[str, Any] | None = None, **options: Any) -> TestClient:
         settings = Settings(
             DATABASE_URL=database.url, engine_url=engine_url or f"http://127.0.0.1:{free_port()}",
             engine_startup_wait=0 if engine_url is None else 30, connectors=("webchat",), var_dir=tmp_path,
-            connector_options={"webchat": options}, public_url=public_url,
+            connector_options={"webchat": options}, public_url=public_url, **(settings_overrides or {}),
         )
         client = TestClient(TestServer(await create_app(settings, db=database)))
         await client.start_server()
@@ -215,3 +216,27 @@ async def test_the_token_is_never_logged(database: Database, make_client: Factor
         await s.execute(text("ALTER TABLE messages_gone RENAME TO messages"))
     assert "webchat.turn_failed" in [e["event"] for e in events]
     assert token not in repr(events)
+
+
+async def test_with_redis_the_address_limit_holds_across_gateway_processes(make_client: Factory) -> None:
+    from tests.test_hub_redis import REDIS_URL
+
+    from redis.asyncio import Redis
+
+    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        await probe.ping()
+    except Exception as exc:  # noqa: BLE001
+        from tests.conftest import _service_missing
+
+        _service_missing("Redis at " + REDIS_URL, exc)
+    finally:
+        await probe.aclose()
+    shared = {"redis_url": REDIS_URL, "redis_channel": f"resonanz:test:{secrets.token_hex(8)}"}
+    one = await make_client(settings_overrides=shared, rate_limit_ip="4 per minute")
+    two = await make_client(settings_overrides=shared, rate_limit_ip="4 per minute")
+    async with connect(one) as a, connect(two) as b:
+        for ws in (a, b, a, b, a, b):
+            await ws.send_json({"type": "shout"})
+        got = await _kinds(a, 3) + await _kinds(b, 3)
+    assert got == {"unknown frame type 'shout'": 4, "rate_limited": 2}
