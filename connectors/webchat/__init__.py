@@ -220,10 +220,12 @@ class WebChatConnector(Connector):
         try:
             async for frame in ws:
                 if frame.type == WSMsgType.TEXT:
-                    if not await self._allowed(socket_key, ip):
-                        await self._error(ws, "too many frames; please slow down", code="rate_limited")
-                        continue
                     data = parse_frame(frame.data)
+                    if not await self._allowed(socket_key, ip):
+                        # With the client_id, so the widget shows which message did not go out.
+                        await self._error(ws, "too many frames; please slow down",
+                                          data.get("client_id") if isinstance(data, dict) else None, code="rate_limited")
+                        continue
                     if isinstance(data, str):
                         await self._error(ws, data)
                     elif data.get("type") == "hello":
