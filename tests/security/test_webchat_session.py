@@ -240,3 +240,19 @@ async def test_with_redis_the_address_limit_holds_across_gateway_processes(make_
             await ws.send_json({"type": "shout"})
         got = await _kinds(a, 3) + await _kinds(b, 3)
     assert got == {"unknown frame type 'shout'": 4, "rate_limited": 2}
+
+
+async def test_bad_web_chat_options_stop_start_up_with_one_clear_line(make_client: Factory) -> None:
+    from resonanz.config import ConfigError
+
+    cases = [
+        ({"allowed_origins": "https://shop.example"}, "allowed_origins must be a list"),
+        ({"allowed_origins": ["shop.example"]}, "'shop.example' is not an origin"),
+        ({"allowed_origins": ["https://shop.example/page"]}, "is not an origin"),
+        ({"rate_limit_socket": "lots"}, "rate_limit_socket 'lots' is not a rate"),
+        ({"session_idle_days": 0}, "session_idle_days must be a positive number"),
+        ({"queue_size": "8"}, "queue_size must be a whole number"),
+    ]
+    for options, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            await make_client(**options)
