@@ -774,6 +774,7 @@ class Dispatcher:
 
     @staticmethod
     def _with_id(r: OutboundMessage, m: Message) -> OutboundMessage:
+        # From the stored row (not `r`): the one converter that refuses anything but `out`.
         return outbound_of(m)
 
     # --- outbound ----------------------------------------------------------------------------
