@@ -43,6 +43,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         RESONANZ_ENGINE_URL=f"http://127.0.0.1:{free_port()}", RESONANZ_ENGINE_STARTUP_WAIT="0",
         RESONANZ_ENGINE_TIMEOUT="1", RESONANZ_LOG_LEVEL="WARNING", RESONANZ_SATISFACTION_SURVEY="false",
         RESONANZ_AGENT_PASSWORD="bench-password-123",
+        # Every simulated customer comes from 127.0.0.1: the per-address frame limit would measure itself.
+        RESONANZ_CONNECTOR_OPTIONS=json.dumps({"webchat": {"rate_limit_ip": "1000000 per minute"}}),
     )
     for cmd in (["db", "upgrade"], ["agent", "create", "--email", "bench@example.org", "--name", "Bench Agent",
                                     "--capacity", str(args.conversations + 10)]):
@@ -67,8 +69,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             pass
         # No connection limit: every customer and the agent hold a WebSocket open.
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            customers = [secrets.token_urlsafe(18) for _ in range(args.conversations)]
-            sockets = [await http.ws_connect(f"{ws_base}/webchat/ws") for _ in customers]
+            customers = range(args.conversations)
+            sockets = [await http.ws_connect(f"{ws_base}/webchat/ws", origin=base) for _ in customers]
             # Every socket is read all the time (that also answers the server's heartbeat pings).
             inboxes: dict[int, asyncio.Queue[dict[str, Any]]] = {}
             readers = []
@@ -82,8 +84,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             inbox.put_nowait(json.loads(msg.data))
 
                 readers.append(asyncio.ensure_future(read()))
-            for ws, sid in zip(sockets, customers, strict=True):
-                await ws.send_json({"type": "hello", "session_id": sid, "language": "de"})
+            for ws in sockets:
+                # A new customer: the server issues the session token, then sends the history.
+                await ws.send_json({"type": "hello", "language": "de"})
+                assert (await inboxes[id(ws)].get())["type"] == "session"
                 await inboxes[id(ws)].get()
             print(f"opening {len(customers)} handovers…", file=sys.stderr, flush=True)
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.engine import EngineError, EngineTurn, RasaEngine
 from bot.language import detect_language
 from bot.outbox import Outbox
+from bot.visibility import InternalMessageError, customer_visible, ensure_sendable, is_customer_visible, outbound_of
 from connectors.base import (
     Attachment,
     Button,
@@ -95,6 +96,9 @@ class DispatchResult:
 
 @dataclass(frozen=True)
 class StoredMessage:
+    """A message as the customer may see it: their own (`in`) or sent to them (`out`), never an
+    internal note (refused at construction, so no customer-facing path can carry one)."""
+
     message_id: str
     direction: str
     author: str
@@ -104,7 +108,12 @@ class StoredMessage:
     created_at: Any
     status: str
 
+    def __post_init__(self) -> None:
+        if not is_customer_visible(self.direction):
+            raise ValueError(f"message {self.message_id!r} is internal ({self.direction!r}) and not for the customer")
+
     def to_outbound(self) -> OutboundMessage:
+        ensure_sendable(self.direction, self.message_id)
         return OutboundMessage(
             text=self.text,
             author=self.author,
@@ -117,9 +126,20 @@ class StoredMessage:
 
 @dataclass(frozen=True)
 class History:
+    """The customer's view of their current conversation (no internal notes)."""
+
     conversation_id: str
     state: str
     messages: tuple[StoredMessage, ...]
+
+    @property
+    def outbound(self) -> tuple[StoredMessage, ...]:
+        """What was sent to the customer (the REST channel's message list)."""
+        return tuple(m for m in self.messages if m.direction == "out")
+
+    @property
+    def inbound(self) -> tuple[StoredMessage, ...]:
+        return tuple(m for m in self.messages if m.direction == "in")
 
 
 def _stored(m: Message) -> StoredMessage:
@@ -210,7 +230,8 @@ class Dispatcher:
     # --- reading -----------------------------------------------------------------------------
 
     async def history(self, channel: str, sender_id: str) -> History | None:
-        """The current (latest) conversation of a channel identity, with all its messages."""
+        """The customer's view of the current (latest) conversation of a channel identity: their
+        messages and what was sent to them, never internal notes."""
         async with self.db.session() as s:
             identity = await s.scalar(
                 select(ChannelIdentity).where(
@@ -229,7 +250,9 @@ class Dispatcher:
                 return None
             msgs = (
                 await s.scalars(
-                    select(Message).where(Message.conversation_id == conv.id).order_by(Message.id)
+                    select(Message)
+                    .where(Message.conversation_id == conv.id, customer_visible())
+                    .order_by(Message.id)
                 )
             ).all()
             return History(conv.id, conv.state, tuple(_stored(m) for m in msgs))
@@ -606,6 +629,9 @@ class Dispatcher:
     @staticmethod
     async def _push(connector: Connector, address: ChannelAddress, messages: list[OutboundMessage]) -> None:
         for message in messages:
+            if not isinstance(message, OutboundMessage):
+                # Only OutboundMessage (made from an `out` row by outbound_of) may reach send().
+                raise InternalMessageError(f"refusing to push {type(message).__name__} to {address.channel}")
             try:
                 await connector.send(address, message)
             except Exception:  # best effort: the message is stored and comes with the history
@@ -748,10 +774,8 @@ class Dispatcher:
 
     @staticmethod
     def _with_id(r: OutboundMessage, m: Message) -> OutboundMessage:
-        return OutboundMessage(
-            text=r.text, author=r.author, buttons=r.buttons, attachments=r.attachments,
-            message_id=m.public_id, created_at=m.created_at,
-        )
+        # From the stored row (not `r`): the one converter that refuses anything but `out`.
+        return outbound_of(m)
 
     # --- outbound ----------------------------------------------------------------------------
 

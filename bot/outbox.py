@@ -24,7 +24,8 @@ from typing import Any
 import structlog
 from sqlalchemy import select, update
 
-from connectors.base import Attachment, Button, ChannelAddress, Connector, DeliveryError, OutboundMessage
+from bot.visibility import InternalMessageError, outbound_of, sendable
+from connectors.base import ChannelAddress, Connector, DeliveryError
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Message, utcnow
@@ -39,17 +40,6 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter in its upper half: attempt 1 -> ~base, 2 -> ~2*base ..."""
     delay = min(cap, base * (2 ** max(0, attempt - 1)))
     return delay / 2 + random.random() * delay / 2  # noqa: S311 - jitter, not cryptography
-
-
-def _outbound(m: Message) -> OutboundMessage:
-    return OutboundMessage(
-        text=m.text,
-        author=m.author,
-        buttons=tuple(Button(**b) for b in m.buttons or ()),
-        attachments=tuple(Attachment(**a) for a in m.attachments or ()),
-        message_id=m.public_id,
-        created_at=m.created_at,
-    )
 
 
 class Outbox:
@@ -124,7 +114,7 @@ class Outbox:
                     select(Message)
                     .where(
                         Message.conversation_id == conversation_id,
-                        Message.direction == "out",
+                        sendable(),
                         Message.status == "pending",
                     )
                     .order_by(Message.id)
@@ -182,13 +172,22 @@ class Outbox:
                 # Held back behind a message that waits for its retry: not attempted.
                 results[m.id] = {"status": "pending", "attempts": m.attempts - 1}
                 continue
-            if connector is None:
+            try:
+                outbound = outbound_of(m)
+            except InternalMessageError:
+                # Never reached through _claim's query; loud if a future path gets here anyway.
+                log.error("outbound.internal_message_refused", channel=address.channel, message=m.public_id)
+                results[m.id] = {"status": "failed", "error": "internal messages are never sent to customers"}
+                outbound = None
+            if outbound is None:
+                pass
+            elif connector is None:
                 results[m.id] = {"status": "failed", "error": f"channel {address.channel!r} is not enabled"}
             elif opted_out:
                 results[m.id] = {"status": "failed", "error": "the customer opted out of this channel (STOP)"}
             else:
                 try:
-                    provider_id = await connector.send(address, _outbound(m))
+                    provider_id = await connector.send(address, outbound)
                 except DeliveryError as exc:
                     results[m.id] = self._failure(m, exc)
                 except Exception as exc:  # a connector bug must not lose the message
@@ -260,21 +259,21 @@ class Outbox:
             interrupted = (
                 await s.execute(
                     select(Message.conversation_id, Message.public_id).where(
-                        Message.direction == "out", Message.status == "sending"
+                        sendable(), Message.status == "sending"
                     )
                 )
             ).all()
             if interrupted:
                 await s.execute(
                     update(Message)
-                    .where(Message.direction == "out", Message.status == "sending")
+                    .where(sendable(), Message.status == "sending")
                     .values(status="unknown", error="the gateway stopped while sending this message; "
                             "it may not have been delivered and is not resent automatically")
                 )
             conversations = (
                 await s.scalars(
                     select(Message.conversation_id)
-                    .where(Message.direction == "out", Message.status == "pending")
+                    .where(sendable(), Message.status == "pending")
                     .group_by(Message.conversation_id)
                 )
             ).all()

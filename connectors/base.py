@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.dispatcher import DispatchResult, History
     from resonanz.media import MediaStore
     from resonanz.settings import Settings
+    from resonanz.store import Database
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,8 @@ class ConnectorContext:
 
     `config` is this connector's section of the gateway configuration (resonanz.yml), with every
     `*_env` key already resolved from the environment. `media` stores files a customer sent.
+    `db` is the gateway's database, for a connector that keeps state of its own (the web chat's
+    sessions); a connector never reads the core's tables through it.
     """
 
     on_message: InboundHandler
@@ -165,6 +168,7 @@ class ConnectorContext:
     config: Mapping[str, Any] = field(default_factory=dict)
     media: MediaStore | None = None
     on_status: StatusHandler | None = None
+    db: Database | None = None
 
 
 class DeliveryError(Exception):

@@ -130,9 +130,7 @@ class RestConnector(Connector):
                 "conversation_id": history.conversation_id,
                 "state": history.state,
                 "messages": [
-                    _message_json(m.to_outbound(), with_meta=True)
-                    for m in history.messages
-                    if m.direction == "out"
+                    _message_json(m.to_outbound(), with_meta=True) for m in history.outbound
                 ],
             }
         )

@@ -11,8 +11,10 @@ and provide it as the `harness` fixture:
                 yield h
 
 The suite checks normalisation, signature rejection (fail closed), stable provider ids for
-de-duplication, the text fallback for buttons (or native buttons) and delivery errors
-(transient vs permanent, Retry-After). It needs pytest and pytest-asyncio.
+de-duplication, the text fallback for buttons (or native buttons), delivery errors
+(transient vs permanent, Retry-After), and that an internal note written to a conversation never
+reaches `send()` or the customer's history (with the real dispatcher and outbox on a throwaway
+SQLite database). It needs pytest and pytest-asyncio.
 """
 
 from __future__ import annotations
@@ -81,8 +83,11 @@ class RecordingCore:
         self.received.append(inbound)
         return _Result(message_id=str(len(self.received)))
 
+    #: where `history` reads from once a test wires the real dispatcher in (else: no history)
+    history_reader: Any = None
+
     async def history(self, channel: str, sender_id: str) -> Any:
-        return None
+        return await self.history_reader(channel, sender_id) if self.history_reader else None
 
     async def on_status(self, channel: str, provider_id: str, status: str, error: str | None) -> bool:
         self.statuses.append((channel, provider_id, status, error))
@@ -227,3 +232,68 @@ class ConnectorContract:
             await harness.connector.send(harness.address("s-7"), OutboundMessage(text="x", author="bot"))
         assert err.value.permanent
         assert str(err.value), "the agent is shown why"
+
+    async def test_internal_notes_never_reach_the_customer(self, served: Any, tmp_path: Any) -> None:
+        """An agent's note and a transfer note in a conversation: neither is handed to send() by
+        the outbox, the live push or a restart, nor is it in the history the channel shows."""
+        import asyncio
+
+        from bot.dispatcher import Dispatcher
+        from resonanz.store import Database
+        from resonanz.store.migrate import upgrade
+        from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message
+
+        harness, _server, _client = served
+        connector = harness.connector
+        name = connector.name
+        url = f"sqlite:///{tmp_path / 'notes-contract.db'}"
+        await asyncio.to_thread(upgrade, url)
+        db = Database(url)
+        sent: list[OutboundMessage] = []
+        real_send = connector.send
+
+        async def recording_send(address: ChannelAddress, message: OutboundMessage) -> Any:
+            sent.append(message)
+            return await real_send(address, message)
+
+        connector.send = recording_send  # type: ignore[method-assign]
+        # emit and history never call the engine.
+        dispatcher = Dispatcher(db=db, engine=None, settings=connector.ctx.settings,  # type: ignore[arg-type]
+                                engine_ready=asyncio.Event(), connectors={name: connector})
+        harness.core.history_reader = dispatcher.history
+        note, transfer = "INTERNAL-NOTE-check-goodwill-51", "Transfer: INTERNAL-NOTE-contract-question-52"
+        address = harness.address("s-note")
+        try:
+            async with db.session() as s:
+                customer = Customer()
+                s.add(customer)
+                await s.flush()
+                s.add(ChannelIdentity(customer_id=customer.id, channel=name, external_id=address.recipient,
+                                      address=address.to_dict()))
+                conv = Conversation(customer_id=customer.id, channel=name, address=address.to_dict(), state="agent")
+                s.add(conv)
+                await s.flush()
+                s.add(Message(conversation_id=conv.id, customer_id=customer.id, channel=name, direction="in",
+                              author="customer", text="Hallo", status="processed"))
+                for text in (note, transfer):
+                    # Even a note whose status looks sendable must not be sent.
+                    s.add(Message(conversation_id=conv.id, customer_id=customer.id, channel="console",
+                                  direction="note", author="agent", text=text, status="pending"))
+                conversation_id = conv.id
+            await dispatcher.emit(conversation_id, [OutboundMessage(text="Antwort vom Team", author="agent")])
+            await dispatcher.outbox.flush(conversation_id)
+            await dispatcher.outbox.resume()
+            history = await harness.core.history(name, address.recipient)
+        finally:
+            connector.send = real_send  # type: ignore[method-assign]
+            harness.core.history_reader = None
+            await dispatcher.outbox.close()
+            await db.dispose()
+        texts = [m.text for m in sent] + [d.text for d in await harness.delivered()]
+        assert not [t for t in texts if "INTERNAL-NOTE" in t], texts
+        if not connector.pull:  # a pull channel returns replies instead of sending them
+            assert "Antwort vom Team" in [m.text for m in sent], "the agent's reply is sent"
+        assert history is not None
+        shown = [m.text for m in history.messages]
+        assert "Antwort vom Team" in shown and "Hallo" in shown
+        assert not [t for t in shown if "INTERNAL-NOTE" in t], shown

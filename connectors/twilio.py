@@ -371,6 +371,6 @@ class WhatsAppConnector(TwilioConnector):
         if history is None:
             return False
         last_in = max(
-            (m.created_at for m in history.messages if m.direction == "in"), default=None
+            (m.created_at for m in history.inbound), default=None
         )
         return last_in is not None and utcnow() - last_in < WHATSAPP_WINDOW

@@ -69,7 +69,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         for name, options in connector_configs(settings).items():
             ctx = ConnectorContext(
                 on_message=dispatcher.handle, history=dispatcher.history, settings=settings,
-                http=http, config=options, media=media, on_status=dispatcher.delivery_status,
+                http=http, config=options, media=media, on_status=dispatcher.delivery_status, db=app[DB],
             )
             connector = registry.load(name)(ctx)
             connectors[name] = connector

@@ -4,7 +4,6 @@ precise error frames for bad input. The gateway here has no engine, so every mes
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,6 +14,7 @@ from resonanz.app import create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from tests.conftest import free_port
+from tests.webchat_client import connect, hello, open_session, until_ack
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -30,31 +30,15 @@ async def client(database: Database) -> AsyncIterator[TestClient]:
         yield c
 
 
-def new_session() -> str:
-    return secrets.token_urlsafe(18)
-
-
-async def hello(ws: aiohttp.ClientWebSocketResponse, session: str) -> dict:
-    await ws.send_json({"type": "hello", "session_id": session, "language": "de"})
-    return await ws.receive_json(timeout=10)
-
-
-async def until_ack(ws: aiohttp.ClientWebSocketResponse) -> list[dict]:
-    frames = []
-    while not frames or frames[-1]["type"] != "ack":
-        frames.append(await ws.receive_json(timeout=10))
-    return frames
-
-
 async def test_history_is_empty_for_a_new_session(client: TestClient) -> None:
-    async with client.ws_connect("/webchat/ws") as ws:
-        assert await hello(ws, new_session()) == {"type": "history", "conversation_id": None, "state": None, "messages": []}
+    async with connect(client) as ws:
+        _token, history = await open_session(ws)
+    assert history == {"type": "history", "conversation_id": None, "state": None, "messages": []}
 
 
 async def test_message_is_acknowledged_and_replies_reach_every_tab(client: TestClient) -> None:
-    session = new_session()
-    async with client.ws_connect("/webchat/ws") as tab1, client.ws_connect("/webchat/ws") as tab2:
-        await hello(tab1, session)
+    async with connect(client) as tab1, connect(client) as tab2:
+        session, _ = await open_session(tab1)
         await hello(tab2, session)
         await tab1.send_json({"type": "message", "text": "Hallo", "client_id": "c-1"})
         frames1 = await until_ack(tab1)
@@ -68,29 +52,28 @@ async def test_message_is_acknowledged_and_replies_reach_every_tab(client: TestC
 
 
 async def test_resend_with_the_same_client_id_is_stored_once_and_history_reloads(client: TestClient) -> None:
-    session = new_session()
-    async with client.ws_connect("/webchat/ws") as ws:
-        await hello(ws, session)
+    async with connect(client) as ws:
+        session, _ = await open_session(ws)
         await ws.send_json({"type": "message", "text": "Hallo", "client_id": "same"})
         await until_ack(ws)
         await ws.send_json({"type": "message", "text": "Hallo", "client_id": "same"})
         ack = await ws.receive_json(timeout=10)
         assert ack["type"] == "ack" and ack["duplicate"] is True
-    async with client.ws_connect("/webchat/ws") as ws:  # a page reload
+    async with connect(client) as ws:  # a page reload
         history = await hello(ws, session)
     assert [(m["direction"], m["author"]) for m in history["messages"]] == [("in", "customer"), ("out", "system"), ("out", "system")]
     assert history["messages"][0]["text"] == "Hallo" and history["state"] == "queued"
 
 
 async def test_bad_frames_get_precise_errors_and_the_socket_stays_open(client: TestClient) -> None:
-    async with client.ws_connect("/webchat/ws") as ws:
+    async with connect(client) as ws:
         await ws.send_json({"type": "message", "text": "hi"})
-        assert (await ws.receive_json(timeout=10))["error"] == "say hello with a session_id before sending messages"
+        assert (await ws.receive_json(timeout=10))["error"] == "say hello before sending messages"
         await ws.send_str("{nope")
         assert (await ws.receive_json(timeout=10))["error"] == "frame is not valid JSON"
         await ws.send_bytes(b"\x00\x01")
         assert (await ws.receive_json(timeout=10))["error"] == "binary frames are not supported"
-        await hello(ws, new_session())
+        await open_session(ws)
         cases = [
             ({"type": "shout"}, "unknown frame type 'shout'"),
             ({"type": "message", "text": "  "}, "field 'text' is missing or empty"),
@@ -104,16 +87,6 @@ async def test_bad_frames_get_precise_errors_and_the_socket_stays_open(client: T
             got = await ws.receive_json(timeout=10)
             assert got["type"] == "error" and got["error"] == error
         assert not ws.closed
-
-
-async def test_bad_session_id_is_refused(client: TestClient) -> None:
-    async with client.ws_connect("/webchat/ws") as ws:
-        await ws.send_json({"type": "hello", "session_id": "short"})
-        err = await ws.receive_json(timeout=10)
-        assert err["type"] == "error" and "session_id" in err["error"]
-        closing = await ws.receive(timeout=10)
-        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
-        assert ws.close_code == 4400
 
 
 async def test_page_and_widget_are_served_with_a_strict_policy(client: TestClient) -> None:

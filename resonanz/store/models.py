@@ -156,6 +156,20 @@ class Message(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class WebChatSession(Base):
+    """A web chat customer's session. The browser holds a random token the server issued; only its
+    SHA-256 is stored, so a copy of the database opens no chat. `id` is the public identity
+    (the channel identity's external id and the address the replies go to)."""
+
+    __tablename__ = "webchat_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Idle expiry counts from here (refreshed when the customer connects or writes).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 # --- Reference bot demo data (an energy utility, "Stadtwerke") -------------------------------
 
 

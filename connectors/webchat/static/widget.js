@@ -26,18 +26,21 @@
       bot: "Assistant", agent: "Agent", system: "Notice", customer: "You" }
   }[lang];
 
-  var STORAGE_KEY = "resonanz.session";
+  // The session token is issued by the server (never made up here): the first hello goes without
+  // one and the answer's "session" frame carries it. It is kept for reloads and other tabs of
+  // this site; the server forgets it after some days without use, and then issues a new one.
+  var STORAGE_KEY = "resonanz.token";
+  var memoryToken = null;  // when storage is disabled, the session lasts this page
+  try { localStorage.removeItem("resonanz.session"); } catch (e) { /* the old browser-made id */ }
 
-  function sessionId() {
-    var id = null;
-    try { id = localStorage.getItem(STORAGE_KEY); } catch (e) { /* storage disabled */ }
-    if (!id || !/^[A-Za-z0-9_-]{22,64}$/.test(id)) {
-      var bytes = new Uint8Array(18);
-      crypto.getRandomValues(bytes);
-      id = btoa(String.fromCharCode.apply(null, bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-      try { localStorage.setItem(STORAGE_KEY, id); } catch (e) { /* the session lasts this page */ }
-    }
-    return id;
+  function loadToken() {
+    try { return localStorage.getItem(STORAGE_KEY) || memoryToken; } catch (e) { return memoryToken; }
+  }
+  function saveToken(token) {
+    memoryToken = token;
+    try {
+      if (token) localStorage.setItem(STORAGE_KEY, token); else localStorage.removeItem(STORAGE_KEY);
+    } catch (e) { /* storage disabled */ }
   }
 
   function clientId() {
@@ -123,7 +126,6 @@
   }
 
   // --- connection --------------------------------------------------------------------------
-  var sid = sessionId();
   var ws = null;
   var ready = false;
   var backoff = 500;
@@ -139,12 +141,17 @@
     ws = new WebSocket(wsUrl());
     ws.addEventListener("open", function () {
       backoff = 500;
-      ws.send(JSON.stringify({ type: "hello", session_id: sid, language: lang }));
+      var hello = { type: "hello", language: lang };
+      var token = loadToken();
+      if (token) hello.token = token;
+      ws.send(JSON.stringify(hello));
     });
     ws.addEventListener("message", function (event) {
       var frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
-      if (frame.type === "history") {
+      if (frame.type === "session") {
+        saveToken(frame.token);
+      } else if (frame.type === "history") {
         ready = true;
         status.textContent = "";
         root.setAttribute("data-state", frame.state || "new");
@@ -158,6 +165,8 @@
         if (frame.message_id) shown[frame.message_id] = true;
         root.setAttribute("data-state", frame.state);
         if (!pending.length) typing.hidden = true;
+      } else if (frame.type === "error" && frame.code === "session_invalid") {
+        saveToken(null);  // expired or unknown: the reconnect asks for a new session
       } else if (frame.type === "error") {
         if (frame.client_id) {
           pending = pending.filter(function (f) { return f.client_id !== frame.client_id; });
@@ -168,9 +177,14 @@
         scrollDown();
       }
     });
-    ws.addEventListener("close", function () {
+    ws.addEventListener("close", function (event) {
       ready = false;
       status.textContent = T.offline;
+      if (event.code === 4401) {
+        saveToken(null);
+        setTimeout(connect, 0);  // a new session at once
+        return;
+      }
       setTimeout(connect, backoff);
       backoff = Math.min(backoff * 2, 15000);
     });
