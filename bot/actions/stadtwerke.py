@@ -165,10 +165,12 @@ async def check_factor(value: Any, ctx: ActionContext) -> str | None:
         return None
     if value == VERIFIED:  # a value kept from earlier: only the database's state counts
         return VERIFIED if await ctx.verification.is_verified(str(number)) else None
-    digits = re.sub(r"\D", "", str(value))
-    if len(digits) != FACTOR_DIGITS:  # a typo, not an attempt: the same for every number
+    # "die letzten 4 Ziffern: 2345" holds two numbers: the answer is the group of 4 digits.
+    groups = [g for g in re.findall(r"\d+", str(value)) if len(g) == FACTOR_DIGITS]
+    if not groups:  # a typo, not an attempt: the same for every number
         ctx.utter("utter_verification_factor_invalid")
         return None
+    digits = groups[-1]
     result = await ctx.verification.check(str(number), digits)
     if result.outcome is Outcome.VERIFIED:
         account = await load_account(ctx, number)
