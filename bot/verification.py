@@ -47,6 +47,15 @@ _DUMMY_FACTOR = "\x00" * 4
 _COUNTED_AS_FAILURE = ("pending", "failed")
 
 
+def _bounded(conversation: str) -> str:
+    # Bounded like the columns: longer keys share counters instead of failing the insert.
+    return conversation[:200]
+
+
+def _bounded_number(customer_number: str) -> str:
+    return customer_number[:64]
+
+
 class Outcome(enum.StrEnum):
     VERIFIED = "verified"
     FAILED = "failed"  # wrong factor OR unknown customer number: deliberately indistinguishable
@@ -111,6 +120,7 @@ class Verification:
         if self.factor is None:
             raise RuntimeError("no verification factor is registered (registry.verification_factor)")
         now = self.clock()
+        conversation, customer_number = _bounded(conversation), _bounded_number(customer_number)
         async with self.db.session() as s:
             attempt = VerificationAttempt(
                 conversation_id=conversation, customer_number=customer_number, outcome="pending", created_at=now
@@ -172,7 +182,7 @@ class Verification:
         """True when the next attempt would be refused (so the bot offers a person at once)."""
         async with self.db.session() as s:
             conv_failures, number_failures = await self._failures(
-                s, conversation, customer_number or "", self.clock()
+                s, _bounded(conversation), _bounded_number(customer_number or ""), self.clock()
             )
         if customer_number is None:
             number_failures = 0
@@ -180,13 +190,13 @@ class Verification:
 
     async def state(self, conversation: str) -> VerifiedState | None:
         async with self.db.session() as s:
-            return await verified_state(s, conversation, self.clock())
+            return await verified_state(s, _bounded(conversation), self.clock())
 
     async def is_verified(self, conversation: str, customer_number: str | None) -> bool:
         if not customer_number:
             return False
         current = await self.state(conversation)
-        return current is not None and hmac.compare_digest(current.customer_number, str(customer_number))
+        return current is not None and current.customer_number == _bounded_number(str(customer_number))
 
     async def is_linked(self, conversation: str, customer_number: str | None) -> bool:
         """The same customer (channel identity) verified this number once, in any conversation:
@@ -194,7 +204,7 @@ class Verification:
         if not customer_number:
             return False
         async with self.db.session() as s:
-            customer_id = await s.scalar(select(Conversation.customer_id).where(Conversation.id == conversation))
+            customer_id = await s.scalar(select(Conversation.customer_id).where(Conversation.id == _bounded(conversation)))
             if customer_id is None:
                 return False
             found = await s.scalar(
@@ -202,7 +212,7 @@ class Verification:
                 .join(Conversation, Conversation.id == VerificationAttempt.conversation_id)
                 .where(
                     Conversation.customer_id == customer_id,
-                    VerificationAttempt.customer_number == str(customer_number),
+                    VerificationAttempt.customer_number == _bounded_number(str(customer_number)),
                     VerificationAttempt.outcome == Outcome.VERIFIED.value,
                 )
                 .limit(1)

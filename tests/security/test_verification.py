@@ -151,3 +151,12 @@ def test_policy_comes_from_the_settings() -> None:
         ttl=timedelta(minutes=10), max_failures_per_conversation=2, max_failures_per_number=4,
         number_window=timedelta(hours=12))
     assert VerificationPolicy.from_settings(Settings()) == VerificationPolicy()
+
+
+async def test_long_and_non_ascii_keys_are_answered_not_crashed(database: Database) -> None:
+    v = service(database)
+    conversation, number = "c" * 300, "٤" * 100  # longer than the columns; Arabic-Indic digits
+    assert (await v.check(conversation, number, "٤٤٤٤")).outcome is Outcome.FAILED
+    assert not await v.is_verified(conversation, number)
+    assert not await v.is_linked(conversation, number)
+    assert not await v.locked(conversation, number)
