@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.verification import VerifiedState, verified_state
 from handover.sentiment import score, trend
-from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
 
 INTENT_LABELS = {
     "submit_meter_reading": ("Zählerstand melden", "submit a meter reading"),
@@ -47,6 +48,9 @@ class HandoverContext:
     profile: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     sentiment: dict[str, Any] = field(default_factory=dict)
+    # Step-up verification when the handover opened: {"status": "verified" | "not_verified",
+    # "customer_number", "until" (ISO), "text"}. An unverified number is only what someone typed.
+    verification: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,8 +60,26 @@ def _iso(v: Any) -> str | None:
     return v.isoformat() if v is not None else None
 
 
+def verification_text(language: str, verified: VerifiedState | None) -> str:
+    if verified is None:
+        return "nicht verifiziert" if language == "de" else "not verified"
+    until = verified.until.strftime("%H:%M UTC")
+    if language == "de":
+        return f"verifiziert bis {until} für Kundennummer {verified.customer_number}"
+    return f"verified until {until} for customer number {verified.customer_number}"
+
+
+def verification_info(language: str, verified: VerifiedState | None) -> dict[str, Any]:
+    return {
+        "status": "verified" if verified is not None else "not_verified",
+        "customer_number": verified.customer_number if verified is not None else None,
+        "until": _iso(verified.until) if verified is not None else None,
+        "text": verification_text(language, verified),
+    }
+
+
 def extract_summary(*, language: str, intents: list[str], quote: str | None, slots: dict[str, Any],
-                    reason: str, active_loop: str | None) -> str:
+                    reason: str, active_loop: str | None, verified: VerifiedState | None = None) -> str:
     """Extractive: what the customer wants, what the bot did, what is open."""
     de = language == "de"
     idx = 0 if de else 1
@@ -68,8 +90,12 @@ def extract_summary(*, language: str, intents: list[str], quote: str | None, slo
     if quote:
         parts.append(f"Kunde schrieb: „{quote}“" if de else f'Customer wrote: "{quote}"')
     done = []
-    if slots.get("customer_number"):
-        done.append(("Kundennummer bestätigt " if de else "customer number verified ") + str(slots["customer_number"]))
+    if verified is not None:
+        done.append(verification_text(language, verified))
+    elif slots.get("customer_number"):
+        # Typed, not proven: the agent must not take it for the caller's identity.
+        done.append(("Kundennummer genannt (nicht verifiziert) " if de else "customer number given (not verified) ")
+                    + str(slots["customer_number"]))
     if slots.get("meter_reading") and active_loop is None:
         done.append(("Zählerstand erfasst " if de else "meter reading stored ") + str(slots["meter_reading"]))
     if done:
@@ -128,10 +154,12 @@ async def build_context(session: AsyncSession, conversation_id: str, *, reason: 
     channels = sorted({channel for channel, _ in identities})
     opted_out = sorted({channel for channel, out in identities if out})
     language = conv.language or customer.language or "de"
+    verified = await verified_state(session, conversation_id, utcnow())
     return HandoverContext(
         reason=reason,
         trigger=trigger,
-        summary=extract_summary(language=language, intents=intents, quote=quote, slots=slots, reason=reason, active_loop=conv.active_loop),
+        summary=extract_summary(language=language, intents=intents, quote=quote, slots=slots, reason=reason, active_loop=conv.active_loop,
+                                verified=verified),
         transcript=transcript,
         slots=slots,
         profile={"customer_id": customer.id, "name": customer.name or slots.get("customer_name"),
@@ -142,4 +170,5 @@ async def build_context(session: AsyncSession, conversation_id: str, *, reason: 
         sentiment={"latest": per_turn[-1] if per_turn else 0.0,
                    "frustration": score(own_texts[-1]).frustration if own_texts else 0.0,
                    "trend": trend(per_turn), "per_turn": per_turn, "matches": list(dict.fromkeys(matches))},
+        verification=verification_info(language, verified),
     )

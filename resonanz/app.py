@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.actions.server import ActionServer
 from bot.dispatcher import Dispatcher
 from bot.engine import RasaEngine
+from bot.verification import VerificationPolicy
 from connectors import registry
 from connectors.base import Connector, ConnectorContext
 from handover.api import DESK, AgentApi
@@ -77,7 +78,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     except BaseException:
         await http.close()
         raise
-    app.router.add_routes(ActionServer(app[DB], settings.action_token).routes())
+    app.router.add_routes(ActionServer(app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings)).routes())
     app.router.add_routes(auth_routes())
     app.router.add_routes(AgentApi(media).routes())
     app.router.add_routes(console_routes())

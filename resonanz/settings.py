@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # number if it is not known yet; whatever the customer answers, the next turn hands over.
     handover_collect_customer_number: bool = True
     customer_number_pattern: str = r"\b4\d{7}\b"
+    # Step-up verification (bot/verification.py) before custom actions show or change account data:
+    # how long a verified identity lasts in a conversation, and how many wrong answers are allowed
+    # per conversation and per customer number (in a sliding window) before a person is offered.
+    verification_ttl_minutes: float = 30.0
+    verification_max_failures_per_conversation: int = 3
+    verification_max_failures_per_number: int = 5
+    verification_number_window_hours: float = 24.0
     # N not-understood turns in a row put the conversation in the queue (0 disables it).
     handover_after_fallbacks: int = 2
     # Frustration (0-1, handover/sentiment.py) from which an upset customer goes to a person (0: off).

@@ -28,6 +28,7 @@ from bot.demo_data import (
     demo_account,
     seed_demo_data,
 )
+from bot.verification import Verification
 from resonanz.store import Database
 from resonanz.store.models import Account, Base, InstalmentChange, MeterReading, Outage, utcnow
 
@@ -48,6 +49,12 @@ async def sw_db(tmp_path: Path) -> AsyncIterator[Database]:
     assert await seed_demo_data(db) is True
     yield db
     await db.dispose()
+
+
+async def verify(db: Database, number: str, conversation: str = "conv-1") -> None:
+    """Step-up verification of the test conversation (the last 4 digits of the meter number)."""
+    factor = demo_account(number).meter_number[-4:]
+    assert (await Verification(db, sw.meter_digits).check(conversation, number, factor)).ok
 
 
 async def _client(db: Database, registry: Registry | None = None) -> TestClient:
@@ -221,10 +228,11 @@ def test_tracker_slots_to_validate_are_the_trailing_slot_events() -> None:
 # --- greeting ------------------------------------------------------------------------------------------
 
 
-async def test_greet_uses_the_name_once_known(client: TestClient) -> None:
+async def test_greet_uses_the_name_once_verified(client: TestClient, sw_db: Database) -> None:
     _, anonymous = await call(client, request_body("action_greet"))
     assert response_names(anonymous) == ["utter_greet"]
-    _, known = await call(client, request_body("action_greet", {"customer_name": "Erika Mustermann"}))
+    await verify(sw_db, "40012345")
+    _, known = await call(client, request_body("action_greet", {"customer_number": "40012345"}))
     assert known["responses"][0]["response"] == "utter_greet_name"
     assert known["responses"][0]["name"] == "Erika Mustermann"
 
@@ -243,15 +251,9 @@ async def validate_meter(client: TestClient, slots: dict[str, Any], candidates: 
 
 async def test_meter_both_values_in_one_message(client: TestClient) -> None:
     body = await validate_meter(client, {}, {"customer_number": "40012345", "meter_reading": "12500"})
-    assert slot_events(body) == {"customer_name": "Erika Mustermann", "customer_number": "40012345", "meter_reading": 12500}
+    # Accepted as given; the form asks for the second factor next (tests/security/).
+    assert slot_events(body) == {"verification_factor": None, "customer_number": "40012345", "meter_reading": 12500}
     assert body["responses"] == []
-
-
-async def test_meter_unknown_customer_number_is_rejected(client: TestClient) -> None:
-    body = await validate_meter(client, {}, {"customer_number": "40099999"})
-    assert slot_events(body) == {"customer_number": None}
-    assert response_names(body) == ["utter_customer_number_unknown"]
-    assert body["responses"][0]["customer_number"] == "40099999"
 
 
 async def test_meter_malformed_customer_number_is_rejected(client: TestClient) -> None:
@@ -260,7 +262,8 @@ async def test_meter_malformed_customer_number_is_rejected(client: TestClient) -
     assert response_names(body) == ["utter_customer_number_invalid"]
 
 
-async def test_meter_reading_lower_than_last_is_explained(client: TestClient) -> None:
+async def test_meter_reading_lower_than_last_is_explained(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40012345")
     body = await validate_meter(client, {"customer_number": "40012345"}, {"meter_reading": "11000"}, language="de")
     assert slot_events(body) == {"meter_reading": None}
     [resp] = body["responses"]
@@ -268,7 +271,8 @@ async def test_meter_reading_lower_than_last_is_explained(client: TestClient) ->
     assert resp["last_reading"] == "12.000 kWh" and resp["reading"] == "11.000 kWh"
 
 
-async def test_meter_reading_absurd_jump_is_explained(client: TestClient) -> None:
+async def test_meter_reading_absurd_jump_is_explained(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40012345")
     body = await validate_meter(client, {"customer_number": "40012345"}, {"meter_reading": "99999 kWh"})
     assert slot_events(body) == {"meter_reading": None}
     [resp] = body["responses"]
@@ -277,6 +281,7 @@ async def test_meter_reading_absurd_jump_is_explained(client: TestClient) -> Non
 
 
 async def test_meter_reading_at_the_plausibility_limit(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, ERIKA.customer_number)
     async with sw_db.session() as s:
         account = await s.get(Account, ERIKA.customer_number)
         assert account is not None
@@ -288,29 +293,33 @@ async def test_meter_reading_at_the_plausibility_limit(client: TestClient, sw_db
     assert slot_events(too_much) == {"meter_reading": None}
 
 
-async def test_meter_reading_first_is_checked_when_the_customer_number_arrives(client: TestClient) -> None:
+async def test_meter_reading_first_is_checked_once_verified(client: TestClient) -> None:
     early = await validate_meter(client, {}, {"meter_reading": "500"})
     assert slot_events(early) == {"meter_reading": 500}  # no account yet: only the format is checked
     later = await validate_meter(client, {"meter_reading": 500}, {"customer_number": "40012345"})
-    assert slot_events(later)["meter_reading"] is None
-    assert slot_events(later)["customer_number"] == "40012345"
-    assert "utter_meter_reading_too_low" in response_names(later)
+    assert slot_events(later) == {"verification_factor": None, "customer_number": "40012345"}
+    verified = await validate_meter(client, {"meter_reading": 500, "customer_number": "40012345"},
+                                    {"verification_factor": ERIKA.meter_number[-4:]})
+    assert slot_events(verified)["meter_reading"] is None
+    assert "utter_meter_reading_too_low" in response_names(verified)
 
 
-async def test_meter_reading_that_is_not_a_number_is_rejected(client: TestClient) -> None:
+async def test_meter_reading_that_is_not_a_number_is_rejected(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40012345")
     body = await validate_meter(client, {"customer_number": "40012345"}, {"meter_reading": "abc"})
     assert slot_events(body) == {"meter_reading": None}
     assert response_names(body) == ["utter_meter_reading_invalid"]
 
 
 async def test_completed_meter_reading_is_stored_and_confirmed_with_the_values(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40012345")
     slots = {"customer_number": "40012345", "meter_reading": 12500}
     status, body = await call(client, request_body("action_submit_meter_reading", slots, language="de"))
     assert status == 200
     [resp] = body["responses"]
     assert resp["response"] == "utter_meter_reading_saved"
     assert (resp["reading"], resp["customer_number"], resp["customer_name"]) == ("12.500 kWh", "40012345", "Erika Mustermann")
-    assert slot_events(body) == {"meter_reading": None, "customer_name": "Erika Mustermann"}
+    assert slot_events(body) == {"meter_reading": None, "verification_factor": None, "customer_name": "Erika Mustermann"}
     async with sw_db.session() as s:
         rows = (await s.scalars(select(MeterReading))).all()
         account = await s.get(Account, "40012345")
@@ -320,6 +329,7 @@ async def test_completed_meter_reading_is_stored_and_confirmed_with_the_values(c
 
 
 async def test_a_reading_made_implausible_in_the_meantime_is_not_stored(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40012345")
     slots = {"customer_number": "40012345", "meter_reading": 11000}  # below the stored reading
     _, body = await call(client, request_body("action_submit_meter_reading", slots))
     assert response_names(body) == ["utter_meter_reading_too_low"]
@@ -397,7 +407,8 @@ async def validate_instalment(client: TestClient, slots: dict[str, Any], candida
     return body
 
 
-async def test_instalment_out_of_bounds_explains_the_bounds(client: TestClient) -> None:
+async def test_instalment_out_of_bounds_explains_the_bounds(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40012345")
     body = await validate_instalment(client, {"customer_number": "40012345"}, {"instalment_amount": "200"}, "de")
     assert slot_events(body) == {"instalment_amount": None}
     [resp] = body["responses"]
@@ -406,19 +417,22 @@ async def test_instalment_out_of_bounds_explains_the_bounds(client: TestClient) 
 
 
 @pytest.mark.parametrize(("raw", "amount"), [("95", 95.0), ("100,50", 100.5), ("60", 60.0), ("150.00", 150.0)])
-async def test_instalment_within_bounds_is_accepted(client: TestClient, raw: str, amount: float) -> None:
+async def test_instalment_within_bounds_is_accepted(client: TestClient, sw_db: Database, raw: str, amount: float) -> None:
+    await verify(sw_db, "40012345")
     body = await validate_instalment(client, {"customer_number": "40012345"}, {"instalment_amount": raw})
     assert slot_events(body) == {"instalment_amount": amount}
     assert body["responses"] == []
 
 
-async def test_instalment_amount_first_is_checked_when_the_customer_number_arrives(client: TestClient) -> None:
-    body = await validate_instalment(client, {"instalment_amount": 40.0}, {"customer_number": "40012345"})
-    assert slot_events(body) == {"customer_name": "Erika Mustermann", "instalment_amount": None, "customer_number": "40012345"}
+async def test_instalment_amount_first_is_checked_once_verified(client: TestClient) -> None:
+    body = await validate_instalment(client, {"instalment_amount": 40.0, "customer_number": "40012345"},
+                                     {"verification_factor": ERIKA.meter_number[-4:]})
+    assert slot_events(body) == {"customer_name": "Erika Mustermann", "instalment_amount": None, "verification_factor": "verified"}
     assert response_names(body) == ["utter_instalment_out_of_bounds"]
 
 
-async def test_instalment_question_shows_current_amount_and_bounds(client: TestClient) -> None:
+async def test_instalment_question_shows_current_amount_and_bounds(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40023456")
     _, body = await call(client, request_body("action_ask_instalment_amount", {"customer_number": "40023456"}))
     [resp] = body["responses"]
     assert resp["response"] == "utter_ask_instalment_amount_bounds"
@@ -426,6 +440,7 @@ async def test_instalment_question_shows_current_amount_and_bounds(client: TestC
 
 
 async def test_instalment_is_changed_only_after_confirmation(client: TestClient, sw_db: Database) -> None:
+    await verify(sw_db, "40023456")
     slots = {"customer_number": "40023456", "instalment_amount": 100.5}
     _, ask = await call(client, request_body("action_ask_instalment_confirmed", slots))
     assert ask["responses"][0]["response"] == "utter_confirm_instalment"

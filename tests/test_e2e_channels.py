@@ -111,6 +111,9 @@ async def test_telegram_customer_completes_a_meter_reading_with_inline_buttons(
     assert "Kundennummer" in tg_texts(tg, chat, since)
     since = len(tg.calls)
     assert await tg_send(gw, tg, text_update(new_id(), chat, acc.customer_number)) == 200
+    assert "Zählernummer" in tg_texts(tg, chat, since)  # step-up verification first
+    since = len(tg.calls)
+    assert await tg_send(gw, tg, text_update(new_id(), chat, acc.meter_number[-4:])) == 200
     assert "Zählerstand" in tg_texts(tg, chat, since)
     async with gw.db.session() as s:
         before = (await s.scalars(select(MeterReading.value).where(MeterReading.customer_number == acc.customer_number))).all()

@@ -41,6 +41,8 @@ async def test_meter_reading_in_german(live_gateway: LiveGateway, sender: str) -
     assert r["state"] == "bot"
     assert "Kundennummer" in texts(r)
     r = await live_gateway.post(sender, acc.customer_number)
+    assert "letzten 4 Ziffern Ihrer Zählernummer" in texts(r)  # step-up verification first
+    r = await live_gateway.post(sender, acc.meter_number[-4:])
     assert "Zählerstand" in texts(r)
     new = last + 400
     r = await live_gateway.post(sender, f"{new} kWh")
@@ -63,6 +65,9 @@ async def test_meter_reading_in_english_both_values_in_one_message(live_gateway:
     assert "customer number" in texts(r).lower()
     new = await last_reading(live_gateway, acc.customer_number) + 700
     r = await live_gateway.post(sender, f"my customer number is {acc.customer_number} and the reading is {new}")
+    assert "last 4 digits of your meter number" in texts(r)
+    assert await readings(live_gateway, acc.customer_number) == before  # nothing stored unverified
+    r = await live_gateway.post(sender, acc.meter_number[-4:])
     assert str(new) in texts(r).replace(",", "")
     assert "thank" in texts(r).lower() or "saved" in texts(r).lower()
     assert await readings(live_gateway, acc.customer_number) == [*before, new]
@@ -74,6 +79,7 @@ async def test_implausible_reading_is_rejected_with_a_reason(live_gateway: LiveG
     last = await last_reading(live_gateway, acc.customer_number)
     await live_gateway.post(sender, "I want to enter my meter reading")
     await live_gateway.post(sender, acc.customer_number)
+    await live_gateway.post(sender, acc.meter_number[-4:])
     r = await live_gateway.post(sender, str(last - 500))
     assert r["state"] == "bot"
     assert str(last) in texts(r).replace(",", "")  # explains against the last reading
@@ -132,6 +138,7 @@ async def test_new_engine_session_carries_the_customer_over(live_gateway: LiveGa
     limit = live_gateway.settings.engine_session_turns
     await live_gateway.post(sender, "Ich möchte meinen Zählerstand melden")
     await live_gateway.post(sender, acc.customer_number)
+    await live_gateway.post(sender, acc.meter_number[-4:])
     r = await live_gateway.post(sender, str(await last_reading(live_gateway, acc.customer_number) + 200))
     assert "gespeichert" in texts(r)
     for _ in range(limit):
@@ -140,4 +147,4 @@ async def test_new_engine_session_carries_the_customer_over(live_gateway: LiveGa
         conv = await s.get(Conversation, r["conversation_id"])
         assert conv.engine_session >= 1  # the engine tracker was restarted at least once
     r = await live_gateway.post(sender, "Hallo")
-    assert acc.name.split()[0] in texts(r)  # greeted by name in the new engine session
+    assert acc.name.split()[0] in texts(r)  # greeted by name in the new engine session (still verified)

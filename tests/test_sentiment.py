@@ -42,7 +42,7 @@ def test_summary_in_german_says_want_done_and_open() -> None:
                            reason="customer_request", active_loop="meter_reading_form")
     assert "Anliegen: mit einer Person sprechen, Zählerstand melden." in text
     assert "„Mein Zähler zeigt komische Werte“" in text
-    assert "Kundennummer bestätigt 40012345" in text
+    assert "Kundennummer genannt (nicht verifiziert) 40012345" in text  # typed is not verified
     assert "Offen: Kunde möchte eine Person; offenes Formular meter_reading_form." in text
 
 

@@ -23,6 +23,17 @@ Form validation (`validate_<form>`) is one function per slot:
         ...                # return the cleaned value to accept it, None to reject it
                            # (utter a response explaining why); ctx.set_slot(...) for extras
 
+Personal data needs step-up verification (`bot/verification.py`): the bot registers its second
+factor once, and actions ask `ctx.verification` before they show or change anything:
+
+    @verification_factor
+    async def meter_digits(session, customer_number) -> str | None:
+        account = await session.get(Account, customer_number)
+        return account.meter_number[-4:] if account else None
+
+    if not await ctx.verification.is_verified(ctx.get_slot("customer_number")):
+        ...                # ask for the factor (a form slot) instead of showing data
+
 Nothing here imports Rasa: the gateway runs on its own Python and speaks Rasa's action-server
 HTTP protocol (see `server.py`).
 """
@@ -33,6 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.verification import ConversationVerification, FactorLookup, Verification
 from resonanz.store import Database
 
 ActionFn = Callable[["ActionContext"], Awaitable[None]]
@@ -114,6 +126,7 @@ class ActionContext:
     action_name: str
     events: list[dict[str, Any]] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)
+    verifier: Verification | None = None
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -127,6 +140,17 @@ class ActionContext:
     @property
     def language(self) -> str:
         return self.tracker.language
+
+    @property
+    def conversation_key(self) -> str:
+        """The gateway's conversation id; the engine's sender id when called without the gateway."""
+        return self.tracker.conversation_id or f"sender:{self.tracker.sender_id}"
+
+    @property
+    def verification(self) -> ConversationVerification:
+        """Step-up verification of this conversation (see bot/verification.py)."""
+        service = self.verifier if self.verifier is not None else Verification(self.db, None)
+        return service.for_conversation(self.conversation_key)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -181,6 +205,14 @@ class FormValidator:
 class Registry:
     def __init__(self) -> None:
         self.actions: dict[str, ActionFn] = {}
+        self.factor: FactorLookup | None = None
+
+    def verification_factor(self, fn: FactorLookup) -> FactorLookup:
+        """Register the bot's second factor: `async (session, customer_number) -> expected | None`."""
+        if self.factor is not None:
+            raise ValueError("a verification factor is registered twice")
+        self.factor = fn
+        return fn
 
     def register(self, name: str, fn: ActionFn) -> None:
         if name in self.actions:
@@ -210,3 +242,4 @@ class Registry:
 registry = Registry()
 action = registry.action
 form_validator = registry.form_validator
+verification_factor = registry.verification_factor

@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from bot.actions.api import ActionContext, Registry, Tracker
+from bot.verification import Verification, VerificationPolicy
 from resonanz.store import Database
 
 log = structlog.get_logger(__name__)
@@ -32,10 +33,14 @@ def default_registry() -> Registry:
 
 
 class ActionServer:
-    def __init__(self, db: Database, token: str, registry: Registry | None = None) -> None:
+    def __init__(
+        self, db: Database, token: str, registry: Registry | None = None,
+        verification: VerificationPolicy | None = None,
+    ) -> None:
         self.db = db
         self.token = token
         self.registry = registry if registry is not None else default_registry()
+        self.verification = Verification(db, self.registry.factor, verification)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(WEBHOOK_PATH, self.webhook)]
@@ -66,7 +71,9 @@ class ActionServer:
         tracker_data: Any = body.get("tracker") or {}
         if not isinstance(tracker_data, dict):
             return web.json_response({"error": "tracker must be an object"}, status=400)
-        ctx = ActionContext(db=self.db, tracker=Tracker(tracker_data), action_name=name)
+        ctx = ActionContext(
+            db=self.db, tracker=Tracker(tracker_data), action_name=name, verifier=self.verification
+        )
         try:
             await fn(ctx)
         except Exception as exc:

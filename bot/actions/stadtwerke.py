@@ -13,12 +13,19 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.actions.api import ActionContext, action, form_validator
+from bot.actions.api import ActionContext, action, form_validator, verification_factor
+from bot.verification import Outcome
 from resonanz.store.models import Account, InstalmentChange, MeterReading, Outage, utcnow
 
 CUSTOMER_NUMBER_RE = re.compile(r"4\d{7}")
 POSTCODE_RE = re.compile(r"\d{5}")
+FACTOR_DIGITS = 4
+# The value of the form slot `verification_factor` once the factor was right (the digits
+# themselves are never kept in the tracker) or once the attempts are used up.
+VERIFIED = "verified"
+LOCKED = "locked"
 MAX_READING = 999_999
 # A reading may exceed the last one by at most this factor of the pro-rata yearly consumption
 # (plus a fixed margin): anything above is almost certainly a typo or the wrong meter.
@@ -108,17 +115,73 @@ async def load_account(ctx: ActionContext, customer_number: Any) -> Account | No
         return await s.get(Account, str(customer_number))
 
 
+@verification_factor
+async def meter_digits(session: AsyncSession, customer_number: str) -> str | None:
+    """The reference bot's second factor: the last 4 digits of the meter number, printed on the
+    meter (and on the yearly bill). None for an unknown number; bot/verification.py then answers
+    exactly as for a wrong factor."""
+    account = await session.get(Account, customer_number)
+    return account.meter_number[-FACTOR_DIGITS:] if account is not None else None
+
+
+async def verified_account(ctx: ActionContext, customer_number: Any = None) -> Account | None:
+    """The account of the conversation's verified customer number, else None: the one way the
+    actions read account data."""
+    number = customer_number if customer_number is not None else ctx.get_slot("customer_number")
+    if not number or not await ctx.verification.is_verified(str(number)):
+        return None
+    return await load_account(ctx, number)
+
+
+def offer_person(ctx: ActionContext) -> None:
+    """Too many failed attempts: stop the form and offer a person (the button's /request_human
+    is the handover intent the gateway acts on)."""
+    ctx.utter("utter_verification_locked")
+    ctx.set_slot("verification_factor", LOCKED)
+    ctx.add_event({"event": "active_loop", "name": None})
+
+
 async def check_customer_number(value: Any, ctx: ActionContext) -> str | None:
+    """Only the format is checked: whether the number exists is never said (it would let anyone
+    enumerate customer numbers). The form asks for the second factor next."""
     number = re.sub(r"\s", "", str(value))
     if not CUSTOMER_NUMBER_RE.fullmatch(number):
         ctx.utter("utter_customer_number_invalid")
         return None
-    account = await load_account(ctx, number)
-    if account is None:
-        ctx.utter("utter_customer_number_unknown", customer_number=number)
-        return None
-    ctx.set_slot("customer_name", account.name)
+    if await ctx.verification.is_verified(number):
+        ctx.set_slot("verification_factor", VERIFIED)
+    elif await ctx.verification.locked(number):
+        offer_person(ctx)
+    else:
+        ctx.set_slot("verification_factor", None)
     return number
+
+
+async def check_factor(value: Any, ctx: ActionContext) -> str | None:
+    """The answer to "the last 4 digits of your meter number?". A wrong factor and an unknown
+    customer number get the same answer; after the limit a person is offered."""
+    number = ctx.get_slot("customer_number")
+    if not number:
+        return None
+    if value == VERIFIED:  # a value kept from earlier: only the database's state counts
+        return VERIFIED if await ctx.verification.is_verified(str(number)) else None
+    # "die letzten 4 Ziffern: 2345" holds two numbers: the answer is the group of 4 digits.
+    groups = [g for g in re.findall(r"\d+", str(value)) if len(g) == FACTOR_DIGITS]
+    if not groups:  # a typo, not an attempt: the same for every number
+        ctx.utter("utter_verification_factor_invalid")
+        return None
+    digits = groups[-1]
+    result = await ctx.verification.check(str(number), digits)
+    if result.outcome is Outcome.VERIFIED:
+        account = await load_account(ctx, number)
+        if account is not None:
+            ctx.set_slot("customer_name", account.name)
+        return VERIFIED
+    if result.outcome is Outcome.LOCKED:
+        offer_person(ctx)
+        return LOCKED
+    ctx.utter("utter_verification_failed")
+    return None
 
 
 def explain_reading_problem(ctx: ActionContext, account: Account, reading: int, problem: str) -> None:
@@ -155,9 +218,16 @@ def explain_bounds(ctx: ActionContext, account: Account, amount: float) -> None:
 
 @action("action_greet")
 async def greet(ctx: ActionContext) -> None:
-    name = ctx.get_slot("customer_name")
-    if name:
-        ctx.utter("utter_greet_name", name=name)
+    """By name only for a verified number, or one this customer (channel identity) verified
+    before; never from a slot alone (a typed number or a channel's display name is no proof)."""
+    number = ctx.get_slot("customer_number")
+    account = None
+    if number and (
+        await ctx.verification.is_verified(str(number)) or await ctx.verification.is_linked(str(number))
+    ):
+        account = await load_account(ctx, number)
+    if account is not None:
+        ctx.utter("utter_greet_name", name=account.name)
     else:
         ctx.utter("utter_greet")
 
@@ -169,18 +239,23 @@ meter_form = form_validator("meter_reading_form")
 
 @meter_form.slot("customer_number")
 async def meter_customer_number(value: Any, ctx: ActionContext) -> str | None:
-    number = await check_customer_number(value, ctx)
+    return await check_customer_number(value, ctx)
+
+
+@meter_form.slot("verification_factor")
+async def meter_factor(value: Any, ctx: ActionContext) -> str | None:
+    result = await check_factor(value, ctx)
     pending = ctx.tracker.slots_to_validate()
-    # A reading given before the customer number is checked now that the account is known.
-    if number and "meter_reading" not in pending and ctx.get_slot("meter_reading") is not None:
-        account = await load_account(ctx, number)
+    # A reading given before verification is checked now that the account may be shown.
+    if result == VERIFIED and "meter_reading" not in pending and ctx.get_slot("meter_reading") is not None:
+        account = await verified_account(ctx)
         reading = parse_reading(ctx.get_slot("meter_reading"))
         if account is not None and reading is not None:
             problem = reading_problem(account, reading, utcnow())
             if problem:
                 explain_reading_problem(ctx, account, reading, problem)
                 ctx.set_slot("meter_reading", None)
-    return number
+    return result
 
 
 @meter_form.slot("meter_reading")
@@ -189,7 +264,9 @@ async def meter_reading(value: Any, ctx: ActionContext) -> int | None:
     if reading is None:
         ctx.utter("utter_meter_reading_invalid")
         return None
-    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    # Before verification only the format is checked: the reason for a rejection would reveal
+    # the last reading. The factor's validator checks it once the customer is verified.
+    account = await verified_account(ctx)
     if account is not None:
         problem = reading_problem(account, reading, utcnow())
         if problem:
@@ -204,15 +281,22 @@ async def submit_meter_reading(ctx: ActionContext) -> None:
     confirmed back to the customer with the values."""
     number = ctx.get_slot("customer_number")
     reading = ctx.get_slot("meter_reading")
+    factor = ctx.get_slot("verification_factor")
     ctx.set_slot("meter_reading", None)
+    ctx.set_slot("verification_factor", None)
+    if factor == LOCKED:
+        return  # the form stopped after too many attempts; the offer of a person was made
     if number is None or reading is None:
         ctx.utter("utter_meter_reading_cancelled")
+        return
+    if not await ctx.verification.is_verified(str(number)):
+        ctx.utter("utter_verification_expired")
         return
     reading = int(reading)
     async with ctx.db.session() as s:
         account = await s.get(Account, str(number), with_for_update=True)
-        if account is None:
-            ctx.utter("utter_customer_number_unknown", customer_number=number)
+        if account is None:  # verified, so it existed: deleted in the meantime
+            ctx.utter("utter_meter_reading_cancelled")
             return
         now = utcnow()
         problem = reading_problem(account, reading, now)
@@ -314,17 +398,23 @@ instalment_form = form_validator("instalment_form")
 
 @instalment_form.slot("customer_number")
 async def instalment_customer_number(value: Any, ctx: ActionContext) -> str | None:
-    number = await check_customer_number(value, ctx)
+    return await check_customer_number(value, ctx)
+
+
+@instalment_form.slot("verification_factor")
+async def instalment_factor(value: Any, ctx: ActionContext) -> str | None:
+    result = await check_factor(value, ctx)
     pending = ctx.tracker.slots_to_validate()
-    if number and "instalment_amount" not in pending and ctx.get_slot("instalment_amount") is not None:
-        account = await load_account(ctx, number)
+    # An amount given before verification is checked against the bounds now.
+    if result == VERIFIED and "instalment_amount" not in pending and ctx.get_slot("instalment_amount") is not None:
+        account = await verified_account(ctx)
         amount = parse_amount(ctx.get_slot("instalment_amount"))
         if account is not None and amount is not None and not (
             account.instalment_min <= amount <= account.instalment_max
         ):
             explain_bounds(ctx, account, amount)
             ctx.set_slot("instalment_amount", None)
-    return number
+    return result
 
 
 @instalment_form.slot("instalment_amount")
@@ -333,7 +423,8 @@ async def instalment_amount(value: Any, ctx: ActionContext) -> float | None:
     if amount is None:
         ctx.utter("utter_instalment_invalid")
         return None
-    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    # The bounds are account data: checked only for a verified customer (see instalment_factor).
+    account = await verified_account(ctx)
     if account is not None and not (account.instalment_min <= amount <= account.instalment_max):
         explain_bounds(ctx, account, amount)
         return None
@@ -351,7 +442,7 @@ async def instalment_confirmed(value: Any, ctx: ActionContext) -> bool | None:
 
 @action("action_ask_instalment_amount")
 async def ask_instalment_amount(ctx: ActionContext) -> None:
-    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    account = await verified_account(ctx)
     if account is None:
         ctx.utter("utter_ask_instalment_amount")
         return
@@ -366,9 +457,12 @@ async def ask_instalment_amount(ctx: ActionContext) -> None:
 
 @action("action_ask_instalment_confirmed")
 async def ask_instalment_confirmed(ctx: ActionContext) -> None:
-    account = await load_account(ctx, ctx.get_slot("customer_number"))
+    account = await verified_account(ctx)
     lang = ctx.language
-    old = account.monthly_instalment if account is not None else 0.0
+    if account is None:  # the verification expired meanwhile: ask without account data
+        ctx.utter("utter_confirm_instalment_plain", new=fmt_eur(float(ctx.get_slot("instalment_amount")), lang))
+        return
+    old = account.monthly_instalment
     ctx.utter(
         "utter_confirm_instalment",
         customer_number=ctx.get_slot("customer_number"),
@@ -382,16 +476,23 @@ async def submit_instalment(ctx: ActionContext) -> None:
     number = ctx.get_slot("customer_number")
     amount = ctx.get_slot("instalment_amount")
     confirmed = ctx.get_slot("instalment_confirmed") is True
+    factor = ctx.get_slot("verification_factor")
     ctx.set_slot("instalment_amount", None)
     ctx.set_slot("instalment_confirmed", None)
+    ctx.set_slot("verification_factor", None)
+    if factor == LOCKED:
+        return  # the form stopped after too many attempts; the offer of a person was made
     if not confirmed or number is None or amount is None:
         ctx.utter("utter_instalment_unchanged")
+        return
+    if not await ctx.verification.is_verified(str(number)):
+        ctx.utter("utter_verification_expired")
         return
     amount = float(amount)
     async with ctx.db.session() as s:
         account = await s.get(Account, str(number), with_for_update=True)
-        if account is None:
-            ctx.utter("utter_customer_number_unknown", customer_number=number)
+        if account is None:  # verified, so it existed: deleted in the meantime
+            ctx.utter("utter_instalment_unchanged")
             return
         if not (account.instalment_min <= amount <= account.instalment_max):
             explain_bounds(ctx, account, amount)
@@ -411,14 +512,15 @@ async def submit_instalment(ctx: ActionContext) -> None:
 # --- leaving a form early (handover, "stop") -------------------------------------------------------
 
 FORM_SLOTS = (
-    "meter_reading", "postcode", "outage_report",
+    "verification_factor", "meter_reading", "postcode", "outage_report",
     "instalment_amount", "instalment_confirmed", "requested_slot",
 )
 
 
 @action("action_reset_forms")
 async def reset_forms(ctx: ActionContext) -> None:
-    """Forget half-filled form values (the customer number and name stay)."""
+    """Forget half-filled form values (the customer number and name stay; the verified state
+    lives in the database with its expiry, see bot/verification.py)."""
     for name in FORM_SLOTS:
         if ctx.get_slot(name) is not None:
             ctx.set_slot(name, None)

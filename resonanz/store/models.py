@@ -310,3 +310,25 @@ class Handover(Base):
     last_position_told: Mapped[int | None] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VerificationAttempt(Base):
+    """One step-up verification attempt (bot/verification.py). Failures count against the
+    conversation and against the customer number (known or not), so limits hold across
+    conversations and gateway processes; a success row carries the verified state's expiry.
+    `conversation_id` is a plain key, not a foreign key: actions called without a gateway
+    conversation key it by the engine's sender id."""
+
+    __tablename__ = "verification_attempts"
+    __table_args__ = (
+        Index("ix_verification_attempts_conversation", "conversation_id", "id"),
+        Index("ix_verification_attempts_number_time", "customer_number", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    customer_number: Mapped[str] = mapped_column(String(64))
+    # pending (being checked; counts as a failure) | failed | verified | locked (refused unchecked)
+    outcome: Mapped[str] = mapped_column(String(16))
+    verified_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -44,15 +44,17 @@ async def test_meter_reading_in_german_survives_a_reload(live_gateway: LiveGatew
     await say(page, "Ich möchte meinen Zählerstand melden", 1)
     await expect(page.locator(BOT).last).to_contain_text("Kundennummer")
     await say(page, acc.customer_number, 2)
+    await expect(page.locator(BOT).last).to_contain_text("Zählernummer")  # step-up verification
+    await say(page, acc.meter_number[-4:], 3)
     await expect(page.locator(BOT).last).to_contain_text("Zählerstand")
     new = last + 120
-    await say(page, str(new), 3)
+    await say(page, str(new), 4)
     await expect(page.locator(BOT).last).to_contain_text("gespeichert")
     assert await stored_readings(live_gateway, acc.customer_number) == [*before, new]
 
     await page.reload()  # same session from localStorage: the history comes back
-    await expect(page.locator(CUSTOMER)).to_have_count(3, timeout=15_000)
-    await expect(page.locator(BOT)).to_have_count(3)
+    await expect(page.locator(CUSTOMER)).to_have_count(4, timeout=15_000)
+    await expect(page.locator(BOT)).to_have_count(4)
     await expect(page.locator(CUSTOMER).first).to_have_text("Sie" + "Ich möchte meinen Zählerstand melden")
 
 
@@ -63,7 +65,9 @@ async def test_meter_reading_in_english_with_an_implausible_value(live_gateway: 
     await page.goto(live_gateway.url + "/chat")
     await say(page, "Hello, I want to submit my meter reading", 1)
     await expect(page.locator(BOT).last).to_contain_text("customer number")
-    await say(page, f"customer number {acc.customer_number}, reading {last - 10}")
+    await say(page, f"customer number {acc.customer_number}, reading {last - 10}", 2)
+    await expect(page.locator(BOT).last).to_contain_text("meter number")  # step-up verification
+    await say(page, acc.meter_number[-4:])
     # Rejected with the reason (and asked again).
     await expect(page.locator(BOT, has_text="lower than your last reading")).to_have_count(1, timeout=30_000)
     assert await stored_readings(live_gateway, acc.customer_number) == before
