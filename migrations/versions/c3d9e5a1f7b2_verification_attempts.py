@@ -1,7 +1,7 @@
 """verification attempts: step-up verification limits and verified state
 
 Revision ID: c3d9e5a1f7b2
-Revises: b7c41e2f9a10
+Revises: c5d2e8a41f07
 Create Date: 2026-12-01 00:20:00
 """
 
