@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c3d9e5a1f7b2"
-down_revision: str | None = "b7c41e2f9a10"
+down_revision: str | None = "c5d2e8a41f07"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
