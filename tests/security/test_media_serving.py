@@ -131,3 +131,19 @@ async def test_stored_media_urls_never_come_from_the_host_header(desk: Desk) -> 
     url = (await resp.json())["message"]["attachments"][0]["url"]
     assert "evil.example" not in url and url.startswith("/media/")
     assert all("evil.example" not in str(a.get("url")) for m in await desk.outbound("pic-host") for a in m.get("attachments", []))
+
+
+async def test_a_malformed_or_unexpected_multipart_body_is_a_400(desk: Desk) -> None:
+    hid, auth = await _owned(desk, "pic-bad", "picbad@x.de")
+    bodies = [
+        ("multipart/form-data", b"--x\r\n\r\n"),  # no boundary
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"image\r\n\r\nabc\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nabc\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n\xff\xfe\r\n--x--\r\n"),
+    ]
+    for content_type, body in bodies:
+        resp = await desk.client.post(f"/api/v1/handovers/{hid}/messages", headers={**auth, "Content-Type": content_type}, data=body)
+        assert resp.status == 400, (body, resp.status, await resp.text())
+        assert "error" in await resp.json()
+    resp = await desk.client.post(f"/api/v1/handovers/{hid}/messages", headers=auth, data=_picture_form(PNG, text="x" * 5000))
+    assert resp.status == 413 and "4096" in (await resp.json())["error"]
