@@ -151,3 +151,19 @@ async def test_a_transfer_out_of_a_queue_tells_its_agents_only_that_it_left(desk
         assert not any("Rechnung" in str(e) for e in events)  # the transfer note stays with the new queue
     finally:
         await ws.close()
+
+
+def test_stream_events_without_a_scope_go_to_admins_only() -> None:
+    from handover.api import scoped
+    from handover.routing import Viewer, handover_scope
+
+    agent = Viewer("a1", False, frozenset({"general"}), frozenset({"de"}))
+    admin = Viewer("ad", True, frozenset(), frozenset())
+    unscoped = {"type": "message", "conversation_id": "c", "message": {"text": "geheim"}}
+    assert scoped(unscoped, agent) is None and scoped(unscoped, admin) == unscoped
+    assert scoped({"type": "resync"}, agent) == {"type": "resync"}
+    theirs = {"type": "message", "message": {}, "scope": handover_scope("general", "de")}
+    other = {"type": "message", "message": {}, "scope": handover_scope("general", "en", "a2")}
+    mine = {"type": "message", "message": {}, "scope": handover_scope("billing", "en", "a1")}
+    assert scoped(theirs, agent) == {"type": "message", "message": {}}
+    assert scoped(other, agent) is None and scoped(mine, agent) is not None
