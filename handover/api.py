@@ -283,9 +283,12 @@ class AgentApi:
         text, image = "", None
         try:
             reader = await request.clone(client_max_size=MAX_IMAGE).multipart()
+            seen: set[str] = set()
             async for part in reader:
-                if not isinstance(part, BodyPartReader) or part.name not in ("text", "image"):
-                    return _error("only the parts \"text\" and \"image\" are allowed", 400)
+                # Each part once: the limits then bound the whole body, chunked or not.
+                if not isinstance(part, BodyPartReader) or part.name not in ("text", "image") or part.name in seen:
+                    return _error("only the parts \"text\" and \"image\" are allowed, each once", 400)
+                seen.add(part.name)
                 if part.name == "text":
                     raw = await part.read(decode=False)
                     if len(raw) > 4 * 4096:

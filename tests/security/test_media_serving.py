@@ -140,6 +140,8 @@ async def test_a_malformed_or_unexpected_multipart_body_is_a_400(desk: Desk) -> 
         ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"image\r\n\r\nabc\r\n--x--\r\n"),
         ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nabc\r\n--x--\r\n"),
         ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n\xff\xfe\r\n--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc\r\n"
+                                            b"--x\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc\r\n--x--\r\n"),
     ]
     for content_type, body in bodies:
         resp = await desk.client.post(f"/api/v1/handovers/{hid}/messages", headers={**auth, "Content-Type": content_type}, data=body)
