@@ -13,23 +13,23 @@ from datetime import date
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import BodyPartReader, WSMsgType, web
 from sqlalchemy import func, select
 
 from connectors.base import Attachment
 from handover.auth import PRINCIPAL, authenticate, create_agent, forget_cached_auth, require
 from handover.desk import Desk, HandoverError, message_json, summary_json
-from handover.routing import is_open
+from handover.queries import scope_of_handover, visible_conversations, visible_handovers
+from handover.routing import Viewer, is_open
 from handover.state import State
-from resonanz.media import MediaStore
+from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
 from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue
 
 log = structlog.get_logger(__name__)
 
 RESOLUTIONS = ["solved", "callback", "forwarded", "no_response", "other"]
-MAX_IMAGE = 5 * 1024 * 1024
-IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": ("png", "image/png"), b"\xff\xd8\xff": ("jpg", "image/jpeg"),
-               b"GIF87a": ("gif", "image/gif"), b"GIF89a": ("gif", "image/gif")}
+MAX_IMAGE = 5 * 1000 * 1000  # "5 MB", as documented
+MAX_UPLOAD = MAX_IMAGE + 64 * 1024  # the picture plus the text part and the multipart framing
 
 DESK = web.AppKey("desk", Desk)
 
@@ -117,6 +117,24 @@ def validate_business_hours(value: Any) -> dict[str, Any]:
     return {"timezone": str(tz), "days": days, "closed_dates": closed}
 
 
+def scoped(event: dict[str, Any], viewer: Viewer) -> dict[str, Any] | None:
+    """What of a hub event this console may get (see `Viewer`): the event without its routing
+    data, `handover_removed` for a handover that just left the agent's scope, or nothing. Events
+    that carry data but no scope go to admins only (fail closed)."""
+    kind = event.get("type")
+    if kind == "resync":
+        return event
+    scope = event.get("scope")
+    public = {k: v for k, v in event.items() if k not in ("scope", "was")}
+    if scope is not None and viewer.sees(scope):
+        return public
+    if scope is None and viewer.admin:
+        return public
+    if kind == "handover" and event.get("was") is not None and viewer.sees(event["was"]):
+        return {"type": "handover_removed", "id": event["handover"]["id"]}
+    return None
+
+
 class AgentApi:
     def __init__(self, media_store: MediaStore) -> None:
         self.media_store = media_store
@@ -164,7 +182,7 @@ class AgentApi:
         agent = _agent(request)
         desk = request.app[DESK]
         async with desk.db.session() as s:
-            q = select(Handover).order_by(Handover.created_at)
+            q = select(Handover).where(visible_handovers(Viewer.of(agent))).order_by(Handover.created_at)
             if view == "queue":
                 q = q.where(Handover.status.in_(("waiting", "offered")))
             elif view == "mine":
@@ -180,7 +198,8 @@ class AgentApi:
         agent = _agent(request)
         async with desk.db.session() as s:
             h = await s.get(Handover, request.match_info["id"])
-            if h is None:
+            # Outside the agent's scope: 404, exactly as for an id that does not exist.
+            if h is None or not Viewer.of(agent).sees(await scope_of_handover(s, h)):
                 return _error("no such handover", 404)
             summary = await summary_json(s, h, viewer_id=agent.id)
             msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
@@ -192,9 +211,10 @@ class AgentApi:
         if state not in {s.value for s in State}:
             return _error("state must be bot, queued, agent or closed", 400)
         desk = request.app[DESK]
+        scope = visible_conversations(Viewer.of(_agent(request)), desk.settings.handover_skills)
         async with desk.db.session() as s:
             convs = (await s.scalars(
-                select(Conversation).where(Conversation.state == state).order_by(Conversation.updated_at.desc()).limit(100)
+                select(Conversation).where(Conversation.state == state, scope).order_by(Conversation.updated_at.desc()).limit(100)
             )).all()
             out = []
             for c in convs:
@@ -229,21 +249,20 @@ class AgentApi:
         desk = request.app[DESK]
         attachments: tuple[Attachment, ...] = ()
         if request.content_type.startswith("multipart/"):
-            text, image = "", None
-            reader = await request.multipart()
-            async for part in reader:
-                if part.name == "text":
-                    text = (await part.text())[:4096]
-                elif part.name == "image":
-                    image = await part.read(decode=False)
-                    if len(image) > MAX_IMAGE:
-                        return _error(f"the picture is larger than {MAX_IMAGE // (1024 * 1024)} MB", 413)
+            # Refuse before reading (and storing) anything what the reply would refuse.
+            try:
+                await desk.check_reply(request.match_info["id"], _agent(request))
+            except HandoverError as exc:
+                return _error(str(exc), exc.status)
+            read = await self._read_upload(request)
+            if isinstance(read, web.Response):
+                return read
+            text, image = read
             if image:
-                kind = next((v for k, v in IMAGE_TYPES.items() if image.startswith(k)), None)
-                if kind is None:
-                    return _error("the picture must be PNG, JPEG or GIF", 400)
-                base = desk.settings.public_url or f"{request.scheme}://{request.host}"
-                attachments = (self.media_store.save(image, kind[1], base_url=base),)
+                mime = sniff_image(image)
+                if mime is None:
+                    return _error("the picture must be PNG, JPEG, GIF or WebP", 400)
+                attachments = (self.media_store.save(image, mime, shared=True),)
             if not text.strip() and not attachments:
                 return _error("send a text or a picture", 400)
         else:
@@ -253,6 +272,37 @@ class AgentApi:
             return {"message": await desk.reply(request.match_info["id"], _agent(request), text, attachments)}
 
         return await self._call(run(), 201)
+
+    @staticmethod
+    async def _read_upload(request: web.Request) -> tuple[str, bytes | None] | web.Response:
+        """The "text" and "image" parts of a reply with a picture, each read under its own limit
+        (the app-wide body limit of 1 MiB does not apply to this route)."""
+        too_large = _error(f"the picture is larger than {MAX_IMAGE // (1000 * 1000)} MB", 413)
+        if request.content_length is not None and request.content_length > MAX_UPLOAD:
+            return too_large
+        text, image = "", None
+        try:
+            reader = await request.clone(client_max_size=MAX_IMAGE).multipart()
+            seen: set[str] = set()
+            async for part in reader:
+                # Each part once: the limits then bound the whole body, chunked or not.
+                if not isinstance(part, BodyPartReader) or part.name not in ("text", "image") or part.name in seen:
+                    return _error("only the parts \"text\" and \"image\" are allowed, each once", 400)
+                seen.add(part.name)
+                if part.name == "text":
+                    raw = await part.read(decode=False)
+                    if len(raw) > 4 * 4096:
+                        return _error("field 'text' is longer than 4096 characters", 413)
+                    text = raw.decode("utf-8")
+                    if len(text) > 4096:
+                        return _error("field 'text' is longer than 4096 characters", 413)
+                else:
+                    image = bytes(await part.read(decode=False))
+        except web.HTTPRequestEntityTooLarge:
+            return too_large
+        except (ValueError, AssertionError, UnicodeDecodeError, RuntimeError) as exc:
+            return _error(f"the multipart body is malformed ({type(exc).__name__})", 400)
+        return text, image
 
     async def post_note(self, request: web.Request) -> web.Response:
         desk = request.app[DESK]
@@ -436,6 +486,7 @@ class AgentApi:
         if principal is None:
             return _error("login required", 401)
         agent = principal.agent
+        viewer = Viewer.of(agent)  # a change of role, skills or languages applies from the next connection
         desk = request.app[DESK]
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
@@ -448,7 +499,9 @@ class AgentApi:
                     if reader in done:
                         getter.cancel()
                         break
-                    event = getter.result()
+                    event = scoped(getter.result(), viewer)
+                    if event is None:
+                        continue
                     if event.get("type") == "handover":
                         h = event["handover"]
                         event = {**event, "handover": {**h, "offered_to_me": h.get("offered_agent_id") == agent.id}}
@@ -464,9 +517,19 @@ class AgentApi:
                 break
 
     async def media(self, request: web.Request) -> web.StreamResponse:
+        """A stored file (who may fetch which, and how it is served: resonanz.media)."""
         name = request.match_info["name"]
         path = self.media_store.by_name(name)
         if path is None:
-            return _error("no such file", 404)
-        return web.FileResponse(path, headers={"X-Content-Type-Options": "nosniff",
-                                                                 "Content-Security-Policy": "default-src 'none'"})
+            return web.json_response({"error": "no such file"}, status=404, headers=SECURITY_HEADERS)
+        headers = dict(SECURITY_HEADERS)
+        if self.media_store.is_private(name):
+            if await authenticate(request) is None:
+                return web.json_response({"error": "login required"}, status=401, headers=SECURITY_HEADERS)
+            headers["Cache-Control"] = "private, no-store"
+        image = self.media_store.served_type(path)
+        if image is not None:
+            headers.update({"Content-Type": image, "Content-Disposition": "inline"})
+        else:
+            headers.update({"Content-Type": "application/octet-stream", "Content-Disposition": f'attachment; filename="{name}"'})
+        return web.FileResponse(path, headers=headers)

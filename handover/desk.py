@@ -22,8 +22,8 @@ from connectors.base import Attachment, Button, OutboundMessage
 from handover.context import build_context
 from handover.hub import Hub
 from handover.notices import notice
-from handover.queries import agent_views, ensure_queues, get_or_create_queue, previous_agent_id, queue_position, average_handle_seconds
-from handover.routing import choose_agent, estimate_wait, position_changed_materially, queue_key_for, queue_notice, is_open, next_opening, closed_notice
+from handover.queries import agent_views, ensure_queues, get_or_create_queue, previous_agent_id, queue_position, average_handle_seconds, scope_of_handover
+from handover.routing import Viewer, choose_agent, handover_scope, estimate_wait, merge_scopes, position_changed_materially, queue_key_for, queue_notice, is_open, next_opening, closed_notice, watch_scope
 from handover.service import transition
 from handover.state import State
 from resonanz.settings import Settings
@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 Emit = Callable[..., Awaitable[list[dict[str, Any]]]]  # Dispatcher.emit(conversation_id, messages, guard=None)
 
 OPEN_STATUSES = ("waiting", "offered")
+LIVE_STATUSES = (*OPEN_STATUSES, "assigned")  # every other status (closed, returned, cancelled) is final
 RATING_RE = re.compile(r"^\s*/?(?:rate\s*)?([1-5])\s*(?:sterne?|stars?|/\s*5)?\s*[.!]?\s*$", re.IGNORECASE)
 NO_SURVEY_RESOLUTIONS = frozenset({"no_response", "abandoned"})
 
@@ -45,6 +46,38 @@ class HandoverError(Exception):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
+
+
+def check_action(h: Handover | None, agent: Agent, action: str) -> Handover:
+    """Who may do what, in which state (the table in docs/handover.md, "Who may do what").
+    Visibility (404 outside the agent's scope) is checked before, by `Desk._visible`.
+
+    - a final handover (closed, returned, cancelled) refuses every action: 409;
+    - accept: waiting or offered (to anyone: agents may pull from their queue);
+    - reply and close: only its owner — an admin too must accept or take it first, so that the
+      customer is never answered while being told their place in the queue;
+    - transfer: its owner, or an admin in any live state (waiting, offered, assigned);
+    - note: anyone who sees it, while it is live.
+    """
+    if h is None:
+        raise HandoverError("no such handover", 404)
+    if h.status not in LIVE_STATUSES:
+        raise HandoverError(f"the handover is closed ({h.status}); it can no longer be changed")
+    mine = h.status == "assigned" and h.agent_id == agent.id
+    if action == "note" or mine and action != "accept":
+        return h
+    if action == "accept":
+        if h.status in OPEN_STATUSES:
+            return h
+        raise HandoverError("already taken by another agent" if not mine else "you have already accepted it")
+    if action == "transfer" and agent.role == "admin":
+        return h
+    if h.status in OPEN_STATUSES:
+        verb = {"reply": "replying", "transfer": "transferring it", "close": "closing it"}[action]
+        raise HandoverError(f"the handover is {h.status}: accept it before {verb}")
+    if action == "close" and agent.role == "admin":
+        return h
+    raise HandoverError("this conversation is assigned to another agent", 403)
 
 
 def restart_engine_session(conv: Conversation) -> None:
@@ -67,7 +100,6 @@ class Desk:
         self.hub = hub
         self.emit = emit
         self._timers: dict[str, asyncio.Task[None]] = {}
-        self._latest: dict[str, str] = {}
         self._conversation_of: dict[str, str] = {}
 
     # --- opening --------------------------------------------------------------------------
@@ -106,7 +138,6 @@ class Desk:
         )
         s.add(handover)
         await s.flush()
-        self._remember(conv.id, handover.id)
         return handover
 
     async def after_open(self, handover_id: str) -> None:
@@ -266,12 +297,11 @@ class Desk:
     async def accept(self, handover_id: str, agent: Agent) -> dict[str, Any]:
         """Of two agents accepting at once, exactly one wins; the other gets HandoverError(409)."""
         async with self.db.session() as s:
-            h = await s.get(Handover, handover_id)
-            if h is None:
-                raise HandoverError("no such handover", 404)
-            if h.status not in OPEN_STATUSES:
+            h = await self._visible(s, handover_id, agent)
+            if h.status == "assigned":
                 holder = await s.get(Agent, h.agent_id) if h.agent_id else None
-                raise HandoverError(f"already taken by {holder.display_name}" if holder else f"handover is {h.status}")
+                raise HandoverError(f"already taken by {holder.display_name}" if holder else "already taken by another agent")
+            check_action(h, agent, "accept")
             result = await s.execute(
                 update(Handover)
                 .where(Handover.id == h.id, Handover.version == h.version, Handover.status.in_(OPEN_STATUSES))
@@ -284,10 +314,7 @@ class Desk:
             queue_id, language, conversation_id = h.queue_id, conv.language, conv.id
         self._cancel_timer(handover_id)
         log.info("handover.accepted", handover=handover_id, agent=agent.id)
-        first = agent.display_name.split()[0] if agent.display_name else ""
-        text = (f"Sie sprechen jetzt mit {first} aus unserem Team." if language == "de"
-                else f"You are now talking to {first} from our team.")
-        await self.emit(conversation_id, [OutboundMessage(text=text, author="system")])
+        await self.emit(conversation_id, [OutboundMessage(text=now_talking_to(language, agent), author="system")])
         summary = await self.summary(handover_id)
         self._publish_handover(summary)
         await self._tell_queue(queue_id)
@@ -295,22 +322,29 @@ class Desk:
 
     async def reply(self, handover_id: str, agent: Agent, text: str, attachments: tuple[Attachment, ...] = ()) -> dict[str, Any]:
         """Send an agent's reply; the result carries its delivery status and, if it could not be
-        sent (opted out, outside WhatsApp's 24-hour window, blocked), the reason."""
+        sent (opted out, outside WhatsApp's 24-hour window, blocked), the reason. Only the
+        handover's owner replies (`check_action`), checked in the transaction that stores it."""
         conversation_id = self._conversation_of.get(handover_id)
         if conversation_id is None:
-            conversation_id = (await self._own(handover_id, agent)).conversation_id
+            async with self.db.session() as s:
+                conversation_id = check_action(await self._visible(s, handover_id, agent), agent, "reply").conversation_id
             if len(self._conversation_of) > 10_000:
                 self._conversation_of.clear()
             self._conversation_of[handover_id] = conversation_id  # never changes for a handover
 
         [sent] = await self.emit(conversation_id, [OutboundMessage(text=text, author="agent", attachments=attachments)],
-                                 guard=(handover_id, lambda h: self._check_owner(h, agent)))
+                                 guard=(handover_id, lambda h: check_action(h, agent, "reply")))
         return sent
+
+    async def check_reply(self, handover_id: str, agent: Agent) -> None:
+        """Refuse early (before a picture is stored) what `reply` would refuse."""
+        async with self.db.session() as s:
+            check_action(await self._visible(s, handover_id, agent), agent, "reply")
 
     async def note(self, handover_id: str, agent: Agent, text: str) -> dict[str, Any]:
         """An internal note: stored with the conversation, never sent to the customer."""
-        h = await self._own(handover_id, agent, allow_any_agent=True)
         async with self.db.session() as s:
+            h = check_action(await self._visible(s, handover_id, agent), agent, "note")
             m = Message(
                 conversation_id=h.conversation_id, customer_id=h.customer_id, channel="console",
                 direction="note", author="agent", text=text, status="internal",
@@ -319,51 +353,72 @@ class Desk:
             s.add(m)
             await s.flush()
             payload = message_json(m)
-        self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": h.conversation_id, "message": payload})
+            conversation_id = h.conversation_id
+        await self.conversation_message(conversation_id, payload)
         return payload
 
     async def transfer(self, handover_id: str, agent: Agent, *, to_agent_id: str | None, to_queue_id: str | None, note: str) -> dict[str, Any]:
+        """To another agent (who then owns it, as after an accept) or to a queue (waiting again,
+        the customer told their new position)."""
         if bool(to_agent_id) == bool(to_queue_id):
             raise HandoverError("give exactly one of agent_id or queue_id", 400)
-        h = await self._own(handover_id, agent)
+        now = utcnow()
         async with self.db.session() as s:
-            h = await s.get(Handover, handover_id)
+            h = check_action(await self._visible(s, handover_id, agent), agent, "transfer")
+            was = await scope_of_handover(s, h)
+            was_open = h.status in OPEN_STATUSES
             conv = await s.get(Conversation, h.conversation_id)
+            target: Agent | None = None
             if to_agent_id:
                 target = await s.get(Agent, to_agent_id)
                 if target is None or not target.active:
                     raise HandoverError("no such agent", 404)
+                if h.status == "assigned" and h.agent_id == target.id:
+                    raise HandoverError(f"the handover is already assigned to {target.display_name}")
                 if target.status == "offline":
                     raise HandoverError(f"{target.display_name} is offline")
-                values: dict[str, Any] = {"agent_id": target.id, "transfer_note": note, "version": h.version + 1}
+                values: dict[str, Any] = {"agent_id": target.id, "status": "assigned", "offered_agent_id": None,
+                                          "accepted_at": h.accepted_at or now, "transfer_note": note, "version": h.version + 1}
+                if conv.state != State.AGENT.value:
+                    await transition(s, conv, State.AGENT, reason="transferred", actor=f"agent:{agent.id}", data={"handover": h.id, "agent": target.id})
             else:
                 queue = await s.get(Queue, to_queue_id)
                 if queue is None:
                     raise HandoverError("no such queue", 404)
-                values = {"queue_id": queue.id, "agent_id": None, "status": "waiting", "declined_by": [],
-                          "transfer_note": note, "version": h.version + 1}
-                await transition(s, conv, State.QUEUED, reason="transferred", actor=f"agent:{agent.id}", data={"queue": queue.id})
-            result = await s.execute(update(Handover).where(Handover.id == h.id, Handover.version == h.version).values(**values))
+                if was_open and queue.id == h.queue_id:
+                    raise HandoverError(f"the handover is already waiting in {queue.name}")
+                values = {"queue_id": queue.id, "agent_id": None, "offered_agent_id": None, "status": "waiting", "declined_by": [],
+                          "last_position_told": None, "transfer_note": note, "version": h.version + 1}
+                if conv.state != State.QUEUED.value:
+                    await transition(s, conv, State.QUEUED, reason="transferred", actor=f"agent:{agent.id}", data={"queue": queue.id})
+            result = await s.execute(update(Handover).where(Handover.id == h.id, Handover.version == h.version,
+                                                            Handover.status == h.status).values(**values))
             if result.rowcount != 1:
                 raise HandoverError("the handover changed meanwhile; try again")
             s.add(Message(
                 conversation_id=conv.id, customer_id=conv.customer_id, channel="console", direction="note",
                 author="agent", text=f"Transfer: {note}" if note else "Transfer", status="internal",
                 metadata_={"agent_id": agent.id, "agent_name": agent.display_name, "transfer": values.get("agent_id") or to_queue_id},
-                created_at=utcnow(),
+                created_at=now,
             ))
+            language, conversation_id, old_queue = conv.language, conv.id, h.queue_id
+        self._cancel_timer(handover_id)
         log.info("handover.transferred", handover=handover_id, to_agent=to_agent_id, to_queue=to_queue_id)
         if to_queue_id:
             await self.route(handover_id)
+            await self.tell_position(handover_id, force=True)
+        elif was_open and target is not None:
+            await self.emit(conversation_id, [OutboundMessage(text=now_talking_to(language, target), author="system")])
         summary = await self.summary(handover_id)
-        self._publish_handover(summary)
+        self._publish_handover(summary, was=was)
+        if was_open:
+            await self._tell_queue(old_queue)
         return summary
 
     async def close(self, handover_id: str, agent: Agent, *, resolution: str, return_to_bot: bool, slots: dict[str, Any] | None = None) -> dict[str, Any]:
-        h = await self._own(handover_id, agent)
         survey = self.settings.satisfaction_survey and resolution not in NO_SURVEY_RESOLUTIONS
         async with self.db.session() as s:
-            h = await s.get(Handover, handover_id)
+            h = check_action(await self._visible(s, handover_id, agent), agent, "close")
             conv = await s.get(Conversation, h.conversation_id)
             customer = await s.get(Customer, conv.customer_id)
             now = utcnow()
@@ -403,10 +458,11 @@ class Desk:
         return summary
 
     async def take_over(self, conversation_id: str, agent: Agent) -> dict[str, Any]:
-        """An agent watching a live bot conversation takes it over."""
+        """An agent watching a live bot conversation takes it over (the agents who may watch it:
+        `watch_scope`; others get 404 as for a conversation that does not exist)."""
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
-            if conv is None:
+            if conv is None or not Viewer.of(agent).sees(await self._conversation_scope(s, conv)):
                 raise HandoverError("no such conversation", 404)
             if conv.state != State.BOT.value:
                 raise HandoverError(f"the conversation is {conv.state}, not with the bot")
@@ -469,25 +525,38 @@ class Desk:
         await self.conversation_message(conversation_id, payload)
 
     async def conversation_message(self, conversation_id: str, message: dict[str, Any]) -> None:
-        """A stored message of a conversation, for the consoles (watching or handling it)."""
-        handover_id = self._latest.get(conversation_id)
-        if handover_id is None:
-            async with self.db.session() as s:
-                handover_id = await s.scalar(
-                    select(Handover.id).where(Handover.conversation_id == conversation_id)
-                    .order_by(Handover.created_at.desc()).limit(1)
-                )
-            if handover_id is not None:
-                self._remember(conversation_id, handover_id)
-        self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id, "message": message})
-
-    def _remember(self, conversation_id: str, handover_id: str) -> None:
-        # A small cache of each conversation's latest handover: saves a query per live message.
-        if len(self._latest) > 10_000:
-            self._latest.clear()
-        self._latest[conversation_id] = handover_id
+        """A stored message of a conversation, for the consoles (watching or handling it). The
+        event carries its scope, read now (a transfer on another gateway process changes it), so
+        that each console stream passes it only to the agents who may see it."""
+        if not self.hub.subscribers:
+            return  # nobody watches: no query
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            if conv is None:
+                return
+            h = await self._latest_handover(s, conversation_id)
+            scope = await self._conversation_scope(s, conv, h)
+            handover_id = h.id if h is not None else None
+        self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id,
+                          "message": message, "scope": scope})
 
     customer_wrote = conversation_message
+
+    @staticmethod
+    async def _latest_handover(s: AsyncSession, conversation_id: str) -> Handover | None:
+        return await s.scalar(
+            select(Handover).where(Handover.conversation_id == conversation_id).order_by(Handover.created_at.desc()).limit(1)
+        )
+
+    async def _conversation_scope(self, s: AsyncSession, conv: Conversation, h: Handover | None = None) -> dict[str, Any]:
+        """Who may see a conversation: those who see its latest handover, and while the bot has
+        it, the agents who may watch it (`watch_scope`)."""
+        if h is None:
+            h = await self._latest_handover(s, conv.id)
+        scopes = [await scope_of_handover(s, h)] if h is not None else []
+        if conv.state == State.BOT.value:
+            scopes.append(watch_scope(conv.language, self.settings.handover_skills))
+        return merge_scopes(*scopes)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -498,22 +567,22 @@ class Desk:
                 raise HandoverError("no such handover", 404)
             return await summary_json(s, h)
 
-    async def _own(self, handover_id: str, agent: Agent, *, allow_any_agent: bool = False) -> Handover:
-        async with self.db.session() as s:
-            return self._check_owner(await s.get(Handover, handover_id), agent, allow_any_agent=allow_any_agent)
-
     @staticmethod
-    def _check_owner(h: Handover | None, agent: Agent, *, allow_any_agent: bool = False) -> Handover:
-        if h is None:
+    async def _visible(s: AsyncSession, handover_id: str, agent: Agent) -> Handover:
+        """The handover if the agent may see it; else 404, as if it did not exist (a 403 would
+        confirm that it does)."""
+        h = await s.get(Handover, handover_id)
+        if h is None or not Viewer.of(agent).sees(await scope_of_handover(s, h)):
             raise HandoverError("no such handover", 404)
-        if allow_any_agent or agent.role == "admin":
-            return h
-        if h.status != "assigned" or h.agent_id != agent.id:
-            raise HandoverError("this conversation is not assigned to you", 403)
         return h
 
-    def _publish_handover(self, summary: dict[str, Any]) -> None:
-        self.hub.publish({"type": "handover", "handover": summary})
+    def _publish_handover(self, summary: dict[str, Any], *, was: dict[str, Any] | None = None) -> None:
+        """`was`: the scope before a transfer; consoles that saw it then and no longer may are told
+        it is gone (`handover_removed`), nothing more."""
+        event: dict[str, Any] = {"type": "handover", "handover": summary, "scope": summary_scope(summary)}
+        if was is not None:
+            event["was"] = was
+        self.hub.publish(event)
 
     def _cancel_timer(self, handover_id: str) -> None:
         task = self._timers.pop(handover_id, None)
@@ -571,7 +640,7 @@ async def summary_json(s: AsyncSession, h: Handover, *, viewer_id: str | None = 
         "status": h.status,
         "reason": h.reason,
         "trigger": h.trigger,
-        "queue": {"id": queue.id, "name": queue.name} if queue else None,
+        "queue": {"id": queue.id, "name": queue.name, "skill": queue.skill, "language": queue.language} if queue else None,
         "customer": {"id": customer.id, "name": customer.name, "language": conv.language if conv else customer.language},
         "channel": conv.channel if conv else None,
         "conversation_state": conv.state if conv else None,
@@ -586,6 +655,18 @@ async def summary_json(s: AsyncSession, h: Handover, *, viewer_id: str | None = 
         "transfer_note": h.transfer_note,
         "sentiment": h.sentiment,
     }
+
+
+def summary_scope(summary: dict[str, Any]) -> dict[str, Any]:
+    queue = summary.get("queue") or {}
+    return handover_scope(queue.get("skill"), queue.get("language"), (summary.get("agent") or {}).get("id"),
+                          summary.get("offered_agent_id"))
+
+
+def now_talking_to(language: str | None, agent: Agent) -> str:
+    first = agent.display_name.split()[0] if agent.display_name else ""
+    return (f"Sie sprechen jetzt mit {first} aus unserem Team." if language == "de"
+            else f"You are now talking to {first} from our team.")
 
 
 def welcome_back(language: str, name: str | None) -> str:

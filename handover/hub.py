@@ -1,7 +1,8 @@
 """Real-time fan-out to agent consoles: an in-process publish/subscribe hub.
 
-Each console WebSocket subscribes and gets every event; the handler filters what its agent may
-see. With `RESONANZ_REDIS_URL` set, `RedisHub` bridges the hubs of several gateway processes over
+Each console WebSocket subscribes and gets every event; events that carry data carry their
+`scope` (who may see them, made by the desk when it publishes), and the stream handler
+(`handover.api.scoped`) passes each only to the consoles whose agent may see it. With `RESONANZ_REDIS_URL` set, `RedisHub` bridges the hubs of several gateway processes over
 one Redis pub/sub channel (see docs/handover.md, "Several gateway processes").
 """
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handover.routing import AgentView
-from resonanz.store.models import Agent, Handover, Queue
+from handover.routing import AgentView, Viewer, handover_scope
+from resonanz.store.models import Agent, Conversation, Handover, Queue
 
 
 async def agent_views(session: AsyncSession) -> list[AgentView]:
@@ -71,3 +74,35 @@ async def get_or_create_queue(session: AsyncSession, skill: str, language: str) 
         session.add(queue)
         await session.flush()
     return queue
+
+
+# --- visibility: the SQL side of `handover.routing.Viewer.sees` --------------------------------------
+
+
+def visible_handovers(viewer: Viewer) -> ColumnElement[bool]:
+    """Handovers of the viewer's queues, and those offered or assigned to them (now or before)."""
+    if viewer.admin:
+        return true()
+    theirs = select(Queue.id).where(Queue.skill.in_(sorted(viewer.skills)), Queue.language.in_(sorted(viewer.languages)))
+    return or_(Handover.queue_id.in_(theirs), Handover.agent_id == viewer.id, Handover.offered_agent_id == viewer.id)
+
+
+def visible_conversations(viewer: Viewer, skill_map: Mapping[str, str]) -> ColumnElement[bool]:
+    """Conversations with a handover the viewer sees, and live bot conversations they may watch."""
+    if viewer.admin:
+        return true()
+    languages = viewer.watch_languages(skill_map)
+    # The take-over queue of a conversation in another (or no) language is the German one.
+    language_ok: list[ColumnElement[bool]] = [Conversation.language.in_(sorted(languages))]
+    if "de" in languages:
+        language_ok += [Conversation.language.is_(None), Conversation.language.not_in(("de", "en"))]
+    return or_(
+        Conversation.id.in_(select(Handover.conversation_id).where(visible_handovers(viewer))),
+        and_(Conversation.state == "bot", or_(*language_ok)),
+    )
+
+
+async def scope_of_handover(session: AsyncSession, handover: Handover) -> dict[str, Any]:
+    queue = await session.get(Queue, handover.queue_id) if handover.queue_id else None
+    return handover_scope(queue.skill if queue else None, queue.language if queue else None,
+                          handover.agent_id, handover.offered_agent_id)

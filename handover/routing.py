@@ -168,3 +168,61 @@ def is_cancel_request(text: str) -> bool:
     """Only a message that *is* a cancel request ("abbrechen"), not one that mentions cancelling
     ("I want to cancel my contract")."""
     return bool(_CANCEL.match(text))
+
+
+# --- who sees what (the agent API and the console stream apply the same rule) --------------------
+
+TAKEOVER_REASON = "agent_takeover"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """An agent as far as visibility goes. Agents see the handovers of their queues — a queue is
+    theirs when they have its skill and speak its language, exactly the agents routing may offer
+    it to — plus every handover offered or assigned to them, now or before (`Handover.agent_id`
+    stays set after closing). Admins see everything."""
+
+    id: str
+    admin: bool
+    skills: frozenset[str]
+    languages: frozenset[str]
+
+    @classmethod
+    def of(cls, agent: Any) -> Viewer:
+        return cls(agent.id, agent.role == "admin", frozenset(agent.skills or ()), frozenset(agent.languages or ()))
+
+    def member_of(self, skill: str, language: str) -> bool:
+        return skill in self.skills and language in self.languages
+
+    def sees(self, scope: Mapping[str, Any]) -> bool:
+        """`scope` as made by `handover_scope` / `watch_scope` (and carried by hub events)."""
+        if self.admin:
+            return True
+        if self.id in (scope.get("agents") or ()):
+            return True
+        return any(self.member_of(skill, language) for skill, language in scope.get("queues") or ())
+
+    def watch_languages(self, skill_map: Mapping[str, str]) -> set[str]:
+        """The languages of live bot conversations this agent may watch and take over: those whose
+        take-over queue is theirs (see `watch_scope`)."""
+        return {lang for lang in ("de", "en") if self.member_of(*queue_key_for(TAKEOVER_REASON, None, lang, skill_map))}
+
+
+def handover_scope(queue_skill: str | None, queue_language: str | None, *agent_ids: str | None) -> dict[str, Any]:
+    """Who may see a handover: the members of its queue and the agents it is (or was) offered or
+    assigned to."""
+    return {"queues": [[queue_skill, queue_language]] if queue_skill and queue_language else [],
+            "agents": sorted({a for a in agent_ids if a})}
+
+
+def watch_scope(language: str | None, skill_map: Mapping[str, str]) -> dict[str, Any]:
+    """Who may watch a live bot conversation: the members of the queue a take-over would put it
+    in (skill of `agent_takeover`, default general; the conversation's language)."""
+    return {"queues": [list(queue_key_for(TAKEOVER_REASON, None, language or "de", skill_map))], "agents": []}
+
+
+def merge_scopes(*scopes: Mapping[str, Any]) -> dict[str, Any]:
+    queues: list[list[str]] = []
+    for scope in scopes:
+        queues.extend(q for q in scope.get("queues") or () if list(q) not in queues)
+    return {"queues": queues, "agents": sorted({a for scope in scopes for a in scope.get("agents") or ()})}

@@ -22,6 +22,7 @@ from handover.console import console_routes
 from handover.desk import Desk
 from handover.hub import Hub, create_hub
 from resonanz.config import connector_configs
+from resonanz.http_errors import json_errors
 from resonanz.media import MediaStore
 from resonanz.settings import Settings
 from resonanz.store import Database
@@ -40,7 +41,8 @@ HUB = web.AppKey("hub", Hub)
 
 async def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
     """Build the gateway (inside the running event loop). Pass `db` to share a database."""
-    app = web.Application(client_max_size=1024**2)
+    # 1 MiB for every body; the agents' picture upload reads its own, larger limit (handover.api).
+    app = web.Application(client_max_size=1024**2, middlewares=[json_errors])
     app[SETTINGS] = settings
     app[ENGINE_READY] = asyncio.Event()
     app[BACKGROUND] = set()

@@ -149,11 +149,14 @@ async def test_telegram_english_language_code_and_photos_both_ways(
                              .order_by(Message.id.desc()).limit(1))
         [att] = msg.attachments
     assert att["kind"] == "image" and "/media/" in att["url"]
-    async with aiohttp.ClientSession() as http, http.get(gw.url + "/media/" + att["url"].rsplit("/", 1)[1]) as r:
-        assert r.status == 200 and await r.read() == picture
+    media_path = "/media/" + att["url"].rsplit("/", 1)[1]
+    async with aiohttp.ClientSession() as http, http.get(gw.url + media_path) as r:
+        assert r.status == 401  # what a customer sent is for logged-in agents only
     # An agent answers with a picture: it reaches Telegram as an uploaded photo with the caption.
     client, _ = await agent_client(gw)
     async with client:
+        async with client.get(media_path) as r:
+            assert r.status == 200 and await r.read() == picture and r.content_type == "image/jpeg"
         hid = await handover_of(gw, conv.id)
         assert (await client.post(f"/api/v1/handovers/{hid}/accept")).status == 200
         form = aiohttp.FormData()

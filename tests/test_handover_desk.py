@@ -81,6 +81,10 @@ class Desk:
             agent_id = await s.scalar(select(Agent.id).where(Agent.email == email))
         return {"Authorization": f"Bearer {await issue_api_token(self.db, agent_id)}"}
 
+    async def handover_by_id(self, handover_id: str) -> Handover:
+        async with self.db.session() as s:
+            return await s.get(Handover, handover_id)
+
     async def handover_of(self, conversation_id: str) -> Handover:
         async with self.db.session() as s:
             return await s.scalar(select(Handover).where(Handover.conversation_id == conversation_id).order_by(Handover.created_at.desc()))

@@ -108,8 +108,11 @@
     item.appendChild(el("span", { "class": "rz-author" }, T[author] || author));
     item.appendChild(el("p", { "class": "rz-text" }, msg.text));
     (msg.attachments || []).forEach(function (a) {
-      if (a.kind === "image" && /^https?:\/\//.test(a.url)) {
-        item.appendChild(el("img", { "class": "rz-image", src: a.url, alt: a.name || "" }));
+      // The gateway stores its own pictures as /media/… when no public URL is configured:
+      // they live on the gateway, not on the page embedding the widget.
+      var src = /^https?:\/\//.test(a.url) ? a.url : /^\/media\/[A-Za-z0-9_.-]+$/.test(a.url) ? base + a.url : null;
+      if (a.kind === "image" && src) {
+        item.appendChild(el("img", { "class": "rz-image", src: src, alt: a.name || "" }));
       }
     });
     if (msg.buttons && msg.buttons.length && author !== "customer") {

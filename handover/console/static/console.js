@@ -276,6 +276,13 @@
           ol.scrollTop = ol.scrollHeight;
         }
         refreshLists();
+      } else if (e.type === "handover_removed") {
+        // Transferred out of this agent's queues: it is no longer theirs to see.
+        if (e.id === state.current) {
+          state.current = null; state.detail = null;
+          $("conversation").hidden = true; $("context").hidden = true;
+        }
+        refreshLists();
       } else if (e.type === "resync") {
         refreshLists();
         if (state.current) open(state.current);
