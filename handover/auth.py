@@ -191,17 +191,26 @@ async def create_agent(
 
 
 async def login(db: Database, email: str, password: str, *, session_ttl: timedelta = SESSION_TTL) -> tuple[Agent, str, str] | None:
-    """Check the password (off the loop); on success a new session. `email` is normalised here too."""
+    """Check the password (off the loop); on success a new session. `email` is normalised here too.
+    No database connection is held while argon2 runs or waits for a worker: a burst of logins
+    must not drain the connection pool."""
     async with db.session() as s:
-        agent = await s.scalar(select(Agent).where(Agent.email == normalise_email(email), Agent.active.is_(True)))
-        if agent is None:
-            await verify_password_async(_DUMMY_HASH, password)
+        row = (await s.execute(select(Agent.id, Agent.password_hash)
+                               .where(Agent.email == normalise_email(email), Agent.active.is_(True)))).first()
+    if row is None:
+        await verify_password_async(_DUMMY_HASH, password)
+        return None
+    agent_id, old_hash = row
+    if not await verify_password_async(old_hash, password):
+        return None
+    new_hash = await hash_password_async(password) if _hasher.check_needs_rehash(old_hash) else None
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    async with db.session() as s:
+        agent = await s.get(Agent, agent_id)
+        if agent is None or not agent.active:  # deactivated while the password was checked
             return None
-        if not await verify_password_async(agent.password_hash, password):
-            return None
-        if _hasher.check_needs_rehash(agent.password_hash):
-            agent.password_hash = await hash_password_async(password)
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        if new_hash is not None and agent.password_hash == old_hash:
+            agent.password_hash = new_hash
         now = utcnow()
         s.add(AgentSession(token_hash=_sha256(token), agent_id=agent.id, csrf_token=csrf, created_at=now, expires_at=now + session_ttl))
         agent.last_seen_at = now
