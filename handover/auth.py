@@ -212,6 +212,8 @@ async def login(db: Database, email: str, password: str, *, session_ttl: timedel
         if new_hash is not None and agent.password_hash == old_hash:
             agent.password_hash = new_hash
         now = utcnow()
+        # Ended sessions are refused anyway; dropping the agent's old ones keeps the table small.
+        await s.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id, AgentSession.expires_at <= now))
         s.add(AgentSession(token_hash=_sha256(token), agent_id=agent.id, csrf_token=csrf, created_at=now, expires_at=now + session_ttl))
         agent.last_seen_at = now
         return agent, token, csrf

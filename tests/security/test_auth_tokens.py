@@ -79,6 +79,9 @@ async def test_an_expired_session_is_refused_even_when_cached(database: Database
             await s.execute(update(AgentSession).values(expires_at=utcnow() - timedelta(seconds=1)))
         gw.app[_cache_key()].forget()
         assert (await gw.get("/api/v1/me")).status == 401
+        assert (await login(gw, "anna@example.org")).status == 200
+    async with database.session() as s:  # the next login dropped the ended session
+        assert len((await s.scalars(select(AgentSession))).all()) == 1
 
 
 def test_the_cache_refuses_an_entry_past_its_credentials_expiry() -> None:
