@@ -13,17 +13,18 @@ from datetime import date
 from typing import Any
 
 import structlog
-from aiohttp import BodyPartReader, WSMsgType, web
+from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from sqlalchemy import func, select
 
 from connectors.base import Attachment
-from handover.auth import PRINCIPAL, authenticate, create_agent, forget_cached_auth, require
+from handover.auth import (AUTH_EVENT, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
+                           principal_still_valid, require, revoke_credentials, same_origin)
 from handover.desk import Desk, HandoverError, message_json, summary_json
 from handover.queries import scope_of_handover, visible_conversations, visible_handovers
 from handover.routing import Viewer, is_open
 from handover.state import State
 from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
-from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue
+from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -416,7 +417,6 @@ class AgentApi:
         if "active" in body:
             changes["active"] = bool(body["active"])
         desk = request.app[DESK]
-        forget_cached_auth()  # role, active and the rest take effect on the next request
         async with desk.db.session() as s:
             agent = await s.get(Agent, request.match_info["id"])
             if agent is None:
@@ -424,6 +424,14 @@ class AgentApi:
             for key, value in changes.items():
                 setattr(agent, key, value)
             out = agent_json(agent)
+        if changes.get("active") is False:
+            # Deactivation ends every credential (switching the agent on again does not revive
+            # them) and closes its streams, here and in the other gateway processes.
+            await revoke_credentials(desk.db, agent.id)
+            announce(request.app, agent.id)
+        else:
+            # Role and the rest take effect on the next request, in every process.
+            announce(request.app, agent.id, end_streams=False)
         await desk.route_waiting()
         return web.json_response({"agent": out})
 
@@ -481,25 +489,51 @@ class AgentApi:
 
     # --- live stream and media ----------------------------------------------------------------
 
+    # How often an open stream asks the database whether its credential still holds. Ending a
+    # credential closes its streams at once through the hub; this catches what changed without
+    # an event (e.g. `resonanz agent revoke` on a host without Redis).
+    STREAM_RECHECK_SECONDS = 60.0
+
     async def stream(self, request: web.Request) -> web.StreamResponse:
         principal = await authenticate(request)
         if principal is None:
             return _error("login required", 401)
+        if not same_origin(request, principal):
+            return _error("this origin may not open the stream", 403)
         agent = principal.agent
         viewer = Viewer.of(agent)  # a change of role, skills or languages applies from the next connection
         desk = request.app[DESK]
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
+        loop = asyncio.get_running_loop()
         async with desk.hub.subscribe() as queue:
             reader = asyncio.ensure_future(self._drain(ws))
+            getter: asyncio.Future[Any] | None = None
+            recheck_at = loop.time() + self.STREAM_RECHECK_SECONDS
             try:
                 while not ws.closed:
-                    getter = asyncio.ensure_future(queue.get())
-                    done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter is None:
+                        getter = asyncio.ensure_future(queue.get())
+                    expires_in = ((principal.expires_at - utcnow()).total_seconds()
+                                  if principal.expires_at else self.STREAM_RECHECK_SECONDS)
+                    timeout = max(0.0, min(expires_in, recheck_at - loop.time()))
+                    done, _ = await asyncio.wait({getter, reader}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                     if reader in done:
-                        getter.cancel()
                         break
-                    event = scoped(getter.result(), viewer)
+                    if getter not in done:  # the credential's expiry, or time to look again
+                        current = await principal_still_valid(desk.db, principal)
+                        if current is None:
+                            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"credential ended")
+                            break
+                        principal, recheck_at = current, loop.time() + self.STREAM_RECHECK_SECONDS
+                        continue
+                    event, getter = getter.result(), None
+                    if event.get("type") == AUTH_EVENT:  # internal: never shown to a console
+                        if ends_stream(event, principal):
+                            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"credential ended")
+                            break
+                        continue
+                    event = scoped(event, viewer)
                     if event is None:
                         continue
                     if event.get("type") == "handover":
@@ -508,6 +542,8 @@ class AgentApi:
                     await ws.send_json(event)
             finally:
                 reader.cancel()
+                if getter is not None:
+                    getter.cancel()
         return ws
 
     @staticmethod

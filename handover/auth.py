@@ -1,89 +1,175 @@
-"""Agents log in: argon2 password hashes, server-side sessions in HTTP-only cookies with a CSRF
-token, bearer tokens for API clients, and a login rate limit. Only hashes of tokens are stored."""
+"""Agents log in: argon2 password hashes (computed in a small thread pool, off the event loop),
+server-side sessions in HTTP-only cookies with a CSRF token, bearer tokens for API clients, and a
+login rate limit shared by every gateway process. Only hashes of tokens are stored.
+
+Credentials end: sessions after `session_hours`, bearer tokens after `api_token_days` (or the
+days given when issued), both at once on logout, revocation or deactivation. An ended credential
+is refused by this process at once (its auth cache is cleared) and by the other processes as
+soon as the hub event `{"type": "auth", ...}` reaches them (Redis); open console streams of the
+credential are closed by the same event.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
+import math
 import secrets
 import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerifyMismatchError
+import structlog
 from aiohttp import web
-from sqlalchemy import delete, select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from limits.errors import StorageError
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from handover.hub import Event, Hub
+from resonanz.client_ip import client_ip
+from resonanz.keys import DB, HUB, SETTINGS
+from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Agent, AgentSession, utcnow
 
+log = structlog.get_logger(__name__)
+
 COOKIE = "rz_session"
-SESSION_TTL = timedelta(hours=8)
+SESSION_TTL = timedelta(hours=8)  # the default of `Settings.session_hours`
+API_TOKEN_DAYS = 90  # the default of `Settings.api_token_days`
 MIN_PASSWORD = 10
+# The hub event that tells every process: forget cached credentials of this agent, and (with
+# end_streams) close the streams of `credential`, or of all the agent's credentials when it is None.
+AUTH_EVENT = "auth"
 _hasher = PasswordHasher()
 # Verifying against this keeps the time of a login with an unknown e-mail like a real one.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Who a token belongs to, remembered for a moment: the agent API answers a burst of requests
-# without a database round trip each. Anything that changes an agent or a token in this process
-# forgets the cache at once; another gateway process notices within AUTH_CACHE_SECONDS.
-AUTH_CACHE_SECONDS = 2.0
-_auth_cache: dict[str, tuple[float, Agent, AgentSession | None]] = {}
+
+# --- passwords, off the event loop ---------------------------------------------------------------
+
+# argon2 takes ~50 ms of one core and 64 MiB per call: on the loop it stalls every request; in an
+# unbounded pool a burst of logins takes all cores and memory. A small dedicated pool bounds both;
+# further calls wait in its queue (and the login limit keeps that queue short).
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
-def forget_cached_auth() -> None:
-    _auth_cache.clear()
+def set_password_workers(n: int) -> None:
+    """Size the pool (`Settings.password_hash_workers`); calls already queued finish on the old one."""
+    global _pool
+    if n < 1:
+        raise ValueError("at least one password worker")
+    if n != _pool._max_workers:
+        old, _pool = _pool, ThreadPoolExecutor(max_workers=n, thread_name_prefix="argon2")
+        old.shutdown(wait=False)
 
 
-def _cached(key: str) -> tuple[Agent, AgentSession | None] | None:
-    hit = _auth_cache.get(key)
-    if hit is None or hit[0] < time.monotonic():
-        _auth_cache.pop(key, None)
-        return None
-    return hit[1], hit[2]
+def _hash_blocking(password: str) -> str:
+    return _hasher.hash(password)
 
 
-def _remember(key: str, agent: Agent, sess: AgentSession | None) -> None:
-    if len(_auth_cache) > 10_000:
-        _auth_cache.clear()
-    _auth_cache[key] = (time.monotonic() + AUTH_CACHE_SECONDS, agent, sess)
+def _verify_blocking(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def hash_password(password: str) -> str:
+    """Blocking: for scripts and tests. Code on the event loop uses `hash_password_async`."""
+    return _hash_blocking(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Blocking: for scripts and tests. Code on the event loop uses `verify_password_async`."""
+    return _verify_blocking(password_hash, password)
+
+
+async def hash_password_async(password: str) -> str:
+    # The module globals are read at call time, so the pool can be resized and the functions wrapped.
+    return await asyncio.get_running_loop().run_in_executor(_pool, _hash_blocking, password)
+
+
+async def verify_password_async(password_hash: str, password: str) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_pool, _verify_blocking, password_hash, password)
+
+
+def normalise_email(email: str) -> str:
+    """The one spelling of an e-mail address used for storage, lookup and the rate limit."""
+    return email.strip().lower()
+
+
+# --- the short auth cache ------------------------------------------------------------------------
+
+
+class AuthCache:
+    """Who a credential belongs to, remembered for `seconds`: the agent API answers a burst of
+    requests without a database round trip each. An entry is never used past the credential's own
+    expiry. Anything that changes an agent or ends a credential clears the cache of this process at
+    once (`announce`), and of the others when the hub event reaches them."""
+
+    def __init__(self, seconds: float = 2.0, max_entries: int = 10_000) -> None:
+        self.seconds, self.max_entries = seconds, max_entries
+        self._entries: dict[str, tuple[float, Agent, AgentSession | None, datetime | None]] = {}
+
+    def get(self, key: str) -> tuple[Agent, AgentSession | None, datetime | None] | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            return None
+        deadline, agent, sess, expires_at = hit
+        if deadline < time.monotonic() or expires_at is None or expires_at <= utcnow():
+            self._entries.pop(key, None)
+            return None
+        return agent, sess, expires_at
+
+    def remember(self, key: str, agent: Agent, sess: AgentSession | None, expires_at: datetime | None) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self.seconds, agent, sess, expires_at)
+
+    def forget(self) -> None:
+        self._entries.clear()
+
+    def on_event(self, event: Event) -> None:
+        """Hub listener: a credential or an agent changed somewhere, or events may have been missed."""
+        if event.get("type") in (AUTH_EVENT, "resync"):
+            self.forget()
+
+
+AUTH_CACHE = web.AppKey("auth_cache", AuthCache)
 
 
 def _sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerifyMismatchError, InvalidHashError):
-        return False
-
-
-@dataclass(frozen=True)
+@dataclass
 class Principal:
     agent: Agent
     via: str  # "session" | "bearer"
     csrf_token: str | None = None
+    credential: str = ""  # SHA-256 of the session or bearer token: names it in revocation events
+    expires_at: datetime | None = None
+
+
+# --- agents, sessions, tokens --------------------------------------------------------------------
 
 
 async def create_agent(
     db: Database, *, email: str, password: str, display_name: str, role: str = "agent",
     skills: tuple[str, ...] = ("general",), languages: tuple[str, ...] = ("de", "en"), capacity: int = 3,
 ) -> Agent:
-    email = email.strip().lower()
+    email = normalise_email(email)
     if "@" not in email or len(email) > 254:
         raise ValueError("email must be an e-mail address")
     if len(password) < MIN_PASSWORD:
@@ -92,9 +178,10 @@ async def create_agent(
         raise ValueError("role must be agent or admin")
     if not 0 <= capacity <= 1000:
         raise ValueError("capacity must be from 0 to 1000")
+    password_hash = await hash_password_async(password)
     try:
         async with db.session() as s:
-            agent = Agent(email=email, display_name=display_name.strip() or email, password_hash=hash_password(password),
+            agent = Agent(email=email, display_name=display_name.strip() or email, password_hash=password_hash,
                           role=role, status="offline", capacity=capacity, skills=list(skills), languages=list(languages), active=True)
             s.add(agent)
             await s.flush()
@@ -103,43 +190,80 @@ async def create_agent(
         raise ValueError(f"an agent with e-mail {email} exists") from None
 
 
-async def login(db: Database, email: str, password: str) -> tuple[Agent, str, str] | None:
+async def login(db: Database, email: str, password: str, *, session_ttl: timedelta = SESSION_TTL) -> tuple[Agent, str, str] | None:
+    """Check the password (off the loop); on success a new session. `email` is normalised here too.
+    No database connection is held while argon2 runs or waits for a worker: a burst of logins
+    must not drain the connection pool."""
     async with db.session() as s:
-        agent = await s.scalar(select(Agent).where(Agent.email == email.strip().lower(), Agent.active.is_(True)))
-        if agent is None:
-            verify_password(_DUMMY_HASH, password)
+        row = (await s.execute(select(Agent.id, Agent.password_hash)
+                               .where(Agent.email == normalise_email(email), Agent.active.is_(True)))).first()
+    if row is None:
+        await verify_password_async(_DUMMY_HASH, password)
+        return None
+    agent_id, old_hash = row
+    if not await verify_password_async(old_hash, password):
+        return None
+    new_hash = await hash_password_async(password) if _hasher.check_needs_rehash(old_hash) else None
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    async with db.session() as s:
+        agent = await s.get(Agent, agent_id)
+        if agent is None or not agent.active:  # deactivated while the password was checked
             return None
-        if not verify_password(agent.password_hash, password):
-            return None
-        if _hasher.check_needs_rehash(agent.password_hash):
-            agent.password_hash = hash_password(password)
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        if new_hash is not None and agent.password_hash == old_hash:
+            agent.password_hash = new_hash
         now = utcnow()
-        s.add(AgentSession(token_hash=_sha256(token), agent_id=agent.id, csrf_token=csrf, created_at=now, expires_at=now + SESSION_TTL))
+        # Ended sessions are refused anyway; dropping the agent's old ones keeps the table small.
+        await s.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id, AgentSession.expires_at <= now))
+        s.add(AgentSession(token_hash=_sha256(token), agent_id=agent.id, csrf_token=csrf, created_at=now, expires_at=now + session_ttl))
         agent.last_seen_at = now
         return agent, token, csrf
 
 
+async def end_session(db: Database, token_hash: str) -> None:
+    async with db.session() as s:
+        await s.execute(delete(AgentSession).where(AgentSession.token_hash == token_hash))
+
+
 async def logout(db: Database, token: str) -> None:
-    forget_cached_auth()
+    """End the session of a cookie token (the caller announces it: see `announce`)."""
+    await end_session(db, _sha256(token))
+
+
+async def revoke_api_token(db: Database, token_hash: str) -> None:
     async with db.session() as s:
-        await s.execute(delete(AgentSession).where(AgentSession.token_hash == _sha256(token)))
+        await s.execute(update(Agent).where(Agent.api_token_hash == token_hash)
+                        .values(api_token_hash=None, api_token_expires_at=None))
 
 
-async def agent_for_session(db: Database, token: str) -> tuple[Agent, AgentSession] | None:
-    key = "s:" + _sha256(token)
-    hit = _cached(key)
-    if hit is not None and hit[1] is not None and hit[1].expires_at > utcnow():
-        return hit[0], hit[1]
-    found = await _agent_for_session(db, token)
-    if found is not None:
-        _remember(key, *found)
-    return found
-
-
-async def _agent_for_session(db: Database, token: str) -> tuple[Agent, AgentSession] | None:
+async def revoke_credentials(db: Database, agent_id: str) -> bool:
+    """End every session and the API token of an agent. False: no such agent."""
     async with db.session() as s:
-        sess = await s.get(AgentSession, _sha256(token))
+        agent = await s.get(Agent, agent_id)
+        if agent is None:
+            return False
+        agent.api_token_hash = None
+        agent.api_token_expires_at = None
+        await s.execute(delete(AgentSession).where(AgentSession.agent_id == agent_id))
+    return True
+
+
+async def issue_api_token(db: Database, agent_id: str, *, days: int = API_TOKEN_DAYS) -> str:
+    """A new bearer token for the agent, valid `days` days; it replaces the agent's previous one."""
+    if not 1 <= days <= 3650:
+        raise ValueError("a token is valid for 1 to 3650 days")
+    token = "rz_" + secrets.token_urlsafe(32)
+    async with db.session() as s:
+        agent = await s.get(Agent, agent_id)
+        if agent is None:
+            raise ValueError("no such agent")
+        agent.api_token_hash = _sha256(token)
+        agent.api_token_expires_at = utcnow() + timedelta(days=days)
+    return token
+
+
+async def _session_from_db(db: Database, token_hash: str) -> tuple[Agent, AgentSession] | None:
+    async with db.session() as s:
+        sess = await s.get(AgentSession, token_hash)
         if sess is None or sess.expires_at <= utcnow():
             return None
         agent = await s.get(Agent, sess.agent_id)
@@ -148,68 +272,140 @@ async def _agent_for_session(db: Database, token: str) -> tuple[Agent, AgentSess
         return agent, sess
 
 
-async def issue_api_token(db: Database, agent_id: str) -> str:
-    forget_cached_auth()
-    token = "rz_" + secrets.token_urlsafe(32)
+async def _bearer_from_db(db: Database, token_hash: str) -> Agent | None:
     async with db.session() as s:
-        agent = await s.get(Agent, agent_id)
-        if agent is None:
-            raise ValueError("no such agent")
-        agent.api_token_hash = _sha256(token)
-    return token
-
-
-async def agent_for_bearer(db: Database, token: str) -> Agent | None:
-    key = "b:" + _sha256(token)
-    hit = _cached(key)
-    if hit is not None:
-        return hit[0]
-    async with db.session() as s:
-        agent = await s.scalar(select(Agent).where(Agent.api_token_hash == _sha256(token)))
-        if agent is None or not agent.active:
-            return None
-    _remember(key, agent, None)
+        agent = await s.scalar(select(Agent).where(Agent.api_token_hash == token_hash))
+    if agent is None or not agent.active or agent.api_token_expires_at is None or agent.api_token_expires_at <= utcnow():
+        return None
     return agent
 
 
-class LoginRateLimiter:
-    """At most `limit` failed logins per IP and per e-mail within `window` seconds."""
-
-    def __init__(self, limit: int = 5, window: float = 900.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str) -> deque[float]:
-        q, now = self._failures[key], self.clock()
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def retry_after(self, ip: str, email: str) -> int:
-        """0 when allowed, else seconds until the next attempt is allowed."""
-        worst = 0.0
-        for key in (f"ip:{ip}", f"email:{email.lower()}"):
-            q = self._recent(key)
-            if len(q) >= self.limit:
-                worst = max(worst, q[0] + self.window - self.clock())
-        return int(worst) + (1 if worst else 0)
-
-    def failed(self, ip: str, email: str) -> None:
-        now = self.clock()
-        self._failures[f"ip:{ip}"].append(now)
-        self._failures[f"email:{email.lower()}"].append(now)
-
-    def succeeded(self, email: str) -> None:
-        self._failures.pop(f"email:{email.lower()}", None)
+async def agent_for_session(db: Database, token: str, cache: AuthCache | None = None) -> tuple[Agent, AgentSession] | None:
+    token_hash = _sha256(token)
+    hit = cache.get("s:" + token_hash) if cache else None
+    if hit is not None and hit[1] is not None:
+        return hit[0], hit[1]
+    found = await _session_from_db(db, token_hash)
+    if found is not None and cache is not None:
+        cache.remember("s:" + token_hash, found[0], found[1], found[1].expires_at)
+    return found
 
 
-LIMITER = web.AppKey("login_limiter", LoginRateLimiter)
+async def agent_for_bearer(db: Database, token: str, cache: AuthCache | None = None) -> Agent | None:
+    token_hash = _sha256(token)
+    hit = cache.get("b:" + token_hash) if cache else None
+    if hit is not None:
+        return hit[0]
+    agent = await _bearer_from_db(db, token_hash)
+    if agent is not None and cache is not None:
+        cache.remember("b:" + token_hash, agent, None, agent.api_token_expires_at)
+    return agent
+
+
+async def principal_still_valid(db: Database, principal: Principal) -> Principal | None:
+    """The principal as the database sees it now (no cache): None when its credential has ended."""
+    if principal.via == "session":
+        found = await _session_from_db(db, principal.credential)
+        if found is None:
+            return None
+        return Principal(found[0], "session", found[1].csrf_token, principal.credential, found[1].expires_at)
+    agent = await _bearer_from_db(db, principal.credential)
+    if agent is None:
+        return None
+    return Principal(agent, "bearer", None, principal.credential, agent.api_token_expires_at)
+
+
+def auth_event(agent_id: str, credential: str | None = None, *, end_streams: bool = True) -> Event:
+    """The hub event for a changed agent or an ended credential (see AUTH_EVENT)."""
+    return {"type": AUTH_EVENT, "agent_id": agent_id, "credential": credential, "end_streams": end_streams}
+
+
+def announce(app: web.Application, agent_id: str, credential: str | None = None, *, end_streams: bool = True) -> None:
+    """Tell this process (at once) and the others (over the hub): forget cached credentials, and
+    close the streams of `credential` (all of the agent's when None) if `end_streams`."""
+    app[AUTH_CACHE].forget()
+    app[HUB].publish(auth_event(agent_id, credential, end_streams=end_streams))
+
+
+def ends_stream(event: Event, principal: Principal) -> bool:
+    """Whether a hub event ends the stream opened with `principal`."""
+    return (event.get("type") == AUTH_EVENT and bool(event.get("end_streams"))
+            and event.get("agent_id") == principal.agent.id
+            and event.get("credential") in (None, principal.credential))
+
+
+def forget_cached_auth(app: web.Application) -> None:
+    """This process only: an agent's details changed (status); nothing ended."""
+    app[AUTH_CACHE].forget()
+
+
+def install(app: web.Application, settings: Settings, hub: Hub) -> None:
+    """Set up authentication for an app: its auth cache (listening on the hub), the login limiter
+    and the password pool's size."""
+    set_password_workers(settings.password_hash_workers)
+    cache = AuthCache()
+    hub.listeners.append(cache.on_event)
+    app[AUTH_CACHE] = cache
+    app[LIMITER] = LoginLimiter(settings)
+
+
+# --- the login rate limit -------------------------------------------------------------------------
+
+
+class LoginLimiter:
+    """Login attempts per window, counted with `limits` (moving window) in memory, or in Redis
+    when RESONANZ_REDIS_URL is set so that every gateway process counts together.
+
+    Each attempt is *reserved* before the password is checked: `hit()` counts atomically and
+    refuses once the limit is reached, so concurrent attempts cannot all slip through between a
+    check and a count. Three limits (Settings.login_limit_*): per address and e-mail (tight), per
+    address, per e-mail (higher: a stranger alone cannot lock an agent out). A successful login
+    clears the address+e-mail and the e-mail counts."""
+
+    def __init__(self, settings: Settings) -> None:
+        from limits import parse
+        from limits.aio.storage import MemoryStorage, RedisStorage
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        if settings.redis_url:
+            url = settings.redis_url
+            url = "async+redis+" + url if url.startswith("unix://") else "async+" + url
+            self.storage: Any = RedisStorage(url, implementation="redispy", wrap_exceptions=True,
+                                             key_prefix=f"{settings.redis_channel}:login")
+        else:
+            self.storage = MemoryStorage(wrap_exceptions=True)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.ip_email = parse(settings.login_limit_ip_email)
+        self.ip = parse(settings.login_limit_ip)
+        self.email = parse(settings.login_limit_email)
+
+    async def reserve(self, ip: str, email: str) -> int:
+        """Count one attempt: 0 when it may go ahead, else the seconds until one may."""
+        for item, ids in ((self.ip_email, ("ip-email", ip, email)), (self.ip, ("ip", ip)), (self.email, ("email", email))):
+            if not await self.limiter.hit(item, *ids):
+                stats = await self.limiter.get_window_stats(item, *ids)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return 0
+
+    async def succeeded(self, ip: str, email: str) -> None:
+        await self.limiter.clear(self.ip_email, "ip-email", ip, email)
+        await self.limiter.clear(self.email, "email", email)
+
+    async def close(self) -> None:
+        bridge = getattr(self.storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None:
+            await client.aclose()
+
+
+LIMITER = web.AppKey("login_limiter", LoginLimiter)
 PRINCIPAL = web.RequestKey("agent", Principal)
 
 
-def _db(request: web.Request) -> Database:
-    from resonanz.app import DB
+# --- request handling ------------------------------------------------------------------------------
 
+
+def _db(request: web.Request) -> Database:
     return request.app[DB]
 
 
@@ -218,16 +414,38 @@ def _error(message: str, status: int, **extra: Any) -> web.Response:
 
 
 async def authenticate(request: web.Request) -> Principal | None:
+    cache = request.app[AUTH_CACHE]
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        agent = await agent_for_bearer(_db(request), header[7:].strip())
-        return Principal(agent, "bearer") if agent else None
+        token = header[7:].strip()
+        agent = await agent_for_bearer(_db(request), token, cache)
+        return Principal(agent, "bearer", None, _sha256(token), agent.api_token_expires_at) if agent else None
     token = request.cookies.get(COOKIE)
     if token:
-        found = await agent_for_session(_db(request), token)
+        found = await agent_for_session(_db(request), token, cache)
         if found:
-            return Principal(found[0], "session", found[1].csrf_token)
+            return Principal(found[0], "session", found[1].csrf_token, _sha256(token), found[1].expires_at)
     return None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def same_origin(request: web.Request, principal: Principal) -> bool:
+    """Whether a WebSocket upgrade comes from the gateway's own pages. With a public URL set, the
+    Origin must be exactly its origin; without one, its host must be the request's Host (the scheme
+    is not compared: behind a TLS proxy the gateway cannot know it). No Origin at all (not a
+    browser) is allowed for bearer tokens only — a cookie session always comes from a browser."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return principal.via == "bearer"
+    public = request.app[SETTINGS].public_url
+    if public:
+        return _origin(origin) == _origin(public)
+    scheme, netloc = _origin(origin)
+    return scheme in ("http", "https") and netloc == request.host.lower()
 
 
 def require(role: str | None = None) -> Callable[[Handler], Handler]:
@@ -268,33 +486,55 @@ async def login_handler(request: web.Request) -> web.Response:
     email, password = (body or {}).get("email"), (body or {}).get("password")
     if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
         return _error("email and password are required", 400)
-    ip = request.remote or "?"
-    wait = limiter.retry_after(ip, email)
+    email = normalise_email(email)
+    settings = request.app[SETTINGS]
+    ip = client_ip(request)
+    try:
+        wait = await limiter.reserve(ip, email)
+    except StorageError as exc:  # Redis gone: refuse rather than count nothing
+        log.error("login.limiter_unavailable", error=str(exc))
+        return _error("login is unavailable for a moment; try again", 503)
     if wait:
-        return _error("too many failed logins; try again later", 429, retry_after=wait)
-    result = await login(_db(request), email, password)
+        return _error("too many login attempts; try again later", 429, retry_after=wait)
+    session_ttl = timedelta(hours=settings.session_hours)
+    result = await login(_db(request), email, password, session_ttl=session_ttl)
     if result is None:
-        limiter.failed(ip, email)
         return _error("wrong email or password", 401)
-    limiter.succeeded(email)
     agent, token, csrf = result
+    try:
+        await limiter.succeeded(ip, email)
+    except StorageError as exc:  # the login stands; the count simply lives out its window
+        log.warning("login.limiter_clear_failed", error=str(exc))
     resp = web.json_response({"agent": agent_public(agent), "csrf_token": csrf})
-    from resonanz.app import SETTINGS
-
-    public = request.app[SETTINGS].public_url or ""
+    public = settings.public_url or ""
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
-                    secure=request.secure or public.startswith("https"), max_age=int(SESSION_TTL.total_seconds()))
+                    secure=request.secure or public.startswith("https"), max_age=int(session_ttl.total_seconds()))
     return resp
 
 
 @require()
 async def logout_handler(request: web.Request) -> web.Response:
-    token = request.cookies.get(COOKIE)
-    if token:
-        await logout(_db(request), token)
+    """Ends the credential the request came with: the cookie session, or the bearer token."""
+    principal = request[PRINCIPAL]
+    if principal.via == "session":
+        await end_session(_db(request), principal.credential)
+    else:
+        await revoke_api_token(_db(request), principal.credential)
+    announce(request.app, principal.agent.id, principal.credential)
     resp = web.json_response({"ok": True})
-    resp.del_cookie(COOKIE, path="/")
+    if principal.via == "session":
+        resp.del_cookie(COOKIE, path="/")
     return resp
+
+
+@require("admin")
+async def revoke_handler(request: web.Request) -> web.Response:
+    """An admin ends every session and the API token of an agent (a lost laptop, a leaked token)."""
+    agent_id = request.match_info["id"]
+    if not await revoke_credentials(_db(request), agent_id):
+        return _error("no such agent", 404)
+    announce(request.app, agent_id)
+    return web.json_response({"ok": True})
 
 
 @require()
@@ -313,7 +553,7 @@ async def status_handler(request: web.Request) -> web.Response:
     if status not in ("online", "away", "offline"):
         return _error("status must be online, away or offline", 400)
     principal = request[PRINCIPAL]
-    forget_cached_auth()
+    forget_cached_auth(request.app)
     async with _db(request).session() as s:
         agent = await s.get(Agent, principal.agent.id)
         agent.status = status
@@ -330,6 +570,7 @@ def auth_routes() -> list[web.RouteDef]:
     return [
         web.post("/api/v1/login", login_handler),
         web.post("/api/v1/logout", logout_handler),
+        web.post("/api/v1/agents/{id}/revoke-credentials", revoke_handler),
         web.get("/api/v1/me", me_handler),
         web.put("/api/v1/me/status", status_handler),
     ]

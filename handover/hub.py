@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +30,9 @@ MAX_BACKLOG = 1000
 class Hub:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[Event]] = set()
+        # Called with every event, local or from another process, before any subscriber gets it:
+        # for state every process must update at once (e.g. the auth cache on a revocation).
+        self.listeners: list[Callable[[Event], None]] = []
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
@@ -41,6 +44,11 @@ class Hub:
             self._subscribers.discard(queue)
 
     def publish(self, event: Event) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - one broken listener must not stop the fan-out
+                log.exception("hub.listener_failed", event_type=event.get("type"))
         for queue in list(self._subscribers):
             try:
                 queue.put_nowait(event)

@@ -17,26 +17,24 @@ from bot.verification import VerificationPolicy
 from connectors import registry
 from connectors.base import Connector, ConnectorContext
 from handover.api import DESK, AgentApi
-from handover.auth import LIMITER, LoginRateLimiter, auth_routes
+from handover.auth import LIMITER, auth_routes, install as install_auth
 from handover.console import console_routes
 from handover.desk import Desk
-from handover.hub import Hub, create_hub
+from handover.hub import create_hub
 from resonanz.config import connector_configs
 from resonanz.http_errors import json_errors
+from resonanz.keys import DB, HUB, SETTINGS  # noqa: F401 - re-exported: tests and bench read them from here
 from resonanz.media import MediaStore
 from resonanz.settings import Settings
 from resonanz.store import Database
 
 log = structlog.get_logger(__name__)
 
-SETTINGS = web.AppKey("settings", Settings)
-DB = web.AppKey("db", Database)
 ENGINE = web.AppKey("engine", RasaEngine)
 ENGINE_READY = web.AppKey("engine_ready", asyncio.Event)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONNECTORS = web.AppKey("connectors", dict)
 BACKGROUND = web.AppKey("background", set)
-HUB = web.AppKey("hub", Hub)
 
 
 async def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
@@ -63,7 +61,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     )
     app[DISPATCHER] = dispatcher
     app[HUB] = hub = create_hub(settings.redis_url, settings.redis_channel)
-    app[LIMITER] = LoginRateLimiter()
+    install_auth(app, settings, hub)
     app[DESK] = desk = Desk(db=app[DB], settings=settings, hub=hub, emit=dispatcher.emit)
     dispatcher.desk = desk
     dispatcher.outbox.listeners.append(desk.message_changed)
@@ -109,6 +107,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         for c in connectors.values():
             await c.shutdown()
         await hub.close()
+        await app[LIMITER].close()
         await http.close()
         if own_db:
             await app[DB].dispose()

@@ -78,8 +78,26 @@ def _password(env_name: str) -> str:
     return first
 
 
+async def _announce(settings: Settings, event: dict[str, Any]) -> None:
+    """Tell running gateways (over Redis, when configured) that an agent's credentials changed:
+    they forget cached credentials and close the affected console streams at once. Without Redis
+    a gateway notices within seconds (cache) or a minute (open streams)."""
+    if not settings.redis_url:
+        return
+    from handover.hub import HubUnavailable, RedisHub
+
+    hub = RedisHub(settings.redis_url, channel=settings.redis_channel)
+    try:
+        await hub.start()
+    except HubUnavailable as exc:
+        print(f"warning: running gateways were not told at once: {exc}", file=sys.stderr)
+        return
+    hub.publish(event)
+    await hub.close()  # sends what is queued first
+
+
 async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
-    from handover.auth import create_agent, issue_api_token
+    from handover.auth import auth_event, create_agent, issue_api_token, normalise_email, revoke_credentials
     from resonanz.store import Database
     from resonanz.store.models import Agent
 
@@ -97,15 +115,28 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
             print(f"created {agent.role} {agent.email}")
-        else:
-            from sqlalchemy import select
+            return 0
+        from sqlalchemy import select
 
-            async with db.session() as s:
-                agent = await s.scalar(select(Agent).where(Agent.email == args.email.lower()))
-            if agent is None:
-                print(f"error: no agent with e-mail {args.email}", file=sys.stderr)
+        async with db.session() as s:
+            agent = await s.scalar(select(Agent).where(Agent.email == normalise_email(args.email)))
+        if agent is None:
+            print(f"error: no agent with e-mail {args.email}", file=sys.stderr)
+            return 1
+        if args.agent_command == "token":
+            days = settings.api_token_days if args.days is None else args.days
+            try:
+                token = await issue_api_token(db, agent.id, days=days)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
                 return 1
-            print(await issue_api_token(db, agent.id))
+            if agent.api_token_hash:  # the previous token ended: close its streams
+                await _announce(settings, auth_event(agent.id, agent.api_token_hash))
+            print(token)
+        else:  # revoke
+            await revoke_credentials(db, agent.id)
+            await _announce(settings, auth_event(agent.id))
+            print(f"revoked the sessions and API token of {agent.email}", file=sys.stderr)
         return 0
     finally:
         await db.dispose()
@@ -327,7 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--languages", default="de,en")
     p.add_argument("--capacity", type=int, default=3)
     p.set_defaults(func=cmd_agent)
-    p = agentsub.add_parser("token", help="issue a bearer token for the agent API (replaces the old one)")
+    p = agentsub.add_parser("token", help="issue a bearer token for the agent API (replaces the old one); "
+                            "valid RESONANZ_API_TOKEN_DAYS days (90) unless --days is given")
+    p.add_argument("--email", required=True)
+    p.add_argument("--days", type=int, default=None, help="days the token is valid (1-3650)")
+    p.set_defaults(func=cmd_agent)
+    p = agentsub.add_parser("revoke", help="end every console session and the API token of an agent")
     p.add_argument("--email", required=True)
     p.set_defaults(func=cmd_agent)
 

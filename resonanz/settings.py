@@ -95,6 +95,24 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_channel: str = "resonanz:hub"
 
+    # --- Agent authentication (docs/handover.md, "Agents and the console") ---
+    # Reverse proxies whose X-Forwarded-For is believed, as IPs or CIDRs (JSON list). Only when the
+    # TCP peer is one of them is the client address taken from that header (the rightmost hop that
+    # is not a trusted proxy). Empty: the TCP peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Login attempts per window, in `limits` notation ("5/15minutes"). Every attempt is counted
+    # before the password is checked; a successful login clears that address's and that e-mail's
+    # count. One address guessing one agent's password is stopped first; one address trying many
+    # e-mails next; the per-e-mail limit is higher, so that one stranger cannot lock an agent out.
+    login_limit_ip_email: str = "5/15minutes"
+    login_limit_ip: str = "50/15minutes"
+    login_limit_email: str = "30/15minutes"
+    # argon2 runs in this many worker threads at most (each uses one core and 64 MiB for ~50 ms).
+    password_hash_workers: int = Field(default=2, ge=1, le=64)
+    # A console login lasts this long; an API (bearer) token this many days unless issued otherwise.
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    api_token_days: int = Field(default=90, ge=1, le=3650)
+
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     var_dir: Path = PROJECT_ROOT / "var"
@@ -105,6 +123,29 @@ class Settings(BaseSettings):
     def _port(cls, v: int) -> int:
         if not 0 <= v < 65536:
             raise ValueError("must be a TCP port (0-65535)")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for net in v:
+            try:
+                ipaddress.ip_network(net.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not an IP address or CIDR network") from None
+        return tuple(net.strip() for net in v)
+
+    @field_validator("login_limit_ip_email", "login_limit_ip", "login_limit_email")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        from limits import parse
+
+        try:
+            parse(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a rate such as '5/15minutes'") from None
         return v
 
     @property

@@ -241,8 +241,10 @@ class Agent(Base):
     capacity: Mapped[int] = mapped_column(Integer, default=3)
     skills: Mapped[list[Any]] = mapped_column(JSON, default=list)
     languages: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # SHA-256 of a bearer token for the agent API (the token itself is shown once).
+    # SHA-256 of a bearer token for the agent API (the token itself is shown once), and when it
+    # ends. Revoking the token empties both.
     api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    api_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

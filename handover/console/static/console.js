@@ -288,9 +288,12 @@
         if (state.current) open(state.current);
       }
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       $("live").textContent = "offline…";
       if (!state.me) return;
+      // 1008: the server ended the stream because the login ended (logout elsewhere, revoked,
+      // deactivated, expired). Asking /me shows the login form on its 401 instead of retrying.
+      if (ev.code === 1008) { api("GET", "/api/v1/me").then(function () { setTimeout(connect, state.backoff); }).catch(function () {}); return; }
       setTimeout(connect, state.backoff);
       state.backoff = Math.min(state.backoff * 2, 15000);
     };
