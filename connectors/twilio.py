@@ -45,7 +45,7 @@ from connectors.base import (
     Location,
     OutboundMessage,
 )
-from connectors.webhook import RequestRejected, json_error, parse_form, read_body
+from connectors.webhook import RequestRejected, json_error, parse_form, read_body, read_limited
 from resonanz.config import ConfigError
 from resonanz.media import MAX_MEDIA_BYTES
 from resonanz.store.models import utcnow
@@ -302,8 +302,8 @@ class TwilioConnector(Connector):
             ) as resp:
                 if resp.status != 200:
                     raise DeliveryError(f"HTTP {resp.status}")
-                content = await resp.content.read(MAX_MEDIA_BYTES + 1)
-                if len(content) > MAX_MEDIA_BYTES:
+                content = await read_limited(resp.content, MAX_MEDIA_BYTES)
+                if content is None:
                     return Attachment(kind=kind, url="", mime_type=mime, name="media (too large, not stored)")
                 mime = mime or resp.content_type
         except (aiohttp.ClientError, asyncio.TimeoutError, DeliveryError, ValueError) as exc:

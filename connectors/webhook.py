@@ -1,4 +1,5 @@
 """Reading a provider's webhook request: the whole body under a limit, parsed strictly.
+(`read_limited` serves the same purpose for a provider's response, such as a media download.)
 
 Every connector reads its body here, so that a body arriving in many TCP segments (or with chunked
 transfer encoding) is read whole, and a body over the route's limit is answered with a JSON 413
@@ -13,7 +14,7 @@ import json
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 # Deeper JSON than this is refused: no provider sends it, and every later json.dumps, database
 # driver and the engine would have to walk it again.
@@ -39,20 +40,30 @@ def _too_large(limit: int) -> NoReturn:
     raise RequestRejected(f"request body is larger than {limit} bytes", status=413)
 
 
+async def read_limited(stream: StreamReader, limit: int) -> bytes | None:
+    """Everything `stream` carries, or None as soon as it exceeds `limit` bytes.
+
+    A single `stream.read(n)` returns only what has arrived so far - the first TCP segment of a
+    slow body - so the stream is read until its end."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, however many segments or chunks it arrives in; `RequestRejected` (413) once
     it exceeds `limit` bytes. A declared Content-Length over the limit is refused unread."""
     if request.content_length is not None and request.content_length > limit:
         _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    # iter_any yields whatever has arrived; a single read(n) would return only the first segment.
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_limited(request.content, limit)
+    if body is None:
+        _too_large(limit)
+    return body
 
 
 def check_text(value: str, what: str) -> str:

@@ -124,3 +124,43 @@ async def test_read_body_reads_every_segment(tmp_path: Path) -> None:
         assert status == 413 and json.loads(answer) == {"error": "request body is larger than 100 bytes"}
     finally:
         await server.close()
+
+
+async def test_twilio_media_arriving_slowly_is_stored_whole(edge: Edge) -> None:
+    """The same defect on the way in from the provider: a media download read with one
+    `read(n)` kept only its first segment."""
+    import asyncio
+    import os
+
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    picture = os.urandom(200 * 1024)
+
+    async def slow_media(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        await response.prepare(request)
+        for i in range(0, len(picture), 1024):
+            await response.write(picture[i:i + 1024])
+            await asyncio.sleep(0)  # yield, so the client sees the pieces one by one
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/media/pic", slow_media)
+    media_host = TestServer(app, host="127.0.0.1", port=0)
+    await media_host.start_server()
+    try:
+        sid = "MMslowmedia" + "0" * 23
+        params = twilio_inbound(edge.twilio, "whatsapp", "+4915177700001", "", sid, NumMedia="1",
+                                MediaUrl0=str(media_host.make_url("/media/pic")), MediaContentType0="image/png")
+        status, answer = await edge.send(edge.twilio_form("whatsapp", "webhook", params))
+        assert status == 200, answer
+    finally:
+        await media_host.close()
+    async with edge.db.session() as s:
+        [attachment] = await s.scalar(select(Message.attachments).where(Message.provider_message_id == sid))
+    name = attachment["url"].rpartition("/media/")[2]
+    assert name, attachment
+    async with edge.http.get(edge.url(f"/media/{name}")) as r:
+        assert r.status == 200 and await r.read() == picture
