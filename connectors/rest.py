@@ -29,8 +29,6 @@ MAX_BODY = 64 * 1024
 MIN_TOKEN = 16
 MAX_PROVIDER_ID = 200
 
-_error = json_error
-
 
 def check_token(token: object) -> str:
     """The configured REST token, or ConfigError saying what is wrong with it."""
@@ -82,7 +80,7 @@ class RestConnector(Connector):
         if scheme.lower() == "bearer" and given and hmac.compare_digest(given.encode("utf-8", "replace"), self.token):
             return None
         challenge = 'Bearer realm="resonanz-rest"' + (', error="invalid_token"' if given else "")
-        return _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
+        return json_error(401, "missing or wrong bearer token (Authorization: Bearer <token>)",
                       headers={"WWW-Authenticate": challenge})
 
     def routes(self) -> list[web.AbstractRouteDef]:
@@ -101,31 +99,31 @@ class RestConnector(Connector):
         except RequestRejected as exc:
             return exc.response()
         if not isinstance(body, dict):
-            return _error(400, "body must be a JSON object")
+            return json_error(400, "body must be a JSON object")
         sender, message, metadata = body.get("sender"), body.get("message"), body.get("metadata", {})
         if sender is None:
-            return _error(400, "field 'sender' is missing")
+            return json_error(400, "field 'sender' is missing")
         if not isinstance(sender, str):
-            return _error(400, "field 'sender' must be a string")
+            return json_error(400, "field 'sender' must be a string")
         if (problem := _sender_error(sender, "field 'sender'")) is not None:
-            return _error(400, problem)
+            return json_error(400, problem)
         if message is None:
-            return _error(400, "field 'message' is missing")
+            return json_error(400, "field 'message' is missing")
         if not isinstance(message, str):
-            return _error(400, "field 'message' must be a string")
+            return json_error(400, "field 'message' must be a string")
         if not message.strip():
-            return _error(400, "field 'message' is empty")
+            return json_error(400, "field 'message' is empty")
         if len(message) > self.max_chars:
-            return _error(413, f"field 'message' is longer than {self.max_chars} characters")
+            return json_error(413, f"field 'message' is longer than {self.max_chars} characters")
         if metadata is None:
             metadata = {}
         if not isinstance(metadata, dict):
-            return _error(400, "field 'metadata' must be an object")
+            return json_error(400, "field 'metadata' must be an object")
         provider_id = metadata.get("message_id")
         if provider_id is not None and (isinstance(provider_id, bool) or not isinstance(provider_id, str | int)):
-            return _error(400, "field 'metadata.message_id' must be a string or an integer")
+            return json_error(400, "field 'metadata.message_id' must be a string or an integer")
         if provider_id is not None and len(str(provider_id)) > MAX_PROVIDER_ID:
-            return _error(400, f"field 'metadata.message_id' is longer than {MAX_PROVIDER_ID} characters")
+            return json_error(400, f"field 'metadata.message_id' is longer than {MAX_PROVIDER_ID} characters")
         return sender, message, metadata
 
     async def webhook(self, request: web.Request) -> web.Response:
@@ -163,16 +161,16 @@ class RestConnector(Connector):
             return refused
         sender = request.query.get("sender")
         if not sender:
-            return _error(400, "query parameter 'sender' is missing")
+            return json_error(400, "query parameter 'sender' is missing")
         if (problem := _sender_error(sender, "query parameter 'sender'")) is not None:
-            return _error(400, problem)
+            return json_error(400, problem)
         try:
             check_text(sender, "query parameter 'sender'")
         except RequestRejected as exc:
             return exc.response()
         history = await self.ctx.history(self.name, sender)
         if history is None:
-            return _error(404, f"no conversation for sender {sender!r}")
+            return json_error(404, f"no conversation for sender {sender!r}")
         return web.json_response(
             {
                 "conversation_id": history.conversation_id,
