@@ -64,20 +64,29 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
-def exposure(settings: Settings) -> str | None:
+def _published(url: object) -> bool:
+    if not url:
+        return False
+    try:
+        host = urlsplit(str(url)).hostname
+    except ValueError:
+        host = None
+    return not is_loopback(host)
+
+
+def exposure(settings: Settings, configs: Mapping[str, Mapping[str, Any]] | None = None) -> str | None:
     """Why the gateway is reachable from other machines, or None when only loopback can reach it.
 
-    A public URL counts unless it points at loopback itself (a reverse proxy publishing the
-    gateway has a public URL that is not loopback, even when it forwards to 127.0.0.1)."""
+    A public URL - the gateway's, or one a connector is configured with - counts unless it points
+    at loopback itself (a reverse proxy publishing the gateway has a public URL that is not
+    loopback, even when it forwards to 127.0.0.1)."""
     if not is_loopback(settings.host):
         return f"RESONANZ_HOST={settings.host} is not a loopback address"
-    if settings.public_url:
-        try:
-            public_host = urlsplit(settings.public_url).hostname
-        except ValueError:
-            public_host = None
-        if not is_loopback(public_host):
-            return f"RESONANZ_PUBLIC_URL={settings.public_url} is set"
+    if _published(settings.public_url):
+        return f"RESONANZ_PUBLIC_URL={settings.public_url} is set"
+    for name, options in (configs or {}).items():
+        if _published(options.get("public_url")):
+            return f"connectors.{name}.public_url={options['public_url']} is set"
     return None
 
 
@@ -91,7 +100,7 @@ def check_rest_token(settings: Settings, configs: Mapping[str, Mapping[str, Any]
 
         check_token(token)
         return
-    reason = exposure(settings)
+    reason = exposure(settings, configs)
     if reason is not None:
         raise ConfigError(
             f"connector 'rest': the gateway is reachable from outside ({reason}) but the REST channel has "

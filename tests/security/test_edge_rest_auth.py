@@ -74,7 +74,7 @@ async def test_the_right_token_reads_and_writes(edge: Edge) -> None:
 
 
 def _settings(tmp_path: Path, **values: Any) -> Settings:
-    return Settings(config_file=tmp_path / "none.yml", connectors=("rest", "webchat"), **values)
+    return Settings(**{"config_file": tmp_path / "none.yml", "connectors": ("rest", "webchat"), **values})
 
 
 @pytest.mark.parametrize(
@@ -84,6 +84,8 @@ def _settings(tmp_path: Path, **values: Any) -> Settings:
         ({"host": "::"}, "RESONANZ_HOST=::"),
         ({"host": "192.0.2.7"}, "RESONANZ_HOST=192.0.2.7"),
         ({"host": "127.0.0.1", "public_url": "https://support.example"}, "RESONANZ_PUBLIC_URL=https://support.example"),
+        ({"connectors": ("rest", "sms"), "connector_options": {"sms": {"public_url": "https://sms.example"}}},
+         "connectors.sms.public_url=https://sms.example"),
     ],
 )
 def test_reachable_from_outside_without_a_token_is_refused(tmp_path: Path, values: dict[str, Any], reason: str) -> None:
