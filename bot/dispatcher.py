@@ -297,11 +297,13 @@ class Dispatcher:
             try:
                 async with self.db.session() as s:
                     # A repeated provider id is rare: the unique constraint catches it on the first
-                    # attempt (IntegrityError), and the retry looks the earlier message up.
+                    # attempt (IntegrityError), and the retry looks the earlier message up. Both are
+                    # scoped to the sender: another sender's id is theirs, and so is its conversation.
                     if inbound.provider_message_id is not None and attempt > 0:
                         dup = await s.scalar(
                             select(Message).where(
                                 Message.channel == inbound.channel,
+                                Message.sender_id == inbound.sender_id,
                                 Message.provider_message_id == inbound.provider_message_id,
                             )
                         )
@@ -325,6 +327,7 @@ class Dispatcher:
                         conversation_id=conv.id,
                         customer_id=customer.id,
                         channel=inbound.channel,
+                        sender_id=inbound.sender_id,
                         provider_message_id=inbound.provider_message_id,
                         direction="in",
                         author="customer",

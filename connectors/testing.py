@@ -68,15 +68,16 @@ class _Result:
 
 
 class RecordingCore:
-    """Stands in for the dispatcher: records inbound messages, de-duplicates by provider id."""
+    """Stands in for the dispatcher: records inbound messages, de-duplicates by provider id
+    within one sender (another sender's id is another message, as in the dispatcher)."""
 
     def __init__(self) -> None:
         self.received: list[InboundMessage] = []
         self.statuses: list[tuple[str, str, str, str | None]] = []
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: set[tuple[str, str, str]] = set()
 
     async def on_message(self, inbound: InboundMessage) -> Any:
-        key = (inbound.channel, inbound.provider_message_id or "")
+        key = (inbound.channel, inbound.sender_id, inbound.provider_message_id or "")
         if inbound.provider_message_id and key in self._seen:
             return _Result(duplicate=True)
         self._seen.add(key)
@@ -186,6 +187,13 @@ class ConnectorContract:
         assert 200 <= await self._post(server, client, req) < 300
         assert 200 <= await self._post(server, client, req) < 300, "a duplicate must still be acknowledged"
         assert len(harness.core.received) == 1
+
+    async def test_a_provider_id_is_scoped_to_its_sender(self, served: Any) -> None:
+        harness, server, client = served
+        for sender in ("s-a", "s-b"):
+            assert 200 <= await self._post(server, client, harness.inbound("hallo", message_id="m-same", sender=sender)) < 300
+        first, second = harness.core.received
+        assert first.sender_id != second.sender_id, "the sender must be part of the de-duplication key"
 
     async def test_forged_signature_is_rejected(self, served: Any) -> None:
         harness, server, client = served

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import structlog
@@ -44,6 +45,7 @@ from connectors.base import (
     Location,
     OutboundMessage,
 )
+from connectors.webhook import RequestRejected, json_error, parse_form, read_body, read_limited
 from resonanz.config import ConfigError
 from resonanz.media import MAX_MEDIA_BYTES
 from resonanz.store.models import utcnow
@@ -52,6 +54,12 @@ log = structlog.get_logger(__name__)
 
 MAX_FORM_BYTES = 64 * 1024
 MAX_MEDIA_ITEMS = 10
+# Ids and phone numbers are short; the database keeps at most 200 characters of an identity.
+MAX_ID_CHARS = 100
+MAX_PROFILE_NAME = 200
+# Twilio's numbers are ASCII; int() and float() would also accept "١٢٣", "²" (isdigit), "nan", "1e400".
+ASCII_COUNT = re.compile(r"[0-9]{1,6}")
+ASCII_DEGREES = re.compile(r"[-+]?[0-9]{1,3}(\.[0-9]{1,15})?")
 WHATSAPP_WINDOW = timedelta(hours=24)
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
@@ -187,19 +195,16 @@ class TwilioConnector(Connector):
     async def _verified_form(self, request: web.Request, *required: str) -> dict[str, str] | web.Response:
         """The form of a request signed by Twilio for this account, with the `required` fields."""
         if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-            return web.json_response({"error": f"body is larger than {MAX_FORM_BYTES} bytes"}, status=413)
+            return json_error(413, f"request body is larger than {MAX_FORM_BYTES} bytes")
         signature = request.headers.get("X-Twilio-Signature")
         if not signature:
             return web.json_response({"error": "missing X-Twilio-Signature"}, status=403)
         if not request.content_type.startswith("application/x-www-form-urlencoded"):
             return web.json_response({"error": "expected a form-encoded body"}, status=400)
-        raw = await request.content.read(MAX_FORM_BYTES + 1)
-        if len(raw) > MAX_FORM_BYTES:
-            return web.json_response({"error": f"body is larger than {MAX_FORM_BYTES} bytes"}, status=413)
         try:
-            form = dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
-        except UnicodeDecodeError:
-            return web.json_response({"error": "body is not UTF-8"}, status=400)
+            form = parse_form(await read_body(request, MAX_FORM_BYTES))
+        except RequestRejected as exc:
+            return exc.response()
         if not self.validator.validate(self._public_url(request), form, signature):
             log.warning("twilio.bad_signature", channel=self.name)
             return web.json_response({"error": "invalid X-Twilio-Signature"}, status=403)
@@ -207,6 +212,9 @@ class TwilioConnector(Connector):
             return web.json_response({"error": "webhook for another account"}, status=403)
         if not all(form.get(field) for field in required):
             return web.json_response({"error": f"{' and '.join(required)} are required"}, status=400)
+        too_long = [f for f in ("MessageSid", "From") if len(form.get(f, "")) > MAX_ID_CHARS]
+        if too_long:
+            return json_error(400, f"{too_long[0]} is longer than {MAX_ID_CHARS} characters")
         return form
 
     # --- inbound -------------------------------------------------------------------------------
@@ -220,13 +228,12 @@ class TwilioConnector(Connector):
         if len(text) > self.ctx.settings.max_message_chars:
             return web.json_response({"error": "message is too long"}, status=413)
         phone = phone_of(sender)
-        attachments = await self._media(form)
-        location = None
-        if form.get("Latitude") and form.get("Longitude"):
-            try:
-                location = Location(float(form["Latitude"]), float(form["Longitude"]), form.get("Address") or form.get("Label"))
-            except ValueError:
-                location = None
+        try:
+            location = self._location(form)
+            media = self._media_fields(form)
+        except RequestRejected as exc:
+            return exc.response()
+        attachments = [await self._fetch(url, mime) for url, mime in media]
         if not text.strip():
             text = "[location]" if location else "[photo]" if any(a.kind == "image" for a in attachments) else "[file]" if attachments else ""
         if not text:
@@ -239,7 +246,7 @@ class TwilioConnector(Connector):
             provider_message_id=sid[:200],
             attachments=tuple(attachments),
             location=location,
-            display_name=form.get("ProfileName") or None,
+            display_name=form.get("ProfileName", "")[:MAX_PROFILE_NAME] or None,
             customer_key=f"phone:{phone}",
             control=self._control(text),
         )
@@ -250,16 +257,39 @@ class TwilioConnector(Connector):
     def _control(self, text: str) -> str | None:
         return None
 
-    async def _media(self, form: dict[str, str]) -> list[Attachment]:
-        try:
-            count = min(int(form.get("NumMedia", "0") or 0), MAX_MEDIA_ITEMS)
-        except ValueError:
-            count = 0
-        out = []
-        for i in range(count):
+    @staticmethod
+    def _location(form: dict[str, str]) -> Location | None:
+        lat, lon = form.get("Latitude", ""), form.get("Longitude", "")
+        if not lat and not lon:
+            return None
+        if not (ASCII_DEGREES.fullmatch(lat) and ASCII_DEGREES.fullmatch(lon)):
+            raise RequestRejected("Latitude and Longitude must both be decimal degrees (ASCII digits)")
+        latitude, longitude = float(lat), float(lon)
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise RequestRejected("Latitude must be within -90..90 and Longitude within -180..180")
+        label = form.get("Address") or form.get("Label") or None
+        return Location(latitude, longitude, label[:MAX_PROFILE_NAME] if label else None)
+
+    @staticmethod
+    def _media_fields(form: dict[str, str]) -> list[tuple[str, str | None]]:
+        """(url, declared type) of each attachment; NumMedia is 0-10 (Twilio's own maximum)."""
+        raw = form.get("NumMedia", "") or "0"
+        if not ASCII_COUNT.fullmatch(raw) or int(raw) > MAX_MEDIA_ITEMS:
+            raise RequestRejected(f"NumMedia must be a whole number from 0 to {MAX_MEDIA_ITEMS} (ASCII digits)")
+        out: list[tuple[str, str | None]] = []
+        for i in range(int(raw)):
             url, mime = form.get(f"MediaUrl{i}"), form.get(f"MediaContentType{i}")
-            if url:
-                out.append(await self._fetch(url, mime))
+            if not url:
+                continue
+            try:
+                parts = urlsplit(url)
+                valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+                parts.port  # noqa: B018 - raises ValueError for a port out of range
+            except ValueError:
+                valid = False
+            if not valid:
+                raise RequestRejected(f"MediaUrl{i} must be an absolute http(s) URL")
+            out.append((url, mime or None))
         return out
 
     async def _fetch(self, url: str, mime: str | None) -> Attachment:
@@ -272,11 +302,11 @@ class TwilioConnector(Connector):
             ) as resp:
                 if resp.status != 200:
                     raise DeliveryError(f"HTTP {resp.status}")
-                content = await resp.content.read(MAX_MEDIA_BYTES + 1)
-                if len(content) > MAX_MEDIA_BYTES:
+                content = await read_limited(resp.content, MAX_MEDIA_BYTES)
+                if content is None:
                     return Attachment(kind=kind, url="", mime_type=mime, name="media (too large, not stored)")
                 mime = mime or resp.content_type
-        except (aiohttp.ClientError, asyncio.TimeoutError, DeliveryError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError, DeliveryError, ValueError) as exc:
             log.warning("twilio.media_failed", channel=self.name, error=str(exc))
             return Attachment(kind=kind, url="", mime_type=mime, name="media (download failed)")
         assert self.ctx.media is not None
@@ -288,9 +318,11 @@ class TwilioConnector(Connector):
             return form
         sid, status = form["MessageSid"], form["MessageStatus"]
         error = None
+        code = form.get("ErrorCode") or None
+        if code is not None and not ASCII_COUNT.fullmatch(code):
+            return json_error(400, "ErrorCode must be a number of 1-6 ASCII digits")
         if status in ("failed", "undelivered"):
-            code = form.get("ErrorCode")
-            reason = ERROR_TEXT.get(int(code)) if code and code.isdigit() else None
+            reason = ERROR_TEXT.get(int(code)) if code else None
             error = f"Twilio: {status}" + (f" (error {code}" + (f": {reason}" if reason else "") + ")" if code else "")
         known = await self.ctx.on_status(self.name, sid, status, error) if self.ctx.on_status else False
         return web.json_response({"ok": True, "known": known})

@@ -150,13 +150,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from bot.engine_process import model_path, rasa_executable, training_fingerprint
     from connectors import registry
 
-    from resonanz.config import ConfigError, connector_configs
+    from resonanz.config import ConfigError, check_rest_token, load_connector_configs
 
     settings = _settings()
     problems: list[str] = []
     names: list[str] = []
     try:
-        names = list(connector_configs(settings))
+        configs = load_connector_configs(settings)
+        names = list(configs)
+        check_rest_token(settings, configs)
     except ConfigError as exc:
         problems.append(str(exc))
     for name in names:

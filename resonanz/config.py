@@ -7,9 +7,11 @@ names the environment variable that holds `<key>` (`token_env: TELEGRAM_BOT_TOKE
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -49,7 +51,73 @@ def resolve_env(name: str, options: Mapping[str, Any], environ: Mapping[str, str
     return resolved
 
 
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or localhost: only this machine can connect."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _published(url: object) -> bool:
+    if not url:
+        return False
+    try:
+        host = urlsplit(str(url)).hostname
+    except ValueError:
+        host = None
+    return not is_loopback(host)
+
+
+def exposure(settings: Settings, configs: Mapping[str, Mapping[str, Any]] | None = None) -> str | None:
+    """Why the gateway is reachable from other machines, or None when only loopback can reach it.
+
+    A public URL - the gateway's, or one a connector is configured with - counts unless it points
+    at loopback itself (a reverse proxy publishing the gateway has a public URL that is not
+    loopback, even when it forwards to 127.0.0.1)."""
+    if not is_loopback(settings.host):
+        return f"RESONANZ_HOST={settings.host} is not a loopback address"
+    if _published(settings.public_url):
+        return f"RESONANZ_PUBLIC_URL={settings.public_url} is set"
+    for name, options in (configs or {}).items():
+        if _published(options.get("public_url")):
+            return f"connectors.{name}.public_url={options['public_url']} is set"
+    return None
+
+
+def check_rest_token(settings: Settings, configs: Mapping[str, Mapping[str, Any]]) -> None:
+    """The REST channel is for servers: reachable from outside, it must carry a token."""
+    if "rest" not in configs:
+        return
+    token = configs["rest"].get("token")
+    if token is not None:
+        from connectors.rest import check_token  # late: the connector imports this module
+
+        check_token(token)
+        return
+    reason = exposure(settings, configs)
+    if reason is not None:
+        raise ConfigError(
+            f"connector 'rest': the gateway is reachable from outside ({reason}) but the REST channel has "
+            "no token: set connectors.rest.token_env in resonanz.yml to an environment variable holding "
+            "a secret of at least 16 characters (or disable the rest connector)"
+        )
+
+
 def connector_configs(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Enabled connectors in order, each with its resolved options, checked against the
+    exposure rule (`check_rest_token`)."""
+    configs = load_connector_configs(settings)
+    check_rest_token(settings, configs)
+    return configs
+
+
+def load_connector_configs(settings: Settings) -> dict[str, dict[str, Any]]:
     """Enabled connectors in order, each with its resolved options.
 
     `RESONANZ_CONNECTORS` (a JSON list), when set, chooses which connectors run; their options

@@ -88,21 +88,22 @@ async def test_of_two_concurrent_transitions_exactly_one_wins(database: Database
         assert conv.version == 1
 
 
-async def test_provider_message_id_is_unique_per_channel(database: Database) -> None:
+async def test_provider_message_id_is_unique_per_channel_and_sender(database: Database) -> None:
     conv_id = await _conversation(database)
     async with database.session() as s:
         conv = await s.get(Conversation, conv_id)
         customer_id = conv.customer_id
 
-    def msg(channel: str) -> Message:
-        return Message(conversation_id=conv_id, customer_id=customer_id, channel=channel, direction="in",
-                       author="customer", text="hi", provider_message_id="p-1", status="received")
+    def msg(channel: str, sender: str = "s-1") -> Message:
+        return Message(conversation_id=conv_id, customer_id=customer_id, channel=channel, sender_id=sender,
+                       direction="in", author="customer", text="hi", provider_message_id="p-1", status="received")
 
     async with database.session() as s:
         s.add(msg("rest"))
         s.add(msg("webchat"))  # same provider id on another channel is another message
+        s.add(msg("rest", "s-2"))  # and from another sender (issue #8 item 9)
     with pytest.raises(IntegrityError):
         async with database.session() as s:
             s.add(msg("rest"))
     async with database.session() as s:
-        assert await s.scalar(select(func.count()).select_from(Message)) == 2
+        assert await s.scalar(select(func.count()).select_from(Message)) == 3

@@ -127,7 +127,11 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        UniqueConstraint("channel", "provider_message_id", name="uq_message_provider_id"),
+        # A provider id is unique per sender, not per channel: a REST message_id or a web chat
+        # client_id is chosen by the client, and one customer's id must not swallow another's message.
+        UniqueConstraint("channel", "sender_id", "provider_message_id", name="uq_message_sender_provider_id"),
+        # Delivery status callbacks find our outbound message by the provider's id alone.
+        Index("ix_messages_channel_provider_id", "channel", "provider_message_id"),
         Index("ix_messages_conversation_seq", "conversation_id", "id"),
         Index("ix_messages_status", "direction", "status"),
     )
@@ -137,6 +141,8 @@ class Message(Base):
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"))
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     channel: Mapped[str] = mapped_column(String(32))
+    # Inbound only: the channel identity's external id (who sent it); the de-duplication scope.
+    sender_id: Mapped[str | None] = mapped_column(String(200))
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     direction: Mapped[str] = mapped_column(String(4))  # "in" | "out" | "note" (internal)
     author: Mapped[str] = mapped_column(String(16))  # customer | bot | agent | system
