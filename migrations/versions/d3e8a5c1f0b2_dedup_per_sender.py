@@ -6,7 +6,7 @@ sender (the channel identity's external id) and the unique constraint includes i
 callbacks, which look outbound messages up by provider id alone, get their own index.
 
 Revision ID: d3e8a5c1f0b2
-Revises: b7c41e2f9a10
+Revises: c3d8e5a1f042
 Create Date: 2026-12-01 00:20:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d3e8a5c1f0b2"
-down_revision: str | None = "b7c41e2f9a10"
+down_revision: str | None = "c3d8e5a1f042"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
