@@ -31,6 +31,8 @@ async def gateway(stack: AsyncExitStack, database: Database, tmp_path: Path, **o
 
     db = Database(database.url)
     stack.push_async_callback(db.dispose)
+    # A token for the REST channel, so that a public URL (some tests set one) is a valid set-up.
+    overrides.setdefault("connector_options", {"rest": {"token": "rest-token-for-auth-tests"}})
     settings = Settings(DATABASE_URL=database.url, engine_url=f"http://127.0.0.1:{free_port()}", engine_startup_wait=0,
                         connectors=("rest",), var_dir=tmp_path / uuid.uuid4().hex, **overrides)
     client = TestClient(TestServer(await create_app(settings, db=db)))
