@@ -10,8 +10,6 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
-from resonanz.keys import SETTINGS
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -62,5 +60,7 @@ def client_address(peer: str | None, forwarded_for: Iterable[str], trusted: tupl
 
 def client_ip(request: web.Request) -> str:
     """The client's address for rate limits and logs (see the module docstring)."""
+    from resonanz.keys import SETTINGS  # not at import: connectors use client_address without the app
+
     settings = request.app[SETTINGS]
     return client_address(request.remote, request.headers.getall("X-Forwarded-For", ()), settings.trusted_proxies)

@@ -42,6 +42,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from connectors.base import ChannelAddress, Connector, ConnectorContext, InboundMessage, OutboundMessage
 from connectors.webchat.origins import OriginPolicy
 from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
+from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -211,7 +212,10 @@ class WebChatConnector(Connector):
         await ws.prepare(request)
         # `id` is the session's public id once a hello succeeded; the token is never kept here.
         session: dict[str, Any] = {"id": None, "language": None, "touched": 0.0}
-        socket_key, ip = uuid.uuid4().hex, request.remote or "unknown"
+        # Behind a trusted reverse proxy every customer would share the proxy's address.
+        ip = client_address(request.remote, request.headers.getall("X-Forwarded-For", ()),
+                            self.ctx.settings.trusted_proxies)
+        socket_key = uuid.uuid4().hex
         # Frames of one socket are handled in order, but off the reading loop, so a slow
         # engine turn never stops the socket from answering pings. Bounded: a client that sends
         # faster than its turns are answered is told so instead of growing the queue.

@@ -155,6 +155,19 @@ async def test_frames_are_limited_per_client_address(make_client: Factory) -> No
     assert got == {"unknown frame type 'shout'": 4, "rate_limited": 2}
 
 
+async def test_behind_a_trusted_proxy_each_customer_has_their_own_address_limit(make_client: Factory) -> None:
+    # All sockets come from the proxy (127.0.0.1); the customers are told apart by X-Forwarded-For.
+    client = await make_client(rate_limit_ip="4 per minute",
+                               settings_overrides={"trusted_proxies": ("127.0.0.1",)})
+    first = {"X-Forwarded-For": "203.0.113.7"}
+    second = {"X-Forwarded-For": "198.51.100.9"}
+    async with connect(client, headers=first) as a, connect(client, headers=second) as b:
+        for ws in (a, b, a, b, a, b):
+            await ws.send_json({"type": "shout"})
+        got = await _kinds(a, 3) + await _kinds(b, 3)
+    assert got == {"unknown frame type 'shout'": 6}
+
+
 class GatedEngine(ScriptedEngine):
     """Answers only when the test opens the gate: turns pile up behind the first one."""
 
