@@ -57,7 +57,7 @@ class ActionServer:
             return web.json_response({"error": "unauthorised"}, status=401)
         try:
             body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return web.json_response({"error": "invalid JSON"}, status=400)
         if not isinstance(body, dict) or not isinstance(body.get("next_action"), str):
             return web.json_response({"error": "next_action is required"}, status=400)

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.engine_process import EngineConfig, EngineProcess
-from resonanz.app import create_app
+from resonanz.app import SETTINGS, create_app
 from resonanz.settings import PROJECT_ROOT, Settings
 
 
@@ -118,3 +118,12 @@ async def test_responses_are_not_cached_sniffed_or_fingerprinted(client, path: s
     assert "aiohttp" not in server.lower() and "python" not in server.lower(), server
     if path.startswith(("/api", "/webhooks", "/readyz", "/healthz")):
         assert "no-store" in resp.headers.get("Cache-Control", ""), path
+
+
+@pytest.mark.parametrize("body", [b"[" * 5000 + b"]" * 5000, b'{"next_action": "\\ud800"}', b"\xff\xfe"])
+async def test_action_server_answers_odd_json_with_400(client, body: bytes) -> None:  # type: ignore[no-untyped-def]
+    settings = client.server.app[SETTINGS]
+    resp = await client.post(f"/actions/webhook?token={settings.action_token}", data=body,
+                             headers={"Content-Type": "application/json"})
+    assert resp.status in (400, 404), await resp.text()
+    assert "error" in await resp.json()
