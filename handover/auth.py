@@ -20,6 +20,7 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from handover.schemas import AgentPublicResponse, LoginRequest, LoginResponse, MeResponse, OkResponse, StatusRequest, read_body, respond
 from resonanz.store import Database
 from resonanz.store.models import Agent, AgentSession, utcnow
 
@@ -261,13 +262,8 @@ def agent_public(agent: Agent) -> dict[str, Any]:
 
 async def login_handler(request: web.Request) -> web.Response:
     limiter = request.app[LIMITER]
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error("body is not valid JSON", 400)
-    email, password = (body or {}).get("email"), (body or {}).get("password")
-    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
-        return _error("email and password are required", 400)
+    body = await read_body(request, LoginRequest)
+    email, password = body.email, body.password
     ip = request.remote or "?"
     wait = limiter.retry_after(ip, email)
     if wait:
@@ -278,7 +274,7 @@ async def login_handler(request: web.Request) -> web.Response:
         return _error("wrong email or password", 401)
     limiter.succeeded(email)
     agent, token, csrf = result
-    resp = web.json_response({"agent": agent_public(agent), "csrf_token": csrf})
+    resp = respond(LoginResponse, {"agent": agent_public(agent), "csrf_token": csrf})
     from resonanz.app import SETTINGS
 
     public = request.app[SETTINGS].public_url or ""
@@ -292,7 +288,7 @@ async def logout_handler(request: web.Request) -> web.Response:
     token = request.cookies.get(COOKIE)
     if token:
         await logout(_db(request), token)
-    resp = web.json_response({"ok": True})
+    resp = respond(OkResponse, {"ok": True})
     resp.del_cookie(COOKIE, path="/")
     return resp
 
@@ -300,18 +296,12 @@ async def logout_handler(request: web.Request) -> web.Response:
 @require()
 async def me_handler(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    return web.json_response({"agent": agent_public(principal.agent), "csrf_token": principal.csrf_token})
+    return respond(MeResponse, {"agent": agent_public(principal.agent), "csrf_token": principal.csrf_token})
 
 
 @require()
 async def status_handler(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error("body is not valid JSON", 400)
-    status = (body or {}).get("status")
-    if status not in ("online", "away", "offline"):
-        return _error("status must be online, away or offline", 400)
+    status = (await read_body(request, StatusRequest)).status
     principal = request[PRINCIPAL]
     forget_cached_auth()
     async with _db(request).session() as s:
@@ -323,7 +313,7 @@ async def status_handler(request: web.Request) -> web.Response:
         from handover.api import DESK
 
         await request.app[DESK].route_waiting()
-    return web.json_response({"agent": out})
+    return respond(AgentPublicResponse, {"agent": out})
 
 
 def auth_routes() -> list[web.RouteDef]:

@@ -20,6 +20,7 @@ from handover.auth import LIMITER, LoginRateLimiter, auth_routes
 from handover.console import console_routes
 from handover.desk import Desk
 from handover.hub import Hub, create_hub
+from handover.schemas import api_errors
 from resonanz.config import connector_configs
 from resonanz.media import MediaStore
 from resonanz.settings import Settings
@@ -80,6 +81,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app.router.add_routes(ActionServer(app[DB], settings.action_token).routes())
     app.router.add_routes(auth_routes())
     app.router.add_routes(AgentApi(media).routes())
+    app.middlewares.append(api_errors)  # JSON errors under /api/, also for aiohttp's own 404/405/413
     app.router.add_routes(console_routes())
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
 
