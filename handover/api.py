@@ -21,7 +21,7 @@ from handover.schemas import (
     RESOLUTIONS, AgentList, AgentResponse, ApiError, CloseRequest, ConversationList, ConversationListQuery,
     CreateAgentRequest, CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse,
     MessageResponse, MetaResponse, QueueList, QueueResponse, StatusRequest, TextRequest, TransferRequest,
-    UpdateAgentRequest, UpdateQueueRequest, read_body, read_multipart, read_query, respond,
+    UpdateAgentRequest, is_blank, UpdateQueueRequest, read_body, read_multipart, read_query, respond,
     validate_business_hours,
 )
 from resonanz.media import MediaStore
@@ -183,7 +183,7 @@ class AgentApi:
                     return _error("the picture must be PNG, JPEG or GIF", 400)
                 base = desk.settings.public_url or f"{request.scheme}://{request.host}"
                 attachments = (self.media_store.save(image, kind[1], base_url=base),)
-            if not text.strip() and not attachments:
+            if is_blank(text) and not attachments:
                 return _error("send a text or a picture", 400)
         else:
             text = (await read_body(request, TextRequest)).text

@@ -20,6 +20,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -296,7 +297,14 @@ Skills = Annotated[list[Slug], Field(min_length=1, max_length=50, json_schema_ex
                                      description="Slugs: lower-case letters, digits, '-' and '_'"), AfterValidator(_unique)]
 Languages = Annotated[list[Language], Field(min_length=1, max_length=2, json_schema_extra={"uniqueItems": True}),
                       AfterValidator(_unique)]
-Capacity = Annotated[int, Field(ge=0, le=1000, description="Conversations at once")]
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; a boolean or a string is not one.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Capacity = Annotated[int, Field(ge=0, le=1000, description="Conversations at once"), BeforeValidator(_whole_number)]
 MessageText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=NOT_BLANK)]
 
 
@@ -332,7 +340,8 @@ def _iso_date(value: str) -> str:
     return value
 
 
-Span = Annotated[list[HHMM], Field(min_length=2, max_length=2, description='["HH:MM", "HH:MM"], start before end'),
+Span = Annotated[list[HHMM], Field(min_length=2, max_length=2, description='["HH:MM", "HH:MM"]: opens at the first, '
+                                   'closes at the second, which must be later'),
                  AfterValidator(_span)]
 IsoDate = Annotated[str, Field(json_schema_extra={"format": "date", "pattern": DATE_PATTERN}), AfterValidator(_iso_date)]
 
@@ -397,10 +406,18 @@ class TextRequest(BaseModel):
     text: MessageText
 
 
-class MultipartMessage(BaseModel):
-    """A reply with a picture (multipart/form-data); text and image are each optional, one is needed."""
+def is_blank(text: str) -> bool:
+    return re.match(NOT_BLANK, text) is None
 
-    text: Annotated[str, Field(max_length=MAX_TEXT)] = ""
+
+class MultipartMessage(BaseModel):
+    """A reply with a picture (multipart/form-data): a text that is not blank, a picture, or both."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["text"], "properties": {"text": {"pattern": NOT_BLANK}}},
+        {"required": ["image"], "properties": {"image": {"minLength": 1}}},
+    ]})
+    text: Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=NO_NUL)] = ""
     image: Annotated[bytes, Field(json_schema_extra={"format": "binary", "contentMediaType": "image/*"},
                                   description="PNG, JPEG or GIF")] = b""
 
@@ -479,23 +496,22 @@ class CreateAgentRequest(BaseModel):
     capacity: Capacity = 3
 
 
+# A field one may leave out (it keeps its value) but not set to null: defaults are not validated,
+# so None stands for "left out", while an explicit null fails the field's type. (The OpenAPI
+# document leaves such a default out: handover.openapi.)
+KEEP: Any = None
+
+
 class UpdateAgentRequest(BaseModel):
     """Only the fields given change; the rest stay."""
 
     model_config = STRICT
-    status: AgentStatus | None = None
-    capacity: Capacity | None = None
-    skills: Skills | None = None
-    languages: Languages | None = None
-    role: Role | None = None
-    active: bool | None = None
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> UpdateAgentRequest:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} must not be null; leave it out to keep it")
-        return self
+    status: AgentStatus = KEEP
+    capacity: Capacity = KEEP
+    skills: Skills = KEEP
+    languages: Languages = KEEP
+    role: Role = KEEP
+    active: bool = KEEP
 
     def changes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.model_fields_set}
@@ -513,16 +529,11 @@ class CreateQueueRequest(BaseModel):
 
 
 class UpdateQueueRequest(BaseModel):
-    model_config = STRICT
-    name: QueueName | None = None
-    business_hours: BusinessHours | None = None
+    """Only the fields given change; the rest stay."""
 
-    @model_validator(mode="after")
-    def _no_nulls(self) -> UpdateQueueRequest:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} must not be null; leave it out to keep it")
-        return self
+    model_config = STRICT
+    name: QueueName = KEEP
+    business_hours: BusinessHours = KEEP
 
 
 class HandoverListQuery(BaseModel):
