@@ -18,11 +18,10 @@ from handover.auth import PRINCIPAL, authenticate, create_agent, forget_cached_a
 from handover.desk import Desk, HandoverError, message_json, summary_json
 from handover.routing import is_open
 from handover.schemas import (
-    RESOLUTIONS, AgentList, AgentResponse, ApiError, CloseRequest, ConversationList, ConversationListQuery,
-    CreateAgentRequest, CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse,
-    MessageResponse, MetaResponse, QueueList, QueueResponse, StatusRequest, TextRequest, TransferRequest,
-    UpdateAgentRequest, is_blank, UpdateQueueRequest, read_body, read_multipart, read_query, respond,
-    validate_business_hours,
+    RESOLUTIONS, AgentList, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
+    CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
+    MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
+    is_blank, read_body, read_multipart, read_query, respond,
 )
 from resonanz.media import MediaStore
 from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue

@@ -114,19 +114,19 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _check_strings_and_depth(value: Any) -> None:
+def _check_strings_and_depth(value: Any, where: str = "body") -> None:
     """Refuse what pydantic would accept but the rest of the system cannot store or encode:
     lone UTF-16 surrogates, NUL characters; and nesting deeper than any valid body."""
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ApiError(400, f"body is nested too deeply (more than {MAX_DEPTH} levels)")
+            raise ApiError(400, f"{where} is nested too deeply (more than {MAX_DEPTH} levels)")
         if isinstance(item, str):
             if _SURROGATE.search(item):
-                raise ApiError(400, "body holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode")
+                raise ApiError(400, f"{where} holds a lone UTF-16 surrogate (\\ud800-\\udfff); send valid Unicode")
             if "\x00" in item:
-                raise ApiError(400, "body holds a NUL character (\\u0000), which no text field accepts")
+                raise ApiError(400, f"{where} holds a NUL character (\\u0000), which no text field accepts")
         elif isinstance(item, dict):
             stack.extend((k, depth + 1) for k in item)
             stack.extend((v, depth + 1) for v in item.values())
@@ -231,7 +231,7 @@ def read_query(request: web.Request, model: type[M]) -> M:
         if len(values) > 1:
             raise ApiError(400, f"{key}: give this parameter once")
         params[key] = values[0]
-    _check_strings_and_depth(params)
+    _check_strings_and_depth(params, "query")
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -375,14 +375,6 @@ class BusinessHours(BaseModel):
         if not self.model_fields_set:
             return {}
         return self.model_dump()
-
-
-def validate_business_hours(value: Any) -> dict[str, Any]:
-    """The stored form of business hours; ValueError with the reason if they are invalid."""
-    try:
-        return BusinessHours.model_validate(value).stored()
-    except ValidationError as exc:
-        raise ValueError(_headline(validation_details(exc))) from None
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -644,7 +636,7 @@ class CustomerRef(BaseModel):
 class HandoverSummary(BaseModel):
     id: str
     conversation_id: str
-    status: Literal["waiting", "offered", "assigned", "closed", "returned", "cancelled"] | str
+    status: Literal["waiting", "offered", "assigned", "closed", "returned", "cancelled"]
     reason: str
     trigger: str
     queue: Ref | None
@@ -703,9 +695,14 @@ class HandoverDetail(BaseModel):
     messages: list[MessageOut]
 
 
+class CustomerName(BaseModel):
+    id: str
+    name: str | None
+
+
 class ConversationOut(BaseModel):
     id: str
-    customer: Ref | CustomerRef | dict[str, Any]
+    customer: CustomerName
     channel: str
     language: str | None
     state: str

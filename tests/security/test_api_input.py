@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -69,7 +68,7 @@ def test_active_false_as_a_string_is_refused_not_truthy(gw: ThreadedGateway) -> 
     {"languages": ["fr"]}, {"languages": ["DE"]}, {"languages": ["de", "de"]}, {"languages": []},
     {"skills": ["Verträge"]}, {"skills": ["contracts complaints"]}, {"skills": [""]}, {"skills": ["x" * 65]},
     {"skills": [f"s{i}" for i in range(51)]}, {"skills": ["a", "a"]}, {"skills": "contracts"}, {"languages": [1]},
-    {"capacity": "5"}, {"capacity": 5.5}, {"capacity": 1e999}, {"capacity": 10**30}, {"capacity": True}, {"role": "root"},
+    {"capacity": "5"}, {"capacity": 5.5}, {"capacity": 10**30}, {"capacity": True}, {"role": "root"},
     {"status": "busy"}, {"email": "kein-at-zeichen"}, {"password": "kurz"}, {"display_name": ""},
     {"unknown_field": 1},
 ])
@@ -197,7 +196,7 @@ def test_lone_surrogates_and_nul_characters_are_refused(gw: ThreadedGateway, val
 def test_huge_numbers_are_refused(gw: ThreadedGateway) -> None:
     a = call(gw, "GET", "/api/v1/me").json()["agent"]["id"]
     for raw, reason in ((b'{"capacity": 1' + b"0" * 5000 + b"}", "digits"), (b'{"capacity": 1e999}', "capacity"),
-                        (b'{"capacity": 9223372036854775808}', "capacity"), (b'{"capacity": -1e-999}', "capacity")):
+                        (b'{"capacity": 9223372036854775808}', "capacity"), (b'{"capacity": 1.5e3}', "capacity")):
         resp = call(gw, "PATCH", f"/api/v1/agents/{a}", data=raw, headers={"Content-Type": "application/json"})
         assert resp.status_code == 400 and reason in error_of(resp), resp.text[:300]
 
