@@ -34,6 +34,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from handover.hub import Event, Hub
+from handover.schemas import AgentPublicResponse, LoginRequest, LoginResponse, MeResponse, OkResponse, StatusRequest, read_body, respond
 from resonanz.client_ip import client_ip
 from resonanz.keys import DB, HUB, SETTINGS
 from resonanz.settings import Settings
@@ -479,14 +480,8 @@ def agent_public(agent: Agent) -> dict[str, Any]:
 
 async def login_handler(request: web.Request) -> web.Response:
     limiter = request.app[LIMITER]
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error("body is not valid JSON", 400)
-    email, password = (body or {}).get("email"), (body or {}).get("password")
-    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
-        return _error("email and password are required", 400)
-    email = normalise_email(email)
+    body = await read_body(request, LoginRequest)
+    email, password = normalise_email(body.email), body.password
     settings = request.app[SETTINGS]
     ip = client_ip(request)
     try:
@@ -505,7 +500,7 @@ async def login_handler(request: web.Request) -> web.Response:
         await limiter.succeeded(ip, email)
     except StorageError as exc:  # the login stands; the count simply lives out its window
         log.warning("login.limiter_clear_failed", error=str(exc))
-    resp = web.json_response({"agent": agent_public(agent), "csrf_token": csrf})
+    resp = respond(LoginResponse, {"agent": agent_public(agent), "csrf_token": csrf})
     public = settings.public_url or ""
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                     secure=request.secure or public.startswith("https"), max_age=int(session_ttl.total_seconds()))
@@ -521,7 +516,7 @@ async def logout_handler(request: web.Request) -> web.Response:
     else:
         await revoke_api_token(_db(request), principal.credential)
     announce(request.app, principal.agent.id, principal.credential)
-    resp = web.json_response({"ok": True})
+    resp = respond(OkResponse, {"ok": True})
     if principal.via == "session":
         resp.del_cookie(COOKIE, path="/")
     return resp
@@ -540,18 +535,12 @@ async def revoke_handler(request: web.Request) -> web.Response:
 @require()
 async def me_handler(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    return web.json_response({"agent": agent_public(principal.agent), "csrf_token": principal.csrf_token})
+    return respond(MeResponse, {"agent": agent_public(principal.agent), "csrf_token": principal.csrf_token})
 
 
 @require()
 async def status_handler(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error("body is not valid JSON", 400)
-    status = (body or {}).get("status")
-    if status not in ("online", "away", "offline"):
-        return _error("status must be online, away or offline", 400)
+    status = (await read_body(request, StatusRequest)).status
     principal = request[PRINCIPAL]
     forget_cached_auth(request.app)
     async with _db(request).session() as s:
@@ -563,7 +552,7 @@ async def status_handler(request: web.Request) -> web.Response:
         from handover.api import DESK
 
         await request.app[DESK].route_waiting()
-    return web.json_response({"agent": out})
+    return respond(AgentPublicResponse, {"agent": out})
 
 
 def auth_routes() -> list[web.RouteDef]:

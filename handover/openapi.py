@@ -1,125 +1,233 @@
-"""The OpenAPI 3.1 description of the agent API, served at /api/openapi.json."""
+"""The OpenAPI 3.1 description of the agent API, served at /api/openapi.json.
+
+Generated, not written: every body schema comes from the pydantic models in `handover.schemas`
+that the handlers validate with, and every operation from the route table below (path, method,
+request model, response model, the error statuses its handler can answer, who may call it).
+tests/security/test_api_schemathesis.py runs schemathesis against the served document.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal
 
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+from handover import schemas as m
 
+REF = "#/components/schemas/{model}"
 
-def _json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": schema}}}
-
-
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-ERRORS = {
-    "400": {"description": "Bad input", "content": {"application/json": {"schema": _ref("Error")}}},
-    "401": {"description": "Login required", "content": {"application/json": {"schema": _ref("Error")}}},
-    "403": {"description": "Not allowed (role, CSRF, not your conversation)", "content": {"application/json": {"schema": _ref("Error")}}},
-    "404": {"description": "Not found", "content": {"application/json": {"schema": _ref("Error")}}},
-    "409": {"description": "Conflict (already taken, changed meanwhile)", "content": {"application/json": {"schema": _ref("Error")}}},
+ERROR_TEXT = {
+    400: "Bad input: the body, a query parameter or a value in it is invalid (`details` lists each)",
+    401: "Login required (no session cookie or bearer token, or it is no longer valid)",
+    403: "Not allowed: admins only, CSRF token missing or wrong (cookie sessions), or not your conversation",
+    404: "No such resource",
+    409: "Conflict: taken by someone else, changed meanwhile, already exists, or would leave no active admin",
+    413: "Body too large",
+    415: "Content-Type not supported (JSON endpoints take application/json)",
+    429: "Too many failed logins; `retry_after` says how many seconds to wait",
 }
 
-
-def _op(summary: str, response: dict[str, Any], *, body: dict[str, Any] | None = None, status: str = "200",
-        params: list[dict[str, Any]] | None = None, admin: bool = False) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary + (" (admins)" if admin else ""), "responses": {status: response, **ERRORS}}
-    if body is not None:
-        op["requestBody"] = body
-    if params:
-        op["parameters"] = params
-    return op
+Auth = Literal["none", "agent", "admin"]
 
 
-ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    status: int
+    response: type[BaseModel] | None
+    request: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    multipart: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    auth: Auth = "agent"
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _link(operation_id: str, pointer: str, description: str = "") -> dict[str, Any]:
+    return {"operationId": operation_id, "parameters": {"id": f"$response.body#{pointer}"}, "description": description}
+
+
+def _handover_links(pointer: str) -> dict[str, dict[str, Any]]:
+    return {
+        "GetHandover": _link("getHandover", pointer),
+        "AcceptHandover": _link("acceptHandover", pointer),
+        "ReplyToHandover": _link("replyToHandover", pointer),
+        "NoteOnHandover": _link("noteOnHandover", pointer),
+        "TransferHandover": _link("transferHandover", pointer),
+        "CloseHandover": _link("closeHandover", pointer),
+    }
+
+
+BODY = (400, 413, 415)  # any operation that reads a JSON body
+ID = "/{id}"
+
+ROUTES: tuple[Route, ...] = (
+    Route("post", "/api/v1/login", "login", "Log in; sets the session cookie (HTTP-only, SameSite=Strict)", 200,
+          m.LoginResponse, request=m.LoginRequest, errors=(*BODY, 401, 429), auth="none"),
+    Route("post", "/api/v1/logout", "logout", "Log out (ends the cookie session)", 200, m.OkResponse, errors=(401, 403)),
+    Route("get", "/api/v1/me", "getMe", "The logged-in agent, and the session's CSRF token", 200, m.MeResponse,
+          errors=(401, 403)),
+    Route("put", "/api/v1/me/status", "setMyStatus", "Set my status (online agents get conversations offered)", 200,
+          m.AgentPublicResponse, request=m.StatusRequest, errors=(*BODY, 401, 403)),
+    Route("get", "/api/v1/meta", "getMeta", "Resolution codes, skills and languages", 200, m.MetaResponse, errors=(401, 403)),
+    Route("get", "/api/v1/handovers", "listHandovers", "Handovers: the queue, mine, or all (latest 200)", 200,
+          m.HandoverList, query=m.HandoverListQuery, errors=(400, 401, 403),
+          links=_handover_links("/handovers/0/id")),
+    Route("get", "/api/v1/handovers" + ID, "getHandover", "A handover with its context and transcript", 200,
+          m.HandoverDetail, errors=(401, 403, 404)),
+    Route("post", "/api/v1/handovers" + ID + "/accept", "acceptHandover",
+          "Accept (of concurrent accepts exactly one wins; the others get 409)", 200, m.HandoverResponse,
+          errors=(401, 403, 404, 409), links=_handover_links("/handover/id")),
+    Route("post", "/api/v1/handovers" + ID + "/messages", "replyToHandover",
+          "Reply to the customer: JSON with text, or multipart/form-data with text and/or a picture", 201,
+          m.MessageResponse, request=m.TextRequest, multipart=m.MultipartMessage, errors=(*BODY, 401, 403, 404, 409)),
+    Route("post", "/api/v1/handovers" + ID + "/notes", "noteOnHandover", "Internal note (never sent to the customer)",
+          201, m.MessageResponse, request=m.TextRequest, errors=(*BODY, 401, 403, 404, 409)),
+    Route("post", "/api/v1/handovers" + ID + "/transfer", "transferHandover",
+          "Transfer to exactly one agent or queue, with an optional note", 200, m.HandoverResponse,
+          request=m.TransferRequest, errors=(*BODY, 401, 403, 404, 409)),
+    Route("post", "/api/v1/handovers" + ID + "/close", "closeHandover",
+          "Close with a resolution code; optionally return the customer to the bot", 200, m.HandoverResponse,
+          request=m.CloseRequest, errors=(*BODY, 401, 403, 404, 409)),
+    Route("get", "/api/v1/conversations", "listConversations", "Conversations by state (latest 100)", 200,
+          m.ConversationList, query=m.ConversationListQuery, errors=(400, 401, 403),
+          links={"TakeOver": _link("takeOverConversation", "/conversations/0/id")}),
+    Route("post", "/api/v1/conversations" + ID + "/take-over", "takeOverConversation",
+          "Take over a live bot conversation", 201, m.HandoverResponse, errors=(401, 403, 404, 409),
+          links=_handover_links("/handover/id")),
+    Route("get", "/api/v1/agents", "listAgents", "Agents with their load", 200, m.AgentList, errors=(401, 403),
+          links={"UpdateAgent": _link("updateAgent", "/agents/0/id")}),
+    Route("post", "/api/v1/agents", "createAgent", "Create an agent", 201, m.AgentResponse, request=m.CreateAgentRequest,
+          errors=(*BODY, 401, 403, 409), auth="admin",
+          links={"UpdateAgent": _link("updateAgent", "/agent/id", "Change the agent just created")}),
+    Route("patch", "/api/v1/agents" + ID, "updateAgent",
+          "Change an agent; 409 if it would leave no active admin", 200, m.AgentResponse,
+          request=m.UpdateAgentRequest, errors=(*BODY, 401, 403, 404, 409), auth="admin"),
+    Route("get", "/api/v1/queues", "listQueues", "Queues with business hours", 200, m.QueueList, errors=(401, 403),
+          links={"UpdateQueue": _link("updateQueue", "/queues/0/id")}),
+    Route("post", "/api/v1/queues", "createQueue", "Create a queue; 409 if its name, or its skill and language, exist",
+          201, m.QueueResponse, request=m.CreateQueueRequest, errors=(*BODY, 401, 403, 409), auth="admin",
+          links={"UpdateQueue": _link("updateQueue", "/queue/id", "Change the queue just created")}),
+    Route("patch", "/api/v1/queues" + ID, "updateQueue", "Change a queue's name or business hours", 200, m.QueueResponse,
+          request=m.UpdateQueueRequest, errors=(*BODY, 401, 403, 404, 409), auth="admin"),
+)
+
+ID_PARAMETER = {"name": "id", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": m.ID_PATTERN}, "description": "32 hexadecimal digits"}
+
+
+def _content(schema: dict[str, Any], media_type: str = "application/json") -> dict[str, Any]:
+    return {media_type: {"schema": schema}}
+
+
+def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", ()))
+    return [{"name": name, "in": "query", "required": name in required, "schema": prop}
+            for name, prop in schema.get("properties", {}).items()]
+
+
+def _allows_null(schema: dict[str, Any]) -> bool:
+    kinds = schema.get("type")
+    return kinds == "null" or (isinstance(kinds, list) and "null" in kinds) or any(
+        _allows_null(s) for s in [*schema.get("anyOf", ()), *schema.get("oneOf", ())])
+
+
+def _drop_null_defaults(components: dict[str, Any]) -> None:
+    """`field: X = KEEP` (left out: unchanged) has a None default that X itself refuses; a
+    client reads "optional", not "default null"."""
+    for schema in components.values():
+        for prop in schema.get("properties", {}).values():
+            if "default" in prop and prop["default"] is None and not _allows_null(prop):
+                del prop["default"]
+
+
+@cache
 def document() -> dict[str, Any]:
-    handover_out = _ok({"type": "object", "properties": {"handover": _ref("HandoverSummary")}})
+    wanted: list[tuple[type[BaseModel], Any]] = [(m.Error, "serialization")]
+    for r in ROUTES:
+        if r.response is not None:
+            wanted.append((r.response, "serialization"))
+        for model in (r.request, r.query, r.multipart):
+            if model is not None:
+                wanted.append((model, "validation"))
+    refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF)
+    components = dict(defs.get("$defs", {}))
+    _drop_null_defaults(components)
+    error_ref = refs[(m.Error, "serialization")]
+
+    paths: dict[str, dict[str, Any]] = {}
+    for r in ROUTES:
+        responses: dict[str, Any] = {
+            str(r.status): {"description": "OK" if r.status == 200 else "Created",
+                            "content": _content(refs[(r.response, "serialization")])} if r.response else {"description": "OK"},
+        }
+        if r.links:
+            responses[str(r.status)]["links"] = r.links
+        for status in sorted(set(r.errors)):
+            responses[str(status)] = {"description": ERROR_TEXT[status], "content": _content(error_ref)}
+        op: dict[str, Any] = {"operationId": r.operation_id, "summary": r.summary + (" (admins)" if r.auth == "admin" else ""),
+                              "responses": responses}
+        if r.auth == "none":
+            op["security"] = []
+        params = [ID_PARAMETER] if "{id}" in r.path else []
+        if r.query is not None:
+            params += _query_parameters(components[refs[(r.query, "validation")]["$ref"].rsplit("/", 1)[1]])
+        if params:
+            op["parameters"] = params
+        if r.request is not None or r.multipart is not None:
+            content: dict[str, Any] = {}
+            if r.request is not None:
+                content.update(_content(refs[(r.request, "validation")]))
+            if r.multipart is not None:
+                content.update(_content(refs[(r.multipart, "validation")], "multipart/form-data"))
+            op["requestBody"] = {"required": True, "content": content}
+        paths.setdefault(r.path, {})[r.method] = op
+
+    paths["/api/v1/stream"] = {"get": {
+        "operationId": "stream",
+        "summary": "Live updates (WebSocket; JSON messages of type handover or message). Same authentication.",
+        "responses": {"101": {"description": "Switching protocols to WebSocket"},
+                      "400": {"description": "Not a WebSocket upgrade request", "content": _content(error_ref)},
+                      "401": {"description": ERROR_TEXT[401], "content": _content(error_ref)},
+                      "403": {"description": "Origin not allowed", "content": _content(error_ref)}},
+    }}
+    paths["/media/{name}"] = {"get": {
+        "operationId": "getMedia",
+        "summary": "A stored picture or file (served with nosniff and a sandboxing CSP)",
+        "security": [],
+        "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+                      "404": {"description": ERROR_TEXT[404], "content": _content(error_ref)}},
+    }}
+
+    # The query models are described as parameters, not as schemas of their own.
+    for r in ROUTES:
+        if r.query is not None:
+            components.pop(refs[(r.query, "validation")]["$ref"].rsplit("/", 1)[1], None)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Resonanz agent API",
             "version": "1",
-            "description": "What the agent console uses: handovers, messages, notes, transfer, close, "
-            "agents and queues. Authenticate with the session cookie from POST /api/v1/login (and send "
-            "the X-CSRF-Token header on POST/PUT/PATCH/DELETE) or with `Authorization: Bearer <token>`. "
-            "Live updates: WebSocket GET /api/v1/stream.",
+            "description": "What the agent console uses: handovers, messages, notes, transfer, close, agents and "
+            "queues. Authenticate with the session cookie from POST /api/v1/login (and send the X-CSRF-Token header "
+            "on POST/PUT/PATCH/DELETE) or with `Authorization: Bearer <token>`. Request bodies are strict JSON "
+            "objects (application/json, UTF-8, no unknown fields, no type coercion, no NUL characters or lone "
+            "surrogates, at most 1 MiB); every error is `{\"error\": \"...\"}`, validation errors add `details`.",
         },
         "security": [{"session": []}, {"bearer": []}],
-        "paths": {
-            "/api/v1/login": {"post": {**_op("Log in; sets the session cookie", _ok({"type": "object", "properties": {"agent": _ref("Agent"), "csrf_token": {"type": "string"}}}),
-                                               body=_json_body({"type": "object", "required": ["email", "password"], "properties": {"email": {"type": "string"}, "password": {"type": "string"}}})),
-                                        "security": [], "responses": {"200": _ok(_ref("Agent")), "401": ERRORS["401"], "429": {"description": "Too many attempts", "content": {"application/json": {"schema": _ref("Error")}}}}}},
-            "/api/v1/logout": {"post": _op("Log out", {"description": "Logged out"})},
-            "/api/v1/me": {"get": _op("The logged-in agent", _ok(_ref("Agent")))},
-            "/api/v1/me/status": {"put": _op("Set my status", _ok(_ref("Agent")), body=_json_body({"type": "object", "required": ["status"], "properties": {"status": {"enum": ["online", "away", "offline"]}}}))},
-            "/api/v1/meta": {"get": _op("Resolution codes, skills, languages", _ok({"type": "object"}))},
-            "/api/v1/handovers": {"get": _op("List handovers", _ok({"type": "object", "properties": {"handovers": {"type": "array", "items": _ref("HandoverSummary")}}}),
-                                             params=[{"name": "view", "in": "query", "schema": {"enum": ["queue", "mine", "all"], "default": "queue"}}])},
-            "/api/v1/handovers/{id}": {"get": _op("A handover with its context and transcript", _ok(_ref("HandoverDetail")), params=ID)},
-            "/api/v1/handovers/{id}/accept": {"post": _op("Accept (exactly one of concurrent accepts wins)", handover_out, params=ID)},
-            "/api/v1/handovers/{id}/messages": {"post": _op("Reply to the customer (JSON text, or multipart with text and image)", _ok({"type": "object", "properties": {"message": _ref("Message")}}, "Sent"),
-                                                            body={"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "maxLength": 4096}}}},
-                                                                                                "multipart/form-data": {"schema": {"type": "object", "properties": {"text": {"type": "string"}, "image": {"type": "string", "format": "binary"}}}}}},
-                                                            status="201", params=ID)},
-            "/api/v1/handovers/{id}/notes": {"post": _op("Internal note (never sent to the customer)", _ok({"type": "object", "properties": {"message": _ref("Message")}}, "Stored"),
-                                                         body=_json_body({"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}), status="201", params=ID)},
-            "/api/v1/handovers/{id}/transfer": {"post": _op("Transfer to an agent or a queue, with a note", handover_out,
-                                                            body=_json_body({"type": "object", "properties": {"agent_id": {"type": "string"}, "queue_id": {"type": "string"}, "note": {"type": "string"}}}), params=ID)},
-            "/api/v1/handovers/{id}/close": {"post": _op("Close with a resolution code; optionally return the customer to the bot", handover_out,
-                                                         body=_json_body({"type": "object", "required": ["resolution"], "properties": {
-                                                             "resolution": {"enum": ["solved", "callback", "forwarded", "no_response", "other"]},
-                                                             "return_to_bot": {"type": "boolean", "default": False},
-                                                             "slots": {"type": "object", "additionalProperties": {"type": "string"}, "description": "e.g. customer_number, carried into the bot"}}}), params=ID)},
-            "/api/v1/conversations": {"get": _op("Conversations by state (watch live bot conversations)", _ok({"type": "object"}),
-                                                 params=[{"name": "state", "in": "query", "schema": {"enum": ["bot", "queued", "agent", "closed"], "default": "bot"}}])},
-            "/api/v1/conversations/{id}/take-over": {"post": _op("Take over a live bot conversation", handover_out, status="201", params=ID)},
-            "/api/v1/agents": {"get": _op("Agents with their load", _ok({"type": "object", "properties": {"agents": {"type": "array", "items": _ref("Agent")}}})),
-                               "post": _op("Create an agent", _ok({"type": "object", "properties": {"agent": _ref("Agent")}}, "Created"), status="201", admin=True,
-                                           body=_json_body({"type": "object", "required": ["email", "password", "display_name"], "properties": {
-                                               "email": {"type": "string"}, "password": {"type": "string", "minLength": 10}, "display_name": {"type": "string"},
-                                               "role": {"enum": ["agent", "admin"]}, "skills": {"type": "array", "items": {"type": "string"}},
-                                               "languages": {"type": "array", "items": {"enum": ["de", "en"]}}, "capacity": {"type": "integer"}}}))},
-            "/api/v1/agents/{id}": {"patch": _op("Change an agent (status, capacity, skills, languages, role, active)", _ok({"type": "object", "properties": {"agent": _ref("Agent")}}), params=ID, admin=True,
-                                                 body=_json_body({"type": "object"}))},
-            "/api/v1/queues": {"get": _op("Queues with business hours", _ok({"type": "object", "properties": {"queues": {"type": "array", "items": _ref("Queue")}}})),
-                               "post": _op("Create a queue", _ok({"type": "object", "properties": {"queue": _ref("Queue")}}, "Created"), status="201", admin=True,
-                                           body=_json_body(_ref("Queue")))},
-            "/api/v1/queues/{id}": {"patch": _op("Change a queue's name or business hours", _ok({"type": "object", "properties": {"queue": _ref("Queue")}}), params=ID, admin=True,
-                                                 body=_json_body({"type": "object"}))},
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "rz_session"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                "Agent": {"type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"}, "display_name": {"type": "string"},
-                                                          "role": {"enum": ["agent", "admin"]}, "status": {"enum": ["online", "away", "offline"]},
-                                                          "capacity": {"type": "integer"}, "skills": {"type": "array", "items": {"type": "string"}},
-                                                          "languages": {"type": "array", "items": {"type": "string"}}}},
-                "Queue": {"type": "object", "required": ["name", "skill", "language"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "skill": {"type": "string"},
-                                                                                                   "language": {"enum": ["de", "en"]}, "business_hours": {"type": "object"}, "open_now": {"type": "boolean"}}},
-                "Message": {"type": "object", "properties": {"id": {"type": "string"}, "direction": {"enum": ["in", "out", "note"]}, "author": {"enum": ["customer", "bot", "agent", "system"]},
-                                                            "text": {"type": "string"}, "attachments": {"type": "array", "items": {"type": "object"}}, "timestamp": {"type": "string", "format": "date-time"},
-                                                            "status": {"type": "string"}, "parse": {"type": ["object", "null"]}}},
-                "HandoverSummary": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "conversation_id": {"type": "string"},
-                    "status": {"enum": ["waiting", "offered", "assigned", "closed", "returned", "cancelled"]},
-                    "reason": {"type": "string"}, "trigger": {"type": "string"}, "queue": {"type": ["object", "null"]},
-                    "customer": {"type": "object"}, "channel": {"type": "string"}, "agent": {"type": ["object", "null"]},
-                    "offered_to_me": {"type": "boolean"}, "created_at": {"type": "string", "format": "date-time"},
-                    "waiting_seconds": {"type": "integer"}, "last_message": {"type": ["object", "null"]},
-                    "rating": {"type": ["integer", "null"]}, "resolution": {"type": ["string", "null"]}}},
-                "HandoverDetail": {"type": "object", "properties": {"handover": _ref("HandoverSummary"), "context": {"type": "object"},
-                                                                   "messages": {"type": "array", "items": _ref("Message")}}},
-            },
+            "schemas": components,
         },
     }
