@@ -88,7 +88,7 @@ def _run(tmp: Path, backend: str, ready: threading.Event, box: dict, stop: threa
             async with db.session() as s:
                 stored = await s.get(Agent, admin.id)
                 stored.role, stored.active = "admin", True
-            forget_cached_auth()
+            forget_cached_auth(app)
 
         gw.restore = lambda: asyncio.run_coroutine_threadsafe(restore(), loop).result(30)
         box["gateway"] = gw

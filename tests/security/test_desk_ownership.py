@@ -154,7 +154,9 @@ async def test_transfer_targets_must_exist_be_active_and_not_be_the_holder(desk:
         (await s.get(Agent, inactive["id"])).active = False
     hid = await _accepted(desk, "tt-sender", auth)
     me = (await desk.handover_by_id(hid)).agent_id
-    for body, status in (({"agent_id": inactive["id"]}, 404), ({"agent_id": "nope"}, 404), ({"queue_id": "nope"}, 404),
+    # A malformed id is a 400 (schema); a well-formed unknown one a 404.
+    for body, status in (({"agent_id": inactive["id"]}, 404), ({"agent_id": "nope"}, 400), ({"queue_id": "nope"}, 400),
+                         ({"agent_id": "0" * 32}, 404), ({"queue_id": "0" * 32}, 404),
                          ({"agent_id": me}, 409), ({}, 400), ({"agent_id": me, "queue_id": "x"}, 400)):
         resp = await desk.client.post(f"/api/v1/handovers/{hid}/transfer", headers=auth, json=body)
         assert resp.status == status, (body, await resp.text())

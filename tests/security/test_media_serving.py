@@ -148,4 +148,4 @@ async def test_a_malformed_or_unexpected_multipart_body_is_a_400(desk: Desk) -> 
         assert resp.status == 400, (body, resp.status, await resp.text())
         assert "error" in await resp.json()
     resp = await desk.client.post(f"/api/v1/handovers/{hid}/messages", headers=auth, data=_picture_form(PNG, text="x" * 5000))
-    assert resp.status == 413 and "4096" in (await resp.json())["error"]
+    assert resp.status == 400 and "4096" in (await resp.json())["error"]
