@@ -529,7 +529,7 @@ async def revoke_handler(request: web.Request) -> web.Response:
     if not await revoke_credentials(_db(request), agent_id):
         return _error("no such agent", 404)
     announce(request.app, agent_id)
-    return web.json_response({"ok": True})
+    return respond(OkResponse, {"ok": True})
 
 
 @require()
@@ -559,7 +559,7 @@ def auth_routes() -> list[web.RouteDef]:
     return [
         web.post("/api/v1/login", login_handler),
         web.post("/api/v1/logout", logout_handler),
-        web.post("/api/v1/agents/{id}/revoke-credentials", revoke_handler),
+        web.post("/api/v1/agents/{id:[0-9a-f]{32}}/revoke-credentials", revoke_handler),
         web.get("/api/v1/me", me_handler),
         web.put("/api/v1/me/status", status_handler),
     ]

@@ -27,7 +27,8 @@ ERROR_TEXT = {
     409: "Conflict: taken by someone else, changed meanwhile, already exists, or would leave no active admin",
     413: "Body too large",
     415: "Content-Type not supported (JSON endpoints take application/json)",
-    429: "Too many failed logins; `retry_after` says how many seconds to wait",
+    429: "Too many login attempts; `retry_after` says how many seconds to wait",
+    503: "The login limiter's store (Redis) is unreachable: nothing was checked; try again",
 }
 
 Auth = Literal["none", "agent", "admin"]
@@ -69,8 +70,9 @@ ID = "/{id}"
 
 ROUTES: tuple[Route, ...] = (
     Route("post", "/api/v1/login", "login", "Log in; sets the session cookie (HTTP-only, SameSite=Strict)", 200,
-          m.LoginResponse, request=m.LoginRequest, errors=(*BODY, 401, 429), auth="none"),
-    Route("post", "/api/v1/logout", "logout", "Log out (ends the cookie session)", 200, m.OkResponse, errors=(401, 403)),
+          m.LoginResponse, request=m.LoginRequest, errors=(*BODY, 401, 429, 503), auth="none"),
+    Route("post", "/api/v1/logout", "logout", "Log out: ends the credential sent (the cookie session, or the bearer "
+          "token, which is revoked)", 200, m.OkResponse, errors=(401, 403)),
     Route("get", "/api/v1/me", "getMe", "The logged-in agent, and the session's CSRF token", 200, m.MeResponse,
           errors=(401, 403)),
     Route("put", "/api/v1/me/status", "setMyStatus", "Set my status (online agents get conversations offered)", 200,
@@ -109,6 +111,9 @@ ROUTES: tuple[Route, ...] = (
     Route("patch", "/api/v1/agents" + ID, "updateAgent",
           "Change an agent; 409 if it would leave no active admin", 200, m.AgentResponse,
           request=m.UpdateAgentRequest, errors=(*BODY, 401, 403, 404, 409), auth="admin"),
+    Route("post", "/api/v1/agents" + ID + "/revoke-credentials", "revokeAgentCredentials",
+          "End all of an agent's sessions and its API token (open console streams close)", 200, m.OkResponse,
+          errors=(401, 403, 404), auth="admin"),
     Route("get", "/api/v1/queues", "listQueues", "Queues with business hours", 200, m.QueueList, errors=(401, 403),
           links={"UpdateQueue": _link("updateQueue", "/queues/0/id")}),
     Route("post", "/api/v1/queues", "createQueue", "Create a queue; 409 if its name, or its skill and language, exist",
