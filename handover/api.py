@@ -25,7 +25,6 @@ from handover.schemas import (
     MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
 )
-from handover.state import State
 from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
 from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue, utcnow
 

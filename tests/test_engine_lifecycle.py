@@ -15,7 +15,7 @@ import pytest
 
 from bot.engine_process import EngineConfig, EngineProcess, _exited, _read_pid
 from resonanz.settings import Settings
-from tests.conftest import EngineHandle, free_port
+from tests.conftest import EngineHandle
 from tests.test_cli import RESONANZ, _env, _read_until
 
 

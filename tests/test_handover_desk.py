@@ -13,42 +13,18 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
-from bot.engine import TURN_PATH
 from handover.api import DESK
 from handover.auth import create_agent
 from resonanz.app import create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Agent, Conversation, ConversationEvent, Handover
+from tests.scripted_engine import ScriptedEngine, serve_engine
 
 PASSWORD = "correct horse battery"
-
-
-class ScriptedEngine:
-    """Understands just enough: a wish for a person, a complaint, anything else is a greeting."""
-
-    def __init__(self) -> None:
-        self.turns: list[dict] = []
-
-    async def turn(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.turns.append(body)
-        text = body["message"].lower()
-        intent = ("request_human" if "mensch" in text or "human" in text else "complaint" if "beschwerde" in text
-                  else "terminate_contract" if "kündigen" in text else "nlu_fallback" if "blorf" in text else "greet")
-        return web.json_response({
-            "messages": [{"text": f"bot:{intent}"}],
-            "parse_data": {"intent": {"name": intent, "confidence": 0.97}, "entities": []},
-            "slots": {"language": body["set_slots"].get("language"), **body["set_slots"]},
-            "active_loop": None,
-        })
-
-    async def status(self, request: web.Request) -> web.Response:
-        return web.json_response({"model_file": "fake"})
 
 
 @dataclass
@@ -93,17 +69,12 @@ class Desk:
 @pytest_asyncio.fixture(loop_scope="session")
 async def desk(database: Database, tmp_path) -> AsyncIterator[Desk]:  # noqa: ANN001
     engine = ScriptedEngine()
-    eapp = web.Application()
-    eapp.router.add_post(TURN_PATH, engine.turn)
-    eapp.router.add_get("/status", engine.status)
-    eserver = TestServer(eapp, host="127.0.0.1")
-    await eserver.start_server()
-    settings = Settings(DATABASE_URL=database.url, engine_url=str(eserver.make_url("")).rstrip("/"),
-                        connectors=("rest",), var_dir=tmp_path, offer_timeout=30)
-    app = await create_app(settings, db=database)
-    async with TestClient(TestServer(app)) as client:
-        yield Desk(client, database, engine)
-    await eserver.close()
+    async with serve_engine(engine) as engine_url:
+        settings = Settings(DATABASE_URL=database.url, engine_url=engine_url,
+                            connectors=("rest",), var_dir=tmp_path, offer_timeout=30)
+        app = await create_app(settings, db=database)
+        async with TestClient(TestServer(app)) as client:
+            yield Desk(client, database, engine)
 
 
 async def test_request_for_a_person_opens_a_handover_with_context_and_queue_position(desk: Desk) -> None:

@@ -246,27 +246,20 @@ async def _stream(client: TestClient, token: str) -> aiohttp.ClientWebSocketResp
 async def test_an_agent_on_gateway_b_sees_live_what_happens_on_gateway_a(
     database, redis_admin, channel: str, tmp_path: Path  # noqa: ANN001
 ) -> None:
-    from bot.engine import TURN_PATH
     from handover.auth import create_agent, issue_api_token
     from resonanz.app import HUB, create_app
     from resonanz.settings import Settings
     from resonanz.store import Database
-    from tests.test_handover_desk import PASSWORD, ScriptedEngine
-
-    engine = ScriptedEngine()
-    eapp = web.Application()
-    eapp.router.add_post(TURN_PATH, engine.turn)
-    eapp.router.add_get("/status", engine.status)
+    from tests.scripted_engine import ScriptedEngine, serve_engine
+    from tests.test_handover_desk import PASSWORD
 
     async with AsyncExitStack() as stack:
-        eserver = TestServer(eapp, host="127.0.0.1")
-        await eserver.start_server()
-        stack.push_async_callback(eserver.close)
+        engine_url = await stack.enter_async_context(serve_engine(ScriptedEngine()))
 
         async def gateway(name: str) -> TestClient:
             db = Database(database.url)  # each process has its own connection pool
             stack.push_async_callback(db.dispose)
-            settings = Settings(DATABASE_URL=database.url, engine_url=str(eserver.make_url("")).rstrip("/"),
+            settings = Settings(DATABASE_URL=database.url, engine_url=engine_url,
                                 connectors=("rest",), var_dir=tmp_path / name, offer_timeout=30,
                                 redis_url=REDIS_URL, redis_channel=channel)
             client = TestClient(TestServer(await create_app(settings, db=db)))

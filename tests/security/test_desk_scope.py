@@ -48,7 +48,7 @@ async def test_agents_see_only_their_queues_handovers_and_admins_all(desk: Desk)
         resp = await desk.client.get(f"/api/v1/handovers/{hid}", headers=outsider)
         assert resp.status == 404 and await resp.json() == await missing.json()
         for action, body in (("accept", None), ("notes", {"text": "x"}), ("messages", {"text": "x"}),
-                             ("close", {"resolution": "solved"}), ("transfer", {"queue_id": "x"})):
+                             ("close", {"resolution": "solved"}), ("transfer", {"queue_id": "0" * 32})):
             resp = await desk.client.post(f"/api/v1/handovers/{hid}/{action}", headers=outsider, json=body)
             assert resp.status == 404, (action, await resp.text())
     assert (await desk.client.get(f"/api/v1/handovers/{hid}", headers=general)).status == 200

@@ -14,19 +14,17 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from bot.engine import TURN_PATH
 from handover.auth import create_agent, issue_api_token
 from resonanz.app import create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Conversation, Handover
 from tests.browser.conftest import browser, page  # noqa: F401 - the fixtures
-from tests.test_handover_desk import ScriptedEngine
+from tests.scripted_engine import ScriptedEngine, serve_engine
 
 pytestmark = [pytest.mark.browser]
 __all__ = ["browser", "page"]
@@ -41,21 +39,15 @@ class Gateway:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def gateway(database: Database, tmp_path) -> AsyncIterator[Gateway]:  # noqa: ANN001
-    engine = ScriptedEngine()
-    eapp = web.Application()
-    eapp.router.add_post(TURN_PATH, engine.turn)
-    eapp.router.add_get("/status", engine.status)
-    eserver = TestServer(eapp, host="127.0.0.1")
-    await eserver.start_server()
-    settings = Settings(DATABASE_URL=database.url, engine_url=str(eserver.make_url("")).rstrip("/"),
-                        connectors=("rest", "webchat"), var_dir=tmp_path, public_url=None)
-    server = TestServer(await create_app(settings, db=database), host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield Gateway(str(server.make_url("")).rstrip("/"), database, settings)
-    finally:
-        await server.close()
-        await eserver.close()
+    async with serve_engine(ScriptedEngine()) as engine_url:
+        settings = Settings(DATABASE_URL=database.url, engine_url=engine_url,
+                            connectors=("rest", "webchat"), var_dir=tmp_path, public_url=None)
+        server = TestServer(await create_app(settings, db=database), host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield Gateway(str(server.make_url("")).rstrip("/"), database, settings)
+        finally:
+            await server.close()
 
 
 def one_pixel_png() -> bytes:

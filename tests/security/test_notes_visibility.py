@@ -13,13 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.dispatcher import StoredMessage
-from bot.engine import TURN_PATH
 from bot.visibility import InternalMessageError, outbound_of
 from resonanz.app import DISPATCHER, create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message
-from tests.test_handover_desk import Desk, ScriptedEngine
+from tests.scripted_engine import ScriptedEngine, serve_engine
+from tests.test_handover_desk import Desk
 from tests.webchat_client import connect, hello, open_session, until_ack
 
 NOTE = "INTERN-Kulanz-pruefen-7731"
@@ -34,17 +34,12 @@ class World(Desk):
 @pytest_asyncio.fixture(loop_scope="session")
 async def world(database: Database, tmp_path) -> AsyncIterator[World]:  # noqa: ANN001
     engine = ScriptedEngine()
-    eapp = web.Application()
-    eapp.router.add_post(TURN_PATH, engine.turn)
-    eapp.router.add_get("/status", engine.status)
-    eserver = TestServer(eapp, host="127.0.0.1")
-    await eserver.start_server()
-    settings = Settings(DATABASE_URL=database.url, engine_url=str(eserver.make_url("")).rstrip("/"),
-                        connectors=("rest", "webchat"), var_dir=tmp_path, offer_timeout=30)
-    app = await create_app(settings, db=database)
-    async with TestClient(TestServer(app)) as client:
-        yield World(client, database, engine, app)
-    await eserver.close()
+    async with serve_engine(engine) as engine_url:
+        settings = Settings(DATABASE_URL=database.url, engine_url=engine_url,
+                            connectors=("rest", "webchat"), var_dir=tmp_path, offer_timeout=30)
+        app = await create_app(settings, db=database)
+        async with TestClient(TestServer(app)) as client:
+            yield World(client, database, engine, app)
 
 
 async def _accept_note_transfer(world: World, conversation_id: str) -> tuple[str, dict[str, str], dict[str, str]]:

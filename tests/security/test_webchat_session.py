@@ -20,13 +20,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, text, update
 
-from bot.engine import TURN_PATH
 from resonanz.app import create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, WebChatSession, utcnow
 from tests.conftest import free_port
-from tests.test_handover_desk import ScriptedEngine
+from tests.scripted_engine import ScriptedEngine, serve_engine
 from tests.webchat_client import connect, hello, open_session, own_origin, until_ack
 
 Factory = Callable[..., Any]
@@ -184,33 +183,27 @@ class GatedEngine(ScriptedEngine):
 
 async def test_the_queue_of_a_socket_is_bounded(make_client: Factory) -> None:
     engine = GatedEngine()
-    eapp = web.Application()
-    eapp.router.add_post(TURN_PATH, engine.turn)
-    eapp.router.add_get("/status", engine.status)
-    eserver = TestServer(eapp, host="127.0.0.1")
-    await eserver.start_server()
-    try:
-        client = await make_client(engine_url=str(eserver.make_url("")).rstrip("/"), queue_size=2,
-                                   rate_limit_socket="100 per minute")
-        async with connect(client) as ws:
-            await open_session(ws)
-            await ws.send_json({"type": "message", "text": "eins", "client_id": "c-1"})
-            await asyncio.wait_for(engine.entered.wait(), 10)  # the worker is busy with c-1
-            for i in (2, 3, 4):
-                await ws.send_json({"type": "message", "text": f"nr {i}", "client_id": f"c-{i}"})
-            err = await ws.receive_json(timeout=10)
-            assert err == {"type": "error", "error": "too many messages are waiting; please wait for the answers",
-                           "code": "queue_full", "client_id": "c-4"}
+    async with serve_engine(engine) as engine_url:
+        try:
+            client = await make_client(engine_url=engine_url, queue_size=2, rate_limit_socket="100 per minute")
+            async with connect(client) as ws:
+                await open_session(ws)
+                await ws.send_json({"type": "message", "text": "eins", "client_id": "c-1"})
+                await asyncio.wait_for(engine.entered.wait(), 10)  # the worker is busy with c-1
+                for i in (2, 3, 4):
+                    await ws.send_json({"type": "message", "text": f"nr {i}", "client_id": f"c-{i}"})
+                err = await ws.receive_json(timeout=10)
+                assert err == {"type": "error", "error": "too many messages are waiting; please wait for the answers",
+                               "code": "queue_full", "client_id": "c-4"}
+                engine.gate.set()
+                acks = []
+                while len(acks) < 3:
+                    f = await ws.receive_json(timeout=10)
+                    if f["type"] == "ack":
+                        acks.append(f["client_id"])
+            assert acks == ["c-1", "c-2", "c-3"]
+        finally:
             engine.gate.set()
-            acks = []
-            while len(acks) < 3:
-                f = await ws.receive_json(timeout=10)
-                if f["type"] == "ack":
-                    acks.append(f["client_id"])
-        assert acks == ["c-1", "c-2", "c-3"]
-    finally:
-        engine.gate.set()
-        await eserver.close()
 
 
 async def test_the_token_is_never_logged(database: Database, make_client: Factory) -> None:

@@ -1,0 +1,49 @@
+"""A small local engine for tests that need the gateway but not the real Rasa engine: it speaks
+the engine's wire format (bot/engine.py) and understands just enough to drive a handover."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from bot.engine import TURN_PATH
+
+
+class ScriptedEngine:
+    """Understands just enough: a wish for a person, a complaint, anything else is a greeting."""
+
+    def __init__(self) -> None:
+        self.turns: list[dict] = []
+
+    async def turn(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.turns.append(body)
+        text = body["message"].lower()
+        intent = ("request_human" if "mensch" in text or "human" in text else "complaint" if "beschwerde" in text
+                  else "terminate_contract" if "kündigen" in text else "nlu_fallback" if "blorf" in text else "greet")
+        return web.json_response({
+            "messages": [{"text": f"bot:{intent}"}],
+            "parse_data": {"intent": {"name": intent, "confidence": 0.97}, "entities": []},
+            "slots": {"language": body["set_slots"].get("language"), **body["set_slots"]},
+            "active_loop": None,
+        })
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response({"model_file": "fake"})
+
+
+@contextlib.asynccontextmanager
+async def serve_engine(engine: ScriptedEngine) -> AsyncIterator[str]:
+    """Serve `engine` on 127.0.0.1 (a free port); yields its base URL."""
+    app = web.Application()
+    app.router.add_post(TURN_PATH, engine.turn)
+    app.router.add_get("/status", engine.status)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
