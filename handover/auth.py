@@ -31,9 +31,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from limits.errors import StorageError
 from sqlalchemy import delete, select, update
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from handover.hub import Event, Hub
+from handover.schemas import Languages, Skills
 from handover.schemas import AgentPublicResponse, LoginRequest, LoginResponse, MeResponse, OkResponse, StatusRequest, read_body, respond
 from resonanz.client_ip import client_ip
 from resonanz.keys import DB, HUB, SETTINGS
@@ -166,6 +168,10 @@ class Principal:
 # --- agents, sessions, tokens --------------------------------------------------------------------
 
 
+_SKILLS: TypeAdapter[list[str]] = TypeAdapter(Skills)
+_LANGUAGES: TypeAdapter[list[str]] = TypeAdapter(Languages)
+
+
 async def create_agent(
     db: Database, *, email: str, password: str, display_name: str, role: str = "agent",
     skills: tuple[str, ...] = ("general",), languages: tuple[str, ...] = ("de", "en"), capacity: int = 3,
@@ -179,6 +185,12 @@ async def create_agent(
         raise ValueError("role must be agent or admin")
     if not 0 <= capacity <= 1000:
         raise ValueError("capacity must be from 0 to 1000")
+    # The same rules as the admin API (handover/schemas.py), for the CLI and every other caller.
+    for name, adapter, value in (("skills", _SKILLS, skills), ("languages", _LANGUAGES, languages)):
+        try:
+            adapter.validate_python(list(value))
+        except ValidationError as exc:
+            raise ValueError(f"{name}: {exc.errors()[0]['msg']} (got {list(value)!r})") from None
     password_hash = await hash_password_async(password)
     try:
         async with db.session() as s:

@@ -274,3 +274,13 @@ def test_query_enums_are_enforced(gw: ThreadedGateway) -> None:
                        ("/api/v1/handovers?view=queue&view=all", "view")]:
         resp = call(gw, "GET", path)
         assert resp.status_code == 400 and name in error_of(resp), (path, resp.text)
+
+
+@pytest.mark.parametrize(("skills", "languages"), [(("General Enquiries",), ("de",)), (("general",), ("fr",)),
+                                                   ((), ("de",)), (("general",), ("de", "de"))])
+async def test_agents_made_outside_the_api_follow_the_same_rules(database, skills, languages) -> None:  # noqa: ANN001
+    from handover.auth import create_agent
+
+    with pytest.raises(ValueError, match="skills|languages"):
+        await create_agent(database, email=f"cli-{uuid.uuid4().hex[:6]}@example.org", password="long enough pw",
+                           display_name="CLI", skills=skills, languages=languages)
