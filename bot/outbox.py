@@ -160,7 +160,7 @@ class Outbox:
         opted_out: bool,
         outcomes: dict[str, tuple[str, str | None]],
     ) -> bool:
-        """Send claimed messages in order; record every outcome in one transaction.
+        """Send claimed messages in order; record each outcome as soon as it is known.
         Returns True when the conversation must wait (a retry is scheduled)."""
         assert address is not None
         connector = self._connector(address.channel)
@@ -171,6 +171,7 @@ class Outbox:
             if wait is not None:
                 # Held back behind a message that waits for its retry: not attempted.
                 results[m.id] = {"status": "pending", "attempts": m.attempts - 1}
+                await self._record(m.id, results[m.id])
                 continue
             try:
                 outbound = outbound_of(m)
@@ -198,6 +199,9 @@ class Outbox:
                     if provider_id:
                         results[m.id]["provider_message_id"] = str(provider_id)[:200]
             r = results[m.id]
+            # Stored at once, not with the rest of the batch: the provider may report on this
+            # message (delivered, failed) while the next one is still being sent.
+            await self._record(m.id, r)
             outcomes[m.public_id] = (r["status"], r.get("error"))
             if r["status"] == "pending":
                 wait = (r["next_attempt_at"] - utcnow()).total_seconds()
@@ -205,14 +209,15 @@ class Outbox:
             elif r["status"] == "failed":
                 final.append(m.public_id)
                 log.warning("outbound.failed", channel=address.channel, attempts=m.attempts)
-        async with self.db.session() as s:
-            for pk, values in results.items():
-                await s.execute(update(Message).where(Message.id == pk).values(**values))
         if wait is not None:
             self._schedule(conversation_id, max(0.0, wait))
         for public_id in final:
             await self._notify(conversation_id, public_id)
         return wait is not None
+
+    async def _record(self, pk: int, values: dict[str, Any]) -> None:
+        async with self.db.session() as s:
+            await s.execute(update(Message).where(Message.id == pk).values(**values))
 
     def _failure(self, m: Message, exc: DeliveryError) -> dict[str, Any]:
         error = str(exc)[:1000]

@@ -30,7 +30,7 @@ def settings_for(db: Database, tw: FakeTwilio, port: int, tmp_path: Path, **extr
         connectors=("sms",),
         connector_options={"sms": {"account_sid": tw.account_sid, "auth_token": tw.auth_token, "from": "+4930123456",
                                    "api_base_url": tw.base_url, "public_url": public}},
-        public_url=public, var_dir=tmp_path, **extra,
+        public_url=public, port=port, var_dir=tmp_path, **extra,
     )
 
 
@@ -158,3 +158,30 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
         delay = backoff(attempt, 1.0, 60.0)
         expected = min(60.0, 2 ** (attempt - 1))
         assert expected / 2 <= delay <= expected
+
+
+async def test_a_status_report_during_the_rest_of_a_batch_is_not_lost(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    # Twilio reports the first message failed while the gateway still sends the second one.
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        port = free_port()
+        conv_id = await agent_conversation(database, phone)
+        app, _stop = await gateway(settings_for(database, tw, port, tmp_path))
+        entered, release = tw.hold(skip=1)
+        emitting = asyncio.ensure_future(app[DISPATCHER].emit(
+            conv_id, [OutboundMessage(text="eins", author="agent"), OutboundMessage(text="zwei", author="agent")]))
+        try:
+            await asyncio.wait_for(entered.wait(), 10)  # "eins" was accepted, "zwei" is in flight
+            [first] = [m for m in tw.messages if m["To"] == phone]
+            status, _body = await tw.post_webhook(f"http://127.0.0.1:{port}/webhooks/sms/status",
+                                                  tw.status_params(first["sid"], "undelivered", error_code=30003))
+            assert status == 200
+        finally:
+            release.set()
+        payloads = await emitting
+        async with database.session() as s:
+            row = await s.scalar(select(Message).where(Message.public_id == payloads[0]["id"]))
+        assert row.provider_message_id == first["sid"]
+        assert row.status == "failed", (row.status, row.error)

@@ -123,6 +123,7 @@ class FakeTwilio(LocalServer):
         self.media_requests: list[tuple[str, int]] = []  # (path, HTTP status) of every media GET
         self._media: dict[str, _Media] = {}
         self._failures: list[_Failure] = []
+        self._hold: tuple[int, asyncio.Event, asyncio.Event] | None = None
         self._changed = asyncio.Condition()
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -169,6 +170,13 @@ class FakeTwilio(LocalServer):
         code = code or _DEFAULT_CODES.get(status, status)
         text = message or _ERROR_MESSAGES.get(code, f"Error {code}")
         self._failures.extend(_Failure(status, code, text, retry_after) for _ in range(times))
+
+    def hold(self, skip: int = 0) -> tuple[asyncio.Event, asyncio.Event]:
+        """Hold one Messages.json POST, the one after the next ``skip``: ``entered`` is set when it
+        arrives, and it is answered only once the test sets ``release`` (a slow provider call)."""
+        entered, release = asyncio.Event(), asyncio.Event()
+        self._hold = (skip, entered, release)
+        return entered, release
 
     def add_media(self, path: str, content: bytes, content_type: str) -> str:
         """Serve ``content`` at ``{base_url}{path}`` to requests with the account's basic auth.
@@ -345,6 +353,12 @@ class FakeTwilio(LocalServer):
             return _error(401, 20003, "Authenticate")
         if request.match_info["account_sid"] != self.account_sid:
             return _error(404, 20404, f"The requested resource {request.path} was not found")
+        if self._hold is not None:
+            skip, entered, release = self._hold
+            self._hold = (skip - 1, entered, release) if skip else None
+            if not skip:
+                entered.set()
+                await release.wait()
 
         form = await request.post()
         record: dict[str, Any] = {k: str(v) for k, v in form.items() if k not in ("MediaUrl", "PersistentAction")}
