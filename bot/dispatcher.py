@@ -490,7 +490,7 @@ class Dispatcher:
                 msg.processed_at = utcnow()
                 stored = self._add_outbound(s, conv, handled, self._initial_status(conv))
                 await s.flush()
-                return [self._with_id(r, m) for r, m in zip(handled, stored, strict=True)], conv.state, address
+                return [outbound_of(m) for m in stored], conv.state, address
             if should_start_engine_session(
                 conv.engine_turns, self.settings.engine_session_turns, conv.active_loop
             ):
@@ -591,7 +591,7 @@ class Dispatcher:
                 after.append(publish_turn)
             state = conv.state
             address = ChannelAddress.from_dict(conv.address)
-            return [self._with_id(r, m) for r, m in zip(replies, stored, strict=True)], state, address
+            return [outbound_of(m) for m in stored], state, address
 
     def _collect_customer_number_first(self, conv: Conversation, reason: str, text: str) -> bool:
         return (
@@ -757,7 +757,10 @@ class Dispatcher:
         self, s: Any, conv: Conversation, replies: list[OutboundMessage], status: str = "pending"
     ) -> list[Message]:
         rows = []
-        for r in replies:
+        # Stored as the channel will send them: one row per provider call (Connector.split).
+        connector = self._connector(conv.channel)
+        parts = [p for r in replies for p in (connector.split(r) if connector is not None else [r])]
+        for r in parts:
             m = Message(
                 conversation_id=conv.id,
                 customer_id=conv.customer_id,
@@ -774,11 +777,6 @@ class Dispatcher:
             s.add(m)
             rows.append(m)
         return rows
-
-    @staticmethod
-    def _with_id(r: OutboundMessage, m: Message) -> OutboundMessage:
-        # From the stored row (not `r`): the one converter that refuses anything but `out`.
-        return outbound_of(m)
 
     # --- outbound ----------------------------------------------------------------------------
 
@@ -822,7 +820,7 @@ class Dispatcher:
             address = ChannelAddress.from_dict(conv.address)
         connector = self._connector(address.channel)
         if initial == "sent" and connector is not None and connector.live_push:
-            await self._push(connector, address, [self._with_id(r, m) for r, m in zip(messages, rows, strict=True)])
+            await self._push(connector, address, [outbound_of(m) for m in rows])
         elif direct:
             outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
             for m in rows:

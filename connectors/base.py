@@ -206,8 +206,14 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     async def send(self, address: ChannelAddress, message: OutboundMessage) -> str | None:
-        """Deliver one message; return the provider's id for it (if any), raise
-        `DeliveryError` when that fails. Called by the outbox, once per attempt."""
+        """Deliver one message with ONE provider call; return the provider's id for it (if any),
+        raise `DeliveryError` when that fails. Called by the outbox, once per attempt."""
+
+    def split(self, message: OutboundMessage) -> list[OutboundMessage]:
+        """The messages `message` is stored (and sent, retried, reported) as: more than one when
+        the channel needs several provider calls for it (a caption too long for a picture,
+        several files). Each part is its own outbox entry, so a retry never repeats another part."""
+        return [message]
 
     async def startup(self) -> None:  # noqa: B027 - optional hook
         """Open provider clients; called once the app runs."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import re
 import warnings
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -320,23 +321,31 @@ class TelegramConnector(Connector):
         path = media.local_path(attachment.url) if media is not None else None
         return path.read_bytes() if path is not None else attachment.url
 
+    def split(self, message: OutboundMessage) -> list[OutboundMessage]:
+        """One Bot API call per stored message: the text alone (with the buttons) when it is too
+        long for a caption or several files follow, then each file on its own."""
+        files = [a for a in message.attachments if a.url]
+        if not files or (len(files) == 1 and len(message.text) <= MAX_CAPTION):
+            return [message]
+        parts = [replace(message, attachments=())] if message.text.strip() or message.buttons else []
+        parts += [replace(message, text="", buttons=(), attachments=(a,)) for a in files]
+        return parts
+
     async def send(self, address: ChannelAddress, message: OutboundMessage) -> str | None:
         chat_id = int(address.recipient)
         markup = self._keyboard(message)
-        images = [a for a in message.attachments if a.kind == "image" and a.url]
-        files = [a for a in message.attachments if a.kind != "image" and a.url]
+        files = [a for a in message.attachments if a.url]
+        if len(files) > 1 or (files and len(message.text) > MAX_CAPTION):
+            # split() makes these several messages; sending only a part would lose the rest.
+            raise DeliveryError("Telegram: one message carries at most one file with a short caption", permanent=True)
         try:
             sent: TgMessage
-            if files and not images and len(message.text) <= MAX_CAPTION:
+            if files and files[0].kind == "image":
+                sent = await self.bot.send_photo(chat_id, self._upload(files[0]), caption=message.text or None,
+                                                 reply_markup=markup)
+            elif files:
                 sent = await self.bot.send_document(chat_id, self._upload(files[0]), caption=message.text or None,
                                                     filename=files[0].name, reply_markup=markup)
-            elif images and len(message.text) <= MAX_CAPTION:
-                # One call: the picture with the text as its caption (a retry cannot split them).
-                sent = await self.bot.send_photo(chat_id, self._upload(images[0]), caption=message.text or None,
-                                                 reply_markup=markup)
-            elif images:
-                sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
-                sent = await self.bot.send_photo(chat_id, self._upload(images[0]))
             else:
                 sent = await self.bot.send_message(chat_id, message.text, reply_markup=markup)
         except RetryAfter as exc:
