@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from bot.visibility import InternalMessageError, outbound_of, sendable
 from connectors.base import ChannelAddress, Connector, DeliveryError
 from resonanz.settings import Settings
+from resonanz.supervisor import TaskSupervisor
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Message, utcnow
 
@@ -55,7 +56,7 @@ class Outbox:
         self._connectors = connectors
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSupervisor("outbox")
         self.listeners: list[StatusListener] = []
         self._closed = False
 
@@ -254,9 +255,8 @@ class Outbox:
 
     def _fire(self, conversation_id: str) -> None:
         self._timers.pop(conversation_id, None)
-        task = asyncio.ensure_future(self.flush(conversation_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Supervised: a transient database error must not leave the message pending forever.
+        self.tasks.spawn(f"flush {conversation_id}", lambda: self.flush(conversation_id), retry=True)
 
     async def resume(self) -> int:
         """At start-up: mark interrupted sends `unknown`, then send (or schedule) what is pending."""
@@ -295,6 +295,4 @@ class Outbox:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.close()

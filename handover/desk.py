@@ -29,6 +29,7 @@ from handover.state import State
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue, utcnow
+from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +100,8 @@ class Desk:
         self.settings = settings
         self.hub = hub
         self.emit = emit
-        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._timers: dict[str, asyncio.Task[Any]] = {}
+        self.tasks = TaskSupervisor("desk")
         self._conversation_of: dict[str, str] = {}
 
     # --- opening --------------------------------------------------------------------------
@@ -183,13 +185,11 @@ class Desk:
         old = self._timers.pop(handover_id, None)
         if old is not None:
             old.cancel()
-        task = asyncio.ensure_future(self._offer_expires(handover_id, agent_id))
+        # Supervised and retried: a database error at expiry must not leave the offer hanging.
+        task = self.tasks.spawn(f"offer expiry {handover_id}", lambda: self.expire_offer(handover_id, agent_id),
+                                delay=self.settings.offer_timeout, retry=True)
         self._timers[handover_id] = task
         task.add_done_callback(lambda t: self._timers.pop(handover_id, None) if self._timers.get(handover_id) is t else None)
-
-    async def _offer_expires(self, handover_id: str, agent_id: str) -> None:
-        await asyncio.sleep(self.settings.offer_timeout)  # a deadline, not synchronisation
-        await self.expire_offer(handover_id, agent_id)
 
     async def expire_offer(self, handover_id: str, agent_id: str) -> bool:
         """An unanswered offer goes back to the queue and on to the next agent."""
@@ -590,10 +590,8 @@ class Desk:
             task.cancel()
 
     async def shutdown(self) -> None:
-        for task in list(self._timers.values()):
-            task.cancel()
-        await asyncio.gather(*self._timers.values(), return_exceptions=True)
         self._timers.clear()
+        await self.tasks.close()
 
 
 # --- JSON shapes (the agent API's) ----------------------------------------------------------

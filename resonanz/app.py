@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -27,6 +26,7 @@ from resonanz.keys import DB, HUB, SETTINGS  # noqa: F401 - re-exported: tests a
 from resonanz.media import MediaStore
 from resonanz.settings import Settings
 from resonanz.store import Database
+from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ ENGINE = web.AppKey("engine", RasaEngine)
 ENGINE_READY = web.AppKey("engine_ready", asyncio.Event)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONNECTORS = web.AppKey("connectors", dict)
-BACKGROUND = web.AppKey("background", set)
+TASKS = web.AppKey("tasks", TaskSupervisor)
 
 
 async def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
@@ -43,7 +43,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app = web.Application(client_max_size=1024**2, middlewares=[json_errors])
     app[SETTINGS] = settings
     app[ENGINE_READY] = asyncio.Event()
-    app[BACKGROUND] = set()
+    app[TASKS] = TaskSupervisor("app")
     connectors: dict[str, Connector] = {}
     app[CONNECTORS] = connectors
     own_db = db is None
@@ -96,14 +96,13 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             await c.startup()
         await dispatcher.outbox.resume()
         await desk.recover()
-        watcher = _spawn(app, _watch_engine(app))
+        # Retried: a database error during crash recovery must not leave messages unanswered.
+        watcher = app[TASKS].spawn("engine watch and recovery", lambda: _watch_engine(app), retry=True)
         yield
         watcher.cancel()
         await desk.shutdown()
         await dispatcher.outbox.close()
-        for task in list(app[BACKGROUND]):
-            task.cancel()
-        await asyncio.gather(*app[BACKGROUND], return_exceptions=True)
+        await app[TASKS].close()
         for c in connectors.values():
             await c.shutdown()
         await hub.close()
@@ -125,14 +124,6 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.setdefault("Cache-Control", "no-store")
 
 
-def _spawn(app: web.Application, coro: object) -> asyncio.Task[None]:
-    """Start a background task and keep a reference to it until it ends."""
-    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-    app[BACKGROUND].add(task)
-    task.add_done_callback(app[BACKGROUND].discard)
-    return task
-
-
 async def _watch_engine(app: web.Application) -> None:
     """Wait until the engine is ready, then repair what a crash left half done."""
     engine, ready = app[ENGINE], app[ENGINE_READY]
@@ -140,8 +131,7 @@ async def _watch_engine(app: web.Application) -> None:
         await asyncio.sleep(0.5)  # polling an external process: there is no event to wait on
     ready.set()
     log.info("engine.ready", url=engine.base_url)
-    with contextlib.suppress(asyncio.CancelledError):
-        await app[DISPATCHER].recover()
+    await app[DISPATCHER].recover()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.outbox import backoff
 from connectors.base import OutboundMessage
@@ -185,3 +185,32 @@ async def test_a_status_report_during_the_rest_of_a_batch_is_not_lost(
             row = await s.scalar(select(Message).where(Message.public_id == payloads[0]["id"]))
         assert row.provider_message_id == first["sid"]
         assert row.status == "failed", (row.status, row.error)
+
+
+async def test_a_database_error_when_a_retry_fires_does_not_leave_the_message_pending(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        port = free_port()
+        conv_id = await agent_conversation(database, phone)
+        app, _stop = await gateway(settings_for(database, tw, port, tmp_path, outbox_backoff_base=0.5,
+                                                outbox_backoff_max=0.5))
+        outbox = app[DISPATCHER].outbox
+        outbox.tasks.retry_base = 0.2
+        tw.fail_next(500)
+        [payload] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="Bis gleich.", author="agent")])
+        assert payload["status"] == "pending"
+        # The retry fires into a broken database (a transient outage, made real by hiding the table).
+        async with database.session() as s:
+            await s.execute(text("ALTER TABLE messages RENAME TO messages_away"))
+        try:
+            async with asyncio.timeout(10), outbox.tasks.changed:
+                await outbox.tasks.changed.wait_for(lambda: outbox.tasks.failures >= 1)
+        finally:
+            async with database.session() as s:
+                await s.execute(text("ALTER TABLE messages_away RENAME TO messages"))
+        # The supervisor runs the retry again once the database is back: delivered, once.
+        sent = await tw.wait_for_message(lambda m: m["To"] == phone, timeout=10)
+        assert sent["Body"] == "Bis gleich."
+        assert len([m for m in tw.messages if m["To"] == phone]) == 1
