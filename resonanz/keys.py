@@ -3,12 +3,16 @@ can read the app's shared objects without importing the application factory."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from handover.hub import Hub
 from resonanz.settings import Settings
 from resonanz.store import Database
 
+if TYPE_CHECKING:  # typing only: resonanz.client_ip reads SETTINGS and must not pull in the help desk
+    from handover.hub import Hub
+
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
-HUB = web.AppKey("hub", Hub)
+HUB: web.AppKey[Hub] = web.AppKey("hub")
