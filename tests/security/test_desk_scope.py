@@ -30,7 +30,7 @@ async def test_agents_see_only_their_queues_handovers_and_admins_all(desk: Desk)
     await desk.agent("general@x.de", status="away")
     await desk.agent("contracts@x.de", status="away", skills=("contracts",))
     await desk.agent("english@x.de", status="away", languages=("en",))
-    await desk.agent("boss@x.de", status="away", role="admin", skills=(), languages=())
+    await desk.agent("boss@x.de", status="away", role="admin", skills=("admin-only",), languages=("de",))
     general, contracts = await desk.login("general@x.de"), await desk.login("contracts@x.de")
     english, boss = await desk.login("english@x.de"), await desk.login("boss@x.de")
     r = await desk.customer("scope-1", "Ich will einen Menschen sprechen")  # general-de
