@@ -9,13 +9,14 @@ agent consoles learn of every change through the `Hub`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import Attachment, Button, OutboundMessage
@@ -100,8 +101,9 @@ class Desk:
         self.settings = settings
         self.hub = hub
         self.emit = emit
-        self._timers: dict[str, asyncio.Task[Any]] = {}
         self.tasks = TaskSupervisor("desk")
+        # Set when this process makes an offer, so the sweeper looks at the new deadline.
+        self._offers_changed = asyncio.Event()
         self._conversation_of: dict[str, str] = {}
 
     # --- opening --------------------------------------------------------------------------
@@ -169,27 +171,55 @@ class Desk:
             )
             if chosen is None:
                 return None
+            now = utcnow()
             result = await s.execute(
                 update(Handover)
                 .where(Handover.id == h.id, Handover.version == h.version, Handover.status == "waiting")
-                .values(status="offered", offered_agent_id=chosen.id, offered_at=utcnow(), version=h.version + 1)
+                .values(status="offered", offered_agent_id=chosen.id, offered_at=now,
+                        offer_expires_at=now + timedelta(seconds=self.settings.offer_timeout), version=h.version + 1)
             )
             if result.rowcount != 1:
                 return None
         log.info("handover.offered", handover=handover_id, agent=chosen.id)
-        self._arm_offer_timer(handover_id, chosen.id)
+        self._offers_changed.set()
         self._publish_handover(await self.summary(handover_id))
         return chosen.id
 
-    def _arm_offer_timer(self, handover_id: str, agent_id: str) -> None:
-        old = self._timers.pop(handover_id, None)
-        if old is not None:
-            old.cancel()
-        # Supervised and retried: a database error at expiry must not leave the offer hanging.
-        task = self.tasks.spawn(f"offer expiry {handover_id}", lambda: self.expire_offer(handover_id, agent_id),
-                                delay=self.settings.offer_timeout, retry=True)
-        self._timers[handover_id] = task
-        task.add_done_callback(lambda t: self._timers.pop(handover_id, None) if self._timers.get(handover_id) is t else None)
+    # The sweeper also looks this often for deadlines set by other gateway processes.
+    SWEEP_SECONDS = 5.0
+
+    def start(self) -> None:
+        """Start the offer sweeper (supervised: it is restarted after a failure)."""
+        self.tasks.spawn("offer sweeper", self.sweep_offers, retry=True)
+
+    async def sweep_offers(self) -> None:
+        """Expire offers whose deadline (`offer_expires_at`, in the database) has passed, whichever
+        process made them; then sleep until the next deadline, a new offer, or SWEEP_SECONDS."""
+        while True:
+            self._offers_changed.clear()
+            await self.expire_due_offers()
+            async with self.db.session() as s:
+                soonest = await s.scalar(select(func.min(Handover.offer_expires_at)).where(Handover.status == "offered"))
+            wait = self.SWEEP_SECONDS
+            if soonest is not None:
+                wait = min(wait, max(0.0, (soonest - utcnow()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._offers_changed.wait(), wait)
+
+    async def expire_due_offers(self) -> int:
+        """Every offer past its deadline goes on to the next agent (an offer without a deadline,
+        from before deadlines were stored, counts as past it)."""
+        async with self.db.session() as s:
+            due = (await s.execute(
+                select(Handover.id, Handover.offered_agent_id).where(
+                    Handover.status == "offered",
+                    or_(Handover.offer_expires_at.is_(None), Handover.offer_expires_at <= utcnow()),
+                ).order_by(Handover.offer_expires_at)
+            )).all()
+        expired = 0
+        for handover_id, agent_id in due:
+            expired += await self.expire_offer(handover_id, agent_id)
+        return expired
 
     async def expire_offer(self, handover_id: str, agent_id: str) -> bool:
         """An unanswered offer goes back to the queue and on to the next agent."""
@@ -197,30 +227,29 @@ class Desk:
             h = await s.get(Handover, handover_id)
             if h is None or h.status != "offered" or h.offered_agent_id != agent_id:
                 return False
-            await s.execute(
+            result = await s.execute(
                 update(Handover)
                 .where(Handover.id == h.id, Handover.version == h.version)
                 .values(
                     status="waiting",
                     offered_agent_id=None,
+                    offer_expires_at=None,
                     declined_by=[*(h.declined_by or []), agent_id],
                     version=h.version + 1,
                 )
             )
+            if result.rowcount != 1:  # another process expired or answered it first
+                return False
         log.info("handover.offer_expired", handover=handover_id, agent=agent_id)
         await self.route(handover_id)
         self._publish_handover(await self.summary(handover_id))
         return True
 
     async def recover(self) -> None:
-        """At start-up: offers made by a previous process have no timer any more; re-route."""
+        """At start-up: queues exist, and waiting handovers are offered. Offers keep their
+        deadline in the database: a live peer's offer stays, an expired one is the sweeper's."""
         async with self.db.session() as s:
             await ensure_queues(s, set(self.settings.handover_skills.values()))
-        async with self.db.session() as s:
-            await s.execute(
-                update(Handover).where(Handover.status == "offered")
-                .values(status="waiting", offered_agent_id=None, version=Handover.version + 1)
-            )
         await self.route_waiting()
 
     async def route_waiting(self) -> int:
@@ -312,7 +341,6 @@ class Desk:
             conv = await s.get(Conversation, h.conversation_id)
             await transition(s, conv, State.AGENT, reason="accepted", actor=f"agent:{agent.id}", data={"handover": h.id})
             queue_id, language, conversation_id = h.queue_id, conv.language, conv.id
-        self._cancel_timer(handover_id)
         log.info("handover.accepted", handover=handover_id, agent=agent.id)
         await self.emit(conversation_id, [OutboundMessage(text=now_talking_to(language, agent), author="system")])
         summary = await self.summary(handover_id)
@@ -402,7 +430,6 @@ class Desk:
                 created_at=now,
             ))
             language, conversation_id, old_queue = conv.language, conv.id, h.queue_id
-        self._cancel_timer(handover_id)
         log.info("handover.transferred", handover=handover_id, to_agent=to_agent_id, to_queue=to_queue_id)
         if to_queue_id:
             await self.route(handover_id)
@@ -584,13 +611,7 @@ class Desk:
             event["was"] = was
         self.hub.publish(event)
 
-    def _cancel_timer(self, handover_id: str) -> None:
-        task = self._timers.pop(handover_id, None)
-        if task is not None:
-            task.cancel()
-
     async def shutdown(self) -> None:
-        self._timers.clear()
         await self.tasks.close()
 
 

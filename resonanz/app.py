@@ -96,6 +96,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             await c.startup()
         await dispatcher.outbox.resume()
         await desk.recover()
+        desk.start()
         # Retried: a database error during crash recovery must not leave messages unanswered.
         watcher = app[TASKS].spawn("engine watch and recovery", lambda: _watch_engine(app), retry=True)
         yield

@@ -234,7 +234,9 @@ async def test_unanswered_offer_goes_to_the_next_agent(desk: Desk) -> None:
     h = await desk.handover_of(r["conversation_id"])
     assert (h.status, h.offered_agent_id) == ("offered", first["id"])
     gateway_desk = desk.client.app[DESK]
-    assert h.id in gateway_desk._timers  # the offer's deadline is armed
+    # The offer's deadline is in the database, for whichever gateway process sweeps first.
+    assert h.offer_expires_at is not None and h.offered_at is not None
+    assert (h.offer_expires_at - h.offered_at).total_seconds() == pytest.approx(gateway_desk.settings.offer_timeout)
     second = await desk.agent("second@x.de")
     assert await gateway_desk.expire_offer(h.id, first["id"])  # what the deadline does
     h = await desk.handover_of(r["conversation_id"])
@@ -381,3 +383,52 @@ async def test_a_complex_matter_goes_on_without_the_customer_number_if_there_is_
 async def test_asking_for_a_person_with_a_complex_matter_is_never_delayed(desk: Desk) -> None:
     r = await desk.customer("zacharias", "Beschwerde! Ich will einen Menschen")
     assert r["state"] == "queued"
+
+
+async def _peer(desk: Desk) -> TestClient:
+    """A second gateway process on the same database (started; closed by the caller)."""
+    settings = desk.client.app[DESK].settings
+    client = TestClient(TestServer(await create_app(settings, db=desk.db)))
+    await client.start_server()
+    return client
+
+
+async def test_a_start_up_leaves_a_live_peers_offer_alone(desk: Desk) -> None:
+    await desk.agent("offered@x.de")
+    r = await desk.customer("otto", "Mensch bitte")
+    before = await desk.handover_of(r["conversation_id"])
+    assert before.status == "offered"
+    peer = await _peer(desk)  # another gateway starts while the offer runs
+    try:
+        after = await desk.handover_by_id(before.id)
+        assert (after.status, after.offered_agent_id, after.version, after.offered_at) == (
+            "offered", before.offered_agent_id, before.version, before.offered_at)
+    finally:
+        await peer.close()
+
+
+async def test_an_offer_whose_maker_died_is_expired_by_another_process(desk: Desk) -> None:
+    first = await desk.agent("gone-with-gw@x.de")
+    r = await desk.customer("ulla", "Mensch bitte")
+    h = await desk.handover_of(r["conversation_id"])
+    assert (h.status, h.offered_agent_id) == ("offered", first["id"])
+    second = await desk.agent("still-here@x.de")
+    # The process that made the offer died and its deadline passed meanwhile.
+    async with desk.db.session() as s:
+        (await s.get(Handover, h.id)).offer_expires_at = h.offered_at
+    settings = desk.client.app[DESK].settings
+    app = await create_app(settings, db=desk.db)
+    async with app[DESK].hub.subscribe() as events:
+        peer = TestClient(TestServer(app))
+        await peer.start_server()  # its sweeper runs at once
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    event = await events.get()
+                    summary = event.get("handover") or {}
+                    if summary.get("id") == h.id and summary.get("offered_agent_id") == second["id"]:
+                        break
+        finally:
+            await peer.close()
+    h = await desk.handover_by_id(h.id)
+    assert (h.status, h.offered_agent_id, h.declined_by) == ("offered", second["id"], [first["id"]])

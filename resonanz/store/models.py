@@ -305,6 +305,8 @@ class Handover(Base):
     sentiment: Mapped[float | None] = mapped_column(Numeric(6, 3, asdecimal=False))
     offered_agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"))
     offered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When an unanswered offer goes on to the next agent: any gateway process's sweeper does it.
+    offer_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # Agents whose offer ran out or who were skipped; the next offer goes to someone else.
     declined_by: Mapped[list[Any]] = mapped_column(JSON, default=list)
     agent_id: Mapped[str | None] = mapped_column(ForeignKey("agents.id"), index=True)
