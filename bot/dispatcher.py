@@ -773,6 +773,8 @@ class Dispatcher:
                 status=status,
                 attempts=1 if status in ("sent", "sending") else 0,
                 created_at=utcnow(),
+                # Stored already claimed: this process holds the lease until the send returns.
+                **(self.outbox.lease() if status == "sending" else {}),
             )
             s.add(m)
             rows.append(m)

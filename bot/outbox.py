@@ -15,14 +15,17 @@ duplicate - but marked `unknown` and shown to the agent.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import socket
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from bot.visibility import InternalMessageError, outbound_of, sendable
 from connectors.base import ChannelAddress, Connector, DeliveryError
@@ -57,6 +60,8 @@ class Outbox:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.tasks = TaskSupervisor("outbox")
+        # This process, as the owner of the messages it is sending (see `lease`).
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.listeners: list[StatusListener] = []
         self._closed = False
 
@@ -136,7 +141,7 @@ class Outbox:
                 await s.execute(
                     update(Message)
                     .where(Message.id.in_([m.id for m in due]), Message.status == "pending")
-                    .values(status="sending", attempts=Message.attempts + 1)
+                    .values(status="sending", attempts=Message.attempts + 1, **self.lease())
                     .execution_options(synchronize_session=False)
                 )
             ).rowcount
@@ -216,9 +221,15 @@ class Outbox:
             await self._notify(conversation_id, public_id)
         return wait is not None
 
+    def lease(self) -> dict[str, Any]:
+        """The columns that mark a message as being sent by this process, for a while."""
+        return {"lease_owner": self.owner,
+                "lease_expires_at": utcnow() + timedelta(seconds=self.settings.outbox_lease_seconds)}
+
     async def _record(self, pk: int, values: dict[str, Any]) -> None:
         async with self.db.session() as s:
-            await s.execute(update(Message).where(Message.id == pk).values(**values))
+            await s.execute(update(Message).where(Message.id == pk)
+                            .values(**values, lease_owner=None, lease_expires_at=None))
 
     def _failure(self, m: Message, exc: DeliveryError) -> dict[str, Any]:
         error = str(exc)[:1000]
@@ -259,20 +270,22 @@ class Outbox:
         self.tasks.spawn(f"flush {conversation_id}", lambda: self.flush(conversation_id), retry=True)
 
     async def resume(self) -> int:
-        """At start-up: mark interrupted sends `unknown`, then send (or schedule) what is pending."""
+        """At start-up (and then every `outbox_sweep_seconds`, see `start`): mark sends whose
+        lease expired `unknown` (their process died during the provider call), then send (or
+        schedule) what is pending — also retries that were scheduled in a process that died."""
+        now = utcnow()
+        expired = (sendable(), Message.status == "sending",
+                   or_(Message.lease_expires_at.is_(None), Message.lease_expires_at < now))
         async with self.db.session() as s:
             interrupted = (
-                await s.execute(
-                    select(Message.conversation_id, Message.public_id).where(
-                        sendable(), Message.status == "sending"
-                    )
-                )
+                await s.execute(select(Message.conversation_id, Message.public_id).where(*expired))
             ).all()
             if interrupted:
                 await s.execute(
                     update(Message)
-                    .where(sendable(), Message.status == "sending")
-                    .values(status="unknown", error="the gateway stopped while sending this message; "
+                    .where(*expired)
+                    .values(status="unknown", lease_owner=None, lease_expires_at=None,
+                            error="the gateway stopped while sending this message; "
                             "it may not have been delivered and is not resent automatically")
                 )
             conversations = (
@@ -285,10 +298,22 @@ class Outbox:
         for conv_id, public_id in interrupted:
             await self._notify(conv_id, public_id)
         for conv_id in conversations:
-            await self.flush(conv_id)
+            # Sends what is due and schedules the rest; a retry this process scheduled comes anyway.
+            if conv_id not in self._timers:
+                await self.flush(conv_id)
         if interrupted or conversations:
             log.info("outbox.resumed", conversations=len(conversations), interrupted=len(interrupted))
         return len(conversations)
+
+    def start(self) -> None:
+        """Sweep now and then for work whose owner is gone (supervised, restarted on failure)."""
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(self.settings.outbox_sweep_seconds)  # a period, not synchronisation
+                await self.resume()
+
+        self.tasks.spawn("outbox sweeper", sweep, retry=True)
 
     async def close(self) -> None:
         self._closed = True

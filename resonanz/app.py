@@ -95,6 +95,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         for c in connectors.values():
             await c.startup()
         await dispatcher.outbox.resume()
+        dispatcher.outbox.start()
         await desk.recover()
         desk.start()
         # Retried: a database error during crash recovery must not leave messages unanswered.

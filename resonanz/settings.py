@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     outbox_backoff_base: float = 1.0
     outbox_backoff_max: float = 300.0
     outbox_max_attempts: int = 8
+    # How long a process may hold a message it is sending (longer than any provider call) before
+    # others treat the send as interrupted; and how often each process sweeps for work whose
+    # owner is gone (expired leases, retries that were scheduled in a process that died).
+    outbox_lease_seconds: float = 120.0
+    outbox_sweep_seconds: float = 30.0
 
     # The gateway's own configuration file (enabled connectors and their options).
     config_file: Path = PROJECT_ROOT / "resonanz.yml"

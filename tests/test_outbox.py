@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -214,3 +215,39 @@ async def test_a_database_error_when_a_retry_fires_does_not_leave_the_message_pe
         sent = await tw.wait_for_message(lambda m: m["To"] == phone, timeout=10)
         assert sent["Body"] == "Bis gleich."
         assert len([m for m in tw.messages if m["To"] == phone]) == 1
+
+
+async def test_a_start_up_leaves_a_live_peers_send_alone(database: Database, gateway: Start, tmp_path: Path) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        conv_id = await agent_conversation(database, phone)
+        async with database.session() as s:
+            conv = await s.get(Conversation, conv_id)
+            # Another gateway process is sending this very message right now (its lease runs).
+            row = Message(conversation_id=conv_id, customer_id=conv.customer_id, channel="sms", direction="out",
+                          author="agent", text="Wird gerade gesendet", status="sending", attempts=1,
+                          lease_owner="peer-host:4242:abcd", lease_expires_at=utcnow() + timedelta(minutes=2))
+            s.add(row)
+            await s.flush()
+            public_id = row.public_id
+        await gateway(settings_for(database, tw, free_port(), tmp_path))
+        async with database.session() as s:
+            row = await s.scalar(select(Message).where(Message.public_id == public_id))
+        assert (row.status, row.error, row.lease_owner) == ("sending", None, "peer-host:4242:abcd")
+
+
+async def test_a_retry_scheduled_by_a_process_that_died_is_sent_by_the_sweeper(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        conv_id = await agent_conversation(database, phone)
+        await gateway(settings_for(database, tw, free_port(), tmp_path, outbox_sweep_seconds=0.2))
+        async with database.session() as s:
+            conv = await s.get(Conversation, conv_id)
+            # Its retry timer lived in a process that is gone; no timer here knows about it.
+            s.add(Message(conversation_id=conv_id, customer_id=conv.customer_id, channel="sms", direction="out",
+                          author="agent", text="Zweiter Versuch", status="pending", attempts=1,
+                          next_attempt_at=utcnow() - timedelta(seconds=1)))
+        sent = await tw.wait_for_message(lambda m: m["To"] == phone, timeout=10)
+        assert sent["Body"] == "Zweiter Versuch"

@@ -157,6 +157,10 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The outbox's schedule: a retry is not attempted before this time.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Who is sending it (`sending`), and until when: recovery takes only expired leases, so a
+    # start-up or a peer never marks a live process's send as interrupted.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
