@@ -528,6 +528,14 @@ class Dispatcher:
                     .with_for_update(of=Conversation)
                 )
             ).one()
+            # Under the conversation's row lock, read afresh: another process (a recovery racing
+            # a live request) may have finished this message while the engine was thinking.
+            current = await s.scalar(
+                select(Message.status).where(Message.id == message_pk).execution_options(populate_existing=True)
+            )
+            if current != "received":
+                log.info("inbound.already_processed", conversation=conv.id)
+                return [], conv.state, ChannelAddress.from_dict(conv.address)
             conv.language = language
             customer.language = language
             replies: list[OutboundMessage] = []
