@@ -43,6 +43,7 @@ from handover.state import State, bot_may_answer
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
+from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
 
@@ -172,6 +173,8 @@ class Dispatcher:
         self._connectors = connectors
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.outbox = Outbox(db=db, settings=settings, connectors=connectors)
+        # Turns of acknowledged messages (`accept`), run after the webhook was answered.
+        self.turns = TaskSupervisor("turns")
         # The help desk (handover.desk.Desk) is attached by the app factory; it needs `emit`.
         self.desk: Any = None
 
@@ -179,6 +182,28 @@ class Dispatcher:
 
     async def handle(self, inbound: InboundMessage) -> DispatchResult:
         """Persist, then process one inbound message. Returns the replies it caused."""
+        stored = await self._store(inbound)
+        if isinstance(stored, DispatchResult):
+            return stored
+        message_pk, conversation_id, public_id = stored
+        return await self.process(conversation_id, message_pk, public_id)
+
+    async def accept(self, inbound: InboundMessage) -> DispatchResult:
+        """Persist one inbound message and return at once (the connector acknowledges it now); its
+        turn runs afterwards, supervised, in order per conversation. Nothing is lost if the
+        process dies first: the message is `received`, and `recover()` finishes it."""
+        stored = await self._store(inbound)
+        if isinstance(stored, DispatchResult):
+            return stored
+        message_pk, conversation_id, public_id = stored
+        # Spawned in arrival order; the conversation's lock (FIFO) keeps that order for the turns.
+        self.turns.spawn(f"turn {conversation_id}", lambda: self.process(conversation_id, message_pk, public_id),
+                         retry=True)
+        return DispatchResult(conversation_id=conversation_id, state="processing", replies=(), message_id=public_id)
+
+    async def _store(self, inbound: InboundMessage) -> DispatchResult | tuple[int, str, str]:
+        """Persist; a duplicate, or a message for the agent who owns the conversation, is finished
+        here. Otherwise (message pk, conversation id, public id) of the turn still to run."""
         stored = await self._persist_inbound(inbound)
         if isinstance(stored, DispatchResult):
             log.info("inbound.duplicate", channel=inbound.channel, conversation=stored.conversation_id)
@@ -191,7 +216,14 @@ class Dispatcher:
                 await self.desk.customer_wrote(conversation_id, to_agent)
             return DispatchResult(conversation_id=conversation_id, state=State.AGENT.value, replies=(),
                                   message_id=public_id)
-        return await self.process(conversation_id, message_pk, public_id)
+        return message_pk, conversation_id, public_id
+
+    async def settled(self) -> None:
+        """Wait until every accepted message's turn has run (tests and graceful shut-down)."""
+        await self.turns.idle()
+
+    async def close(self) -> None:
+        await self.turns.close()
 
     async def process(self, conversation_id: str, message_pk: int, public_id: str) -> DispatchResult:
         lock = self._locks.get(conversation_id)

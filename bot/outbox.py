@@ -59,7 +59,8 @@ class Outbox:
         self._connectors = connectors
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self.tasks = TaskSupervisor("outbox")
+        self.tasks = TaskSupervisor("outbox")  # retries: `tasks.idle()` means every send is recorded
+        self._sweeper = TaskSupervisor("outbox sweeper")  # runs for as long as the outbox
         # This process, as the owner of the messages it is sending (see `lease`).
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.listeners: list[StatusListener] = []
@@ -313,11 +314,12 @@ class Outbox:
                 await asyncio.sleep(self.settings.outbox_sweep_seconds)  # a period, not synchronisation
                 await self.resume()
 
-        self.tasks.spawn("outbox sweeper", sweep, retry=True)
+        self._sweeper.spawn("sweep", sweep, retry=True)
 
     async def close(self) -> None:
         self._closed = True
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        await self._sweeper.close()
         await self.tasks.close()

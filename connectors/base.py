@@ -158,7 +158,9 @@ class ConnectorContext:
     `config` is this connector's section of the gateway configuration (resonanz.yml), with every
     `*_env` key already resolved from the environment. `media` stores files a customer sent.
     `db` is the gateway's database, for a connector that keeps state of its own (the web chat's
-    sessions); a connector never reads the core's tables through it.
+    sessions); a connector never reads the core's tables through it. The connector decides its
+    delivery: `on_message` returns the turn's replies (REST, web chat), `accept` returns as soon
+    as the message is stored (Telegram, Twilio: replies go out through the outbox).
     """
 
     on_message: InboundHandler
@@ -169,6 +171,9 @@ class ConnectorContext:
     media: MediaStore | None = None
     on_status: StatusHandler | None = None
     db: Database | None = None
+    #: Persist and acknowledge only: the turn runs afterwards, in order per conversation. Push
+    #: channels (whose provider resends on a slow answer) use it; None means use `on_message`.
+    accept: InboundHandler | None = None
 
 
 class DeliveryError(Exception):

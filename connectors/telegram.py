@@ -225,7 +225,8 @@ class TelegramConnector(Connector):
             return web.json_response({"ok": True, "ignored": True})
         if len(inbound.text) > self.ctx.settings.max_message_chars:
             return web.json_response({"error": "message is too long"}, status=413)
-        result = await self.ctx.on_message(inbound)
+        # Acknowledged once stored: the turn runs afterwards (Telegram resends on a slow answer).
+        result = await (self.ctx.accept or self.ctx.on_message)(inbound)
         return web.json_response({"ok": True, "duplicate": result.duplicate})
 
     async def _normalise(self, update: Update) -> InboundMessage | None:

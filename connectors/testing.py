@@ -137,7 +137,7 @@ def context(settings: Any, http: aiohttp.ClientSession, core: RecordingCore, con
             media: Any = None) -> ConnectorContext:
     return ConnectorContext(
         on_message=core.on_message, history=core.history, settings=settings, http=http,
-        config=dict(config), media=media, on_status=core.on_status,
+        config=dict(config), media=media, on_status=core.on_status, accept=core.on_message,
     )
 
 

@@ -250,8 +250,9 @@ class TwilioConnector(Connector):
             customer_key=f"phone:{phone}",
             control=self._control(text),
         )
-        await self.ctx.on_message(inbound)
-        # Replies go out through the REST API (the outbox), not in this response.
+        # Acknowledged once stored (Twilio gives a webhook 15 s); the turn runs afterwards and its
+        # replies go out through the REST API (the outbox), not in this response.
+        await (self.ctx.accept or self.ctx.on_message)(inbound)
         return web.Response(text=TWIML_EMPTY, content_type="text/xml")
 
     def _control(self, text: str) -> str | None:

@@ -71,6 +71,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             ctx = ConnectorContext(
                 on_message=dispatcher.handle, history=dispatcher.history, settings=settings,
                 http=http, config=options, media=media, on_status=dispatcher.delivery_status, db=app[DB],
+                accept=dispatcher.accept,
             )
             connector = registry.load(name)(ctx)
             connectors[name] = connector
@@ -103,6 +104,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         yield
         watcher.cancel()
         await desk.shutdown()
+        await dispatcher.close()  # turns not finished stay `received`: the next start recovers them
         await dispatcher.outbox.close()
         await app[TASKS].close()
         for c in connectors.values():

@@ -55,6 +55,11 @@ class TaskSupervisor:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def idle(self) -> None:
+        """Wait until no task of this supervisor is running (tasks may start others meanwhile)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def close(self) -> None:
         self._closed = True
         for task in list(self._tasks):

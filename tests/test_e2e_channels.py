@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 
 from bot.demo_data import demo_account
 from handover.auth import create_agent, issue_api_token
+from resonanz.app import DISPATCHER
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, MeterReading, Message, utcnow
 from tests.conftest import TELEGRAM_SECRET, LiveGateway
 from tests.fakes.telegram import (
@@ -41,7 +42,9 @@ def new_phone() -> str:
 
 
 async def tg_send(gw: LiveGateway, tg: FakeTelegram, update: dict[str, Any], secret: str | None = TELEGRAM_SECRET) -> int:
+    """Deliver an update; the webhook is answered once it is stored, so wait for its turn too."""
     status, _ = await tg.deliver_update(update, url=gw.url + "/webhooks/telegram/webhook", secret_token=secret or "")
+    await gw.app[DISPATCHER].settled()
     return status
 
 
@@ -54,7 +57,10 @@ def tg_texts(tg: FakeTelegram, chat: int, since: int) -> str:
 
 
 async def twilio_post(gw: LiveGateway, tw: FakeTwilio, channel: str, params: dict[str, str]) -> tuple[int, str]:
-    return await tw.post_webhook(f"{gw.url}/webhooks/{channel}/webhook", params)
+    """Post a webhook; it is answered once stored, so wait for the message's turn too."""
+    answer = await tw.post_webhook(f"{gw.url}/webhooks/{channel}/webhook", params)
+    await gw.app[DISPATCHER].settled()
+    return answer
 
 
 def sent_to(tw: FakeTwilio, to: str) -> list[dict[str, Any]]:
@@ -359,6 +365,7 @@ async def test_provider_errors_twice_then_accepted_delivers_exactly_once(
     # Every reply went out exactly once, in order; the first took three attempts.
     await tw.wait_for_message(lambda m: m["To"] == phone and m["Body"] == out[-1].text.split("\n")[0] or
                               m["To"] == phone and m["Body"].startswith(out[-1].text[:20]))
+    await gw.app[DISPATCHER].outbox.tasks.idle()  # the retry's outcomes are recorded
     bodies = [m["Body"] for m in sent_to(tw, phone)]
     assert len(bodies) == len(out)
     assert first["Body"].startswith(out[0].text[:20])
@@ -367,7 +374,8 @@ async def test_provider_errors_twice_then_accepted_delivers_exactly_once(
     async with gw.db.session() as s:
         rows = (await s.scalars(select(Message).where(Message.conversation_id == conv.id, Message.direction == "out")
                                 .order_by(Message.id))).all()
-    assert rows[0].attempts == 3 and all(r.status == "sent" and r.provider_message_id for r in rows)
+    assert rows[0].attempts == 3 and all(r.status == "sent" and r.provider_message_id for r in rows), [
+        (r.status, r.attempts, r.provider_message_id, r.error) for r in rows]
 
 
 async def test_telegram_documents_and_locations_reach_the_agent_as_data(
