@@ -77,6 +77,7 @@ class _Failure:
     code: int
     message: str
     retry_after: int | None
+    to: str | None = None  # only messages to this recipient (None: any)
 
 
 @dataclass(frozen=True)
@@ -159,17 +160,19 @@ class FakeTwilio(LocalServer):
         retry_after: int | None = None,
         code: int | None = None,
         message: str | None = None,
+        to: str | None = None,
     ) -> None:
         """Answer the next ``times`` Messages.json POSTs with a Twilio error of HTTP ``status``.
 
         ``code`` defaults by status (400: 21211, 429: 20429, 500: 20500, ...); ``message`` defaults
         to Twilio's wording for the code. ``retry_after`` adds a Retry-After header (429 default: 1).
+        ``to`` limits the failures to messages for that recipient (others pass untouched).
         """
         if status == 429 and retry_after is None:
             retry_after = 1
         code = code or _DEFAULT_CODES.get(status, status)
         text = message or _ERROR_MESSAGES.get(code, f"Error {code}")
-        self._failures.extend(_Failure(status, code, text, retry_after) for _ in range(times))
+        self._failures.extend(_Failure(status, code, text, retry_after, to) for _ in range(times))
 
     def hold(self, skip: int = 0) -> tuple[asyncio.Event, asyncio.Event]:
         """Hold one Messages.json POST, the one after the next ``skip``: ``entered`` is set when it
@@ -366,8 +369,9 @@ class FakeTwilio(LocalServer):
         if "PersistentAction" in form:
             record["PersistentAction"] = [str(v) for v in form.getall("PersistentAction")]
 
-        if self._failures:
-            f = self._failures.pop(0)
+        f = next((f for f in self._failures if f.to is None or f.to == record.get("To")), None)
+        if f is not None:
+            self._failures.remove(f)
             headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else None
             response = _error(f.status, f.code, f.message, headers)
         else:
