@@ -76,6 +76,17 @@ async def agent_conversation(db: Database, phone: str) -> str:
         return conv.id
 
 
+async def stored_outbound(db: Database, conversation_id: str, text: str, **fields: object) -> str:
+    """An outbound message as another (or an earlier) process left it; returns its public id."""
+    async with db.session() as s:
+        conv = await s.get(Conversation, conversation_id)
+        row = Message(conversation_id=conversation_id, customer_id=conv.customer_id, channel="sms", direction="out",
+                      author="agent", text=text, **fields)
+        s.add(row)
+        await s.flush()
+        return row.public_id
+
+
 async def wait_for_status(db: Database, public_id: str, status: str, timeout: float = 10) -> Message:
     """Poll the stored row: the only shared state between two gateway 'processes' is the database."""
     async with asyncio.timeout(timeout):
@@ -117,14 +128,8 @@ async def test_an_interrupted_send_is_never_repeated_but_shown(database: Databas
     phone = "+49170" + "".join(random.choices("0123456789", k=7))
     async with FakeTwilio() as tw:
         conv_id = await agent_conversation(database, phone)
-        async with database.session() as s:
-            conv = await s.get(Conversation, conv_id)
-            # What a crash in the middle of a provider call leaves behind.
-            row = Message(conversation_id=conv_id, customer_id=conv.customer_id, channel="sms", direction="out",
-                          author="agent", text="Vielleicht schon gesendet", status="sending", attempts=1)
-            s.add(row)
-            await s.flush()
-            public_id = row.public_id
+        # What a crash in the middle of a provider call leaves behind.
+        public_id = await stored_outbound(database, conv_id, "Vielleicht schon gesendet", status="sending", attempts=1)
         app, _stop = await gateway(settings_for(database, tw, free_port(), tmp_path))
         async with database.session() as s:
             row = await s.scalar(select(Message).where(Message.public_id == public_id))
@@ -221,15 +226,10 @@ async def test_a_start_up_leaves_a_live_peers_send_alone(database: Database, gat
     phone = "+49170" + "".join(random.choices("0123456789", k=7))
     async with FakeTwilio() as tw:
         conv_id = await agent_conversation(database, phone)
-        async with database.session() as s:
-            conv = await s.get(Conversation, conv_id)
-            # Another gateway process is sending this very message right now (its lease runs).
-            row = Message(conversation_id=conv_id, customer_id=conv.customer_id, channel="sms", direction="out",
-                          author="agent", text="Wird gerade gesendet", status="sending", attempts=1,
-                          lease_owner="peer-host:4242:abcd", lease_expires_at=utcnow() + timedelta(minutes=2))
-            s.add(row)
-            await s.flush()
-            public_id = row.public_id
+        # Another gateway process is sending this very message right now (its lease runs).
+        public_id = await stored_outbound(database, conv_id, "Wird gerade gesendet", status="sending", attempts=1,
+                                          lease_owner="peer-host:4242:abcd",
+                                          lease_expires_at=utcnow() + timedelta(minutes=2))
         await gateway(settings_for(database, tw, free_port(), tmp_path))
         async with database.session() as s:
             row = await s.scalar(select(Message).where(Message.public_id == public_id))
@@ -243,11 +243,8 @@ async def test_a_retry_scheduled_by_a_process_that_died_is_sent_by_the_sweeper(
     async with FakeTwilio() as tw:
         conv_id = await agent_conversation(database, phone)
         await gateway(settings_for(database, tw, free_port(), tmp_path, outbox_sweep_seconds=0.2))
-        async with database.session() as s:
-            conv = await s.get(Conversation, conv_id)
-            # Its retry timer lived in a process that is gone; no timer here knows about it.
-            s.add(Message(conversation_id=conv_id, customer_id=conv.customer_id, channel="sms", direction="out",
-                          author="agent", text="Zweiter Versuch", status="pending", attempts=1,
-                          next_attempt_at=utcnow() - timedelta(seconds=1)))
+        # Its retry timer lived in a process that is gone; no timer here knows about it.
+        await stored_outbound(database, conv_id, "Zweiter Versuch", status="pending", attempts=1,
+                              next_attempt_at=utcnow() - timedelta(seconds=1))
         sent = await tw.wait_for_message(lambda m: m["To"] == phone, timeout=10)
         assert sent["Body"] == "Zweiter Versuch"

@@ -66,15 +66,20 @@ async def test_engine_files_are_private(engine_server, tmp_path_factory) -> None
         assert stat.S_IMODE(f.stat().st_mode) & 0o077 == 0
 
 
-async def test_cli_creates_private_database_and_var_dir(tmp_path: Path) -> None:
-    var = tmp_path / "var"
-    env = dict(os.environ, RESONANZ_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var / 'resonanz.db'}")
+async def _db_upgrade(var: Path, db: Path) -> None:
+    """`resonanz db upgrade` as a user runs it, with this state directory and SQLite file."""
+    env = dict(os.environ, RESONANZ_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{db}")
     p = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "resonanz.cli", "db", "upgrade", env=env, cwd=PROJECT_ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await p.communicate()
     assert p.returncode == 0, out.decode()
+
+
+async def test_cli_creates_private_database_and_var_dir(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    await _db_upgrade(var, var / "resonanz.db")
     db = var / "resonanz.db"
     assert stat.S_IMODE(db.stat().st_mode) & 0o077 == 0, oct(db.stat().st_mode)
     assert stat.S_IMODE(var.stat().st_mode) & 0o077 == 0, oct(var.stat().st_mode)
@@ -86,13 +91,7 @@ async def test_existing_world_readable_database_is_tightened(tmp_path: Path) -> 
     db = var / "resonanz.db"
     db.write_bytes(b"")
     db.chmod(0o644)
-    env = dict(os.environ, RESONANZ_VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{db}")
-    p = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "resonanz.cli", "db", "upgrade", env=env, cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await p.communicate()
-    assert p.returncode == 0, out.decode()
+    await _db_upgrade(var, db)
     assert stat.S_IMODE(db.stat().st_mode) & 0o077 == 0
     assert stat.S_IMODE(var.stat().st_mode) & 0o077 == 0
 
