@@ -1,0 +1,73 @@
+"""The stored vocabulary: every status, direction, author and role a row can carry.
+
+They are StrEnums, so a member equals its string (``MessageStatus.SENT == "sent"``) and is stored
+as that string; code compares and writes the members, never bare strings. The conversation's
+owner (bot, queued, agent, closed) is `handover.state.State`.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+    NOTE = "note"  # internal: never leaves the desk
+
+
+class Author(enum.StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class MessageStatus(enum.StrEnum):
+    """in: received -> processed.
+    out: pending -> sending -> sent (-> delivered -> read) | pending (retry) | failed | unknown.
+    note: internal."""
+
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    INTERNAL = "internal"
+
+
+class HandoverStatus(enum.StrEnum):
+    """waiting -> offered -> assigned -> closed | returned; waiting|offered -> cancelled | abandoned."""
+
+    WAITING = "waiting"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    CLOSED = "closed"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+    ABANDONED = "abandoned"
+
+    @classmethod
+    def open(cls) -> tuple[HandoverStatus, ...]:
+        """Still waiting for, or with, a person."""
+        return (cls.WAITING, cls.OFFERED, cls.ASSIGNED)
+
+    @classmethod
+    def queued(cls) -> tuple[HandoverStatus, ...]:
+        """Not yet taken by an agent."""
+        return (cls.WAITING, cls.OFFERED)
+
+
+class AgentStatus(enum.StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class AgentRole(enum.StrEnum):
+    AGENT = "agent"
+    ADMIN = "admin"
