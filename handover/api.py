@@ -25,7 +25,7 @@ from handover.schemas import (
     is_blank, read_body, read_multipart, read_query, respond,
 )
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
-from resonanz.keys import DESK
+from resonanz.keys import DESK  # noqa: F401 - re-exported: tests read it from here
 from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
 from resonanz.store.models import Agent, Handover, Queue, utcnow
 from resonanz.store.vocabulary import AgentRole, HandoverStatus
@@ -99,11 +99,11 @@ class AgentApi:
             web.get("/api/v1/conversations", require()(self.list_conversations)),
             web.post("/api/v1/conversations/{id:[0-9a-f]{32}}/take-over", require()(self.take_over)),
             web.get("/api/v1/agents", require()(self.list_agents)),
-            web.post("/api/v1/agents", require("admin")(self.create_agent)),
-            web.patch("/api/v1/agents/{id:[0-9a-f]{32}}", require("admin")(self.update_agent)),
+            web.post("/api/v1/agents", require(AgentRole.ADMIN)(self.create_agent)),
+            web.patch("/api/v1/agents/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_agent)),
             web.get("/api/v1/queues", require()(self.list_queues)),
-            web.post("/api/v1/queues", require("admin")(self.create_queue)),
-            web.patch("/api/v1/queues/{id:[0-9a-f]{32}}", require("admin")(self.update_queue)),
+            web.post("/api/v1/queues", require(AgentRole.ADMIN)(self.create_queue)),
+            web.patch("/api/v1/queues/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_queue)),
             web.get("/api/v1/stream", self.stream),
             web.get("/media/{name}", self.media),
         ]

@@ -459,7 +459,7 @@ def same_origin(request: web.Request, principal: Principal) -> bool:
     return scheme in ("http", "https") and netloc == request.host.lower()
 
 
-def require(role: str | None = None) -> Callable[[Handler], Handler]:
+def require(role: AgentRole | None = None) -> Callable[[Handler], Handler]:
     """Wrap a handler: login required (401), the role if given (403), CSRF for cookie sessions."""
 
     def wrap(handler: Handler) -> Handler:
@@ -532,7 +532,7 @@ async def logout_handler(request: web.Request) -> web.Response:
     return resp
 
 
-@require("admin")
+@require(AgentRole.ADMIN)
 async def revoke_handler(request: web.Request) -> web.Response:
     """An admin ends every session and the API token of an agent (a lost laptop, a leaked token)."""
     agent_id = request.match_info["id"]

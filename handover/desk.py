@@ -126,6 +126,10 @@ class Desk:
     async def conversation_message(self, conversation_id: str, message: dict[str, Any]) -> None:
         await self.read.conversation_message(conversation_id, message)
 
+    async def conversation_messages(self, conversation_id: str, messages: list[dict[str, Any]]) -> None:
+        """Several at once (one read of the conversation's scope for all)."""
+        await self.read.conversation_messages(conversation_id, messages)
+
     customer_wrote = conversation_message
 
     async def shutdown(self) -> None:

@@ -233,10 +233,14 @@ class ReadModel:
         await self.conversation_message(conversation_id, payload)
 
     async def conversation_message(self, conversation_id: str, message: dict[str, Any]) -> None:
-        """A stored message of a conversation, for the consoles (watching or handling it). The
-        event carries its scope, read now (a transfer on another gateway process changes it), so
-        that each console stream passes it only to the agents who may see it."""
-        if not self.hub.subscribers:
+        await self.conversation_messages(conversation_id, [message])
+
+    async def conversation_messages(self, conversation_id: str, messages: Sequence[dict[str, Any]]) -> None:
+        """Stored messages of a conversation, for the consoles (watching or handling it). Each
+        event carries the conversation's scope, read now (a transfer on another gateway process
+        changes it) and once for all of them, so that each console stream passes them only to
+        the agents who may see them."""
+        if not self.hub.subscribers or not messages:
             return  # nobody watches: no query
         async with self.db.session() as s:
             conv = await s.get(Conversation, conversation_id)
@@ -245,5 +249,6 @@ class ReadModel:
             h = await latest_handover(s, conversation_id)
             scope = await conversation_scope(s, conv, self.settings.handover_skills, h)
             handover_id = h.id if h is not None else None
-        self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id,
-                          "message": message, "scope": scope})
+        for message in messages:
+            self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id,
+                              "message": message, "scope": scope})
