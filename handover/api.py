@@ -25,7 +25,7 @@ from handover.schemas import (
     is_blank, read_body, read_multipart, read_query, respond,
 )
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
-from resonanz.keys import DESK  # noqa: F401 - re-exported: tests read it from here
+from resonanz.keys import DESK
 from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
 from resonanz.store.models import Agent, Handover, Queue, utcnow
 from resonanz.store.vocabulary import AgentRole, HandoverStatus
