@@ -36,7 +36,6 @@ MAX_IMAGE = 5 * 1000 * 1000  # "5 MB", as documented
 MAX_UPLOAD = MAX_IMAGE + 64 * 1024  # the picture plus the text part and the multipart framing
 
 
-
 def _agent(request: web.Request) -> Agent:
     return request[PRINCIPAL].agent
 
