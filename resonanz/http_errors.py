@@ -34,9 +34,7 @@ def status_of(exc: errors.DomainError) -> int:
     return next(status for kind, status in STATUS.items() if isinstance(exc, kind))
 
 
-def error_response(exc: errors.DomainError) -> web.Response:
-    """The response for a domain error (also for handlers that answer before the middleware sees
-    the error, e.g. a WebSocket handshake)."""
+def _domain_response(exc: errors.DomainError) -> web.Response:
     headers = {}
     if isinstance(exc, errors.TooManyRequests) and "retry_after" in exc.extra:
         headers[hdrs.RETRY_AFTER] = str(exc.extra["retry_after"])
@@ -48,7 +46,7 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
     try:
         return await handler(request)
     except errors.DomainError as exc:
-        return error_response(exc)
+        return _domain_response(exc)
     except web.HTTPException as exc:
         if not 400 <= exc.status < 500 or exc.content_type == "application/json":
             raise
