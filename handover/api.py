@@ -1,7 +1,8 @@
 """The agent REST API under /api/v1 (the console uses exactly this), plus the live stream.
 
 Authentication (session cookie with CSRF header, or a bearer token) lives in `handover.auth`;
-every handler here runs behind `require()`. Errors are `{"error": "..."}`.
+every handler here runs behind `require()`. Refusals are domain errors (`resonanz.errors`), which
+the one error middleware (`resonanz.http_errors`) answers as `{"error": "..."}` with their status.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from sqlalchemy import func, select
 from connectors.base import Attachment
 from handover.auth import (AUTH_EVENT, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
                            principal_still_valid, require, revoke_credentials, same_origin)
-from handover.desk import Desk, HandoverError, message_json, summary_json
-from handover.queries import scope_of_handover, visible_conversations, visible_handovers
 from handover.routing import Viewer, is_open
 from handover.schemas import (
     RESOLUTIONS, AgentList, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
@@ -25,19 +24,16 @@ from handover.schemas import (
     MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
 )
+from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
+from resonanz.keys import DESK
 from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
-from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue, utcnow
+from resonanz.store.models import Agent, Handover, Queue, utcnow
+from resonanz.store.vocabulary import AgentRole, HandoverStatus
 
 log = structlog.get_logger(__name__)
 
 MAX_IMAGE = 5 * 1000 * 1000  # "5 MB", as documented
 MAX_UPLOAD = MAX_IMAGE + 64 * 1024  # the picture plus the text part and the multipart framing
-
-DESK = web.AppKey("desk", Desk)
-
-
-def _error(message: str, status: int) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _agent(request: web.Request) -> Agent:
@@ -50,8 +46,6 @@ def agent_json(a: Agent) -> dict[str, Any]:
 
 
 def queue_json(q: Queue) -> dict[str, Any]:
-    from resonanz.store.models import utcnow
-
     return {"id": q.id, "name": q.name, "skill": q.skill, "language": q.language,
             "business_hours": q.business_hours or {}, "open_now": is_open(q.business_hours or {}, utcnow())}
 
@@ -60,10 +54,10 @@ async def _would_leave_no_admin(s: Any, agent: Agent, changes: dict[str, Any]) -
     """Whether the change demotes or deactivates the only active admin. The active admins' rows
     are locked (PostgreSQL), in one order, so two admins demoting each other at once cannot both
     succeed."""
-    stays_admin = changes.get("role", agent.role) == "admin" and changes.get("active", agent.active)
-    if stays_admin or not (agent.role == "admin" and agent.active):
+    stays_admin = changes.get("role", agent.role) == AgentRole.ADMIN and changes.get("active", agent.active)
+    if stays_admin or not (agent.role == AgentRole.ADMIN and agent.active):
         return False
-    admins = (await s.scalars(select(Agent.id).where(Agent.role == "admin", Agent.active.is_(True))
+    admins = (await s.scalars(select(Agent.id).where(Agent.role == AgentRole.ADMIN, Agent.active.is_(True))
                               .order_by(Agent.id).with_for_update())).all()
     return not any(a != agent.id for a in admins)
 
@@ -104,11 +98,11 @@ class AgentApi:
             web.get("/api/v1/conversations", require()(self.list_conversations)),
             web.post("/api/v1/conversations/{id:[0-9a-f]{32}}/take-over", require()(self.take_over)),
             web.get("/api/v1/agents", require()(self.list_agents)),
-            web.post("/api/v1/agents", require("admin")(self.create_agent)),
-            web.patch("/api/v1/agents/{id:[0-9a-f]{32}}", require("admin")(self.update_agent)),
+            web.post("/api/v1/agents", require(AgentRole.ADMIN)(self.create_agent)),
+            web.patch("/api/v1/agents/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_agent)),
             web.get("/api/v1/queues", require()(self.list_queues)),
-            web.post("/api/v1/queues", require("admin")(self.create_queue)),
-            web.patch("/api/v1/queues/{id:[0-9a-f]{32}}", require("admin")(self.update_queue)),
+            web.post("/api/v1/queues", require(AgentRole.ADMIN)(self.create_queue)),
+            web.patch("/api/v1/queues/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_queue)),
             web.get("/api/v1/stream", self.stream),
             web.get("/media/{name}", self.media),
         ]
@@ -128,159 +122,88 @@ class AgentApi:
 
     async def list_handovers(self, request: web.Request) -> web.Response:
         view = read_query(request, HandoverListQuery).view
-        agent = _agent(request)
-        desk = request.app[DESK]
-        async with desk.db.session() as s:
-            q = select(Handover).where(visible_handovers(Viewer.of(agent))).order_by(Handover.created_at)
-            if view == "queue":
-                q = q.where(Handover.status.in_(("waiting", "offered")))
-            elif view == "mine":
-                q = q.where(Handover.agent_id == agent.id, Handover.status == "assigned")
-            else:
-                q = q.order_by(None).order_by(Handover.created_at.desc()).limit(200)
-            rows = (await s.scalars(q)).all()
-            items = [await summary_json(s, h, viewer_id=agent.id) for h in rows]
+        items = await request.app[DESK].read.handovers(_agent(request), view)
         return respond(HandoverList, {"handovers": items})
 
     async def get_handover(self, request: web.Request) -> web.Response:
-        desk = request.app[DESK]
-        agent = _agent(request)
-        async with desk.db.session() as s:
-            h = await s.get(Handover, request.match_info["id"])
-            # Outside the agent's scope: 404, exactly as for an id that does not exist.
-            if h is None or not Viewer.of(agent).sees(await scope_of_handover(s, h)):
-                return _error("no such handover", 404)
-            summary = await summary_json(s, h, viewer_id=agent.id)
-            msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
-            context = dict(h.context or {})
-        return respond(HandoverDetail, {"handover": summary, "context": context, "messages": [message_json(m) for m in msgs]})
+        # Outside the agent's scope: NotFound, exactly as for an id that does not exist.
+        detail = await request.app[DESK].read.handover_detail(request.match_info["id"], _agent(request))
+        return respond(HandoverDetail, detail)
 
     async def list_conversations(self, request: web.Request) -> web.Response:
         state = read_query(request, ConversationListQuery).state
-        desk = request.app[DESK]
-        scope = visible_conversations(Viewer.of(_agent(request)), desk.settings.handover_skills)
-        async with desk.db.session() as s:
-            convs = (await s.scalars(
-                select(Conversation).where(Conversation.state == state, scope).order_by(Conversation.updated_at.desc()).limit(100)
-            )).all()
-            out = []
-            for c in convs:
-                customer = await s.get(Customer, c.customer_id)
-                last = await s.scalar(select(Message).where(Message.conversation_id == c.id).order_by(Message.id.desc()).limit(1))
-                out.append({
-                    "id": c.id, "customer": {"id": customer.id, "name": customer.name}, "channel": c.channel,
-                    "language": c.language, "state": c.state,
-                    "last_message": {"text": last.text, "author": last.author, "timestamp": last.created_at.isoformat()} if last else None,
-                    "updated_at": c.updated_at.isoformat(),
-                })
-        return respond(ConversationList, {"conversations": out})
+        items = await request.app[DESK].read.conversations(_agent(request), state)
+        return respond(ConversationList, {"conversations": items})
 
     # --- actions ------------------------------------------------------------------------------
 
-    async def _call(self, coro: Any, status: int = 200, model: type[Any] = HandoverResponse) -> web.Response:
-        try:
-            result = await coro
-        except HandoverError as exc:
-            return _error(str(exc), exc.status)
-        return respond(model, result, status)
-
     async def accept(self, request: web.Request) -> web.Response:
-        desk = request.app[DESK]
-
-        async def run() -> dict[str, Any]:
-            return {"handover": await desk.accept(request.match_info["id"], _agent(request))}
-
-        return await self._call(run())
+        handover = await request.app[DESK].accept(request.match_info["id"], _agent(request))
+        return respond(HandoverResponse, {"handover": handover})
 
     async def post_message(self, request: web.Request) -> web.Response:
         desk = request.app[DESK]
         attachments: tuple[Attachment, ...] = ()
         if request.content_type.startswith("multipart/"):
             # Refuse before reading (and storing) anything what the reply would refuse.
-            try:
-                await desk.check_reply(request.match_info["id"], _agent(request))
-            except HandoverError as exc:
-                return _error(str(exc), exc.status)
+            await desk.check_reply(request.match_info["id"], _agent(request))
             if request.content_length is not None and request.content_length > MAX_UPLOAD:
-                return _error(f"the picture is larger than {MAX_IMAGE // (1000 * 1000)} MB", 413)
+                raise TooLarge(f"the picture is larger than {MAX_IMAGE // (1000 * 1000)} MB")
             text, image = await read_multipart(request, max_image=MAX_IMAGE)
             if image:
                 mime = sniff_image(image)
                 if mime is None:
-                    return _error("the picture must be PNG, JPEG, GIF or WebP", 400)
+                    raise Invalid("the picture must be PNG, JPEG, GIF or WebP")
                 attachments = (self.media_store.save(image, mime, shared=True),)
             if is_blank(text) and not attachments:
-                return _error("send a text or a picture", 400)
+                raise Invalid("send a text or a picture")
         else:
             text = (await read_body(request, TextRequest)).text
-
-        async def run() -> dict[str, Any]:
-            return {"message": await desk.reply(request.match_info["id"], _agent(request), text, attachments)}
-
-        return await self._call(run(), 201, MessageResponse)
+        message = await desk.reply(request.match_info["id"], _agent(request), text, attachments)
+        return respond(MessageResponse, {"message": message}, 201)
 
     async def post_note(self, request: web.Request) -> web.Response:
-        desk = request.app[DESK]
         text = (await read_body(request, TextRequest)).text
-
-        async def run() -> dict[str, Any]:
-            return {"message": await desk.note(request.match_info["id"], _agent(request), text)}
-
-        return await self._call(run(), 201, MessageResponse)
+        message = await request.app[DESK].note(request.match_info["id"], _agent(request), text)
+        return respond(MessageResponse, {"message": message}, 201)
 
     async def transfer(self, request: web.Request) -> web.Response:
-        desk = request.app[DESK]
         body = await read_body(request, TransferRequest)
-        note, to_agent, to_queue = body.note, body.agent_id, body.queue_id
-
-        async def run() -> dict[str, Any]:
-            return {"handover": await desk.transfer(request.match_info["id"], _agent(request),
-                                                    to_agent_id=to_agent, to_queue_id=to_queue, note=note)}
-
-        return await self._call(run())
+        handover = await request.app[DESK].transfer(request.match_info["id"], _agent(request), to_agent_id=body.agent_id,
+                                                    to_queue_id=body.queue_id, note=body.note)
+        return respond(HandoverResponse, {"handover": handover})
 
     async def close(self, request: web.Request) -> web.Response:
-        desk = request.app[DESK]
         body = await read_body(request, CloseRequest)
-        resolution, return_to_bot, slots = body.resolution, body.return_to_bot, body.slots.model_dump(exclude_none=True)
-
-        async def run() -> dict[str, Any]:
-            return {"handover": await desk.close(request.match_info["id"], _agent(request), resolution=resolution,
-                                                 return_to_bot=return_to_bot, slots=slots)}
-
-        return await self._call(run())
+        handover = await request.app[DESK].close(request.match_info["id"], _agent(request), resolution=body.resolution,
+                                                 return_to_bot=body.return_to_bot, slots=body.slots.model_dump(exclude_none=True))
+        return respond(HandoverResponse, {"handover": handover})
 
     async def take_over(self, request: web.Request) -> web.Response:
-        desk = request.app[DESK]
-
-        async def run() -> dict[str, Any]:
-            return {"handover": await desk.take_over(request.match_info["id"], _agent(request))}
-
-        return await self._call(run(), 201)
+        handover = await request.app[DESK].take_over(request.match_info["id"], _agent(request))
+        return respond(HandoverResponse, {"handover": handover}, 201)
 
     # --- administration -----------------------------------------------------------------------
 
     async def list_agents(self, request: web.Request) -> web.Response:
         async with request.app[DESK].db.session() as s:
             agents = (await s.scalars(select(Agent).order_by(Agent.display_name))).all()
-            load = dict((await s.execute(select(Handover.agent_id, func.count()).where(Handover.status == "assigned").group_by(Handover.agent_id))).all())
+            load = dict((await s.execute(select(Handover.agent_id, func.count())
+                                         .where(Handover.status == HandoverStatus.ASSIGNED).group_by(Handover.agent_id))).all())
         return respond(AgentList, {"agents": [{**agent_json(a), "load": load.get(a.id, 0)} for a in agents]})
 
     async def create_agent(self, request: web.Request) -> web.Response:
         body = await read_body(request, CreateAgentRequest)
-        try:
-            agent = await create_agent(
-                request.app[DESK].db,
-                email=body.email,
-                password=body.password,
-                display_name=body.display_name,
-                role=body.role,
-                skills=tuple(body.skills),
-                languages=tuple(body.languages),
-                capacity=body.capacity,
-            )
-        except ValueError as exc:
-            return _error(str(exc), 409 if "exists" in str(exc) else 400)
+        agent = await create_agent(
+            request.app[DESK].db,
+            email=body.email,
+            password=body.password,
+            display_name=body.display_name,
+            role=body.role,
+            skills=tuple(body.skills),
+            languages=tuple(body.languages),
+            capacity=body.capacity,
+        )
         return respond(AgentResponse, {"agent": agent_json(agent)}, 201)
 
     async def update_agent(self, request: web.Request) -> web.Response:
@@ -290,9 +213,9 @@ class AgentApi:
         async with desk.db.session() as s:
             agent = await s.get(Agent, request.match_info["id"])
             if agent is None:
-                return _error("no such agent", 404)
+                raise NotFound("no such agent")
             if await _would_leave_no_admin(s, agent, changes):
-                return _error("the last active admin cannot be demoted or deactivated; make another agent an admin first", 409)
+                raise Conflict("the last active admin cannot be demoted or deactivated; make another agent an admin first")
             for key, value in changes.items():
                 setattr(agent, key, value)
             out = agent_json(agent)
@@ -317,7 +240,7 @@ class AgentApi:
         name, skill, language, hours = body.name, body.skill, body.language, body.business_hours.stored()
         async with request.app[DESK].db.session() as s:
             if await s.scalar(select(Queue).where((Queue.name == name) | ((Queue.skill == skill) & (Queue.language == language)))):
-                return _error("a queue with this name, or this skill and language, exists", 409)
+                raise Conflict("a queue with this name, or this skill and language, exists")
             q = Queue(name=name, skill=skill, language=language, business_hours=hours)
             s.add(q)
             await s.flush()
@@ -330,9 +253,9 @@ class AgentApi:
         async with request.app[DESK].db.session() as s:
             q = await s.get(Queue, request.match_info["id"])
             if q is None:
-                return _error("no such queue", 404)
+                raise NotFound("no such queue")
             if name is not None and await s.scalar(select(Queue.id).where(Queue.name == name, Queue.id != q.id)):
-                return _error("a queue with this name exists", 409)
+                raise Conflict("a queue with this name exists")
             if hours is not None:
                 q.business_hours = hours
             if name is not None:
@@ -350,9 +273,9 @@ class AgentApi:
     async def stream(self, request: web.Request) -> web.StreamResponse:
         principal = await authenticate(request)
         if principal is None:
-            return _error("login required", 401)
+            raise Unauthenticated("login required")
         if not same_origin(request, principal):
-            return _error("this origin may not open the stream", 403)
+            raise Forbidden("this origin may not open the stream")
         agent = principal.agent
         viewer = Viewer.of(agent)  # a change of role, skills or languages applies from the next connection
         desk = request.app[DESK]

@@ -38,10 +38,12 @@ from handover.hub import Event, Hub
 from handover.schemas import Languages, Skills
 from handover.schemas import AgentPublicResponse, LoginRequest, LoginResponse, MeResponse, OkResponse, StatusRequest, read_body, respond
 from resonanz.client_ip import client_ip
-from resonanz.keys import DB, HUB, SETTINGS
+from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests, Unauthenticated, Unavailable
+from resonanz.keys import DB, DESK, HUB, SETTINGS
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Agent, AgentSession, utcnow
+from resonanz.store.vocabulary import AgentRole, AgentStatus
 
 log = structlog.get_logger(__name__)
 
@@ -178,29 +180,29 @@ async def create_agent(
 ) -> Agent:
     email = normalise_email(email)
     if "@" not in email or len(email) > 254:
-        raise ValueError("email must be an e-mail address")
+        raise Invalid("email must be an e-mail address")
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
-    if role not in ("agent", "admin"):
-        raise ValueError("role must be agent or admin")
+        raise Invalid(f"the password must have at least {MIN_PASSWORD} characters")
+    if role not in tuple(AgentRole):
+        raise Invalid("role must be agent or admin")
     if not 0 <= capacity <= 1000:
-        raise ValueError("capacity must be from 0 to 1000")
+        raise Invalid("capacity must be from 0 to 1000")
     # The same rules as the admin API (handover/schemas.py), for the CLI and every other caller.
     for name, adapter, value in (("skills", _SKILLS, skills), ("languages", _LANGUAGES, languages)):
         try:
             adapter.validate_python(list(value))
         except ValidationError as exc:
-            raise ValueError(f"{name}: {exc.errors()[0]['msg']} (got {list(value)!r})") from None
+            raise Invalid(f"{name}: {exc.errors()[0]['msg']} (got {list(value)!r})") from None
     password_hash = await hash_password_async(password)
     try:
         async with db.session() as s:
             agent = Agent(email=email, display_name=display_name.strip() or email, password_hash=password_hash,
-                          role=role, status="offline", capacity=capacity, skills=list(skills), languages=list(languages), active=True)
+                          role=role, status=AgentStatus.OFFLINE, capacity=capacity, skills=list(skills), languages=list(languages), active=True)
             s.add(agent)
             await s.flush()
             return agent
     except IntegrityError:
-        raise ValueError(f"an agent with e-mail {email} exists") from None
+        raise Conflict(f"an agent with e-mail {email} exists") from None
 
 
 async def login(db: Database, email: str, password: str, *, session_ttl: timedelta = SESSION_TTL) -> tuple[Agent, str, str] | None:
@@ -263,12 +265,12 @@ async def revoke_credentials(db: Database, agent_id: str) -> bool:
 async def issue_api_token(db: Database, agent_id: str, *, days: int = API_TOKEN_DAYS) -> str:
     """A new bearer token for the agent, valid `days` days; it replaces the agent's previous one."""
     if not 1 <= days <= 3650:
-        raise ValueError("a token is valid for 1 to 3650 days")
+        raise Invalid("a token is valid for 1 to 3650 days")
     token = "rz_" + secrets.token_urlsafe(32)
     async with db.session() as s:
         agent = await s.get(Agent, agent_id)
         if agent is None:
-            raise ValueError("no such agent")
+            raise NotFound("no such agent")
         agent.api_token_hash = _sha256(token)
         agent.api_token_expires_at = utcnow() + timedelta(days=days)
     return token
@@ -422,10 +424,6 @@ def _db(request: web.Request) -> Database:
     return request.app[DB]
 
 
-def _error(message: str, status: int, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
-
-
 async def authenticate(request: web.Request) -> Principal | None:
     cache = request.app[AUTH_CACHE]
     header = request.headers.get("Authorization", "")
@@ -461,7 +459,7 @@ def same_origin(request: web.Request, principal: Principal) -> bool:
     return scheme in ("http", "https") and netloc == request.host.lower()
 
 
-def require(role: str | None = None) -> Callable[[Handler], Handler]:
+def require(role: AgentRole | None = None) -> Callable[[Handler], Handler]:
     """Wrap a handler: login required (401), the role if given (403), CSRF for cookie sessions."""
 
     def wrap(handler: Handler) -> Handler:
@@ -469,13 +467,13 @@ def require(role: str | None = None) -> Callable[[Handler], Handler]:
         async def guarded(request: web.Request) -> web.StreamResponse:
             principal = await authenticate(request)
             if principal is None:
-                return _error("login required", 401)
+                raise Unauthenticated("login required")
             if role is not None and principal.agent.role != role:
-                return _error("admins only", 403)
+                raise Forbidden("admins only")
             if principal.via == "session" and request.method not in ("GET", "HEAD", "OPTIONS"):
                 given = request.headers.get("X-CSRF-Token", "")
                 if not principal.csrf_token or not hmac.compare_digest(given.encode(), principal.csrf_token.encode()):
-                    return _error("CSRF token missing or wrong", 403)
+                    raise Forbidden("CSRF token missing or wrong")
             request[PRINCIPAL] = principal
             return await handler(request)
 
@@ -500,13 +498,13 @@ async def login_handler(request: web.Request) -> web.Response:
         wait = await limiter.reserve(ip, email)
     except StorageError as exc:  # Redis gone: refuse rather than count nothing
         log.error("login.limiter_unavailable", error=str(exc))
-        return _error("login is unavailable for a moment; try again", 503)
+        raise Unavailable("login is unavailable for a moment; try again") from None
     if wait:
-        return _error("too many login attempts; try again later", 429, retry_after=wait)
+        raise TooManyRequests("too many login attempts; try again later", retry_after=wait)
     session_ttl = timedelta(hours=settings.session_hours)
     result = await login(_db(request), email, password, session_ttl=session_ttl)
     if result is None:
-        return _error("wrong email or password", 401)
+        raise Unauthenticated("wrong email or password")
     agent, token, csrf = result
     try:
         await limiter.succeeded(ip, email)
@@ -534,12 +532,12 @@ async def logout_handler(request: web.Request) -> web.Response:
     return resp
 
 
-@require("admin")
+@require(AgentRole.ADMIN)
 async def revoke_handler(request: web.Request) -> web.Response:
     """An admin ends every session and the API token of an agent (a lost laptop, a leaked token)."""
     agent_id = request.match_info["id"]
     if not await revoke_credentials(_db(request), agent_id):
-        return _error("no such agent", 404)
+        raise NotFound("no such agent")
     announce(request.app, agent_id)
     return respond(OkResponse, {"ok": True})
 
@@ -560,9 +558,7 @@ async def status_handler(request: web.Request) -> web.Response:
         agent.status = status
         agent.last_seen_at = utcnow()
         out = agent_public(agent)
-    if status == "online":
-        from handover.api import DESK
-
+    if status == AgentStatus.ONLINE:
         await request.app[DESK].route_waiting()
     return respond(AgentPublicResponse, {"agent": out})
 

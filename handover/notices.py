@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from connectors.base import Button, OutboundMessage
+
+if TYPE_CHECKING:
+    from resonanz.store.models import Agent
+
 NOTICES: dict[str, dict[str, str]] = {
     "handover": {
         "de": "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter. "
@@ -50,3 +57,41 @@ NOTICES: dict[str, dict[str, str]] = {
 def notice(key: str, language: str | None) -> str:
     texts = NOTICES[key]
     return texts.get(language or "de", texts["en"])
+
+
+# --- the help desk's texts ------------------------------------------------------------------------
+
+
+def now_talking_to(language: str | None, agent: Agent) -> str:
+    first = agent.display_name.split()[0] if agent.display_name else ""
+    return (f"Sie sprechen jetzt mit {first} aus unserem Team." if language == "de"
+            else f"You are now talking to {first} from our team.")
+
+
+def taking_over(language: str | None, agent: Agent) -> str:
+    first = agent.display_name.split()[0] if agent.display_name else ""
+    return (f"{first} aus unserem Team übernimmt jetzt das Gespräch." if language == "de"
+            else f"{first} from our team is taking over this conversation now.")
+
+
+def welcome_back(language: str, name: str | None) -> str:
+    first = f" {name}" if name else ""
+    if language == "de":
+        return f"Willkommen zurück{first}! Ich bin wieder Ihr digitaler Assistent – womit kann ich Ihnen noch helfen?"
+    return f"Welcome back{first}! I'm your digital assistant again – what else can I do for you?"
+
+
+def survey_message(language: str) -> OutboundMessage:
+    text = ("Wie zufrieden waren Sie mit unserer Hilfe? Bitte bewerten Sie von 1 (gar nicht) bis 5 (sehr)."
+            if language == "de" else
+            "How satisfied were you with our help? Please rate from 1 (not at all) to 5 (very).")
+    return OutboundMessage(text=text, author="system", buttons=tuple(Button(str(i), f"/rate {i}") for i in range(1, 6)))
+
+
+def rating_thanks(language: str) -> str:
+    return "Vielen Dank für Ihre Bewertung!" if language == "de" else "Thank you for your rating!"
+
+
+def cancelled_notice(language: str) -> str:
+    return ("In Ordnung, Sie sind wieder beim digitalen Assistenten. Wie kann ich helfen?" if language == "de"
+            else "All right, you're back with the digital assistant. How can I help?")

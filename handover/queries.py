@@ -9,13 +9,15 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handover.routing import AgentView, Viewer, handover_scope
+from handover.state import State
 from resonanz.store.models import Agent, Conversation, Handover, Queue
+from resonanz.store.vocabulary import HandoverStatus
 
 
 async def agent_views(session: AsyncSession) -> list[AgentView]:
     load = dict(
         (await session.execute(
-            select(Handover.agent_id, func.count()).where(Handover.status == "assigned").group_by(Handover.agent_id)
+            select(Handover.agent_id, func.count()).where(Handover.status == HandoverStatus.ASSIGNED).group_by(Handover.agent_id)
         )).all()
     )
     agents = (await session.scalars(select(Agent).where(Agent.active.is_(True)))).all()
@@ -36,7 +38,7 @@ async def queue_position(session: AsyncSession, handover: Handover) -> int:
     ahead = await session.scalar(
         select(func.count()).select_from(Handover).where(
             Handover.queue_id == handover.queue_id,
-            Handover.status.in_(("waiting", "offered")),
+            Handover.status.in_(HandoverStatus.queued()),
             Handover.created_at < handover.created_at,
         )
     )
@@ -98,7 +100,7 @@ def visible_conversations(viewer: Viewer, skill_map: Mapping[str, str]) -> Colum
         language_ok += [Conversation.language.is_(None), Conversation.language.not_in(("de", "en"))]
     return or_(
         Conversation.id.in_(select(Handover.conversation_id).where(visible_handovers(viewer))),
-        and_(Conversation.state == "bot", or_(*language_ok)),
+        and_(Conversation.state == State.BOT, or_(*language_ok)),
     )
 
 

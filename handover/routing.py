@@ -10,6 +10,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from resonanz.store.vocabulary import AgentRole, AgentStatus
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = {
     "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
@@ -29,7 +31,7 @@ class AgentView:
 
     @property
     def available(self) -> bool:
-        return self.status == "online" and self.load < self.capacity
+        return self.status == AgentStatus.ONLINE and self.load < self.capacity
 
 
 def _fits(agent: AgentView, skill: str, language: str) -> bool:
@@ -189,7 +191,7 @@ class Viewer:
 
     @classmethod
     def of(cls, agent: Any) -> Viewer:
-        return cls(agent.id, agent.role == "admin", frozenset(agent.skills or ()), frozenset(agent.languages or ()))
+        return cls(agent.id, agent.role == AgentRole.ADMIN, frozenset(agent.skills or ()), frozenset(agent.languages or ()))
 
     def member_of(self, skill: str, language: str) -> bool:
         return skill in self.skills and language in self.languages

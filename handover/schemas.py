@@ -48,10 +48,6 @@ class Error(BaseModel):
     retry_after: int | None = Field(None, description="Seconds to wait (429 only)")
 
 
-def error_response(message: str, status: int, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
-
-
 class ApiError(web.HTTPException):
     """Raised while reading a request: the JSON error response to send instead of going on."""
 

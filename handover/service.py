@@ -63,3 +63,11 @@ async def transition(
     )
     session.add(event)
     return event
+
+
+def restart_engine_session(conv: Conversation) -> None:
+    """Back to the bot: a fresh engine session with the carried slots, not mid-dialogue."""
+    conv.engine_session += 1
+    conv.engine_turns = 0
+    conv.active_loop = None
+    conv.consecutive_fallbacks = 0

@@ -15,14 +15,14 @@ from bot.engine import RasaEngine
 from bot.verification import VerificationPolicy
 from connectors import registry
 from connectors.base import Connector, ConnectorContext
-from handover.api import DESK, AgentApi
+from handover.api import AgentApi
 from handover.auth import LIMITER, auth_routes, install as install_auth
 from handover.console import console_routes
 from handover.desk import Desk
 from handover.hub import create_hub
 from resonanz.config import connector_configs
 from resonanz.http_errors import json_errors
-from resonanz.keys import DB, HUB, SETTINGS  # noqa: F401 - re-exported: tests and bench read them from here
+from resonanz.keys import DB, DESK, HUB, SETTINGS  # noqa: F401 - re-exported: tests and bench read them from here
 from resonanz.media import MediaStore
 from resonanz.settings import Settings
 from resonanz.store import Database

@@ -98,6 +98,7 @@ async def _announce(settings: Settings, event: dict[str, Any]) -> None:
 
 async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
     from handover.auth import auth_event, create_agent, issue_api_token, normalise_email, revoke_credentials
+    from resonanz.errors import DomainError
     from resonanz.store import Database
     from resonanz.store.models import Agent
 
@@ -111,7 +112,7 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
                     skills=tuple(args.skills.split(",")), languages=tuple(args.languages.split(",")),
                     capacity=args.capacity,
                 )
-            except ValueError as exc:
+            except DomainError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
             print(f"created {agent.role} {agent.email}")
@@ -127,7 +128,7 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
             days = settings.api_token_days if args.days is None else args.days
             try:
                 token = await issue_api_token(db, agent.id, days=days)
-            except ValueError as exc:
+            except DomainError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
             if agent.api_token_hash:  # the previous token ended: close its streams

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from handover.auth import LoginLimiter, create_agent, hash_password, verify_password
 from resonanz.app import create_app
+from resonanz.errors import Conflict, Invalid
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Agent, AgentSession
@@ -37,10 +38,10 @@ def test_passwords_are_hashed_with_argon2() -> None:
 
 
 async def test_short_password_and_duplicate_email_are_refused(database: Database) -> None:
-    with pytest.raises(ValueError, match="at least 10"):
+    with pytest.raises(Invalid, match="at least 10"):
         await create_agent(database, email="b@x.de", password="kurz", display_name="B")
     await create_agent(database, email="b@x.de", password=PASSWORD, display_name="B")
-    with pytest.raises(ValueError, match="exists"):
+    with pytest.raises(Conflict, match="exists"):
         await create_agent(database, email="B@x.de", password=PASSWORD, display_name="B")
 
 

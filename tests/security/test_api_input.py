@@ -280,7 +280,8 @@ def test_query_enums_are_enforced(gw: ThreadedGateway) -> None:
                                                    ((), ("de",)), (("general",), ("de", "de"))])
 async def test_agents_made_outside_the_api_follow_the_same_rules(database, skills, languages) -> None:  # noqa: ANN001
     from handover.auth import create_agent
+    from resonanz.errors import Invalid
 
-    with pytest.raises(ValueError, match="skills|languages"):
+    with pytest.raises(Invalid, match="skills|languages"):
         await create_agent(database, email=f"cli-{uuid.uuid4().hex[:6]}@example.org", password="long enough pw",
                            display_name="CLI", skills=skills, languages=languages)

@@ -1,0 +1,254 @@
+"""What agents see: the JSON of handovers, messages and conversations, for the API and the
+console stream.
+
+Lists are built with a constant number of queries, whatever their length: the rows first, then
+each kind of related row (conversations, customers, queues, agents, last messages) in one
+IN-query (`summaries_json`, `conversations_json`). A single summary is a list of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handover.hub import Hub
+from handover.queries import scope_of_handover, visible_conversations, visible_handovers
+from handover.routing import Viewer, handover_scope, merge_scopes, watch_scope
+from handover.state import State
+from resonanz.errors import NotFound
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import Agent, Base, Conversation, Customer, Handover, Message, Queue, utcnow
+from resonanz.store.vocabulary import Direction, HandoverStatus
+
+T = TypeVar("T", bound=Base)
+HandoverView = Literal["queue", "mine", "all"]
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    parse = m.parse_data if m.direction == Direction.IN and m.parse_data and "error" not in m.parse_data else None
+    return {
+        "id": m.public_id,
+        "direction": m.direction,
+        "author": m.author,
+        "text": m.text,
+        "buttons": m.buttons or [],
+        "attachments": m.attachments or [],
+        "timestamp": iso(m.created_at),
+        "status": m.status,
+        "error": m.error,
+        "channel": m.channel,
+        "agent_name": (m.metadata_ or {}).get("agent_name"),
+        "location": (m.metadata_ or {}).get("location"),
+        "parse": {"intent": parse.get("intent"), "confidence": parse.get("confidence"),
+                  "entities": [{"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []]}
+        if parse else None,
+    }
+
+
+# --- batched reads ------------------------------------------------------------------------------
+
+
+async def _by_id(s: AsyncSession, model: type[T], ids: Iterable[str | None]) -> dict[str, T]:
+    wanted = {i for i in ids if i}
+    if not wanted:
+        return {}
+    rows = (await s.scalars(select(model).where(model.id.in_(wanted)))).all()  # type: ignore[attr-defined]
+    return {row.id: row for row in rows}  # type: ignore[attr-defined]
+
+
+async def _last_messages(s: AsyncSession, conversation_ids: Iterable[str], *, notes: bool) -> dict[str, dict[str, Any]]:
+    """Each conversation's last message (`notes`: internal notes count as one), as the lists show it."""
+    wanted = set(conversation_ids)
+    if not wanted:
+        return {}
+    last = select(func.max(Message.id)).where(Message.conversation_id.in_(wanted)).group_by(Message.conversation_id)
+    if not notes:
+        last = last.where(Message.direction != Direction.NOTE)
+    rows = (await s.execute(
+        select(Message.conversation_id, Message.text, Message.author, Message.created_at).where(Message.id.in_(last))
+    )).all()
+    return {cid: {"text": text, "author": author, "timestamp": iso(at)} for cid, text, author, at in rows}
+
+
+async def summaries_json(s: AsyncSession, handovers: Sequence[Handover], *, viewer_id: str | None = None) -> list[dict[str, Any]]:
+    """The summary of each handover, in their order (six queries at most, for any number)."""
+    conversations = await _by_id(s, Conversation, (h.conversation_id for h in handovers))
+    customers = await _by_id(s, Customer, (h.customer_id for h in handovers))
+    queues = await _by_id(s, Queue, (h.queue_id for h in handovers))
+    agents = await _by_id(s, Agent, (h.agent_id for h in handovers))
+    last = await _last_messages(s, conversations, notes=False)
+    now = utcnow()
+    out = []
+    for h in handovers:
+        conv, customer = conversations.get(h.conversation_id), customers[h.customer_id]
+        queue, agent = queues.get(h.queue_id or ""), agents.get(h.agent_id or "")
+        end = h.accepted_at or h.closed_at or now
+        out.append({
+            "id": h.id,
+            "conversation_id": h.conversation_id,
+            "status": h.status,
+            "reason": h.reason,
+            "trigger": h.trigger,
+            "queue": {"id": queue.id, "name": queue.name, "skill": queue.skill, "language": queue.language} if queue else None,
+            "customer": {"id": customer.id, "name": customer.name, "language": conv.language if conv else customer.language},
+            "channel": conv.channel if conv else None,
+            "conversation_state": conv.state if conv else None,
+            "agent": {"id": agent.id, "display_name": agent.display_name} if agent else None,
+            "offered_agent_id": h.offered_agent_id,
+            "offered_to_me": viewer_id is not None and h.offered_agent_id == viewer_id,
+            "created_at": iso(h.created_at),
+            "waiting_seconds": max(0, int((end - h.created_at).total_seconds())),
+            "last_message": last.get(h.conversation_id),
+            "rating": h.rating,
+            "resolution": h.resolution,
+            "transfer_note": h.transfer_note,
+            "sentiment": h.sentiment,
+        })
+    return out
+
+
+async def summary_json(s: AsyncSession, h: Handover, *, viewer_id: str | None = None) -> dict[str, Any]:
+    [summary] = await summaries_json(s, [h], viewer_id=viewer_id)
+    return summary
+
+
+async def conversations_json(s: AsyncSession, conversations: Sequence[Conversation]) -> list[dict[str, Any]]:
+    """The conversation list's rows (two queries for any number)."""
+    customers = await _by_id(s, Customer, (c.customer_id for c in conversations))
+    last = await _last_messages(s, (c.id for c in conversations), notes=True)
+    return [{
+        "id": c.id, "customer": {"id": c.customer_id, "name": customers[c.customer_id].name}, "channel": c.channel,
+        "language": c.language, "state": c.state, "last_message": last.get(c.id), "updated_at": iso(c.updated_at),
+    } for c in conversations]
+
+
+def summary_scope(summary: dict[str, Any]) -> dict[str, Any]:
+    queue = summary.get("queue") or {}
+    return handover_scope(queue.get("skill"), queue.get("language"), (summary.get("agent") or {}).get("id"),
+                          summary.get("offered_agent_id"))
+
+
+async def latest_handover(s: AsyncSession, conversation_id: str) -> Handover | None:
+    return await s.scalar(
+        select(Handover).where(Handover.conversation_id == conversation_id).order_by(Handover.created_at.desc()).limit(1)
+    )
+
+
+async def conversation_scope(s: AsyncSession, conv: Conversation, skill_map: Mapping[str, str],
+                             h: Handover | None = None) -> dict[str, Any]:
+    """Who may see a conversation: those who see its latest handover, and while the bot has it,
+    the agents who may watch it (`watch_scope`)."""
+    if h is None:
+        h = await latest_handover(s, conv.id)
+    scopes = [await scope_of_handover(s, h)] if h is not None else []
+    if conv.state == State.BOT:
+        scopes.append(watch_scope(conv.language, skill_map))
+    return merge_scopes(*scopes)
+
+
+async def visible_handover(s: AsyncSession, handover_id: str, agent: Agent) -> Handover:
+    """The handover if the agent may see it; else NotFound, as if it did not exist (Forbidden
+    would confirm that it does)."""
+    h = await s.get(Handover, handover_id)
+    if h is None or not Viewer.of(agent).sees(await scope_of_handover(s, h)):
+        raise NotFound("no such handover")
+    return h
+
+
+class ReadModel:
+    """Reads for the agent API, and the events that keep every console's view current."""
+
+    def __init__(self, *, db: Database, settings: Settings, hub: Hub) -> None:
+        self.db = db
+        self.settings = settings
+        self.hub = hub
+
+    # --- the API's reads ----------------------------------------------------------------------
+
+    async def handovers(self, agent: Agent, view: HandoverView) -> list[dict[str, Any]]:
+        """The queue (waiting and offered), the agent's own, or the latest 200 of all they see."""
+        q = select(Handover).where(visible_handovers(Viewer.of(agent))).order_by(Handover.created_at)
+        if view == "queue":
+            q = q.where(Handover.status.in_(HandoverStatus.queued()))
+        elif view == "mine":
+            q = q.where(Handover.agent_id == agent.id, Handover.status == HandoverStatus.ASSIGNED)
+        else:
+            q = q.order_by(None).order_by(Handover.created_at.desc()).limit(200)
+        async with self.db.session() as s:
+            return await summaries_json(s, (await s.scalars(q)).all(), viewer_id=agent.id)
+
+    async def handover_detail(self, handover_id: str, agent: Agent) -> dict[str, Any]:
+        async with self.db.session() as s:
+            h = await visible_handover(s, handover_id, agent)
+            summary = await summary_json(s, h, viewer_id=agent.id)
+            msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
+            return {"handover": summary, "context": dict(h.context or {}), "messages": [message_json(m) for m in msgs]}
+
+    async def conversations(self, agent: Agent, state: str) -> list[dict[str, Any]]:
+        """The latest 100 conversations in `state` the agent may see."""
+        scope = visible_conversations(Viewer.of(agent), self.settings.handover_skills)
+        async with self.db.session() as s:
+            convs = (await s.scalars(
+                select(Conversation).where(Conversation.state == state, scope).order_by(Conversation.updated_at.desc()).limit(100)
+            )).all()
+            return await conversations_json(s, convs)
+
+    async def summary(self, handover_id: str) -> dict[str, Any]:
+        async with self.db.session() as s:
+            h = await s.get(Handover, handover_id)
+            if h is None:
+                raise NotFound("no such handover")
+            return await summary_json(s, h)
+
+    # --- live updates -------------------------------------------------------------------------
+
+    def publish_handover(self, summary: dict[str, Any], *, was: dict[str, Any] | None = None) -> None:
+        """`was`: the scope before a transfer; consoles that saw it then and no longer may are told
+        it is gone (`handover_removed`), nothing more."""
+        event: dict[str, Any] = {"type": "handover", "handover": summary, "scope": summary_scope(summary)}
+        if was is not None:
+            event["was"] = was
+        self.hub.publish(event)
+
+    async def republish(self, handover_id: str) -> dict[str, Any]:
+        summary = await self.summary(handover_id)
+        self.publish_handover(summary)
+        return summary
+
+    async def message_changed(self, conversation_id: str, public_id: str) -> None:
+        """A message's delivery status changed (failed, delivered, ...): consoles show it again."""
+        async with self.db.session() as s:
+            m = await s.scalar(select(Message).where(Message.public_id == public_id))
+            if m is None:
+                return
+            payload = message_json(m)
+        await self.conversation_message(conversation_id, payload)
+
+    async def conversation_message(self, conversation_id: str, message: dict[str, Any]) -> None:
+        await self.conversation_messages(conversation_id, [message])
+
+    async def conversation_messages(self, conversation_id: str, messages: Sequence[dict[str, Any]]) -> None:
+        """Stored messages of a conversation, for the consoles (watching or handling it). Each
+        event carries the conversation's scope, read now (a transfer on another gateway process
+        changes it) and once for all of them, so that each console stream passes them only to
+        the agents who may see them."""
+        if not self.hub.subscribers or not messages:
+            return  # nobody watches: no query
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+            if conv is None:
+                return
+            h = await latest_handover(s, conversation_id)
+            scope = await conversation_scope(s, conv, self.settings.handover_skills, h)
+            handover_id = h.id if h is not None else None
+        for message in messages:
+            self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id,
+                              "message": message, "scope": scope})
