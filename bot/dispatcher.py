@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.engine import EngineError, EngineTurn, RasaEngine
 from bot.language import detect_language
+from bot.leases import InboundLeases
 from bot.outbox import Outbox
 from bot.visibility import InternalMessageError, customer_visible, ensure_sendable, is_customer_visible, outbound_of
 from connectors.base import (
@@ -43,6 +44,7 @@ from handover.state import State, bot_may_answer
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
+from resonanz.store.vocabulary import MessageStatus
 from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
@@ -173,8 +175,12 @@ class Dispatcher:
         self._connectors = connectors
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.outbox = Outbox(db=db, settings=settings, connectors=connectors)
+        # This process's inbound messages, leased (by the outbox's owner id) while their turns live.
+        self.leases = InboundLeases(db=db, settings=settings, owner=self.outbox.owner)
         # Turns of acknowledged messages (`accept`), run after the webhook was answered.
         self.turns = TaskSupervisor("turns")
+        self._sweeper = TaskSupervisor("turn sweeper")
+        self._sweeping = False
         # The help desk (handover.desk.Desk) is attached by the app factory; it needs `emit`.
         self.desk: Any = None
 
@@ -186,7 +192,10 @@ class Dispatcher:
         if isinstance(stored, DispatchResult):
             return stored
         message_pk, conversation_id, public_id = stored
-        return await self.process(conversation_id, message_pk, public_id)
+        try:
+            return await self.process(conversation_id, message_pk, public_id)
+        finally:
+            self.leases.release(message_pk)
 
     async def accept(self, inbound: InboundMessage) -> DispatchResult:
         """Persist one inbound message and return at once (the connector acknowledges it now); its
@@ -197,8 +206,9 @@ class Dispatcher:
             return stored
         message_pk, conversation_id, public_id = stored
         # Spawned in arrival order; the conversation's lock (FIFO) keeps that order for the turns.
-        self.turns.spawn(f"turn {conversation_id}", lambda: self.process(conversation_id, message_pk, public_id),
-                         retry=True)
+        task = self.turns.spawn(f"turn {conversation_id}",
+                                lambda: self.process(conversation_id, message_pk, public_id), retry=True)
+        task.add_done_callback(lambda _: self.leases.release(message_pk))
         return DispatchResult(conversation_id=conversation_id, state="processing", replies=(), message_id=public_id)
 
     async def _store(self, inbound: InboundMessage) -> DispatchResult | tuple[int, str, str]:
@@ -216,14 +226,30 @@ class Dispatcher:
                 await self.desk.customer_wrote(conversation_id, to_agent)
             return DispatchResult(conversation_id=conversation_id, state=State.AGENT.value, replies=(),
                                   message_id=public_id)
+        self.leases.hold(message_pk)  # stored leased; kept alive while the turn waits and runs
         return message_pk, conversation_id, public_id
 
     async def settled(self) -> None:
         """Wait until every accepted message's turn has run (tests and graceful shut-down)."""
         await self.turns.idle()
 
+    def start(self) -> None:
+        """Sweep now and then for inbound messages whose process is gone (supervised)."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(self.settings.turn_sweep_seconds)  # a period, not synchronisation
+                await self.recover()
+
+        self._sweeper.spawn("sweep", sweep, retry=True)
+
     async def close(self) -> None:
+        await self._sweeper.close()
         await self.turns.close()
+        await self.leases.close()
 
     async def process(self, conversation_id: str, message_pk: int, public_id: str) -> DispatchResult:
         lock = self._locks.get(conversation_id)
@@ -244,20 +270,29 @@ class Dispatcher:
         )
 
     async def recover(self) -> int:
-        """Process inbound messages that were acknowledged but not finished (crash, restart)."""
-        async with self.db.session() as s:
-            rows = (
-                await s.execute(
-                    select(Message.id, Message.conversation_id, Message.public_id)
-                    .where(Message.direction == "in", Message.status == "received")
-                    .order_by(Message.id)
-                )
-            ).all()
-        for pk, conv_id, public_id in rows:
-            await self.process(conv_id, pk, public_id)
-        if rows:
-            log.info("dispatcher.recovered", inbound=len(rows))
-        return len(rows)
+        """Claim and answer inbound messages that were stored but whose process is gone (crash,
+        restart, a failed turn): in order per conversation, conversations in parallel. Returns
+        how many were claimed."""
+        claimed = await self.leases.claim()
+        by_conversation: dict[str, list[tuple[int, str]]] = {}
+        for pk, conversation_id, public_id in claimed:
+            self.leases.hold(pk)
+            by_conversation.setdefault(conversation_id, []).append((pk, public_id))
+
+        async def answer(conversation_id: str, messages: list[tuple[int, str]]) -> None:
+            try:
+                for pk, public_id in messages:
+                    await self.process(conversation_id, pk, public_id)
+            except Exception:  # the rest stay leased to no turn: the next sweep takes them, in order
+                log.exception("dispatcher.recovery_failed", conversation=conversation_id)
+            finally:
+                for pk, _ in messages:
+                    self.leases.release(pk)
+
+        await asyncio.gather(*(answer(c, m) for c, m in by_conversation.items()))
+        if claimed:
+            log.info("dispatcher.recovered", inbound=len(claimed))
+        return len(claimed)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -366,12 +401,14 @@ class Dispatcher:
                         text=inbound.text,
                         attachments=[a.to_dict() for a in inbound.attachments],
                         metadata_=metadata,
-                        status="received",
+                        status=MessageStatus.RECEIVED,
                         created_at=inbound.received_at or utcnow(),
+                        **self.leases.columns(),
                     )
                     to_agent = None
                     if conv.state == State.AGENT.value and inbound.control is None:
-                        msg.status, msg.processed_at = "processed", utcnow()
+                        msg.status, msg.processed_at = MessageStatus.PROCESSED, utcnow()
+                        msg.lease_owner = msg.lease_expires_at = None
                     s.add(msg)
                     await s.flush()
                     if msg.status == "processed":
@@ -518,8 +555,9 @@ class Dispatcher:
                 text = button.payload
             handled = await self._without_engine(s, conv, msg, text, language, after)
             if handled is not None:
-                msg.status = "processed"
+                msg.status = MessageStatus.PROCESSED
                 msg.processed_at = utcnow()
+                msg.lease_owner = msg.lease_expires_at = None
                 stored = self._add_outbound(s, conv, handled, self._initial_status(conv))
                 await s.flush()
                 return [outbound_of(m) for m in stored], conv.state, address
@@ -615,8 +653,9 @@ class Dispatcher:
                     )
                     if session_key == (0, 0) and self.settings.offer_choice_at_start:
                         replies.append(choice_message(language))
-            msg.status = "processed"
+            msg.status = MessageStatus.PROCESSED
             msg.processed_at = utcnow()
+            msg.lease_owner = msg.lease_expires_at = None
             stored = self._add_outbound(s, conv, replies, self._initial_status(conv))
             await s.flush()
             if self.desk is not None and self.desk.hub.subscribers:
