@@ -33,6 +33,7 @@ from connectors.base import (
     Connector,
     InboundMessage,
     OutboundMessage,
+    Outgoing,
     match_button,
 )
 from handover import sentiment, triggers
@@ -258,11 +259,8 @@ class Dispatcher:
         after: list[Callable[[], Awaitable[None]]] = []
         async with lock:
             replies, state, address = await self._process_locked(conversation_id, message_pk, after)
-            connector = self._connector(address.channel)
-            if replies and connector is not None and connector.live_push:
-                await self._push(connector, address, replies)
-            elif replies and not (connector is not None and connector.pull):
-                await self.outbox.flush(conversation_id)
+            if replies:
+                await self._deliver(address, replies, lambda: self.outbox.flush(conversation_id))
             for follow_up in after:
                 await follow_up()
         return DispatchResult(
@@ -702,22 +700,25 @@ class Dispatcher:
         )
         return [OutboundMessage(text=notice("handover", language), author="system")]
 
-    def _initial_status(self, conv: Conversation) -> str:
-        """A pull channel (REST) delivers by returning the replies, a live-push channel (web chat)
-        by its sockets and history: sent once stored. Everything else goes through the outbox."""
+    def _initial_status(self, conv: Conversation) -> MessageStatus:
+        """Waiting for the outbox, or delivered by being stored: the channel's delivery decides.
+        A channel that is not enabled goes through the outbox too (which records why it failed)."""
         connector = self._connector(conv.address.get("channel", conv.channel))
-        return "sent" if connector is not None and (connector.pull or connector.live_push) else "pending"
+        queued = connector is None or connector.delivery.queued
+        return MessageStatus.PENDING if queued else MessageStatus.SENT
 
-    @staticmethod
-    async def _push(connector: Connector, address: ChannelAddress, messages: list[OutboundMessage]) -> None:
+    async def _deliver(self, address: ChannelAddress, messages: list[OutboundMessage],
+                       send_queued: Callable[[], Awaitable[object]]) -> None:
+        """Hand stored messages to their channel's delivery, whichever it is."""
         for message in messages:
             if not isinstance(message, OutboundMessage):
-                # Only OutboundMessage (made from an `out` row by outbound_of) may reach send().
-                raise InternalMessageError(f"refusing to push {type(message).__name__} to {address.channel}")
-            try:
-                await connector.send(address, message)
-            except Exception:  # best effort: the message is stored and comes with the history
-                log.warning("outbound.push_failed", channel=address.channel)
+                # Only OutboundMessage (made from an `out` row by outbound_of) may reach a connector.
+                raise InternalMessageError(f"refusing to deliver {type(message).__name__} to {address.channel}")
+        connector = self._connector(address.channel)
+        if connector is None:
+            await send_queued()
+        else:
+            await connector.delivery.deliver(connector, Outgoing(address, tuple(messages), send_queued))
 
     async def _open_handover(
         self, s: Any, conv: Conversation, after: list[Callable[[], Awaitable[None]]], *,
@@ -850,10 +851,10 @@ class Dispatcher:
                 buttons=[b.to_dict() for b in r.buttons],
                 attachments=[a.to_dict() for a in r.attachments],
                 status=status,
-                attempts=1 if status in ("sent", "sending") else 0,
+                attempts=1 if status in (MessageStatus.SENT, MessageStatus.SENDING) else 0,
                 created_at=utcnow(),
                 # Stored already claimed: this process holds the lease until the send returns.
-                **(self.outbox.lease() if status == "sending" else {}),
+                **(self.outbox.lease() if status == MessageStatus.SENDING else {}),
             )
             s.add(m)
             rows.append(m)
@@ -895,22 +896,24 @@ class Dispatcher:
                 guard[1](row[3])
             initial = self._initial_status(conv)
             # Nothing earlier waiting: store the messages already claimed and send them at once.
-            direct = initial == "pending" and not busy
-            rows = self._add_outbound(s, conv, messages, "sending" if direct else initial)
+            direct = initial == MessageStatus.PENDING and not busy
+            rows = self._add_outbound(s, conv, messages, MessageStatus.SENDING if direct else initial)
             await s.flush()
             address = ChannelAddress.from_dict(conv.address)
-        connector = self._connector(address.channel)
-        if initial == "sent" and connector is not None and connector.live_push:
-            await self._push(connector, address, [outbound_of(m) for m in rows])
-        elif direct:
-            outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
-            for m in rows:
-                m.status, m.error = outcomes.get(m.public_id, (m.status, m.error))
-        elif initial == "pending":
+
+        async def send_queued() -> None:
+            nonlocal rows
+            if direct:
+                outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
+                for m in rows:
+                    m.status, m.error = outcomes.get(m.public_id, (m.status, m.error))
+                return
             await self.outbox.flush(conversation_id)
             async with self.db.session() as s:
                 pks = [m.id for m in rows]
                 rows = list((await s.scalars(select(Message).where(Message.id.in_(pks)).order_by(Message.id))).all())
+
+        await self._deliver(address, [outbound_of(m) for m in rows], send_queued)
         payloads = [message_json(m) for m in rows]
         if self.desk is not None:
             for p in payloads:

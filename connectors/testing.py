@@ -37,6 +37,7 @@ from connectors.base import (
     DeliveryError,
     InboundMessage,
     OutboundMessage,
+    Returned,
 )
 
 
@@ -299,7 +300,7 @@ class ConnectorContract:
             await db.dispose()
         texts = [m.text for m in sent] + [d.text for d in await harness.delivered()]
         assert not [t for t in texts if "INTERNAL-NOTE" in t], texts
-        if not connector.pull:  # a pull channel returns replies instead of sending them
+        if not isinstance(connector.delivery, Returned):  # a pull channel returns replies instead
             assert "Antwort vom Team" in [m.text for m in sent], "the agent's reply is sent"
         assert history is not None
         shown = [m.text for m in history.messages]
