@@ -11,7 +11,6 @@ repaired by `recover()` at the next start.
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,10 @@ from bot.engine import EngineError, EngineTurn, RasaEngine
 from bot.language import detect_language
 from bot.leases import InboundLeases
 from bot.outbox import Outbox
+from bot.pipeline import Turn, run
+from bot.pipeline.customer import before_engine
+from bot.pipeline.reply import absorb, after_engine
+from bot.pipeline.turn import CARRIED_SLOTS, PREFER_HUMAN
 from bot.visibility import InternalMessageError, customer_visible, ensure_sendable, is_customer_visible, outbound_of
 from connectors.base import (
     Attachment,
@@ -36,12 +39,8 @@ from connectors.base import (
     Outgoing,
     match_button,
 )
-from handover import sentiment, triggers
-from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
-from handover.notices import notice
-from handover.routing import is_cancel_request
-from handover.service import transition
-from handover.state import State, bot_may_answer
+from handover.desk import message_json, parse_rating
+from handover.state import State
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
@@ -50,14 +49,6 @@ from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
 
-# Slots that survive a new engine session: the gateway is their memory.
-CARRIED_SLOTS = ("customer_number", "customer_name")
-
-
-PREFER_HUMAN = "/prefer_human"
-SKIP_CUSTOMER_NUMBER = "/skip_customer_number"
-# A complex matter waiting for the customer number before it goes to a person (in conv.slots).
-PENDING_HANDOVER = "_pending_handover"
 
 
 def choice_message(language: str) -> OutboundMessage:
@@ -182,6 +173,9 @@ class Dispatcher:
         self.turns = TaskSupervisor("turns")
         self._sweeper = TaskSupervisor("turn sweeper")
         self._sweeping = False
+        # The pipeline (bot/pipeline): handlers before the engine call and after it, in order.
+        self.before_engine = before_engine(settings)
+        self.after_engine = after_engine(settings, choice_message)
         # The help desk (handover.desk.Desk) is attached by the app factory; it needs `emit`.
         self.desk: Any = None
 
@@ -256,13 +250,13 @@ class Dispatcher:
         lock = self._locks.get(conversation_id)
         if lock is None:
             lock = self._locks[conversation_id] = asyncio.Lock()
-        after: list[Callable[[], Awaitable[None]]] = []
         async with lock:
-            replies, state, address = await self._process_locked(conversation_id, message_pk, after)
+            turn, state, address = await self._process_locked(conversation_id, message_pk)
+            replies = [outbound_of(m) for m in turn.stored] if turn is not None else []
             if replies:
                 await self._deliver(address, replies, lambda: self.outbox.flush(conversation_id))
-            for follow_up in after:
-                await follow_up()
+            for effect in turn.effects if turn is not None else ():
+                await effect()
         return DispatchResult(
             conversation_id=conversation_id, state=state, replies=tuple(replies), message_id=public_id
         )
@@ -531,60 +525,41 @@ class Dispatcher:
 
     # --- processing --------------------------------------------------------------------------
 
-    async def _process_locked(
-        self, conversation_id: str, message_pk: int, after: list[Callable[[], Awaitable[None]]]
-    ) -> tuple[list[OutboundMessage], str, ChannelAddress]:
+    async def _process_locked(self, conversation_id: str, message_pk: int) -> tuple[Turn | None, str, ChannelAddress]:
+        """The turn of one stored message: the handlers before the engine, or the engine call
+        between two transactions and the handlers after it. (turn or None when the message was
+        already processed, the conversation's state, its address)."""
         async with self.db.session() as s:
-            conv, msg = (
+            conv, msg, customer = (
                 await s.execute(
-                    select(Conversation, Message)
+                    select(Conversation, Message, Customer)
                     .join(Message, Message.conversation_id == Conversation.id)
+                    .join(Customer, Customer.id == Conversation.customer_id)
                     .where(Message.id == message_pk)
                 )
             ).one()
             address = ChannelAddress.from_dict(conv.address)
-            if msg.status != "received":
-                return [], conv.state, address  # already processed (recovery raced a live request)
+            if msg.status != MessageStatus.RECEIVED:
+                return None, conv.state, address  # already processed (recovery raced a live request)
             text = msg.text
-            language = detect_language(text, conv.language)
             # "2" or an option's words, typed on a channel without buttons, mean that button.
             button = await self._typed_button(s, conv.id, msg.id, text)
-            if button is not None:
-                text = button.payload
-            handled = await self._without_engine(s, conv, msg, text, language, after)
-            if handled is not None:
-                msg.status = MessageStatus.PROCESSED
-                msg.processed_at = utcnow()
-                msg.lease_owner = msg.lease_expires_at = None
-                stored = self._add_outbound(s, conv, handled, self._initial_status(conv))
+            turn = Turn(session=s, conv=conv, customer=customer, msg=msg, text=button.payload if button else text,
+                        language=detect_language(text, conv.language), settings=self.settings, desk=self.desk)
+            if await run(self.before_engine, turn):
+                self._finish(turn)
                 await s.flush()
-                return [outbound_of(m) for m in stored], conv.state, address
-            if should_start_engine_session(
-                conv.engine_turns, self.settings.engine_session_turns, conv.active_loop
-            ):
+                return turn, conv.state, address
+            if should_start_engine_session(conv.engine_turns, self.settings.engine_session_turns, conv.active_loop):
                 conv.engine_session += 1
                 conv.engine_turns = 0
             sender = engine_sender(conv.id, conv.engine_session)
-            set_slots = {"language": language}
+            set_slots = {"language": turn.language}
             set_slots.update({k: v for k, v in (conv.slots or {}).items() if k in CARRIED_SLOTS and v is not None})
             session_key = (conv.engine_session, conv.engine_turns)
+            turn.opening = session_key == (0, 0)
 
-        turn: EngineTurn | None = None
-        failure: str | None = None
-        if not self.engine_ready.is_set():
-            try:
-                await asyncio.wait_for(self.engine_ready.wait(), self.settings.engine_startup_wait)
-            except TimeoutError:
-                failure = "engine_not_ready"
-                log.warning("engine.not_ready", conversation=conversation_id)
-        if failure is None:
-            try:
-                turn = await self.engine.turn(
-                    sender, text, set_slots=set_slots, metadata={"conversation_id": conversation_id}
-                )
-            except EngineError as exc:
-                failure = exc.reason
-                log.warning("engine.failed", conversation=conversation_id, reason=exc.reason)
+        turn.engine, turn.failure = await self._engine_turn(conversation_id, sender, turn.text, set_slots)
 
         async with self.db.session() as s:
             conv, msg, customer = (
@@ -601,104 +576,51 @@ class Dispatcher:
             current = await s.scalar(
                 select(Message.status).where(Message.id == message_pk).execution_options(populate_existing=True)
             )
-            if current != "received":
+            if current != MessageStatus.RECEIVED:
                 log.info("inbound.already_processed", conversation=conv.id)
-                return [], conv.state, ChannelAddress.from_dict(conv.address)
-            conv.language = language
-            customer.language = language
-            replies: list[OutboundMessage] = []
-            if turn is None:
-                msg.parse_data = {"error": failure}
-                replies.append(OutboundMessage(text=notice("engine_unavailable", language), author="system"))
-                if bot_may_answer(conv.state):
-                    await self._open_handover(
-                        s, conv, after, reason="engine_unavailable", trigger=f"engine:{failure}",
-                        intent=None, actor="system", data={"detail": failure},
-                    )
-            else:
-                self._absorb_turn(conv, customer, turn, session_key)
-                msg.parse_data = turn.parse_summary
-                decision = triggers.decide(
-                    text=text,
-                    intent=turn.intent,
-                    consecutive_fallbacks=conv.consecutive_fallbacks,
-                    handover_intents=self.settings.handover_intents,
-                    fallbacks_limit=self.settings.handover_after_fallbacks,
-                    frustration=sentiment.score(text).frustration,
-                    upset_threshold=self.settings.handover_upset_threshold,
-                )
-                if not bot_may_answer(conv.state):
-                    # A person took over while the engine was thinking: the bot stays silent.
-                    log.info("bot.reply_dropped", conversation=conv.id, state=conv.state)
-                elif decision is not None and self._collect_customer_number_first(conv, decision.reason, text):
-                    conv.slots = {**(conv.slots or {}), PENDING_HANDOVER: {
-                        "reason": decision.reason, "trigger": decision.trigger, "intent": turn.intent}}
-                    replies.append(OutboundMessage(
-                        text=notice("ask_customer_number", language), author="system",
-                        buttons=(Button(notice("skip_customer_number", language), SKIP_CUSTOMER_NUMBER),),
-                    ))
-                elif decision is not None:
-                    replies.append(OutboundMessage(text=notice("handover", language), author="system"))
-                    await self._open_handover(
-                        s, conv, after, reason=decision.reason, trigger=decision.trigger,
-                        intent=turn.intent, actor="bot",
-                        data={"trigger": decision.trigger, "intent": turn.intent, "confidence": turn.confidence},
-                    )
-                else:
-                    replies.extend(
-                        OutboundMessage(text=r.text, author="bot", buttons=r.buttons, attachments=r.attachments)
-                        for r in turn.replies
-                    )
-                    if session_key == (0, 0) and self.settings.offer_choice_at_start:
-                        replies.append(choice_message(language))
-            msg.status = MessageStatus.PROCESSED
-            msg.processed_at = utcnow()
-            msg.lease_owner = msg.lease_expires_at = None
-            stored = self._add_outbound(s, conv, replies, self._initial_status(conv))
+                return None, conv.state, ChannelAddress.from_dict(conv.address)
+            turn.rebind(s, conv, customer, msg)
+            conv.language = customer.language = turn.language
+            if turn.engine is not None:
+                absorb(turn, session_key, self.settings)
+            await run(self.after_engine, turn)
+            self._finish(turn)
             await s.flush()
             if self.desk is not None and self.desk.hub.subscribers:
                 # Agents watching live bot conversations see each turn as it happens.
-                watched = [message_json(msg), *(message_json(m) for m in stored)]
-                watched_id = conv.id
+                watched = [message_json(msg), *(message_json(m) for m in turn.stored)]
+                desk = self.desk
 
                 async def publish_turn() -> None:
                     for payload in watched:
-                        await self.desk.conversation_message(watched_id, payload)
+                        await desk.conversation_message(conversation_id, payload)
 
-                after.append(publish_turn)
-            state = conv.state
-            address = ChannelAddress.from_dict(conv.address)
-            return [outbound_of(m) for m in stored], state, address
+                turn.after(publish_turn)
+            return turn, conv.state, ChannelAddress.from_dict(conv.address)
 
-    def _collect_customer_number_first(self, conv: Conversation, reason: str, text: str) -> bool:
-        return (
-            reason == "complex_matter"
-            and self.settings.handover_collect_customer_number
-            and not (conv.slots or {}).get("customer_number")
-            and not triggers.asks_for_person(text)  # someone who asks for a person is never delayed
-        )
+    def _finish(self, turn: Turn) -> None:
+        """The message is processed, together with the replies it caused (one transaction)."""
+        turn.msg.status = MessageStatus.PROCESSED
+        turn.msg.processed_at = utcnow()
+        turn.msg.lease_owner = turn.msg.lease_expires_at = None
+        turn.stored = self._add_outbound(turn.session, turn.conv, turn.replies, self._initial_status(turn.conv))
 
-    async def _pending_handover(
-        self, s: Any, conv: Conversation, text: str, language: str, after: list[Callable[[], Awaitable[None]]]
-    ) -> list[OutboundMessage] | None:
-        """The answer to "what is your customer number?": with or without it, hand over now."""
-        slots = dict(conv.slots or {})
-        pending = slots.pop(PENDING_HANDOVER, None)
-        if not pending:
-            return None
-        found = re.search(self.settings.customer_number_pattern, text)
-        if found:
-            slots["customer_number"] = found.group(0)
-            customer = await s.get(Customer, conv.customer_id)
-            customer.customer_number = found.group(0)
-        conv.slots = slots
-        conv.language = language
-        await self._open_handover(
-            s, conv, after, reason=pending["reason"], trigger=pending["trigger"], intent=pending.get("intent"),
-            actor="bot", data={"trigger": pending["trigger"], "intent": pending.get("intent"),
-                               "customer_number_given": bool(found)},
-        )
-        return [OutboundMessage(text=notice("handover", language), author="system")]
+    async def _engine_turn(
+        self, conversation_id: str, sender: str, text: str, set_slots: dict[str, Any]
+    ) -> tuple[EngineTurn | None, str | None]:
+        """The engine's answer, or why there is none (outside any transaction: it may take long)."""
+        if not self.engine_ready.is_set():
+            try:
+                await asyncio.wait_for(self.engine_ready.wait(), self.settings.engine_startup_wait)
+            except TimeoutError:
+                log.warning("engine.not_ready", conversation=conversation_id)
+                return None, "engine_not_ready"
+        try:
+            turn = await self.engine.turn(sender, text, set_slots=set_slots, metadata={"conversation_id": conversation_id})
+        except EngineError as exc:
+            log.warning("engine.failed", conversation=conversation_id, reason=exc.reason)
+            return None, exc.reason
+        return turn, None
 
     def _initial_status(self, conv: Conversation) -> MessageStatus:
         """Waiting for the outbox, or delivered by being stored: the channel's delivery decides.
@@ -719,20 +641,6 @@ class Dispatcher:
             await send_queued()
         else:
             await connector.delivery.deliver(connector, Outgoing(address, tuple(messages), send_queued))
-
-    async def _open_handover(
-        self, s: Any, conv: Conversation, after: list[Callable[[], Awaitable[None]]], *,
-        reason: str, trigger: str, intent: str | None, actor: str, data: dict[str, Any],
-    ) -> None:
-        if self.desk is None:
-            await transition(s, conv, State.QUEUED, reason=reason, actor=actor, data=data)
-        else:
-            handover = await self.desk.open_in(
-                s, conv, reason=reason, trigger=trigger, intent=intent, actor=actor, data=data
-            )
-            handover_id = handover.id
-            after.append(lambda: self.desk.after_open(handover_id))
-        log.info("handover.queued", conversation=conv.id, reason=reason, trigger=trigger)
 
     async def _typed_button(self, s: Any, conversation_id: str, message_pk: int, text: str) -> Button | None:
         """The button of the latest answer (since the customer's previous message) that a typed
@@ -755,83 +663,6 @@ class Dispatcher:
             if m.buttons and not buttons:
                 buttons = [Button(**b) for b in m.buttons]
         return match_button(text, buttons)
-
-    async def _without_engine(
-        self, s: Any, conv: Conversation, msg: Message, text: str, language: str,
-        after: list[Callable[[], Awaitable[None]]],
-    ) -> list[OutboundMessage] | None:
-        """Turns the gateway answers itself: channel controls (STOP, START, HELP), people own the
-        conversation, a satisfaction rating, a waiting customer going back to the bot.
-        None: the engine's turn."""
-        control = (msg.metadata_ or {}).get("control")
-        if control == "opt_out":
-            s.add(Message(
-                conversation_id=conv.id, customer_id=conv.customer_id, channel=msg.channel,
-                direction="note", author="system", text=notice("opted_out_note", language),
-                status="internal", created_at=utcnow(),
-            ))
-            return []
-        if control == "opt_in":
-            return [OutboundMessage(text=notice("opted_in", language), author="system")]
-        if control == "help":
-            return [OutboundMessage(text=notice("channel_help", language), author="system")]
-        if conv.state == State.BOT.value and (conv.slots or {}).get(PENDING_HANDOVER):
-            return await self._pending_handover(s, conv, text, language, after)
-        if self.desk is not None and conv.state == State.BOT.value:
-            # "Always a person": chosen now, or a standing preference for a new conversation.
-            customer = await s.get(Customer, conv.customer_id)
-            if text.strip() == PREFER_HUMAN:
-                customer.preference = "human"
-            fresh = conv.engine_session == 0 and conv.engine_turns == 0
-            if text.strip() == PREFER_HUMAN or (fresh and customer.preference == "human"):
-                conv.language = language
-                await self._open_handover(
-                    s, conv, after, reason="customer_preference", trigger="preference:human",
-                    intent=None, actor="customer", data={"preference": "human"},
-                )
-                return [OutboundMessage(text=notice("handover", language), author="system")]
-        if self.desk is not None:
-            rating = parse_rating(text)
-            rated = await self.desk.rate_in(s, conv, rating) if rating is not None else None
-            if rated is not None:
-                after.append(lambda: self.desk.republish(rated))
-                return [OutboundMessage(text=rating_thanks(language), author="system")]
-            if conv.state == State.QUEUED.value and is_cancel_request(text):
-                if await self.desk.cancel_in(s, conv) is not None:
-                    conv.language = language
-                    return [OutboundMessage(text=cancelled_notice(language), author="system")]
-            if not bot_may_answer(conv.state):
-                payload = message_json(msg)
-                conversation_id = conv.id
-                after.append(lambda: self.desk.customer_wrote(conversation_id, payload))
-        if conv.state == State.CLOSED.value:
-            return []  # a late message to a closed conversation: kept, nothing to answer
-        if not bot_may_answer(conv.state):
-            return []
-        return None
-
-    def _absorb_turn(
-        self, conv: Conversation, customer: Customer, turn: EngineTurn, session_key: tuple[int, int]
-    ) -> None:
-        if (conv.engine_session, conv.engine_turns) == session_key:
-            conv.engine_turns += 1
-        conv.active_loop = turn.active_loop
-        slots = dict(conv.slots or {})
-        for name in CARRIED_SLOTS:
-            if turn.slots.get(name) is not None:
-                slots[name] = turn.slots[name]
-        conv.slots = slots
-        if slots.get("customer_number") and customer.customer_number != slots["customer_number"]:
-            customer.customer_number = str(slots["customer_number"])
-        if slots.get("customer_name") and not customer.name:
-            customer.name = str(slots["customer_name"])
-        if triggers.is_fallback(
-            turn.intent, turn.confidence, self.settings.fallback_intents, self.settings.fallback_confidence
-        ):
-            conv.consecutive_fallbacks += 1
-            conv.fallback_count += 1
-        else:
-            conv.consecutive_fallbacks = 0
 
     def _add_outbound(
         self, s: Any, conv: Conversation, replies: list[OutboundMessage], status: str = "pending"
