@@ -12,37 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
-from sqlalchemy import exists, select
+from sqlalchemy import select
 
 from bot.engine import EngineError, EngineTurn, RasaEngine
-from bot.language import detect_language
 from bot.history import History, StoredMessage, read_history  # noqa: F401 - StoredMessage re-exported
 from bot.intake import DispatchResult, Intake
+from bot.language import detect_language
 from bot.leases import InboundLeases
+from bot.outbound import OutboundMessages
 from bot.outbox import Outbox
 from bot.pipeline import Turn, run
 from bot.pipeline.customer import before_engine
 from bot.pipeline.reply import absorb, after_engine
 from bot.pipeline.turn import CARRIED_SLOTS, PREFER_HUMAN
-from bot.visibility import InternalMessageError, outbound_of
+from bot.visibility import outbound_of
 from connectors.base import (
     Button,
     ChannelAddress,
     Connector,
     InboundMessage,
     OutboundMessage,
-    Outgoing,
     match_button,
 )
 from handover.desk import message_json
 from handover.state import State
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
+from resonanz.store.models import Conversation, Customer, Handover, Message, utcnow
 from resonanz.store.vocabulary import Direction, MessageStatus
 from resonanz.supervisor import TaskSupervisor
 
@@ -99,6 +99,7 @@ class Dispatcher:
         # This process's inbound messages, leased (by the outbox's owner id) while their turns live.
         self.leases = InboundLeases(db=db, settings=settings, owner=self.outbox.owner)
         self.intake = Intake(db=db, leases=self.leases, desk=lambda: self.desk)
+        self.outbound = OutboundMessages(db=db, outbox=self.outbox, connectors=connectors, desk=lambda: self.desk)
         # Turns of acknowledged messages (`accept`), run after the webhook was answered.
         self.turns = TaskSupervisor("turns")
         self._sweeper = TaskSupervisor("turn sweeper")
@@ -184,7 +185,7 @@ class Dispatcher:
             turn, state, address = await self._process_locked(conversation_id, message_pk)
             replies = [outbound_of(m) for m in turn.stored] if turn is not None else []
             if replies:
-                await self._deliver(address, replies, lambda: self.outbox.flush(conversation_id))
+                await self.outbound.deliver(address, replies, lambda: self.outbox.flush(conversation_id))
             for effect in turn.effects if turn is not None else ():
                 await effect()
         return DispatchResult(
@@ -223,32 +224,14 @@ class Dispatcher:
         return await read_history(self.db, channel, sender_id)
 
     async def delivery_status(self, channel: str, provider_id: str, status: str, error: str | None) -> bool:
-        """A provider's delivery report for one of our messages (sent -> delivered -> read, or
-        failed). Reports may arrive out of order; a status never moves backwards."""
-        ours = {"queued": "sent", "accepted": "sent", "sending": "sent", "sent": "sent",
-                "delivered": "delivered", "read": "read", "failed": "failed", "undelivered": "failed"}.get(status)
-        if ours is None:
-            return False
-        rank = {"sent": 1, "delivered": 2, "read": 3}
-        async with self.db.session() as s:
-            m = await s.scalar(
-                select(Message).where(
-                    Message.channel == channel, Message.provider_message_id == provider_id, Message.direction == "out"
-                )
-            )
-            if m is None:
-                return False
-            if ours == "failed":
-                changed = m.status != "failed"
-                m.status, m.error = "failed", error or f"provider reported {status}"
-            else:
-                changed = rank.get(ours, 0) > rank.get(m.status, 0) and m.status != "failed"
-                if changed:
-                    m.status = ours
-            conversation_id, public_id = m.conversation_id, m.public_id
-        if changed and self.desk is not None:
-            await self.desk.message_changed(conversation_id, public_id)
-        return True
+        return await self.outbound.delivery_status(channel, provider_id, status, error)
+
+    async def emit(
+        self, conversation_id: str, messages: list[OutboundMessage],
+        guard: tuple[str, Callable[[Handover | None], Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Store and deliver messages of a conversation from an agent or the system (bot.outbound)."""
+        return await self.outbound.emit(conversation_id, messages, guard)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -337,7 +320,7 @@ class Dispatcher:
         turn.msg.status = MessageStatus.PROCESSED
         turn.msg.processed_at = utcnow()
         turn.msg.lease_owner = turn.msg.lease_expires_at = None
-        turn.stored = self._add_outbound(turn.session, turn.conv, turn.replies, self._initial_status(turn.conv))
+        turn.stored = self.outbound.store(turn.session, turn.conv, turn.replies)
 
     async def _engine_turn(
         self, conversation_id: str, sender: str, text: str, set_slots: dict[str, Any]
@@ -355,26 +338,6 @@ class Dispatcher:
             log.warning("engine.failed", conversation=conversation_id, reason=exc.reason)
             return None, exc.reason
         return turn, None
-
-    def _initial_status(self, conv: Conversation) -> MessageStatus:
-        """Waiting for the outbox, or delivered by being stored: the channel's delivery decides.
-        A channel that is not enabled goes through the outbox too (which records why it failed)."""
-        connector = self._connector(conv.address.get("channel", conv.channel))
-        queued = connector is None or connector.delivery.queued
-        return MessageStatus.PENDING if queued else MessageStatus.SENT
-
-    async def _deliver(self, address: ChannelAddress, messages: list[OutboundMessage],
-                       send_queued: Callable[[], Awaitable[object]]) -> None:
-        """Hand stored messages to their channel's delivery, whichever it is."""
-        for message in messages:
-            if not isinstance(message, OutboundMessage):
-                # Only OutboundMessage (made from an `out` row by outbound_of) may reach a connector.
-                raise InternalMessageError(f"refusing to deliver {type(message).__name__} to {address.channel}")
-        connector = self._connector(address.channel)
-        if connector is None:
-            await send_queued()
-        else:
-            await connector.delivery.deliver(connector, Outgoing(address, tuple(messages), send_queued))
 
     async def _typed_button(self, s: Any, conversation_id: str, message_pk: int, text: str) -> Button | None:
         """The button of the latest answer (since the customer's previous message) that a typed
@@ -397,91 +360,3 @@ class Dispatcher:
             if m.buttons and not buttons:
                 buttons = [Button(**b) for b in m.buttons]
         return match_button(text, buttons)
-
-    def _add_outbound(
-        self, s: Any, conv: Conversation, replies: list[OutboundMessage], status: str = "pending"
-    ) -> list[Message]:
-        rows = []
-        # Stored as the channel will send them: one row per provider call (Connector.split).
-        connector = self._connector(conv.channel)
-        parts = [p for r in replies for p in (connector.split(r) if connector is not None else [r])]
-        for r in parts:
-            m = Message(
-                conversation_id=conv.id,
-                customer_id=conv.customer_id,
-                channel=conv.channel,
-                direction="out",
-                author=r.author,
-                text=r.text,
-                buttons=[b.to_dict() for b in r.buttons],
-                attachments=[a.to_dict() for a in r.attachments],
-                status=status,
-                attempts=1 if status in (MessageStatus.SENT, MessageStatus.SENDING) else 0,
-                created_at=utcnow(),
-                # Stored already claimed: this process holds the lease until the send returns.
-                **(self.outbox.lease() if status == MessageStatus.SENDING else {}),
-            )
-            s.add(m)
-            rows.append(m)
-        return rows
-
-    # --- outbound ----------------------------------------------------------------------------
-
-    def _connector(self, channel: str) -> Connector | None:
-        connectors = self._connectors() if callable(self._connectors) else self._connectors
-        return connectors.get(channel)
-
-    async def emit(
-        self, conversation_id: str, messages: list[OutboundMessage],
-        guard: tuple[str, Callable[[Handover | None], Any]] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Store outbound messages of a conversation (system or agent), send them through the
-        outbox, and tell watching agents. Returns the stored messages as the console shows them
-        (with their delivery status, so an agent sees at once why a reply did not go out).
-        `guard` is (handover id, check): the check sees that handover, read in the same
-        transaction and round trip, and may raise to refuse (an agent's right to write, checked
-        atomically with the write)."""
-        async with self.db.session() as s:
-            # One round trip: the conversation, whether earlier messages still wait, whether the
-            # customer opted out on the conversation's channel, and the guarding handover.
-            waiting = exists().where(
-                Message.conversation_id == Conversation.id, Message.direction == "out",
-                Message.status.in_(("pending", "sending")),
-            )
-            opted = exists().where(
-                ChannelIdentity.customer_id == Conversation.customer_id,
-                ChannelIdentity.channel == Conversation.channel, ChannelIdentity.opted_out.is_(True),
-            )
-            query = select(Conversation, waiting.label("busy"), opted.label("opted_out"))
-            if guard is not None:
-                query = query.add_columns(Handover).outerjoin(Handover, Handover.id == guard[0])
-            row = (await s.execute(query.where(Conversation.id == conversation_id))).one()
-            conv, busy, opted_out = row[0], row[1], row[2]
-            if guard is not None:
-                guard[1](row[3])
-            initial = self._initial_status(conv)
-            # Nothing earlier waiting: store the messages already claimed and send them at once.
-            direct = initial == MessageStatus.PENDING and not busy
-            rows = self._add_outbound(s, conv, messages, MessageStatus.SENDING if direct else initial)
-            await s.flush()
-            address = ChannelAddress.from_dict(conv.address)
-
-        async def send_queued() -> None:
-            nonlocal rows
-            if direct:
-                outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
-                for m in rows:
-                    m.status, m.error = outcomes.get(m.public_id, (m.status, m.error))
-                return
-            await self.outbox.flush(conversation_id)
-            async with self.db.session() as s:
-                pks = [m.id for m in rows]
-                rows = list((await s.scalars(select(Message).where(Message.id.in_(pks)).order_by(Message.id))).all())
-
-        await self._deliver(address, [outbound_of(m) for m in rows], send_queued)
-        payloads = [message_json(m) for m in rows]
-        if self.desk is not None:
-            for p in payloads:
-                await self.desk.conversation_message(conversation_id, p)
-        return payloads
-
