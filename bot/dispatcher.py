@@ -1,11 +1,14 @@
-"""The single entry for inbound messages.
+"""The single entry for inbound messages: a short composition of the pipeline's parts.
 
-    (connector: verify, normalise) -> de-duplicate -> persist -> resolve customer and conversation
-    -> ownership check -> engine (state BOT only) -> handover triggers -> persist replies -> send
+    (connector: verify, normalise) -> bot.intake: de-duplicate, resolve customer and
+    conversation, persist (`received`, leased: bot.leases) -> per conversation, in order:
+    bot.pipeline handlers before the engine | the engine call | bot.pipeline handlers after it
+    -> replies stored with the message `processed` (one transaction) -> bot.outbound: the
+    channel's delivery -> the turn's effects
 
 An inbound message is committed before the connector acknowledges it; its status moves from
 `received` to `processed` only together with the replies it caused, so a crash in between is
-repaired by `recover()` at the next start.
+repaired by `recover()` (at start-up and by a periodic sweep, for messages whose lease ran out).
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ from resonanz.store.vocabulary import Direction, MessageStatus
 from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
-
 
 
 def choice_message(language: str) -> OutboundMessage:
@@ -150,7 +152,7 @@ class Dispatcher:
             # agent's console gets it now. Nothing else to decide (no engine, no bot reply).
             if self.desk is not None:
                 await self.desk.customer_wrote(conversation_id, to_agent)
-            return DispatchResult(conversation_id=conversation_id, state=State.AGENT.value, replies=(),
+            return DispatchResult(conversation_id=conversation_id, state=State.AGENT, replies=(),
                                   message_id=public_id)
         self.leases.hold(message_pk)  # stored leased; kept alive while the turn waits and runs
         return message_pk, conversation_id, public_id
