@@ -159,3 +159,22 @@ async def test_two_concurrent_claimers_get_disjoint_sets(
         assert all(owners[pk] == b.outbox.owner for pk in theirs)
     finally:
         await _close(apps)
+
+
+async def test_the_periodic_sweep_answers_a_message_whose_process_died(
+    database: Database, tmp_path: Path, engine: tuple[HeldEngine, str]
+) -> None:
+    apps, a, b = await _two_processes(database, tmp_path, engine[1], turn_sweep_seconds=0.2)
+    try:
+        pk, conversation_id, _, _ = await a._persist_inbound(_inbound("swept"))
+        await _expire(database, pk)  # `a` died after storing it
+        b.start()
+        deadline = asyncio.get_running_loop().time() + 10
+        while await _replies(database, conversation_id) == 0:
+            assert asyncio.get_running_loop().time() < deadline, "the sweep did not answer the message"
+            await asyncio.sleep(0.05)  # polling the database for the answer, with a deadline
+        async with database.session() as s:
+            assert await s.scalar(select(Message.status).where(Message.id == pk)) == "processed"
+        assert len(engine[0].turns) == 1
+    finally:
+        await _close(apps)
