@@ -34,6 +34,7 @@ from connectors.base import (
     ChannelAddress,
     Connector,
     ConnectorContext,
+    Delivery,
     DeliveryError,
     InboundMessage,
     OutboundMessage,
@@ -181,6 +182,12 @@ class ConnectorContract:
         assert msg.provider_message_id, "a provider id is needed to de-duplicate retried webhooks"
         # The address must survive the database (it is stored as JSON).
         assert ChannelAddress.from_dict(msg.address.to_dict()) == msg.address
+
+    async def test_declares_how_its_messages_are_delivered(self, served: Any) -> None:
+        harness: Harness = served[0]
+        assert isinstance(harness.connector.delivery, Delivery)
+        if not harness.pushes:  # send() is a no-op: waiting in the outbox, nothing would ever arrive
+            assert not harness.connector.delivery.queued
 
     async def test_redelivery_keeps_the_provider_id(self, served: Any) -> None:
         harness, server, client = served
