@@ -264,7 +264,7 @@ class Dispatcher:
             # "2" or an option's words, typed on a channel without buttons, mean that button.
             button = await self._typed_button(s, conv.id, msg.id, text)
             turn = Turn(session=s, conv=conv, customer=customer, msg=msg, text=button.payload if button else text,
-                        language=detect_language(text, conv.language), settings=self.settings, desk=self.desk)
+                        language=detect_language(text, conv.language), desk=self.desk)
             if await run(self.before_engine, turn):
                 self._finish(turn)
                 await s.flush()

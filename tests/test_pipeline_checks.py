@@ -27,7 +27,7 @@ def turn(text: str = "Hallo", *, state: State = State.BOT, desk: Any = DESK, con
     conv = Conversation(state=state, slots=slots or {}, engine_session=0, engine_turns=0 if fresh else 3)
     msg = Message(text=text, metadata_={"control": control} if control else {})
     return Turn(session=None, conv=conv, customer=Customer(preference=preference), msg=msg, text=text,
-                language="de", settings=SETTINGS, desk=desk)
+                language="de", desk=desk)
 
 
 def engine_turn(intent: str = "greet") -> EngineTurn:

@@ -14,7 +14,6 @@ from connectors.base import Button, OutboundMessage
 from handover.service import transition
 from handover.state import State
 from handover.triggers import HandoverDecision
-from resonanz.settings import Settings
 from resonanz.store.models import Conversation, Customer, Message
 from resonanz.store.vocabulary import Author
 
@@ -46,7 +45,6 @@ class Turn:
     #: The message's text, or the payload of the button a typed reply picked.
     text: str
     language: str
-    settings: Settings
     #: The help desk (handover.desk.Desk), or None when the gateway runs without one.
     desk: Any = None
     replies: list[OutboundMessage] = field(default_factory=list)
