@@ -8,11 +8,12 @@ serialisable `ChannelAddress`. Provider types never cross this line.
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import structlog
 from aiohttp import web
 
 if TYPE_CHECKING:
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from resonanz.media import MediaStore
     from resonanz.settings import Settings
     from resonanz.store import Database
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -190,17 +193,66 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """What the core hands a delivery: messages of one conversation, already stored, and the way
+    to send them through the outbox (in order, retried, every outcome recorded)."""
+
+    address: ChannelAddress
+    messages: Sequence[OutboundMessage]
+    send_queued: Callable[[], Awaitable[object]]
+
+
+class Delivery(abc.ABC):
+    """How a channel's messages reach the customer once the core has stored them. The core calls
+    `deliver` after a turn and after an agent's message, without knowing which delivery it is."""
+
+    #: The messages wait in the outbox until `deliver` sends them (stored `pending`); otherwise
+    #: storing them is delivering them (stored `sent`: returned, pushed, or fetched later).
+    queued: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    async def deliver(self, connector: Connector, outgoing: Outgoing) -> None:
+        """Get `outgoing.messages` to the customer (or leave them to be fetched)."""
+
+
+class Returned(Delivery):
+    """Pull channels (REST): a turn's replies go back in the webhook's response, later messages
+    are fetched with the history. Nothing to do here."""
+
+    async def deliver(self, connector: Connector, outgoing: Outgoing) -> None:
+        return None
+
+
+class PushedLive(Delivery):
+    """Channels that deliver stored messages themselves (web chat): pushed to the open sockets
+    now, and handed out again with the history when the customer reconnects. So `send` is best
+    effort and never retried."""
+
+    async def deliver(self, connector: Connector, outgoing: Outgoing) -> None:
+        for message in outgoing.messages:
+            try:
+                await connector.send(outgoing.address, message)
+            except Exception:  # the message is stored and comes with the history
+                log.warning("outbound.push_failed", channel=outgoing.address.channel)
+
+
+class ThroughOutbox(Delivery):
+    """Push channels (Telegram, WhatsApp, SMS): stored `pending`, sent by the outbox through
+    `send`, retried on transient errors; the provider's delivery reports follow."""
+
+    queued = True
+
+    async def deliver(self, connector: Connector, outgoing: Outgoing) -> None:
+        await outgoing.send_queued()
+
+
 class Connector(abc.ABC):
     """A channel. Small on purpose: routes in, `send` out, start-up and shut-down."""
 
     name: ClassVar[str]
-    # True for channels whose replies are fetched (returned in the webhook's response) rather
-    # than pushed: their outbound messages count as sent once stored.
-    pull: ClassVar[bool] = False
-    # True for channels that deliver stored messages themselves (web chat: pushed to the open
-    # sockets now, and fetched with the history when the customer reconnects). Their messages
-    # count as sent once stored; `send` is a best-effort live push, not retried by the outbox.
-    live_push: ClassVar[bool] = False
+    #: How stored messages reach the customer (`Returned`, `PushedLive` or `ThroughOutbox`).
+    delivery: ClassVar[Delivery] = ThroughOutbox()
 
     def __init__(self, ctx: ConnectorContext) -> None:
         self.ctx = ctx
@@ -225,3 +277,4 @@ class Connector(abc.ABC):
 
     async def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Close provider clients."""
+

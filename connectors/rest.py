@@ -19,7 +19,14 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.base import ChannelAddress, Connector, ConnectorContext, InboundMessage, OutboundMessage
+from connectors.base import (
+    ChannelAddress,
+    Connector,
+    ConnectorContext,
+    InboundMessage,
+    OutboundMessage,
+    Returned,
+)
 from connectors.webhook import RequestRejected, check_text, json_error, parse_json, read_body
 from resonanz.config import ConfigError
 
@@ -63,7 +70,7 @@ def _message_json(m: OutboundMessage, *, with_meta: bool) -> dict[str, Any]:
 
 class RestConnector(Connector):
     name = "rest"
-    pull = True
+    delivery = Returned()
 
     def __init__(self, ctx: ConnectorContext) -> None:
         super().__init__(ctx)

@@ -34,9 +34,11 @@ from connectors.base import (
     ChannelAddress,
     Connector,
     ConnectorContext,
+    Delivery,
     DeliveryError,
     InboundMessage,
     OutboundMessage,
+    Returned,
 )
 
 
@@ -181,6 +183,12 @@ class ConnectorContract:
         # The address must survive the database (it is stored as JSON).
         assert ChannelAddress.from_dict(msg.address.to_dict()) == msg.address
 
+    async def test_declares_how_its_messages_are_delivered(self, served: Any) -> None:
+        harness: Harness = served[0]
+        assert isinstance(harness.connector.delivery, Delivery)
+        if not harness.pushes:  # send() is a no-op: waiting in the outbox, nothing would ever arrive
+            assert not harness.connector.delivery.queued
+
     async def test_redelivery_keeps_the_provider_id(self, served: Any) -> None:
         harness, server, client = served
         req = harness.inbound("hallo", message_id="m-dup", sender="s-2")
@@ -299,7 +307,7 @@ class ConnectorContract:
             await db.dispose()
         texts = [m.text for m in sent] + [d.text for d in await harness.delivered()]
         assert not [t for t in texts if "INTERNAL-NOTE" in t], texts
-        if not connector.pull:  # a pull channel returns replies instead of sending them
+        if not isinstance(connector.delivery, Returned):  # a pull channel returns replies instead
             assert "Antwort vom Team" in [m.text for m in sent], "the agent's reply is sent"
         assert history is not None
         shown = [m.text for m in history.messages]

@@ -136,6 +136,7 @@ async def _watch_engine(app: web.Application) -> None:
     ready.set()
     log.info("engine.ready", url=engine.base_url)
     await app[DISPATCHER].recover()
+    app[DISPATCHER].start()  # then sweep now and then for messages whose process is gone
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # owner is gone (expired leases, retries that were scheduled in a process that died).
     outbox_lease_seconds: float = 120.0
     outbox_sweep_seconds: float = 30.0
+    # An inbound message waiting for or in its turn is leased by its process (renewed every third
+    # of this while the turn waits or runs); others take it only when the lease ran out. And how
+    # often each process sweeps for inbound messages whose owner is gone.
+    turn_lease_seconds: float = Field(default=60.0, gt=0)
+    turn_sweep_seconds: float = Field(default=10.0, gt=0)
 
     # The gateway's own configuration file (enabled connectors and their options).
     config_file: Path = PROJECT_ROOT / "resonanz.yml"

@@ -39,7 +39,14 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from connectors.base import ChannelAddress, Connector, ConnectorContext, InboundMessage, OutboundMessage
+from connectors.base import (
+    ChannelAddress,
+    Connector,
+    ConnectorContext,
+    InboundMessage,
+    OutboundMessage,
+    PushedLive,
+)
 from connectors.webchat.origins import OriginPolicy
 from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
 from resonanz.client_ip import client_address
@@ -109,7 +116,7 @@ def text_problem(name: str, value: str) -> str | None:
 class WebChatConnector(Connector):
     name = "webchat"
     # Stored messages reach the customer by push now or with the history after a reconnect.
-    live_push = True
+    delivery = PushedLive()
 
     def __init__(self, ctx: ConnectorContext) -> None:
         super().__init__(ctx)

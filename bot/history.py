@@ -1,0 +1,105 @@
+"""The customer's view of their conversation: their messages and what was sent to them, never
+internal notes (the REST channel's and the web chat's history, `ctx.history`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.visibility import customer_visible, ensure_sendable, is_customer_visible
+from connectors.base import Attachment, Button, OutboundMessage
+from resonanz.store import Database
+from resonanz.store.models import ChannelIdentity, Conversation, Message
+from resonanz.store.vocabulary import Direction
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as the customer may see it: their own (`in`) or sent to them (`out`), never an
+    internal note (refused at construction, so no customer-facing path can carry one)."""
+
+    message_id: str
+    direction: str
+    author: str
+    text: str
+    buttons: tuple[Button, ...]
+    attachments: tuple[Attachment, ...]
+    created_at: Any
+    status: str
+
+    def __post_init__(self) -> None:
+        if not is_customer_visible(self.direction):
+            raise ValueError(f"message {self.message_id!r} is internal ({self.direction!r}) and not for the customer")
+
+    def to_outbound(self) -> OutboundMessage:
+        ensure_sendable(self.direction, self.message_id)
+        return OutboundMessage(
+            text=self.text,
+            author=self.author,
+            buttons=self.buttons,
+            attachments=self.attachments,
+            message_id=self.message_id,
+            created_at=self.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class History:
+    """The customer's view of their current conversation (no internal notes)."""
+
+    conversation_id: str
+    state: str
+    messages: tuple[StoredMessage, ...]
+
+    @property
+    def outbound(self) -> tuple[StoredMessage, ...]:
+        """What was sent to the customer (the REST channel's message list)."""
+        return tuple(m for m in self.messages if m.direction == Direction.OUT)
+
+    @property
+    def inbound(self) -> tuple[StoredMessage, ...]:
+        return tuple(m for m in self.messages if m.direction == Direction.IN)
+
+
+def _stored(m: Message) -> StoredMessage:
+    return StoredMessage(
+        message_id=m.public_id,
+        direction=m.direction,
+        author=m.author,
+        text=m.text,
+        buttons=tuple(Button(**b) for b in m.buttons or ()),
+        attachments=tuple(Attachment(**a) for a in m.attachments or ()),
+        created_at=m.created_at,
+        status=m.status,
+    )
+
+
+async def read_history(db: Database, channel: str, sender_id: str) -> History | None:
+    """The customer's view of the current (latest) conversation of a channel identity: their
+    messages and what was sent to them, never internal notes."""
+    async with db.session() as s:
+        identity = await s.scalar(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == channel, ChannelIdentity.external_id == sender_id
+            )
+        )
+        if identity is None:
+            return None
+        conv = await s.scalar(
+            select(Conversation)
+            .where(Conversation.customer_id == identity.customer_id)
+            .order_by(Conversation.created_at.desc(), Conversation.id.desc())
+            .limit(1)
+        )
+        if conv is None:
+            return None
+        msgs = (
+            await s.scalars(
+                select(Message)
+                .where(Message.conversation_id == conv.id, customer_visible())
+                .order_by(Message.id)
+            )
+        ).all()
+        return History(conv.id, conv.state, tuple(_stored(m) for m in msgs))

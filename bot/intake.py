@@ -1,0 +1,214 @@
+"""Storing an inbound message: de-duplicate, resolve the customer and their conversation, persist
+(`received`, leased by this process) — what a connector acknowledges."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.leases import InboundLeases
+from connectors.base import InboundMessage, OutboundMessage
+from handover.desk import message_json, parse_rating
+from handover.state import State
+from resonanz.store import Database
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
+from resonanz.store.vocabulary import Author, Direction, MessageStatus
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    conversation_id: str
+    state: str
+    replies: tuple[OutboundMessage, ...]
+    message_id: str | None = None
+    duplicate: bool = False
+
+
+class Intake:
+    """Stores inbound messages. `desk` returns the help desk (attached after construction) or None."""
+
+    def __init__(self, *, db: Database, leases: InboundLeases, desk: Callable[[], Any]) -> None:
+        self.db = db
+        self.leases = leases
+        self.desk = desk
+
+    async def store(
+        self, inbound: InboundMessage
+    ) -> tuple[int, str, str, dict[str, Any] | None] | DispatchResult:
+        """Store the message (status `received`). The fourth element is set when the message
+        needs no processing beyond being shown to the agent who owns the conversation: it is
+        then stored as `processed` right away, and that is its console payload."""
+        for attempt in range(3):
+            try:
+                async with self.db.session() as s:
+                    # A repeated provider id is rare: the unique constraint catches it on the first
+                    # attempt (IntegrityError), and the retry looks the earlier message up. Both are
+                    # scoped to the sender: another sender's id is theirs, and so is its conversation.
+                    if inbound.provider_message_id is not None and attempt > 0:
+                        dup = await s.scalar(
+                            select(Message).where(
+                                Message.channel == inbound.channel,
+                                Message.sender_id == inbound.sender_id,
+                                Message.provider_message_id == inbound.provider_message_id,
+                            )
+                        )
+                        if dup is not None:
+                            conv = await s.get(Conversation, dup.conversation_id)
+                            assert conv is not None
+                            return DispatchResult(
+                                conversation_id=conv.id,
+                                state=conv.state,
+                                replies=(),
+                                message_id=dup.public_id,
+                                duplicate=True,
+                            )
+                    customer, conv = await self._resolve(s, inbound)
+                    metadata = dict(inbound.metadata)
+                    if inbound.location is not None:
+                        metadata["location"] = inbound.location.to_dict()
+                    if inbound.control is not None:
+                        metadata["control"] = inbound.control
+                    msg = Message(
+                        conversation_id=conv.id,
+                        customer_id=customer.id,
+                        channel=inbound.channel,
+                        sender_id=inbound.sender_id,
+                        provider_message_id=inbound.provider_message_id,
+                        direction=Direction.IN,
+                        author=Author.CUSTOMER,
+                        text=inbound.text,
+                        attachments=[a.to_dict() for a in inbound.attachments],
+                        metadata_=metadata,
+                        status=MessageStatus.RECEIVED,
+                        created_at=inbound.received_at or utcnow(),
+                        **self.leases.columns(),
+                    )
+                    to_agent = None
+                    if conv.state == State.AGENT and inbound.control is None:
+                        msg.status, msg.processed_at = MessageStatus.PROCESSED, utcnow()
+                        msg.lease_owner = msg.lease_expires_at = None
+                    s.add(msg)
+                    await s.flush()
+                    if msg.status == MessageStatus.PROCESSED:
+                        to_agent = message_json(msg)
+                    return msg.id, conv.id, msg.public_id, to_agent
+            except IntegrityError:
+                # A concurrent first message created the same identity, or the same provider id
+                # arrived twice at once: the next attempt sees the other's row.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _resolve(self, s: Any, inbound: InboundMessage) -> tuple[Customer, Conversation]:
+        address = inbound.address.to_dict()
+        # One round trip: the identity, its customer and the customer's open conversation.
+        row = (
+            await s.execute(
+                select(ChannelIdentity, Customer, Conversation)
+                .join(Customer, Customer.id == ChannelIdentity.customer_id)
+                .outerjoin(
+                    Conversation,
+                    (Conversation.customer_id == Customer.id)
+                    & (Conversation.state != State.CLOSED),
+                )
+                .where(
+                    ChannelIdentity.channel == inbound.channel,
+                    ChannelIdentity.external_id == inbound.sender_id,
+                )
+                .order_by(Conversation.created_at.desc())
+                .limit(1)
+            )
+        ).first()
+        conv: Conversation | None = None
+        if row is None:
+            customer = await self._linked_customer(s, inbound)
+            if customer is None:
+                customer = Customer(name=inbound.display_name, language=inbound.language_hint)
+                s.add(customer)
+                await s.flush()
+            s.add(
+                ChannelIdentity(
+                    customer_id=customer.id,
+                    channel=inbound.channel,
+                    external_id=inbound.sender_id,
+                    address=address,
+                    customer_key=inbound.customer_key,
+                    opted_out=False,
+                )
+            )
+            await s.flush()
+            if conv is None:
+                conv = await s.scalar(
+                    select(Conversation)
+                    .where(Conversation.customer_id == customer.id, Conversation.state != State.CLOSED)
+                    .order_by(Conversation.created_at.desc())
+                    .limit(1)
+                )
+        else:
+            identity, customer, conv = row
+            if identity.address != address:
+                identity.address = address
+            if inbound.control in ("opt_out", "opt_in"):
+                identity.opted_out = inbound.control == "opt_out"
+        if inbound.control == "opt_out" and row is None:
+            await s.flush()
+            await s.execute(
+                update(ChannelIdentity)
+                .where(ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id)
+                .values(opted_out=True)
+            )
+        if customer.name is None and inbound.display_name:
+            customer.name = inbound.display_name
+        if conv is None and row is not None and self.desk() is not None:
+            conv = await self._surveyed_conversation(s, customer.id, inbound.text)
+        if conv is None:
+            conv = Conversation(
+                customer_id=customer.id,
+                channel=inbound.channel,
+                address=address,
+                state=State.BOT,
+                language=customer.language,
+                slots={},
+                engine_session=0,
+                engine_turns=0,
+                consecutive_fallbacks=0,
+                fallback_count=0,
+                version=0,
+            )
+            if customer.customer_number:
+                conv.slots = {"customer_number": customer.customer_number, "customer_name": customer.name}
+            s.add(conv)
+            await s.flush()
+        elif conv.channel != inbound.channel or conv.address != address:
+            # The customer moved channel: answers follow them to where they wrote last.
+            conv.channel = inbound.channel
+            conv.address = address
+        return customer, conv
+
+    async def _linked_customer(self, s: Any, inbound: InboundMessage) -> Customer | None:
+        """The customer another channel already knows under the same key (same phone number)."""
+        if not inbound.customer_key:
+            return None
+        customer_id = await s.scalar(
+            select(ChannelIdentity.customer_id)
+            .where(ChannelIdentity.customer_key == inbound.customer_key)
+            .order_by(ChannelIdentity.id)
+            .limit(1)
+        )
+        return await s.get(Customer, customer_id) if customer_id is not None else None
+
+    async def _surveyed_conversation(self, s: Any, customer_id: str, text: str) -> Conversation | None:
+        """A rating answering the survey of a just-closed conversation belongs to that one."""
+        if parse_rating(text) is None:
+            return None
+        latest = await s.scalar(
+            select(Conversation).where(Conversation.customer_id == customer_id)
+            .order_by(Conversation.created_at.desc()).limit(1)
+        )
+        if latest is None or latest.state != State.CLOSED:
+            return None
+        return latest if await self.desk().awaits_rating(s, latest.id) else None

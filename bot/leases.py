@@ -1,0 +1,119 @@
+"""Leases on inbound messages: which process answers a stored (`received`) message.
+
+A message is stored already leased by the process that stored it; while its turn waits (behind
+earlier turns of its conversation) or runs (a long engine wait), a heartbeat renews the lease
+every third of `turn_lease_seconds`. Another process claims a `received` message only when its
+lease ran out (its process died or hung) or it has none and is older than a lease; the process
+itself also claims its own leased messages that no turn of it holds (a turn that failed). On
+PostgreSQL the claim skips rows another claimer has locked (`FOR UPDATE SKIP LOCKED`), so two
+claimers get disjoint sets without waiting for each other; SQLite has one writer at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import Message, utcnow
+from resonanz.store.vocabulary import Direction, MessageStatus
+from resonanz.supervisor import TaskSupervisor
+
+log = structlog.get_logger(__name__)
+
+# At most this many messages per claim; the periodic sweep takes the rest.
+CLAIM_BATCH = 200
+
+
+class InboundLeases:
+    """The inbound messages one process holds, kept leased while their turns wait or run."""
+
+    def __init__(self, *, db: Database, settings: Settings, owner: str) -> None:
+        self.db = db
+        self.owner = owner
+        self.seconds = settings.turn_lease_seconds
+        self._held: set[int] = set()
+        self._emptied = asyncio.Event()
+        self._heartbeat = TaskSupervisor("turn leases")
+        self._beating: asyncio.Task[Any] | None = None
+
+    def columns(self) -> dict[str, Any]:
+        """The columns that mark a message as leased by this process, from now on."""
+        return {"lease_owner": self.owner, "lease_expires_at": utcnow() + timedelta(seconds=self.seconds)}
+
+    @staticmethod
+    def released() -> dict[str, Any]:
+        return {"lease_owner": None, "lease_expires_at": None}
+
+    def hold(self, pk: int) -> None:
+        """A turn of this process will answer message `pk`: keep its lease alive until `release`."""
+        self._held.add(pk)
+        self._emptied.clear()
+        if self._beating is None or self._beating.done():
+            self._beating = self._heartbeat.spawn("renew", self._beat, retry=True)
+
+    def release(self, pk: int) -> None:
+        self._held.discard(pk)
+        if not self._held:
+            self._emptied.set()
+
+    async def _beat(self) -> None:
+        while self._held:
+            try:
+                await asyncio.wait_for(self._emptied.wait(), self.seconds / 3)  # a period, or nothing held
+            except TimeoutError:
+                await self.renew()
+
+    async def renew(self) -> None:
+        held = list(self._held)
+        if not held:
+            return
+        async with self.db.session() as s:
+            await s.execute(
+                update(Message)
+                .where(Message.id.in_(held), Message.lease_owner == self.owner,
+                       Message.status == MessageStatus.RECEIVED)
+                .values(lease_expires_at=utcnow() + timedelta(seconds=self.seconds))
+                .execution_options(synchronize_session=False)
+            )
+
+    async def claim(self) -> list[tuple[int, str, str]]:
+        """Lease `received` messages nobody answers, oldest first: (pk, conversation id, public id)."""
+        now = utcnow()
+        held = list(self._held)
+        claimable = and_(
+            Message.direction == Direction.IN,
+            Message.status == MessageStatus.RECEIVED,
+            or_(
+                Message.lease_expires_at < now,
+                and_(Message.lease_owner.is_(None), Message.created_at < now - timedelta(seconds=self.seconds)),
+                and_(Message.lease_owner == self.owner, Message.id.not_in(held)),
+            ),
+        )
+        async with self.db.session() as s:
+            candidates = (
+                await s.scalars(
+                    select(Message.id).where(claimable).order_by(Message.id).limit(CLAIM_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not candidates:
+                return []
+            # Conditional: on SQLite (no row locks) a claimer that lost the race updates nothing.
+            claimed = (
+                await s.execute(
+                    update(Message).where(Message.id.in_(candidates), claimable)
+                    .values(**self.columns())
+                    .returning(Message.id, Message.conversation_id, Message.public_id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+        return sorted((pk, conversation_id, public_id) for pk, conversation_id, public_id in claimed)
+
+    async def close(self) -> None:
+        await self._heartbeat.close()

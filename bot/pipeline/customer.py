@@ -1,0 +1,130 @@
+"""Handlers before the engine: turns the gateway answers itself, in this order."""
+
+from __future__ import annotations
+
+import re
+
+from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN, Handler, Turn, open_handover
+from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
+from handover.notices import notice
+from handover.routing import is_cancel_request
+from handover.state import State, bot_may_answer
+from resonanz.settings import Settings
+from resonanz.store.models import Message, utcnow
+from resonanz.store.vocabulary import Author, Direction, MessageStatus
+
+
+class ChannelControls(Handler):
+    """STOP, START, HELP on a channel (the connector set `control`): answered without the engine.
+    The opt-out itself is stored with the identity; here it leaves a note for the agents."""
+
+    def check(self, turn: Turn) -> bool:
+        return turn.control in ("opt_out", "opt_in", "help")
+
+    async def handle(self, turn: Turn) -> bool:
+        if turn.control == "opt_out":
+            conv = turn.conv
+            turn.session.add(Message(
+                conversation_id=conv.id, customer_id=conv.customer_id, channel=turn.msg.channel,
+                direction=Direction.NOTE, author=Author.SYSTEM, text=notice("opted_out_note", turn.language),
+                status=MessageStatus.INTERNAL, created_at=utcnow(),
+            ))
+        elif turn.control == "opt_in":
+            turn.reply(notice("opted_in", turn.language))
+        else:
+            turn.reply(notice("channel_help", turn.language))
+        return True
+
+
+class PendingHandover(Handler):
+    """The answer to "what is your customer number?": with or without it, hand over now."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.pattern = settings.customer_number_pattern
+
+    def check(self, turn: Turn) -> bool:
+        return turn.conv.state == State.BOT and bool((turn.conv.slots or {}).get(PENDING_HANDOVER))
+
+    async def handle(self, turn: Turn) -> bool:
+        conv = turn.conv
+        slots = dict(conv.slots or {})
+        pending = slots.pop(PENDING_HANDOVER)
+        found = re.search(self.pattern, turn.text)
+        if found:
+            slots["customer_number"] = found.group(0)
+            turn.customer.customer_number = found.group(0)
+        conv.slots = slots
+        conv.language = turn.language
+        await open_handover(
+            turn, reason=pending["reason"], trigger=pending["trigger"], intent=pending.get("intent"),
+            actor="bot", data={"trigger": pending["trigger"], "intent": pending.get("intent"),
+                               "customer_number_given": bool(found)},
+        )
+        turn.reply(notice("handover", turn.language))
+        return True
+
+
+class CustomersChoice(Handler):
+    """"Always a person": chosen now, or a standing preference at the start of a new conversation."""
+
+    def check(self, turn: Turn) -> bool:
+        if turn.desk is None or turn.conv.state != State.BOT:
+            return False
+        fresh = turn.conv.engine_session == 0 and turn.conv.engine_turns == 0
+        return turn.text.strip() == PREFER_HUMAN or (fresh and turn.customer.preference == "human")
+
+    async def handle(self, turn: Turn) -> bool:
+        turn.customer.preference = "human"
+        turn.conv.language = turn.language
+        await open_handover(turn, reason="customer_preference", trigger="preference:human", intent=None,
+                            actor="customer", data={"preference": "human"})
+        turn.reply(notice("handover", turn.language))
+        return True
+
+
+class Rating(Handler):
+    """A satisfaction rating (1-5) answering the survey after a person closed the conversation."""
+
+    def check(self, turn: Turn) -> bool:
+        return turn.desk is not None and parse_rating(turn.text) is not None
+
+    async def handle(self, turn: Turn) -> bool:
+        desk = turn.desk
+        rated = await desk.rate_in(turn.session, turn.conv, parse_rating(turn.text))
+        if rated is None:
+            return False  # no survey waits for it: just a number
+        turn.after(lambda: desk.republish(rated))
+        turn.reply(rating_thanks(turn.language))
+        return True
+
+
+class Cancel(Handler):
+    """A waiting customer goes back to the bot."""
+
+    def check(self, turn: Turn) -> bool:
+        return turn.desk is not None and turn.conv.state == State.QUEUED and is_cancel_request(turn.text)
+
+    async def handle(self, turn: Turn) -> bool:
+        if await turn.desk.cancel_in(turn.session, turn.conv) is None:
+            return False
+        turn.conv.language = turn.language
+        turn.reply(cancelled_notice(turn.language))
+        return True
+
+
+class AgentOwned(Handler):
+    """Queued, with an agent, or closed: the bot stays silent; the agents' consoles get the message."""
+
+    def check(self, turn: Turn) -> bool:
+        return not bot_may_answer(turn.conv.state)
+
+    async def handle(self, turn: Turn) -> bool:
+        if turn.desk is not None:
+            desk, conversation_id, payload = turn.desk, turn.conv.id, message_json(turn.msg)
+            turn.after(lambda: desk.customer_wrote(conversation_id, payload))
+        return True
+
+
+def before_engine(settings: Settings) -> list[Handler]:
+    """In order; when none answers, the engine has the turn."""
+    return [ChannelControls(), PendingHandover(settings), CustomersChoice(), Rating(), Cancel(), AgentOwned()]

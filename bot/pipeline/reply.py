@@ -1,0 +1,145 @@
+"""After the engine call: what the engine's answer means for the conversation, then the handlers
+that decide what the customer gets (in this order)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from bot.pipeline.turn import CARRIED_SLOTS, PENDING_HANDOVER, SKIP_CUSTOMER_NUMBER, Handler, Turn, open_handover
+from connectors.base import Button, OutboundMessage
+from handover import sentiment, triggers
+from handover.notices import notice
+from handover.state import bot_may_answer
+from resonanz.settings import Settings
+from resonanz.store.vocabulary import Author
+
+log = structlog.get_logger(__name__)
+
+
+def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None:
+    """Take the engine's answer into the conversation (slots, counters) and let the triggers
+    decide whether it goes to a person. Needs `turn.engine`."""
+    engine, conv, customer = turn.engine, turn.conv, turn.customer
+    assert engine is not None
+    if (conv.engine_session, conv.engine_turns) == session_key:
+        conv.engine_turns += 1
+    conv.active_loop = engine.active_loop
+    slots = dict(conv.slots or {})
+    for name in CARRIED_SLOTS:
+        if engine.slots.get(name) is not None:
+            slots[name] = engine.slots[name]
+    conv.slots = slots
+    if slots.get("customer_number") and customer.customer_number != slots["customer_number"]:
+        customer.customer_number = str(slots["customer_number"])
+    if slots.get("customer_name") and not customer.name:
+        customer.name = str(slots["customer_name"])
+    if triggers.is_fallback(engine.intent, engine.confidence, settings.fallback_intents, settings.fallback_confidence):
+        conv.consecutive_fallbacks += 1
+        conv.fallback_count += 1
+    else:
+        conv.consecutive_fallbacks = 0
+    turn.msg.parse_data = engine.parse_summary
+    turn.decision = triggers.decide(
+        text=turn.text,
+        intent=engine.intent,
+        consecutive_fallbacks=conv.consecutive_fallbacks,
+        handover_intents=settings.handover_intents,
+        fallbacks_limit=settings.handover_after_fallbacks,
+        frustration=sentiment.score(turn.text).frustration,
+        upset_threshold=settings.handover_upset_threshold,
+    )
+
+
+class EngineUnavailable(Handler):
+    """No answer (engine down, too slow, empty reply): an apology, and a person if the bot owns it."""
+
+    def check(self, turn: Turn) -> bool:
+        return turn.engine is None
+
+    async def handle(self, turn: Turn) -> bool:
+        turn.msg.parse_data = {"error": turn.failure}
+        turn.reply(notice("engine_unavailable", turn.language))
+        if bot_may_answer(turn.conv.state):
+            await open_handover(turn, reason="engine_unavailable", trigger=f"engine:{turn.failure}", intent=None,
+                                actor="system", data={"detail": turn.failure})
+        return True
+
+
+class PersonTookOver(Handler):
+    """A person took over while the engine was thinking: the bot stays silent."""
+
+    def check(self, turn: Turn) -> bool:
+        return not bot_may_answer(turn.conv.state)
+
+    async def handle(self, turn: Turn) -> bool:
+        log.info("bot.reply_dropped", conversation=turn.conv.id, state=turn.conv.state)
+        return True
+
+
+class CustomerNumberFirst(Handler):
+    """Before a complex matter goes to a person, ask once for the customer number if unknown;
+    the next turn hands over whatever the answer (`PendingHandover`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.handover_collect_customer_number
+
+    def check(self, turn: Turn) -> bool:
+        return (
+            self.enabled
+            and turn.decision is not None
+            and turn.decision.reason == "complex_matter"
+            and not (turn.conv.slots or {}).get("customer_number")
+            and not triggers.asks_for_person(turn.text)  # someone who asks for a person is never delayed
+        )
+
+    async def handle(self, turn: Turn) -> bool:
+        assert turn.decision is not None and turn.engine is not None
+        turn.conv.slots = {**(turn.conv.slots or {}), PENDING_HANDOVER: {
+            "reason": turn.decision.reason, "trigger": turn.decision.trigger, "intent": turn.engine.intent}}
+        turn.reply(notice("ask_customer_number", turn.language),
+                   buttons=(Button(notice("skip_customer_number", turn.language), SKIP_CUSTOMER_NUMBER),))
+        return True
+
+
+class Handover(Handler):
+    """The triggers decided: a person takes it from here."""
+
+    def check(self, turn: Turn) -> bool:
+        return turn.decision is not None
+
+    async def handle(self, turn: Turn) -> bool:
+        decision, engine = turn.decision, turn.engine
+        assert decision is not None and engine is not None
+        turn.reply(notice("handover", turn.language))
+        await open_handover(turn, reason=decision.reason, trigger=decision.trigger, intent=engine.intent, actor="bot",
+                            data={"trigger": decision.trigger, "intent": engine.intent,
+                                  "confidence": engine.confidence})
+        return True
+
+
+class BotReplies(Handler):
+    """The engine's replies; with the first of a conversation, the choice of self-service or a person."""
+
+    def __init__(self, settings: Settings, choice: Callable[[str], OutboundMessage]) -> None:
+        self.offer_choice = settings.offer_choice_at_start
+        self.choice = choice
+
+    def check(self, turn: Turn) -> bool:
+        return turn.engine is not None
+
+    async def handle(self, turn: Turn) -> bool:
+        assert turn.engine is not None
+        turn.replies.extend(
+            OutboundMessage(text=r.text, author=Author.BOT, buttons=r.buttons, attachments=r.attachments)
+            for r in turn.engine.replies
+        )
+        if turn.opening and self.offer_choice:
+            turn.replies.append(self.choice(turn.language))
+        return True
+
+
+def after_engine(settings: Settings, choice: Callable[[str], OutboundMessage]) -> list[Handler]:
+    """In order; the last one always answers."""
+    return [EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]
