@@ -40,6 +40,7 @@ from handover.notices import notice
 from handover.routing import is_cancel_request
 from handover.service import transition
 from handover.state import State, bot_may_answer
+from resonanz import texts
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
@@ -59,20 +60,12 @@ PENDING_HANDOVER = "_pending_handover"
 
 def choice_message(language: str) -> OutboundMessage:
     """Offered with the first answer of a new conversation: self-service or a person."""
-    if language == "de":
-        return OutboundMessage(
-            text="Sie können das mit mir erledigen oder jederzeit mit einer Person sprechen.",
-            author="system",
-            buttons=(Button("Selbst erledigen", "/continue_with_bot"),
-                     Button("Mit einer Person sprechen", "/request_human"),
-                     Button("Immer eine Person", PREFER_HUMAN)),
-        )
     return OutboundMessage(
-        text="You can do this with me, or talk to a person at any time.",
+        text=texts.text("choice", language),
         author="system",
-        buttons=(Button("Do it myself", "/continue_with_bot"),
-                 Button("Talk to a person", "/request_human"),
-                 Button("Always a person", PREFER_HUMAN)),
+        buttons=(Button(texts.text("choice.bot", language), "/continue_with_bot"),
+                 Button(texts.text("choice.person", language), "/request_human"),
+                 Button(texts.text("choice.always_person", language), PREFER_HUMAN)),
     )
 
 

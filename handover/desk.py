@@ -27,6 +27,7 @@ from handover.queries import agent_views, ensure_queues, get_or_create_queue, pr
 from handover.routing import Viewer, choose_agent, handover_scope, estimate_wait, merge_scopes, position_changed_materially, queue_key_for, queue_notice, is_open, next_opening, closed_notice, watch_scope
 from handover.service import transition
 from handover.state import State
+from resonanz import texts
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Agent, Conversation, Customer, Handover, Message, Queue, utcnow
@@ -498,8 +499,7 @@ class Desk:
             h.status, h.agent_id, h.accepted_at, h.version = "assigned", agent.id, utcnow(), h.version + 1
             handover_id, language = h.id, conv.language
         first = agent.display_name.split()[0] if agent.display_name else ""
-        text = (f"{first} aus unserem Team übernimmt jetzt das Gespräch." if language == "de"
-                else f"{first} from our team is taking over this conversation now.")
+        text = texts.text("agent_taking_over", language, name=first)
         await self.emit(conversation_id, [OutboundMessage(text=text, author="system")])
         summary = await self.summary(handover_id)
         self._publish_handover(summary)
@@ -684,31 +684,23 @@ def summary_scope(summary: dict[str, Any]) -> dict[str, Any]:
 
 def now_talking_to(language: str | None, agent: Agent) -> str:
     first = agent.display_name.split()[0] if agent.display_name else ""
-    return (f"Sie sprechen jetzt mit {first} aus unserem Team." if language == "de"
-            else f"You are now talking to {first} from our team.")
+    return texts.text("now_talking_to", language, name=first)
 
 
 def welcome_back(language: str, name: str | None) -> str:
-    first = f" {name}" if name else ""
-    if language == "de":
-        return f"Willkommen zurück{first}! Ich bin wieder Ihr digitaler Assistent – womit kann ich Ihnen noch helfen?"
-    return f"Welcome back{first}! I'm your digital assistant again – what else can I do for you?"
+    return texts.text("welcome_back.named", language, name=name) if name else texts.text("welcome_back", language)
 
 
 def survey_message(language: str) -> OutboundMessage:
-    text = ("Wie zufrieden waren Sie mit unserer Hilfe? Bitte bewerten Sie von 1 (gar nicht) bis 5 (sehr)."
-            if language == "de" else
-            "How satisfied were you with our help? Please rate from 1 (not at all) to 5 (very).")
-    return OutboundMessage(text=text, author="system", buttons=tuple(Button(str(i), f"/rate {i}") for i in range(1, 6)))
+    return OutboundMessage(text=texts.text("survey", language), author="system", buttons=tuple(Button(str(i), f"/rate {i}") for i in range(1, 6)))
 
 
 def rating_thanks(language: str) -> str:
-    return "Vielen Dank für Ihre Bewertung!" if language == "de" else "Thank you for your rating!"
+    return texts.text("rating_thanks", language)
 
 
 def cancelled_notice(language: str) -> str:
-    return ("In Ordnung, Sie sind wieder beim digitalen Assistenten. Wie kann ich helfen?" if language == "de"
-            else "All right, you're back with the digital assistant. How can I help?")
+    return texts.text("cancelled", language)
 
 
 __all__ = ["Desk", "HandoverError", "message_json", "parse_rating", "summary_json", "notice"]

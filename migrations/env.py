@@ -5,6 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import bot.reference.models  # noqa: F401 - the reference bot's tables are on the same metadata
 from resonanz.store.models import Base
 
 config = context.config

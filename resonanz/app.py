@@ -79,7 +79,9 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     except BaseException:
         await http.close()
         raise
-    app.router.add_routes(ActionServer(app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings)).routes())
+    app.router.add_routes(ActionServer(
+        app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings), actions=settings.actions
+    ).routes())
     app.router.add_routes(auth_routes())
     app.router.add_routes(AgentApi(media).routes())
     app.router.add_routes(console_routes())

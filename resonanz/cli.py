@@ -46,7 +46,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 async def _seed(settings: Settings) -> bool:
-    from bot.demo_data import seed_demo_data
+    from bot.reference.demo_data import seed_demo_data
     from resonanz.store import Database
 
     db = Database(settings.database_url)

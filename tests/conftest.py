@@ -188,7 +188,7 @@ def gateway_settings(engine: EngineHandle, db_url: str, port: int, **overrides: 
 async def start_gateway(
     engine: EngineHandle, backend: str, tmp_dir: Path, **overrides: object
 ) -> tuple[LiveGateway, web.AppRunner, Callable[[], Awaitable[None]]]:
-    from bot.demo_data import seed_demo_data
+    from bot.reference.demo_data import seed_demo_data
     from resonanz.app import create_app
 
     url, drop = await make_database_url(backend, tmp_dir)

@@ -9,6 +9,7 @@ a failing action is a 500 with {"error"} (and is logged). A missing or wrong tok
 from __future__ import annotations
 
 import hmac
+import importlib
 import json
 from typing import Any
 
@@ -24,22 +25,24 @@ log = structlog.get_logger(__name__)
 WEBHOOK_PATH = "/actions/webhook"
 
 
-def default_registry() -> Registry:
-    """The registry with the reference bot's actions loaded."""
-    from bot.actions import stadtwerke  # noqa: F401 - importing registers the actions
+def load_actions(module: str | None) -> Registry:
+    """The registry with the configured actions module loaded (`Settings.actions`: importing it
+    registers its actions). None: no custom actions."""
     from bot.actions.api import registry
 
+    if module:
+        importlib.import_module(module)
     return registry
 
 
 class ActionServer:
     def __init__(
         self, db: Database, token: str, registry: Registry | None = None,
-        verification: VerificationPolicy | None = None,
+        verification: VerificationPolicy | None = None, actions: str | None = None,
     ) -> None:
         self.db = db
         self.token = token
-        self.registry = registry if registry is not None else default_registry()
+        self.registry = registry if registry is not None else load_actions(actions)
         self.verification = Verification(db, self.registry.factor, verification)
 
     def routes(self) -> list[web.RouteDef]:

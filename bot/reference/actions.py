@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.actions.api import ActionContext, action, form_validator, verification_factor
 from bot.verification import Outcome
-from resonanz.store.models import Account, InstalmentChange, MeterReading, Outage, utcnow
+from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
+from resonanz.store.models import utcnow
 
 CUSTOMER_NUMBER_RE = re.compile(r"4\d{7}")
 POSTCODE_RE = re.compile(r"\d{5}")
