@@ -11,7 +11,6 @@ repaired by `recover()` at the next start.
 from __future__ import annotations
 
 import asyncio
-import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from handover.routing import is_cancel_request
 from handover.service import transition
 from handover.state import State, bot_may_answer
 from resonanz import texts
+from resonanz.customer_number import CustomerNumbers
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
@@ -630,6 +630,7 @@ class Dispatcher:
         return (
             reason == "complex_matter"
             and self.settings.handover_collect_customer_number
+            and self.settings.customer_number_pattern is not None  # a bot without customer numbers never asks
             and not (conv.slots or {}).get("customer_number")
             and not triggers.asks_for_person(text)  # someone who asks for a person is never delayed
         )
@@ -642,11 +643,11 @@ class Dispatcher:
         pending = slots.pop(PENDING_HANDOVER, None)
         if not pending:
             return None
-        found = re.search(self.settings.customer_number_pattern, text)
+        found = CustomerNumbers(self.settings.customer_number_pattern).find(text)
         if found:
-            slots["customer_number"] = found.group(0)
+            slots["customer_number"] = found
             customer = await s.get(Customer, conv.customer_id)
-            customer.customer_number = found.group(0)
+            customer.customer_number = found
         conv.slots = slots
         conv.language = language
         await self._open_handover(

@@ -17,6 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FILE_KEYS = frozenset({
     "actions", "texts", "customer_number_pattern", "handover_intents", "handover_skills",
     "handover_collect_customer_number", "fallback_intents", "fallback_confidence", "offer_choice_at_start",
+    "start_text",
 })
 
 
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     # System texts that replace or add to the catalogue (resonanz/texts.py): key -> {"de", "en"}.
     # The reference bot sets its name and the labels of its intents in resonanz.yml.
     texts: dict[str, dict[str, str]] = {}
+    # What the bot hears when a customer starts a chat with a start command (Telegram's
+    # `/start PAYLOAD`; the payload goes to the message metadata as `start_payload`). None: "/start".
+    start_text: str | None = None
 
     max_message_chars: int = 4096
     fallback_intents: tuple[str, ...] = ("nlu_fallback", "out_of_scope")
@@ -169,6 +173,24 @@ class Settings(BaseSettings):
     def _port(cls, v: int) -> int:
         if not 0 <= v < 65536:
             raise ValueError("must be a TCP port (0-65535)")
+        return v
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from resonanz.texts import CATALOGUE, problems
+
+        wrong = problems(v, CATALOGUE)
+        if wrong:
+            raise ValueError("; ".join(wrong))
+        return v
+
+    @field_validator("customer_number_pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        from resonanz.customer_number import CustomerNumbers
+
+        CustomerNumbers(v)  # raises ValueError with the reason
         return v
 
     @field_validator("trusted_proxies")

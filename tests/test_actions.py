@@ -29,6 +29,7 @@ from bot.reference.demo_data import (
     seed_demo_data,
 )
 from bot.verification import Verification
+from resonanz.customer_number import CustomerNumbers
 from resonanz.settings import Settings
 from resonanz.store import Database
 from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
@@ -61,7 +62,8 @@ async def verify(db: Database, number: str, conversation: str = "conv-1") -> Non
 
 async def _client(db: Database, registry: Registry | None = None) -> TestClient:
     app = web.Application()
-    app.router.add_routes(ActionServer(db, TOKEN, registry).routes())
+    numbers = CustomerNumbers(Settings().customer_number_pattern)  # the reference bot's, from resonanz.yml
+    app.router.add_routes(ActionServer(db, TOKEN, registry, customer_numbers=numbers).routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     return client

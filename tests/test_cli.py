@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -65,6 +66,10 @@ async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path,
                 assert body["state"] == "bot" and body["messages"]
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
+        # `run` migrates but never seeds demo data: only the demo set-up (`resonanz db seed`) does.
+        with sqlite3.connect(tmp_path / "run.db") as db:
+            assert db.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM outages").fetchone() == (0,)
         # Both are gone: nothing listens on either port any more.
         for p in (port, engine_port):
             with pytest.raises(OSError):

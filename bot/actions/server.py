@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.actions.api import ActionContext, Registry, Tracker
 from bot.verification import Verification, VerificationPolicy
+from resonanz.customer_number import CustomerNumbers
 from resonanz.store import Database
 
 log = structlog.get_logger(__name__)
@@ -39,9 +40,11 @@ class ActionServer:
     def __init__(
         self, db: Database, token: str, registry: Registry | None = None,
         verification: VerificationPolicy | None = None, actions: str | None = None,
+        customer_numbers: CustomerNumbers | None = None,
     ) -> None:
         self.db = db
         self.token = token
+        self.customer_numbers = customer_numbers or CustomerNumbers(None)
         self.registry = registry if registry is not None else load_actions(actions)
         self.verification = Verification(db, self.registry.factor, verification)
 
@@ -75,7 +78,8 @@ class ActionServer:
         if not isinstance(tracker_data, dict):
             return web.json_response({"error": "tracker must be an object"}, status=400)
         ctx = ActionContext(
-            db=self.db, tracker=Tracker(tracker_data), action_name=name, verifier=self.verification
+            db=self.db, tracker=Tracker(tracker_data), action_name=name, verifier=self.verification,
+            customer_numbers=self.customer_numbers,
         )
         try:
             await fn(ctx)
