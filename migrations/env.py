@@ -5,10 +5,14 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import bot.reference.models  # noqa: F401 - the reference bot's tables are on the same metadata
 from resonanz.store.models import Base
 
 config = context.config
+if config.cmd_opts is not None:
+    # The migrations create the reference bot's tables too: the alembic command line (autogenerate,
+    # check) compares against them. Not `resonanz db upgrade` or `resonanz run` (no cmd_opts there):
+    # a gateway serving another bot never loads the reference bot.
+    import bot.reference.models  # noqa: F401
 target_metadata = Base.metadata
 
 
