@@ -37,6 +37,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
+    """A child process's output up to the line containing `marker` (fails if it ends first)."""
+    seen: list[str] = []
+
+    async def read() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"process ended before printing {marker!r}:\n" + "".join(seen))
+            seen.append(line)
+            if marker in line:
+                return "".join(seen)
+
+    return await asyncio.wait_for(read(), timeout)
+
+
 # --- databases ---------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import EngineHandle, free_port
+from tests.conftest import EngineHandle, free_port, read_until
 
 RESONANZ = str(Path(sys.executable).parent / "resonanz")
 
@@ -31,21 +31,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-async def _read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
-    seen: list[str] = []
-
-    async def read() -> str:
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError("process ended before printing " + repr(marker) + ":\n" + "".join(seen))
-            seen.append(line)
-            if marker in line:
-                return "".join(seen)
-
-    return await asyncio.wait_for(read(), timeout)
-
-
 @pytest.mark.engine
 async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path, engine_server: EngineHandle) -> None:
     # engine_server guarantees a trained model; `run --no-train` starts its own engine.
@@ -55,7 +40,7 @@ async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path,
         RESONANZ, "run", "--no-train", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        out = await _read_until(proc.stdout, "Press Ctrl-C to stop", 240)
+        out = await read_until(proc.stdout, "Press Ctrl-C to stop", 240)
         assert f"http://127.0.0.1:{port}/chat" in out
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:

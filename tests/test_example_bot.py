@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from resonanz.settings import PROJECT_ROOT
-from tests.conftest import free_port
+from tests.conftest import free_port, read_until
 
 EXAMPLE = PROJECT_ROOT / "tests" / "example_bot"
 # `resonanz run`, reporting at exit which modules of the reference bot the process had imported.
@@ -25,21 +25,6 @@ atexit.register(lambda: print("reference modules:", sorted(m for m in sys.module
 from resonanz.cli import main
 sys.exit(main(["run", "--no-train"]))
 """
-
-
-async def _read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
-    seen: list[str] = []
-
-    async def read() -> str:
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError(f"process ended before printing {marker!r}:\n" + "".join(seen))
-            seen.append(line)
-            if marker in line:
-                return "".join(seen)
-
-    return await asyncio.wait_for(read(), timeout)
 
 
 @pytest.mark.engine
@@ -63,7 +48,7 @@ async def test_a_tiny_bot_runs_on_the_framework_without_the_reference_bot(tmp_pa
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        await _read_until(proc.stdout, "Press Ctrl-C to stop", 240)
+        await read_until(proc.stdout, "Press Ctrl-C to stop", 240)
         url = f"http://127.0.0.1:{port}/webhooks/rest/webhook"
         async with aiohttp.ClientSession() as http:
             async with http.post(url, json={"sender": "tiny-1", "message": "hello"}) as r:
