@@ -22,7 +22,9 @@ def _settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        sys.exit("Invalid configuration (RESONANZ_* environment variables):\n" + "\n".join(lines))
+        sys.exit("Invalid configuration (RESONANZ_* environment variables or resonanz.yml):\n" + "\n".join(lines))
+    except ValueError as exc:  # the configuration file itself (an unknown key)
+        sys.exit(f"Invalid configuration: {exc}")
     protect_state(settings)
     return settings
 

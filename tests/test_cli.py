@@ -77,6 +77,18 @@ async def test_check_config_reports_problems_by_name(tmp_path: Path) -> None:
     assert "RESONANZ_PUBLIC_URL is not set" in err.decode()
 
 
+async def test_an_unknown_key_in_the_configuration_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "resonanz.yml"
+    config.write_text("actoins: bot.reference.actions\n", encoding="utf-8")
+    env = _env(tmp_path, RESONANZ_CONFIG_FILE=str(config))
+    proc = await asyncio.create_subprocess_exec(
+        RESONANZ, "check-config", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "unknown top-level key(s) actoins" in err.decode() and "Traceback" not in err.decode()
+
+
 async def test_invalid_setting_is_named(tmp_path: Path) -> None:
     env = _env(tmp_path, RESONANZ_PORT="seventy")
     proc = await asyncio.create_subprocess_exec(
