@@ -51,3 +51,20 @@ def test_the_reference_training_data_recognises_the_same_numbers() -> None:
     engine = re.compile(entry["examples"].strip().removeprefix("- "))
     samples = ["40012345", "Nr. 40012345.", "400123456", "30012345", "4001234", "x40012345", "123456"]
     assert [bool(engine.search(s)) for s in samples] == [REFERENCE.find(s) is not None for s in samples]
+
+
+async def test_a_bot_without_customer_numbers_hands_a_complex_matter_over_at_once(database, tmp_path: Path) -> None:  # noqa: ANN001
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from resonanz.app import create_app
+    from tests.scripted_engine import ScriptedEngine, serve_engine
+
+    async with serve_engine(ScriptedEngine()) as engine_url:
+        settings = Settings(DATABASE_URL=database.url, engine_url=engine_url, connectors=("rest",), var_dir=tmp_path,
+                            customer_number_pattern=None, offer_choice_at_start=False)
+        async with TestClient(TestServer(await create_app(settings, db=database))) as client:
+            resp = await client.post("/webhooks/rest/webhook", json={"sender": "ulla", "message": "Ich will kündigen"})
+            body = await resp.json()
+    assert body["state"] == "queued"  # the reference bot would first ask for the customer number
+    assert all(m.get("buttons") in (None, []) or m["buttons"][0]["payload"] != "/skip_customer_number"
+               for m in body["messages"])
