@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bot.demo_data import seed_demo_data  # noqa: E402
+from bot.reference.demo_data import seed_demo_data  # noqa: E402
 from bot.engine_process import EngineConfig, EngineProcess, train  # noqa: E402
 from resonanz.app import ENGINE_READY, create_app  # noqa: E402
 from resonanz.logs import configure  # noqa: E402

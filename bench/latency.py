@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import engine_and_gateway, pct, summary  # noqa: E402
-from bot.demo_data import DEMO_ACCOUNTS  # noqa: E402
+from bot.reference.demo_data import DEMO_ACCOUNTS  # noqa: E402
 
 
 class ReadingCounter:

@@ -43,6 +43,7 @@ from connectors.base import (
 )
 from handover.desk import message_json
 from handover.state import State
+from resonanz import texts
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Conversation, Customer, Handover, Message, utcnow
@@ -54,20 +55,12 @@ log = structlog.get_logger(__name__)
 
 def choice_message(language: str) -> OutboundMessage:
     """Offered with the first answer of a new conversation: self-service or a person."""
-    if language == "de":
-        return OutboundMessage(
-            text="Sie können das mit mir erledigen oder jederzeit mit einer Person sprechen.",
-            author="system",
-            buttons=(Button("Selbst erledigen", "/continue_with_bot"),
-                     Button("Mit einer Person sprechen", "/request_human"),
-                     Button("Immer eine Person", PREFER_HUMAN)),
-        )
     return OutboundMessage(
-        text="You can do this with me, or talk to a person at any time.",
+        text=texts.text("choice", language),
         author="system",
-        buttons=(Button("Do it myself", "/continue_with_bot"),
-                 Button("Talk to a person", "/request_human"),
-                 Button("Always a person", PREFER_HUMAN)),
+        buttons=(Button(texts.text("choice.bot", language), "/continue_with_bot"),
+                 Button(texts.text("choice.person", language), "/request_human"),
+                 Button(texts.text("choice.always_person", language), PREFER_HUMAN)),
     )
 
 

@@ -10,7 +10,7 @@ Rules:
   message has no signal at all);
 - once a language is set, it switches only when a message is *clearly* in the other language:
   the other language leads by at least SWITCH_MARGIN points;
-- short/neutral messages ("ok", "123456", "/greet", button payloads) keep the current language.
+- short/neutral messages ("ok", "123456", "/start", button payloads) keep the current language.
 """
 
 from __future__ import annotations

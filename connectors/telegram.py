@@ -262,7 +262,7 @@ class TelegramConnector(Connector):
         if text.startswith("/start"):
             payload = text[len("/start"):].strip()
             metadata["start_payload"] = payload or None
-            text = "/greet"
+            text = self.ctx.settings.start_text or "/start"
         if message.photo:
             attachments.append(await self._download(message.photo[-1].file_id, "image/jpeg", None, message.photo[-1].file_size))
         if message.document is not None:

@@ -10,33 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.verification import VerifiedState, verified_state
 from handover.sentiment import score, trend
+from resonanz import texts
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
-
-INTENT_LABELS = {
-    "submit_meter_reading": ("Zählerstand melden", "submit a meter reading"),
-    "check_outage": ("Störung prüfen/melden", "check or report an outage"),
-    "change_instalment": ("Abschlag ändern", "change the monthly instalment"),
-    "terminate_contract": ("Vertrag kündigen", "terminate the contract"),
-    "complaint": ("Beschwerde", "a complaint"),
-    "tariff_advice": ("Tarifberatung", "tariff advice"),
-    "request_human": ("mit einer Person sprechen", "talk to a person"),
-    "opening_hours": ("Öffnungszeiten", "opening hours"),
-    "contact": ("Kontakt", "contact options"),
-    "bill_when": ("Wann kommt die Rechnung", "when the bill comes"),
-    "bill_higher": ("Warum ist die Rechnung höher", "why the bill is higher"),
-    "payment_methods": ("Zahlungsarten", "payment methods"),
-    "bot_challenge": ("ob es ein Bot ist", "whether it is a bot"),
-}
-TRIVIAL = {"greet", "goodbye", "thank", "affirm", "deny", "inform", "nlu_fallback", "out_of_scope", "continue_with_bot", "stop"}
-REASONS = {
-    "customer_request": ("Kunde möchte eine Person", "customer asked for a person"),
-    "complex_matter": ("Anliegen für Mitarbeitende", "a matter for a person"),
-    "bot_stuck": ("Bot hat wiederholt nicht verstanden", "the bot did not understand repeatedly"),
-    "engine_unavailable": ("Bot technisch nicht verfügbar", "the bot was unavailable"),
-    "customer_upset": ("Kunde verärgert", "customer is upset"),
-    "agent_takeover": ("von Mitarbeitenden übernommen", "taken over by an agent"),
-}
-
 
 @dataclass(frozen=True)
 class HandoverContext:
@@ -62,11 +37,9 @@ def _iso(v: Any) -> str | None:
 
 def verification_text(language: str, verified: VerifiedState | None) -> str:
     if verified is None:
-        return "nicht verifiziert" if language == "de" else "not verified"
-    until = verified.until.strftime("%H:%M UTC")
-    if language == "de":
-        return f"verifiziert bis {until} für Kundennummer {verified.customer_number}"
-    return f"verified until {until} for customer number {verified.customer_number}"
+        return texts.text("verification.none", language)
+    return texts.text("verification.until", language, until=verified.until.strftime("%H:%M UTC"),
+                      number=verified.customer_number)
 
 
 def verification_info(language: str, verified: VerifiedState | None) -> dict[str, Any]:
@@ -80,30 +53,31 @@ def verification_info(language: str, verified: VerifiedState | None) -> dict[str
 
 def extract_summary(*, language: str, intents: list[str], quote: str | None, slots: dict[str, Any],
                     reason: str, active_loop: str | None, verified: VerifiedState | None = None) -> str:
-    """Extractive: what the customer wants, what the bot did, what is open."""
-    de = language == "de"
-    idx = 0 if de else 1
-    wants = [INTENT_LABELS[i][idx] for i in dict.fromkeys(reversed(intents)) if i in INTENT_LABELS and i not in TRIVIAL][:2]
+    """Extractive: what the customer wants, what the bot did, what is open. The bot's
+    configuration names its intents (`intent.<name>` texts) and the slots worth naming when no
+    form is open (`slot.<name>`); intents and slots without such a text are left out."""
+    wants = [texts.text(f"intent.{i}", language) for i in dict.fromkeys(reversed(intents))
+             if texts.has(f"intent.{i}")][:2]
     parts = []
     if wants:
-        parts.append(("Anliegen: " if de else "Wants: ") + ", ".join(wants) + ".")
+        parts.append(texts.text("summary.wants", language, items=", ".join(wants)))
     if quote:
-        parts.append(f"Kunde schrieb: „{quote}“" if de else f'Customer wrote: "{quote}"')
+        parts.append(texts.text("summary.quote", language, quote=quote))
     done = []
     if verified is not None:
         done.append(verification_text(language, verified))
     elif slots.get("customer_number"):
         # Typed, not proven: the agent must not take it for the caller's identity.
-        done.append(("Kundennummer genannt (nicht verifiziert) " if de else "customer number given (not verified) ")
-                    + str(slots["customer_number"]))
-    if slots.get("meter_reading") and active_loop is None:
-        done.append(("Zählerstand erfasst " if de else "meter reading stored ") + str(slots["meter_reading"]))
+        done.append(texts.text("summary.number_unverified", language, number=slots["customer_number"]))
+    if active_loop is None:
+        done += [texts.text(f"slot.{name}", language, value=value) for name, value in slots.items()
+                 if value and texts.has(f"slot.{name}")]
     if done:
-        parts.append(("Bot hat: " if de else "Bot did: ") + "; ".join(done) + ".")
-    open_items = [REASONS.get(reason, (reason, reason))[idx]]
+        parts.append(texts.text("summary.did", language, items="; ".join(done)))
+    open_items = [texts.text(f"reason.{reason}", language) if texts.has(f"reason.{reason}") else reason]
     if active_loop:
-        open_items.append(("offenes Formular " if de else "unfinished form ") + active_loop)
-    parts.append(("Offen: " if de else "Open: ") + "; ".join(open_items) + ".")
+        open_items.append(texts.text("summary.unfinished_form", language, form=active_loop))
+    parts.append(texts.text("summary.open", language, items="; ".join(open_items)))
     return " ".join(parts)
 
 

@@ -11,12 +11,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from resonanz.store.vocabulary import AgentRole, AgentStatus
+from resonanz import texts
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY_NAMES = {
-    "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-}
 
 
 @dataclass(frozen=True)
@@ -129,34 +126,26 @@ def _minutes(wait: timedelta) -> int:
 
 
 def queue_notice(language: str, position: int, wait: timedelta | None) -> str:
-    if language == "de":
-        text = f"Sie sind an Position {position} in der Warteschlange."
-        if wait is None:
-            return text + " Sobald eine Mitarbeiterin oder ein Mitarbeiter frei ist, geht es weiter. " + cancel_hint("de")
-        return text + f" Geschätzte Wartezeit: etwa {_minutes(wait)} Minute{'n' if _minutes(wait) != 1 else ''}. " + cancel_hint("de")
-    text = f"You are number {position} in the queue."
     if wait is None:
-        return text + " A member of our team will be with you as soon as one is free. " + cancel_hint("en")
-    return text + f" Estimated wait: about {_minutes(wait)} minute{'s' if _minutes(wait) != 1 else ''}. " + cancel_hint("en")
+        estimate = texts.text("queue.no_estimate", language)
+    elif _minutes(wait) == 1:
+        estimate = texts.text("queue.wait_one", language)
+    else:
+        estimate = texts.text("queue.wait", language, minutes=_minutes(wait))
+    return " ".join((texts.text("queue.position", language, position=position), estimate, cancel_hint(language)))
 
 
 def closed_notice(language: str, opens_at: datetime | None, tz: str) -> str:
     if opens_at is None:
-        when_de, when_en = "bald", "soon"
+        when = texts.text("closed.soon", language)
     else:
         local = opens_at.astimezone(ZoneInfo(tz))
-        when_de = f"{DAY_NAMES['de'][local.weekday()]}, {local:%d.%m.} um {local:%H:%M} Uhr"
-        when_en = f"{DAY_NAMES['en'][local.weekday()]}, {local:%d %B} at {local:%H:%M}"
-    if language == "de":
-        return (f"Unser Team ist gerade nicht erreichbar; ab {when_de} ist wieder jemand für Sie da. "
-                "Sie können uns hier schon jetzt eine Nachricht hinterlassen – wir antworten Ihnen hier.")
-    return (f"Our team is not available right now; someone will be here from {when_en}. "
-            "You can leave us a message here now – we will answer you here.")
+        when = texts.text("closed.when", language, day=texts.text(f"weekday.{local.weekday()}", language), at=local)
+    return texts.text("closed", language, when=when)
 
 
 def cancel_hint(language: str) -> str:
-    return ("Mit „abbrechen“ kommen Sie zurück zum digitalen Assistenten." if language == "de"
-            else 'Reply "cancel" to go back to the digital assistant.')
+    return texts.text("cancel_hint", language)
 
 
 _CANCEL = re.compile(

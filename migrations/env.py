@@ -8,6 +8,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from resonanz.store.models import Base
 
 config = context.config
+if config.cmd_opts is not None:
+    # The migrations create the reference bot's tables too: the alembic command line (autogenerate,
+    # check) compares against them. Not `resonanz db upgrade` or `resonanz run` (no cmd_opts there):
+    # a gateway serving another bot never loads the reference bot.
+    import bot.reference.models  # noqa: F401
 target_metadata = Base.metadata
 
 

@@ -21,6 +21,7 @@ from handover.console import console_routes
 from handover.desk import Desk
 from handover.hub import create_hub
 from resonanz.config import connector_configs
+from resonanz.customer_number import CustomerNumbers
 from resonanz.http_errors import json_errors
 from resonanz.keys import DB, DESK, HUB, SETTINGS  # noqa: F401 - re-exported: tests and bench read them from here
 from resonanz.media import MediaStore
@@ -79,7 +80,10 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     except BaseException:
         await http.close()
         raise
-    app.router.add_routes(ActionServer(app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings)).routes())
+    app.router.add_routes(ActionServer(
+        app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings), actions=settings.actions,
+        customer_numbers=CustomerNumbers(settings.customer_number_pattern),
+    ).routes())
     app.router.add_routes(auth_routes())
     app.router.add_routes(AgentApi(media).routes())
     app.router.add_routes(console_routes())

@@ -22,7 +22,9 @@ def _settings() -> Settings:
         settings = Settings()
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        sys.exit("Invalid configuration (RESONANZ_* environment variables):\n" + "\n".join(lines))
+        sys.exit("Invalid configuration (RESONANZ_* environment variables or resonanz.yml):\n" + "\n".join(lines))
+    except ValueError as exc:  # the configuration file itself (an unknown key)
+        sys.exit(f"Invalid configuration: {exc}")
     protect_state(settings)
     return settings
 
@@ -46,7 +48,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 async def _seed(settings: Settings) -> bool:
-    from bot.demo_data import seed_demo_data
+    from bot.reference.demo_data import seed_demo_data  # the only demo data there is
     from resonanz.store import Database
 
     db = Database(settings.database_url)
@@ -323,9 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if not settings.engine_url and not args.no_train:
         train(settings.models_dir)
-    upgrade(settings.database_url)
-    if asyncio.run(_seed(settings)):
-        print("demo data inserted", flush=True)
+    upgrade(settings.database_url)  # demo data only on request: `resonanz db seed` (scripts/setup.sh)
     try:
         return asyncio.run(_serve(settings))
     except ConfigError as exc:  # a connector refused its options (a malformed secret, say)
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="resonanz", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="train if needed, migrate, seed, start engine and gateway")
+    p = sub.add_parser("run", help="train if needed, migrate, start engine and gateway")
     p.add_argument("--no-train", action="store_true", help="use the existing model as it is")
     p.set_defaults(func=cmd_run)
 

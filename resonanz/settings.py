@@ -6,14 +6,55 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Settings that describe the bot (not the deployment) and may come from resonanz.yml's top level.
+# The environment still wins; secrets and addresses never come from the file.
+FILE_KEYS = frozenset({
+    "actions", "texts", "customer_number_pattern", "handover_intents", "handover_skills",
+    "handover_collect_customer_number", "fallback_intents", "fallback_confidence", "offer_choice_at_start",
+    "start_text",
+})
+
+
+class ConfigFileSettings(PydanticBaseSettingsSource):
+    """The bot's settings from the configuration file (`config_file`, resonanz.yml), below the
+    environment and explicit values. An unknown top-level key is an error, not silence."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the whole file
+
+    def __call__(self) -> dict[str, Any]:
+        path = Path(self.current_state.get("config_file") or PROJECT_ROOT / "resonanz.yml")
+        if not path.is_file():
+            return {}
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            return {}  # resonanz.config reports the file's syntax with its own message
+        if not isinstance(data, dict):
+            return {}
+        unknown = set(data) - FILE_KEYS - {"connectors"}
+        if unknown:
+            raise ValueError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))} "
+                             f"(known: connectors, {', '.join(sorted(FILE_KEYS))})")
+        return {k: v for k, v in data.items() if k in FILE_KEYS and k not in self.current_state}
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RESONANZ_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, ConfigFileSettings(settings_cls)
 
     # Where the gateway listens. Loopback by default; a reverse proxy terminates TLS in front.
     host: str = "127.0.0.1"
@@ -44,20 +85,28 @@ class Settings(BaseSettings):
     # Options per connector, instead of the file's (for tests and embedding).
     connector_options: dict[str, dict[str, Any]] = {}
 
+    # The bot's custom actions: a module whose import registers them with `bot.actions.registry`
+    # (the reference bot: `bot.reference.actions`, set in resonanz.yml). None: no custom actions.
+    actions: str | None = None
+    # System texts that replace or add to the catalogue (resonanz/texts.py): key -> {"de", "en"}.
+    # The reference bot sets its name and the labels of its intents in resonanz.yml.
+    texts: dict[str, dict[str, str]] = {}
+    # What the bot hears when a customer starts a chat with a start command (Telegram's
+    # `/start PAYLOAD`; the payload goes to the message metadata as `start_payload`). None: "/start".
+    start_text: str | None = None
+
     max_message_chars: int = 4096
     fallback_intents: tuple[str, ...] = ("nlu_fallback", "out_of_scope")
     fallback_confidence: float = 0.4
-    # Intents the bot must never handle alone (reason recorded with the handover).
-    handover_intents: dict[str, str] = {
-        "request_human": "customer_request",
-        "terminate_contract": "complex_matter",
-        "complaint": "complex_matter",
-        "tariff_advice": "complex_matter",
-    }
+    # Intents the bot must never handle alone (reason recorded with the handover). `request_human`
+    # is the intent of the start choice's "talk to a person" button; the bot adds its own in resonanz.yml.
+    handover_intents: dict[str, str] = {"request_human": "customer_request"}
     # Before a complex matter (reason complex_matter) goes to a person, ask once for the customer
     # number if it is not known yet; whatever the customer answers, the next turn hands over.
     handover_collect_customer_number: bool = True
-    customer_number_pattern: str = r"\b4\d{7}\b"
+    # How a customer number looks (a regular expression; resonanz/customer_number.py). None: the
+    # bot has no customer numbers (nothing is asked or looked for). The reference bot's is in resonanz.yml.
+    customer_number_pattern: str | None = None
     # Step-up verification (bot/verification.py) before custom actions show or change account data:
     # how long a verified identity lasts in a conversation, and how many wrong answers are allowed
     # per conversation and per customer number (in a sliding window) before a person is offered.
@@ -72,11 +121,7 @@ class Settings(BaseSettings):
     # New conversations offer "do it myself" / "talk to a person" (buttons, or numbered options).
     offer_choice_at_start: bool = True
     # Which skill a handover needs, by reason or intent (anything else: "general").
-    handover_skills: dict[str, str] = {
-        "terminate_contract": "contracts",
-        "tariff_advice": "sales",
-        "complaint": "complaints",
-    }
+    handover_skills: dict[str, str] = {}
     # Seconds an agent has to accept an offered conversation before it goes to the next agent.
     offer_timeout: float = 60.0
     # Ask for satisfaction (1-5) when an agent closes a conversation.
@@ -133,6 +178,24 @@ class Settings(BaseSettings):
     def _port(cls, v: int) -> int:
         if not 0 <= v < 65536:
             raise ValueError("must be a TCP port (0-65535)")
+        return v
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        from resonanz.texts import CATALOGUE, problems
+
+        wrong = problems(v, CATALOGUE)
+        if wrong:
+            raise ValueError("; ".join(wrong))
+        return v
+
+    @field_validator("customer_number_pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        from resonanz.customer_number import CustomerNumbers
+
+        CustomerNumbers(v)  # raises ValueError with the reason
         return v
 
     @field_validator("trusted_proxies")

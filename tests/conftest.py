@@ -37,6 +37,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
+    """A child process's output up to the line containing `marker` (fails if it ends first)."""
+    seen: list[str] = []
+
+    async def read() -> str:
+        while True:
+            line = (await stream.readline()).decode()
+            if not line:
+                raise AssertionError(f"process ended before printing {marker!r}:\n" + "".join(seen))
+            seen.append(line)
+            if marker in line:
+                return "".join(seen)
+
+    return await asyncio.wait_for(read(), timeout)
+
+
 # --- databases ---------------------------------------------------------------------------------
 
 
@@ -188,7 +204,7 @@ def gateway_settings(engine: EngineHandle, db_url: str, port: int, **overrides: 
 async def start_gateway(
     engine: EngineHandle, backend: str, tmp_dir: Path, **overrides: object
 ) -> tuple[LiveGateway, web.AppRunner, Callable[[], Awaitable[None]]]:
-    from bot.demo_data import seed_demo_data
+    from bot.reference.demo_data import seed_demo_data
     from resonanz.app import create_app
 
     url, drop = await make_database_url(backend, tmp_dir)

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from bot.actions import ActionContext, Registry, Tracker
-from bot.actions import stadtwerke as sw
-from bot.actions.server import WEBHOOK_PATH, ActionServer, default_registry
-from bot.demo_data import (
+from bot.reference import actions as sw
+from bot.actions.server import WEBHOOK_PATH, ActionServer, load_actions
+from bot.reference.demo_data import (
     DEMO_ACCOUNTS,
     DEMO_OUTAGE_POSTCODES,
     DEMO_OUTAGES,
@@ -29,8 +29,11 @@ from bot.demo_data import (
     seed_demo_data,
 )
 from bot.verification import Verification
+from resonanz.customer_number import CustomerNumbers
+from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import Account, Base, InstalmentChange, MeterReading, Outage, utcnow
+from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
+from resonanz.store.models import Base, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "s3cret-action-token"
@@ -59,7 +62,8 @@ async def verify(db: Database, number: str, conversation: str = "conv-1") -> Non
 
 async def _client(db: Database, registry: Registry | None = None) -> TestClient:
     app = web.Application()
-    app.router.add_routes(ActionServer(db, TOKEN, registry).routes())
+    numbers = CustomerNumbers(Settings().customer_number_pattern)  # the reference bot's, from resonanz.yml
+    app.router.add_routes(ActionServer(db, TOKEN, registry, customer_numbers=numbers).routes())
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
@@ -522,7 +526,7 @@ def _domain() -> dict[str, Any]:
 
 
 def test_every_custom_action_in_the_domain_is_served_and_vice_versa() -> None:
-    served = set(default_registry().actions)  # what ActionServer serves unless told otherwise
+    served = set(load_actions(Settings().actions).actions)  # what the configured bot serves
     assert set(_domain()["actions"]) == served
 
 
@@ -535,7 +539,7 @@ def test_every_response_has_a_german_and_an_english_variation() -> None:
 
 
 def test_every_response_the_actions_utter_exists() -> None:
-    source = (ROOT / "bot" / "actions" / "stadtwerke.py").read_text(encoding="utf-8")
+    source = (ROOT / "bot" / "reference" / "actions.py").read_text(encoding="utf-8")
     used = set(re.findall(r'"(utter_[a-z_]+)"', source))
     assert used and used <= set(_domain()["responses"])
 

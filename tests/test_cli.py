@@ -7,13 +7,14 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.conftest import EngineHandle, free_port
+from tests.conftest import EngineHandle, free_port, read_until
 
 RESONANZ = str(Path(sys.executable).parent / "resonanz")
 
@@ -30,21 +31,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-async def _read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
-    seen: list[str] = []
-
-    async def read() -> str:
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError("process ended before printing " + repr(marker) + ":\n" + "".join(seen))
-            seen.append(line)
-            if marker in line:
-                return "".join(seen)
-
-    return await asyncio.wait_for(read(), timeout)
-
-
 @pytest.mark.engine
 async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path, engine_server: EngineHandle) -> None:
     # engine_server guarantees a trained model; `run --no-train` starts its own engine.
@@ -54,7 +40,7 @@ async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path,
         RESONANZ, "run", "--no-train", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        out = await _read_until(proc.stdout, "Press Ctrl-C to stop", 240)
+        out = await read_until(proc.stdout, "Press Ctrl-C to stop", 240)
         assert f"http://127.0.0.1:{port}/chat" in out
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
@@ -65,6 +51,10 @@ async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path,
                 assert body["state"] == "bot" and body["messages"]
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
+        # `run` migrates but never seeds demo data: only the demo set-up (`resonanz db seed`) does.
+        with sqlite3.connect(tmp_path / "run.db") as db:
+            assert db.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+            assert db.execute("SELECT count(*) FROM outages").fetchone() == (0,)
         # Both are gone: nothing listens on either port any more.
         for p in (port, engine_port):
             with pytest.raises(OSError):
@@ -85,6 +75,18 @@ async def test_check_config_reports_problems_by_name(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "connector 'pigeon': unknown connector" in err.decode()
     assert "RESONANZ_PUBLIC_URL is not set" in err.decode()
+
+
+async def test_an_unknown_key_in_the_configuration_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "resonanz.yml"
+    config.write_text("actoins: bot.reference.actions\n", encoding="utf-8")
+    env = _env(tmp_path, RESONANZ_CONFIG_FILE=str(config))
+    proc = await asyncio.create_subprocess_exec(
+        RESONANZ, "check-config", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _out, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert "unknown top-level key(s) actoins" in err.decode() and "Traceback" not in err.decode()
 
 
 async def test_invalid_setting_is_named(tmp_path: Path) -> None:

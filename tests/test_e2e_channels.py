@@ -12,10 +12,11 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.demo_data import demo_account
+from bot.reference.demo_data import demo_account
 from handover.auth import create_agent, issue_api_token
 from resonanz.app import DISPATCHER
-from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, MeterReading, Message, utcnow
+from bot.reference.models import MeterReading
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
 from tests.conftest import TELEGRAM_SECRET, LiveGateway
 from tests.fakes.telegram import (
     FakeTelegram,

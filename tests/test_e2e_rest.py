@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from bot.demo_data import demo_account
-from resonanz.store.models import Account, Conversation, ConversationEvent, Message, MeterReading
+from bot.reference.demo_data import demo_account
+from bot.reference.models import Account, MeterReading
+from resonanz.store.models import Conversation, ConversationEvent, Message
 from tests.conftest import LiveGateway
 
 pytestmark = pytest.mark.engine

@@ -93,7 +93,9 @@ async def test_page_and_widget_are_served_with_a_strict_policy(client: TestClien
     resp = await client.get("/chat")
     assert resp.status == 200
     assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
-    assert '<script src="/webchat/widget.js"' in await resp.text()
+    page = await resp.text()
+    assert '<script src="/webchat/widget.js"' in page
+    assert "<title>Stadtwerke – Kundenservice</title>" in page  # the bot's name: resonanz.yml, not the framework
     js = await client.get("/webchat/widget.js")
     assert js.status == 200 and "javascript" in js.headers["Content-Type"]
     assert "innerHTML" not in await js.text()  # customer text is only ever set as text

@@ -16,9 +16,9 @@ sends literal text and is for debugging only.
 
 Form validation (`validate_<form>`) is one function per slot:
 
-    meter_form = form_validator("meter_reading_form")
+    address_form = form_validator("address_form")
 
-    @meter_form.slot("customer_number")
+    @address_form.slot("postcode")
     async def check_number(value, ctx) -> Any:
         ...                # return the cleaned value to accept it, None to reject it
                            # (utter a response explaining why); ctx.set_slot(...) for extras
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.verification import ConversationVerification, FactorLookup, Verification
+from resonanz.customer_number import CustomerNumbers
 from resonanz.store import Database
 
 ActionFn = Callable[["ActionContext"], Awaitable[None]]
@@ -127,6 +128,9 @@ class ActionContext:
     events: list[dict[str, Any]] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)
     verifier: Verification | None = None
+    # How a customer number looks (Settings.customer_number_pattern): `normalise(typed)` is the
+    # number, or None when the text is not one.
+    customer_numbers: CustomerNumbers = field(default_factory=lambda: CustomerNumbers(None))
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ a failing action is a 500 with {"error"} (and is logged). A missing or wrong tok
 from __future__ import annotations
 
 import hmac
+import importlib
 import json
 from typing import Any
 
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from bot.actions.api import ActionContext, Registry, Tracker
 from bot.verification import Verification, VerificationPolicy
+from resonanz.customer_number import CustomerNumbers
 from resonanz.store import Database
 
 log = structlog.get_logger(__name__)
@@ -24,22 +26,26 @@ log = structlog.get_logger(__name__)
 WEBHOOK_PATH = "/actions/webhook"
 
 
-def default_registry() -> Registry:
-    """The registry with the reference bot's actions loaded."""
-    from bot.actions import stadtwerke  # noqa: F401 - importing registers the actions
+def load_actions(module: str | None) -> Registry:
+    """The registry with the configured actions module loaded (`Settings.actions`: importing it
+    registers its actions). None: no custom actions."""
     from bot.actions.api import registry
 
+    if module:
+        importlib.import_module(module)
     return registry
 
 
 class ActionServer:
     def __init__(
         self, db: Database, token: str, registry: Registry | None = None,
-        verification: VerificationPolicy | None = None,
+        verification: VerificationPolicy | None = None, actions: str | None = None,
+        customer_numbers: CustomerNumbers | None = None,
     ) -> None:
         self.db = db
         self.token = token
-        self.registry = registry if registry is not None else default_registry()
+        self.customer_numbers = customer_numbers or CustomerNumbers(None)
+        self.registry = registry if registry is not None else load_actions(actions)
         self.verification = Verification(db, self.registry.factor, verification)
 
     def routes(self) -> list[web.RouteDef]:
@@ -72,7 +78,8 @@ class ActionServer:
         if not isinstance(tracker_data, dict):
             return web.json_response({"error": "tracker must be an object"}, status=400)
         ctx = ActionContext(
-            db=self.db, tracker=Tracker(tracker_data), action_name=name, verifier=self.verification
+            db=self.db, tracker=Tracker(tracker_data), action_name=name, verifier=self.verification,
+            customer_numbers=self.customer_numbers,
         )
         try:
             await fn(ctx)

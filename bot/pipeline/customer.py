@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 
 from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN, Handler, Turn, open_handover
 from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
 from handover.notices import notice
 from handover.routing import is_cancel_request
 from handover.state import State, bot_may_answer
+from resonanz.customer_number import CustomerNumbers
 from resonanz.settings import Settings
 from resonanz.store.models import Message, utcnow
 from resonanz.store.vocabulary import Author, Direction, MessageStatus
@@ -40,7 +40,7 @@ class PendingHandover(Handler):
     """The answer to "what is your customer number?": with or without it, hand over now."""
 
     def __init__(self, settings: Settings) -> None:
-        self.pattern = settings.customer_number_pattern
+        self.numbers = CustomerNumbers(settings.customer_number_pattern)
 
     def check(self, turn: Turn) -> bool:
         return turn.conv.state == State.BOT and bool((turn.conv.slots or {}).get(PENDING_HANDOVER))
@@ -49,10 +49,10 @@ class PendingHandover(Handler):
         conv = turn.conv
         slots = dict(conv.slots or {})
         pending = slots.pop(PENDING_HANDOVER)
-        found = re.search(self.pattern, turn.text)
+        found = self.numbers.find(turn.text)
         if found:
-            slots["customer_number"] = found.group(0)
-            turn.customer.customer_number = found.group(0)
+            slots["customer_number"] = found
+            turn.customer.customer_number = found
         conv.slots = slots
         conv.language = turn.language
         await open_handover(

@@ -83,7 +83,8 @@ class CustomerNumberFirst(Handler):
     the next turn hands over whatever the answer (`PendingHandover`)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.enabled = settings.handover_collect_customer_number
+        # A bot without customer numbers never asks for one.
+        self.enabled = settings.handover_collect_customer_number and settings.customer_number_pattern is not None
 
     def check(self, turn: Turn) -> bool:
         return (

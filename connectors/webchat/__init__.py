@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import uuid
 from datetime import timedelta
@@ -67,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     # Many customers can share one address (an office, a mobile carrier's NAT).
     "rate_limit_ip": "300 per minute",
     "queue_size": 8,
+    # The title of the stand-alone chat page (/chat): the bot's name, from resonanz.yml.
+    "title": "Customer service",
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -123,6 +126,9 @@ class WebChatConnector(Connector):
         self.max_chars = ctx.settings.max_message_chars
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         options = {**DEFAULTS, **dict(ctx.config)}
+        self.page_html = (STATIC / "chat.html").read_text(encoding="utf-8").replace(
+            "{{title}}", html.escape(str(options["title"]))
+        )
         allowed = options["allowed_origins"]
         if isinstance(allowed, str) or not isinstance(allowed, list | tuple):
             raise ConfigError("connector 'webchat': allowed_origins must be a list of origins")
@@ -167,7 +173,7 @@ class WebChatConnector(Connector):
     # --- pages -----------------------------------------------------------------------------
 
     async def page(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC / "chat.html", headers=SECURITY_HEADERS)
+        return web.Response(text=self.page_html, content_type="text/html", headers=SECURITY_HEADERS)
 
     async def static_file(self, request: web.Request) -> web.StreamResponse:
         name = request.path.rsplit("/", 1)[-1]

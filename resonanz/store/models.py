@@ -180,60 +180,6 @@ class WebChatSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-# --- Reference bot demo data (an energy utility, "Stadtwerke") -------------------------------
-
-
-class Account(Base):
-    __tablename__ = "accounts"
-
-    customer_number: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    postcode: Mapped[str] = mapped_column(String(10))
-    meter_number: Mapped[str] = mapped_column(String(32))
-    last_reading: Mapped[int] = mapped_column(Integer)  # kWh
-    last_reading_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Typical yearly consumption (kWh); used to judge whether a new reading is plausible.
-    yearly_consumption: Mapped[int] = mapped_column(Integer)
-    monthly_instalment: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
-    instalment_min: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
-    instalment_max: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
-
-
-class MeterReading(Base):
-    __tablename__ = "meter_readings"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    customer_number: Mapped[str] = mapped_column(ForeignKey("accounts.customer_number"), index=True)
-    value: Mapped[int] = mapped_column(Integer)
-    conversation_id: Mapped[str | None] = mapped_column(String(32))
-    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class InstalmentChange(Base):
-    __tablename__ = "instalment_changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    customer_number: Mapped[str] = mapped_column(ForeignKey("accounts.customer_number"), index=True)
-    old_amount: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
-    new_amount: Mapped[float] = mapped_column(Numeric(10, 2, asdecimal=False))
-    conversation_id: Mapped[str | None] = mapped_column(String(32))
-    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Outage(Base):
-    __tablename__ = "outages"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    postcode: Mapped[str] = mapped_column(String(10), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "power" | "gas" | "water"
-    status: Mapped[str] = mapped_column(String(16))  # "known" | "reported" | "resolved"
-    description_de: Mapped[str] = mapped_column(Text)
-    description_en: Mapped[str] = mapped_column(Text)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expected_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    reported_by_conversation: Mapped[str | None] = mapped_column(String(32))
-
-
 # --- Human handover (agents, queues, handovers) ------------------------------------------------
 
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from playwright.async_api import Browser, expect
 
-from bot.demo_data import demo_account
+from bot.reference.demo_data import demo_account
 from handover.auth import create_agent
 from tests.conftest import LiveGateway
 

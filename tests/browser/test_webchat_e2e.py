@@ -6,8 +6,8 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
-from bot.demo_data import demo_account
-from resonanz.store.models import Account, MeterReading
+from bot.reference.demo_data import demo_account
+from bot.reference.models import Account, MeterReading
 from tests.conftest import LiveGateway
 
 pytestmark = [pytest.mark.engine, pytest.mark.browser]

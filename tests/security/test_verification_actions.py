@@ -11,11 +11,11 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.actions import stadtwerke as sw
-from bot.demo_data import demo_account
+from bot.reference import actions as sw
+from bot.reference.demo_data import demo_account
 from bot.verification import Verification
 from resonanz.store import Database
-from resonanz.store.models import Account, InstalmentChange, MeterReading
+from bot.reference.models import Account, InstalmentChange, MeterReading
 from tests.test_actions import _client, call, request_body, response_names, slot_events, sw_db  # noqa: F401
 
 ERIKA = demo_account("40012345")

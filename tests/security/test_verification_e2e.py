@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.demo_data import demo_account
-from resonanz.store.models import Account, Handover, InstalmentChange, MeterReading, utcnow
+from bot.reference.demo_data import demo_account
+from bot.reference.models import Account, InstalmentChange, MeterReading
+from resonanz.store.models import Handover, utcnow
 from tests.conftest import LiveGateway
 
 pytestmark = pytest.mark.engine

@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.actions.api import ActionContext, action, form_validator, verification_factor
 from bot.verification import Outcome
-from resonanz.store.models import Account, InstalmentChange, MeterReading, Outage, utcnow
+from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
+from resonanz.store.models import utcnow
 
-CUSTOMER_NUMBER_RE = re.compile(r"4\d{7}")
 POSTCODE_RE = re.compile(r"\d{5}")
 FACTOR_DIGITS = 4
 # The value of the form slot `verification_factor` once the factor was right (the digits
@@ -144,8 +144,8 @@ def offer_person(ctx: ActionContext) -> None:
 async def check_customer_number(value: Any, ctx: ActionContext) -> str | None:
     """Only the format is checked: whether the number exists is never said (it would let anyone
     enumerate customer numbers). The form asks for the second factor next."""
-    number = re.sub(r"\s", "", str(value))
-    if not CUSTOMER_NUMBER_RE.fullmatch(number):
+    number = ctx.customer_numbers.normalise(value)
+    if number is None:
         ctx.utter("utter_customer_number_invalid")
         return None
     if await ctx.verification.is_verified(number):

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from resonanz.store import Database
-from resonanz.store.models import Account, Outage, utcnow
+from bot.reference.models import Account, Outage
+from resonanz.store.models import utcnow
 
 
 @dataclass(frozen=True)
