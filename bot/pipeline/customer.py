@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN, Handler, Turn, open_handover
 from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
 from handover.notices import notice
