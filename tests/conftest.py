@@ -214,8 +214,8 @@ TELEGRAM_SECRET = "test-webhook-secret_0123"
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def fake_telegram() -> AsyncIterator[object]:
-    """A local Bot API (tests/fakes/telegram.py) for the real python-telegram-bot."""
-    from tests.fakes.telegram import FakeTelegram
+    """A local Bot API (connectors/fakes/telegram.py) for the real python-telegram-bot."""
+    from connectors.fakes.telegram import FakeTelegram
 
     async with FakeTelegram() as fake:
         yield fake
@@ -223,8 +223,8 @@ async def fake_telegram() -> AsyncIterator[object]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def fake_twilio() -> AsyncIterator[object]:
-    """A local Twilio API (tests/fakes/twilio.py) for the real twilio client."""
-    from tests.fakes.twilio import FakeTwilio
+    """A local Twilio API (connectors/fakes/twilio.py) for the real twilio client."""
+    from connectors.fakes.twilio import FakeTwilio
 
     async with FakeTwilio() as fake:
         yield fake

@@ -19,9 +19,9 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message
 from tests.conftest import TELEGRAM_SECRET, free_port
-from tests.fakes.telegram import FakeTelegram, text_update
-from tests.fakes.twilio import FakeTwilio
-from tests.scripted_engine import ScriptedEngine, serve_engine
+from connectors.fakes.telegram import FakeTelegram, text_update
+from connectors.fakes.twilio import FakeTwilio
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
 
 class HeldEngine(ScriptedEngine):

@@ -16,7 +16,7 @@ import pytest
 from bot.engine_process import EngineConfig, EngineProcess, _exited, _read_pid
 from resonanz.settings import Settings
 from tests.conftest import EngineHandle
-from tests.test_cli import RESONANZ, _env, _read_until
+from tests.support.cli import RESONANZ, _env, _read_until
 
 
 async def test_engine_port_held_by_a_foreign_program_is_one_clear_line(tmp_path: Path) -> None:
