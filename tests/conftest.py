@@ -269,6 +269,16 @@ async def live_gateway(
         await close()
 
 
+@pytest.fixture(autouse=True)
+def _plain_log_tracebacks() -> None:
+    """Logs as the gateway configures them (plain tracebacks). structlog's unconfigured default
+    renders a logged exception with rich, locals included: about ten seconds per logged failure
+    on a loaded machine, which made every fault test slow."""
+    from resonanz.logs import configure
+
+    configure("console", "DEBUG")
+
+
 @pytest.fixture
 def sender() -> str:
     """A fresh customer for each test."""
