@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
@@ -26,17 +26,10 @@ from tests.support.db_faults import database_fault, touches
 from tests.support.desk import Desk
 from tests.support.push import HeldEngine, World, push_gateway, world  # noqa: F401 - the fixture
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.settle import until
 
 WAIT = 15.0
 UNFINISHED = (MessageStatus.RECEIVED, MessageStatus.PENDING, MessageStatus.SENDING)
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll what background work leaves in the database or at a provider, with a deadline."""
-    async with asyncio.timeout(WAIT):
-        while not await condition():
-            await asyncio.sleep(0.05)
-    assert await condition(), what
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -62,7 +55,7 @@ async def test_the_acknowledged_turn_survives_a_database_error_and_answers_once(
     with database_fault(database, touches("messages", "INSERT")) as fault:
         world.engine.gate.set()
         await world.tg.wait_for("sendMessage", lambda p: p.get("chat_id") == chat, timeout=WAIT)
-        await until(lambda: _settled(observer), "the turn finished and its reply sent")
+        await until(lambda: _settled(observer), "the turn finished and its reply sent", WAIT)
     assert len(fault.failed) == 1
     assert [c.params["text"] for c in world.tg.sent if c.params.get("chat_id") == chat] == ["bot:greet"]
 
@@ -84,7 +77,7 @@ async def test_recovery_at_start_up_survives_a_database_error(database: Database
         with database_fault(database, touches("messages", "SELECT", "UPDATE", values=[MessageStatus.RECEIVED])) as fault:
             async with push_gateway(database, tmp_path, engine_url, engine, tg, tw):
                 await tw.wait_for_message(lambda m: m["To"] == phone, timeout=WAIT)
-                await until(lambda: _settled(observer), "the recovered turn finished and its reply sent")
+                await until(lambda: _settled(observer), "the recovered turn finished and its reply sent", WAIT)
         assert len(fault.failed) == 1
         assert [m["Body"] for m in tw.messages if m["To"] == phone] == ["bot:greet"]
 
@@ -110,5 +103,5 @@ async def test_offer_sweeper_expires_and_reoffers_despite_a_database_error(datab
                     return (now.declined_by or [])[:1] == [first] and (
                         now.offered_agent_id == second or second in (now.declined_by or []))
 
-                await until(moved_on, "the offer expired and went to the other agent")
+                await until(moved_on, "the offer expired and went to the other agent", WAIT)
             assert len(fault.failed) == 1

@@ -28,6 +28,7 @@ from resonanz.store.vocabulary import Direction, MessageStatus
 from tests.conftest import TELEGRAM_SECRET, free_port
 from tests.support.gateway_process import GatewayProcess, gateway_env
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.settle import until
 
 WAIT = 30.0  # seconds any single expected outcome may take (two loaded cores, a process start)
 # Short leases and sweeps: the new process takes over what the killed one left within seconds.
@@ -108,21 +109,6 @@ def twilio(tw: FakeTwilio, name: str) -> Channel:
     )
 
 
-async def until(condition: Callable[[], Awaitable[bool] | bool], what: str, gateway: GatewayProcess | None = None) -> None:
-    """Poll an observable condition (another process's work) until it holds, with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while True:
-        result = condition()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {WAIT}s: {what}" + (f"\n{gateway.tail()}" if gateway else ""))
-        await asyncio.sleep(0.05)
-
-
 async def count(db: Database, *where: Any) -> int:
     async with db.session() as s:
         return int(await s.scalar(select(func.count()).select_from(Message).where(*where)) or 0)
@@ -170,13 +156,13 @@ async def test_kill_9_mid_flight_then_restart_answers_every_acknowledged_message
             answered = [channel.recipient() for _ in range(3)]
             for i, who in enumerate(answered):
                 await acknowledged(who, f"hallo {i}", first)
-            await until(lambda: all(channel.replies(w) == expected[w] for w in answered), "the first replies", first)
+            await until(lambda: all(channel.replies(w) == expected[w] for w in answered), "the first replies", WAIT, first.tail)
             # One whose reply the provider refused with a 429: stored `pending`, retry in 3 s.
             retried = channel.recipient()
             channel.fail_next_reply(retried)
             await acknowledged(retried, "retry me", first)
-            await until(lambda: channel.failed_once(retried), "the refused send", first)
-            await until(lambda: _pending(database, "re:retry me"), "the reply stored pending for its retry", first)
+            await until(lambda: channel.failed_once(retried), "the refused send", WAIT, first.tail)
+            await until(lambda: _pending(database, "re:retry me"), "the reply stored pending for its retry", WAIT, first.tail)
             # Two turns waiting on the engine, and one more message queued behind each of them.
             waiting = [channel.recipient() for _ in range(2)]
             for i, who in enumerate(waiting):
@@ -193,9 +179,9 @@ async def test_kill_9_mid_flight_then_restart_answers_every_acknowledged_message
             await second.start()
 
             await until(lambda: all(channel.replies(w)[: len(e)] == e for w, e in expected.items()),
-                        "every acknowledged message answered", second)
+                        "every acknowledged message answered", WAIT, second.tail)
             # Settled: nothing left to process or to send, so no late duplicate can follow.
-            await until(lambda: _settled(database), "no received, pending or sending rows", second)
+            await until(lambda: _settled(database), "no received, pending or sending rows", WAIT, second.tail)
             for who, replies in expected.items():
                 assert channel.replies(who) == replies, (who, channel.replies(who))
             assert await count(database, Message.status.in_((MessageStatus.UNKNOWN, MessageStatus.FAILED))) == 0
