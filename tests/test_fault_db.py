@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors.fakes.telegram import FakeTelegram, text_update
 from connectors.fakes.twilio import FakeTwilio
@@ -26,10 +26,9 @@ from tests.support.db_faults import database_fault, touches
 from tests.support.desk import Desk
 from tests.support.push import HeldEngine, World, push_gateway, world  # noqa: F401 - the fixture
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
-from tests.support.settle import until
+from tests.support.settle import pipeline_settled, until
 
 WAIT = 15.0
-UNFINISHED = (MessageStatus.RECEIVED, MessageStatus.PENDING, MessageStatus.SENDING)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -38,11 +37,6 @@ async def observer(database: Database) -> AsyncIterator[Database]:
     db = Database(database.url)
     yield db
     await db.dispose()
-
-
-async def _settled(db: Database) -> bool:
-    async with db.session() as s:
-        return not await s.scalar(select(func.count()).select_from(Message).where(Message.status.in_(UNFINISHED)))
 
 
 async def test_the_acknowledged_turn_survives_a_database_error_and_answers_once(world: World, database: Database, observer: Database) -> None:
@@ -55,7 +49,7 @@ async def test_the_acknowledged_turn_survives_a_database_error_and_answers_once(
     with database_fault(database, touches("messages", "INSERT")) as fault:
         world.engine.gate.set()
         await world.tg.wait_for("sendMessage", lambda p: p.get("chat_id") == chat, timeout=WAIT)
-        await until(lambda: _settled(observer), "the turn finished and its reply sent", WAIT)
+        await until(lambda: pipeline_settled(observer), "the turn finished and its reply sent", WAIT)
     assert len(fault.failed) == 1
     assert [c.params["text"] for c in world.tg.sent if c.params.get("chat_id") == chat] == ["bot:greet"]
 
@@ -70,14 +64,14 @@ async def test_recovery_at_start_up_survives_a_database_error(database: Database
             assert status == 200
             await asyncio.wait_for(engine.entered.wait(), WAIT)
         async with database.session() as s:
-            assert await s.scalar(select(Message.status).where(Message.direction == Direction.IN)) == MessageStatus.RECEIVED
+            assert await s.scalar(select(Message.status).where(Message.direction == Direction.IN)) != MessageStatus.PROCESSED
         engine.gate.set()
         # The next start finds it (the engine watch, then recovery); its first read of the
         # acknowledged-but-unfinished messages fails.
         with database_fault(database, touches("messages", "SELECT", "UPDATE", values=[MessageStatus.RECEIVED])) as fault:
             async with push_gateway(database, tmp_path, engine_url, engine, tg, tw):
                 await tw.wait_for_message(lambda m: m["To"] == phone, timeout=WAIT)
-                await until(lambda: _settled(observer), "the recovered turn finished and its reply sent", WAIT)
+                await until(lambda: pipeline_settled(observer), "the recovered turn finished and its reply sent", WAIT)
         assert len(fault.failed) == 1
         assert [m["Body"] for m in tw.messages if m["To"] == phone] == ["bot:greet"]
 

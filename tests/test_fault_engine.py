@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors.fakes.telegram import FakeTelegram, text_update
 from connectors.fakes.twilio import FakeTwilio
@@ -21,7 +21,7 @@ from resonanz.store.models import Conversation, Handover, Message
 from resonanz.store.vocabulary import Direction, HandoverStatus, MessageStatus
 from tests.conftest import TELEGRAM_SECRET
 from tests.support.push import HeldEngine, push_gateway
-from tests.support.settle import until
+from tests.support.settle import pipeline_settled, until
 
 WAIT = 15.0
 
@@ -60,12 +60,7 @@ async def test_engine_killed_mid_turn_apologises_and_queues_with_nothing_lost(
         apology = await tg.wait_for("sendMessage", lambda p: p.get("chat_id") == chat, timeout=WAIT)
         assert "Entschuldigung" in apology.params["text"]
 
-        async def settled() -> bool:
-            async with database.session() as s:
-                return not await s.scalar(select(func.count()).select_from(Message).where(
-                    Message.status.in_((MessageStatus.RECEIVED, MessageStatus.PENDING, MessageStatus.SENDING))))
-
-        await until(settled, "the turn finished and its replies sent", WAIT)
+        await until(lambda: pipeline_settled(database), "the turn finished and its replies sent", WAIT)
         async with database.session() as s:
             [inbound] = (await s.scalars(select(Message).where(Message.direction == Direction.IN))).all()
             assert (inbound.text, inbound.status) == ("Hallo", MessageStatus.PROCESSED)

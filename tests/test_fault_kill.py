@@ -28,7 +28,7 @@ from resonanz.store.vocabulary import Direction, MessageStatus
 from tests.conftest import TELEGRAM_SECRET, free_port
 from tests.support.gateway_process import GatewayProcess, gateway_env
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
-from tests.support.settle import until
+from tests.support.settle import pipeline_settled, until
 
 WAIT = 30.0  # seconds any single expected outcome may take (two loaded cores, a process start)
 # Short leases and sweeps: the new process takes over what the killed one left within seconds.
@@ -114,8 +114,6 @@ async def count(db: Database, *where: Any) -> int:
         return int(await s.scalar(select(func.count()).select_from(Message).where(*where)) or 0)
 
 
-UNFINISHED = (MessageStatus.RECEIVED, MessageStatus.PENDING, MessageStatus.SENDING)
-
 
 @pytest.fixture
 async def providers() -> AsyncIterator[tuple[FakeTelegram, FakeTwilio]]:
@@ -172,7 +170,7 @@ async def test_kill_9_mid_flight_then_restart_answers_every_acknowledged_message
             for i, who in enumerate(waiting):
                 await acknowledged(who, f"held {i} again", first)
             assert sum(len(v) for v in expected.values()) == 8
-            assert await count(database, Message.direction == Direction.IN, Message.status == MessageStatus.RECEIVED) == 4
+            assert await count(database, Message.direction == Direction.IN, Message.status != MessageStatus.PROCESSED) == 4
 
             await first.kill()
             engine.gate.set()
@@ -181,7 +179,7 @@ async def test_kill_9_mid_flight_then_restart_answers_every_acknowledged_message
             await until(lambda: all(channel.replies(w)[: len(e)] == e for w, e in expected.items()),
                         "every acknowledged message answered", WAIT, second.tail)
             # Settled: nothing left to process or to send, so no late duplicate can follow.
-            await until(lambda: _settled(database), "no received, pending or sending rows", WAIT, second.tail)
+            await until(lambda: pipeline_settled(database), "nothing left to process or send", WAIT, second.tail)
             for who, replies in expected.items():
                 assert channel.replies(who) == replies, (who, channel.replies(who))
             assert await count(database, Message.status.in_((MessageStatus.UNKNOWN, MessageStatus.FAILED))) == 0
@@ -194,6 +192,3 @@ async def test_kill_9_mid_flight_then_restart_answers_every_acknowledged_message
 async def _pending(db: Database, text: str) -> bool:
     return await count(db, Message.text == text, Message.status == MessageStatus.PENDING) == 1
 
-
-async def _settled(db: Database) -> bool:
-    return await count(db, Message.status.in_(UNFINISHED)) == 0
