@@ -2,7 +2,7 @@
 
 One real engine (Rasa's REST channel on, for the bare-engine baseline) and one gateway (SQLite,
 the embedded default) with the Telegram, WhatsApp and SMS connectors pointed at the local fake
-providers of `tests/fakes/` (the real python-telegram-bot and twilio clients talk to them).
+providers of `connectors/fakes/` (the real python-telegram-bot and twilio clients talk to them).
 
 Per connector:
 - `agent_state`: conversations an agent owns (the engine is bypassed). A signed webhook's round
@@ -38,8 +38,8 @@ from connectors.base import OutboundMessage  # noqa: E402
 from resonanz.app import DISPATCHER  # noqa: E402
 from resonanz.store import Database  # noqa: E402
 from resonanz.store.models import ChannelIdentity, Conversation, Customer  # noqa: E402
-from tests.fakes.telegram import FakeTelegram, text_update  # noqa: E402
-from tests.fakes.twilio import FakeTwilio  # noqa: E402
+from connectors.fakes.telegram import FakeTelegram, text_update  # noqa: E402
+from connectors.fakes.twilio import FakeTwilio  # noqa: E402
 
 SECRET = "bench-secret"
 TEXTS = ["Wann haben Sie geöffnet?", "Wie kann ich bezahlen?", "Hallo", "Gibt es eine Störung in 10115?",

@@ -37,22 +37,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def read_until(stream: asyncio.StreamReader, marker: str, timeout: float) -> str:
-    """A child process's output up to the line containing `marker` (fails if it ends first)."""
-    seen: list[str] = []
-
-    async def read() -> str:
-        while True:
-            line = (await stream.readline()).decode()
-            if not line:
-                raise AssertionError(f"process ended before printing {marker!r}:\n" + "".join(seen))
-            seen.append(line)
-            if marker in line:
-                return "".join(seen)
-
-    return await asyncio.wait_for(read(), timeout)
-
-
 # --- databases ---------------------------------------------------------------------------------
 
 
@@ -230,8 +214,8 @@ TELEGRAM_SECRET = "test-webhook-secret_0123"
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def fake_telegram() -> AsyncIterator[object]:
-    """A local Bot API (tests/fakes/telegram.py) for the real python-telegram-bot."""
-    from tests.fakes.telegram import FakeTelegram
+    """A local Bot API (connectors/fakes/telegram.py) for the real python-telegram-bot."""
+    from connectors.fakes.telegram import FakeTelegram
 
     async with FakeTelegram() as fake:
         yield fake
@@ -239,8 +223,8 @@ async def fake_telegram() -> AsyncIterator[object]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def fake_twilio() -> AsyncIterator[object]:
-    """A local Twilio API (tests/fakes/twilio.py) for the real twilio client."""
-    from tests.fakes.twilio import FakeTwilio
+    """A local Twilio API (connectors/fakes/twilio.py) for the real twilio client."""
+    from connectors.fakes.twilio import FakeTwilio
 
     async with FakeTwilio() as fake:
         yield fake
@@ -283,6 +267,16 @@ async def live_gateway(
         yield gw
     finally:
         await close()
+
+
+@pytest.fixture(autouse=True)
+def _plain_log_tracebacks() -> None:
+    """Logs as the gateway configures them (plain tracebacks). structlog's unconfigured default
+    renders a logged exception with rich, locals included: about ten seconds per logged failure
+    on a loaded machine, which made every fault test slow."""
+    from resonanz.logs import configure
+
+    configure("console", "DEBUG")
 
 
 @pytest.fixture

@@ -6,70 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import pytest
-from aiohttp import web
 from sqlalchemy import select
 
-from resonanz.app import DISPATCHER, create_app
-from resonanz.settings import Settings
+from connectors.fakes.telegram import text_update
+from resonanz.app import DISPATCHER
 from resonanz.store import Database
 from resonanz.store.models import Message
-from tests.conftest import TELEGRAM_SECRET, free_port
-from tests.fakes.telegram import FakeTelegram, text_update
-from tests.fakes.twilio import FakeTwilio
-from tests.scripted_engine import ScriptedEngine, serve_engine
-
-
-class HeldEngine(ScriptedEngine):
-    """Thinks until the test lets it answer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = asyncio.Event()
-        self.gate = asyncio.Event()
-
-    async def turn(self, request: web.Request) -> web.Response:
-        self.entered.set()
-        await self.gate.wait()
-        return await super().turn(request)
-
-
-@dataclass
-class World:
-    url: str
-    app: web.Application
-    engine: HeldEngine
-    tg: FakeTelegram
-    tw: FakeTwilio
-
-
-@pytest.fixture
-async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
-    engine = HeldEngine()
-    async with serve_engine(engine) as engine_url, FakeTelegram() as tg, FakeTwilio() as tw:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        twilio = {"account_sid": tw.account_sid, "auth_token": tw.auth_token, "api_base_url": tw.base_url,
-                  "public_url": url, "from": "+4930123456"}
-        settings = Settings(
-            DATABASE_URL=database.url, engine_url=engine_url, connectors=("telegram", "sms"), var_dir=tmp_path,
-            port=port, public_url=url, offer_choice_at_start=False,
-            connector_options={"telegram": {"token": tg.token, "secret": TELEGRAM_SECRET, "api_base_url": tg.base_url,
-                                            "file_base_url": tg.base_file_url}, "sms": twilio},
-        )
-        app = await create_app(settings, db=database)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            yield World(url, app, engine, tg, tw)
-        finally:
-            engine.gate.set()
-            await runner.cleanup()
+from tests.conftest import TELEGRAM_SECRET
+from tests.support.push import World, world  # noqa: F401 - the fixture
 
 
 async def _status_of(db: Database, provider_id: str) -> str | None:

@@ -34,24 +34,14 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
 from resonanz.store.models import Base, utcnow
+from tests.support.actions import TOKEN, _client, call, request_body, response_names, slot_events, sw_db  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "s3cret-action-token"
 ERIKA = demo_account("40012345")
 JUERGEN = demo_account("40023456")
 
 
 # --- fixtures and request builders ---------------------------------------------------------------
-
-
-@pytest_asyncio.fixture
-async def sw_db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'actions.db'}")
-    async with db.engine.begin() as c:
-        await c.run_sync(Base.metadata.create_all)
-    assert await seed_demo_data(db) is True
-    yield db
-    await db.dispose()
 
 
 async def verify(db: Database, number: str, conversation: str = "conv-1") -> None:
@@ -60,81 +50,11 @@ async def verify(db: Database, number: str, conversation: str = "conv-1") -> Non
     assert (await Verification(db, sw.meter_digits).check(conversation, number, factor)).ok
 
 
-async def _client(db: Database, registry: Registry | None = None) -> TestClient:
-    app = web.Application()
-    numbers = CustomerNumbers(Settings().customer_number_pattern)  # the reference bot's, from resonanz.yml
-    app.router.add_routes(ActionServer(db, TOKEN, registry, customer_numbers=numbers).routes())
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    return client
-
-
 @pytest_asyncio.fixture
 async def client(sw_db: Database) -> AsyncIterator[TestClient]:
     c = await _client(sw_db)
     yield c
     await c.close()
-
-
-def user_event(text: str, intent: str, entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {
-        "event": "user",
-        "text": text,
-        "parse_data": {"intent": {"name": intent, "confidence": 0.99}, "entities": entities or []},
-        "metadata": {"conversation_id": "conv-1"},
-    }
-
-
-def request_body(
-    action: str,
-    slots: dict[str, Any] | None = None,
-    *,
-    language: str = "en",
-    text: str = "",
-    intent: str = "inform",
-    candidates: dict[str, Any] | None = None,
-    form: str | None = None,
-) -> dict[str, Any]:
-    """Like Rasa: for `validate_<form>` the slot candidates trail the form's action event, and the
-    tracker's slots already hold them."""
-    all_slots = {"language": language, **(slots or {}), **(candidates or {})}
-    events: list[dict[str, Any]] = [
-        {"event": "action", "name": "action_listen"},
-        user_event(text, intent),
-    ]
-    if form:
-        events.append({"event": "slot", "name": "requested_slot", "value": all_slots.get("requested_slot")})
-        events.append({"event": "action", "name": form})
-    for name, value in (candidates or {}).items():
-        events.append({"event": "slot", "name": name, "value": value})
-    return {
-        "next_action": action,
-        "sender_id": "conv-1-0",
-        "version": "3.6.21",
-        "domain": {},
-        "tracker": {
-            "sender_id": "conv-1-0",
-            "slots": all_slots,
-            "latest_message": {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []},
-            "events": events,
-            "active_loop": {"name": form} if form else {},
-            "latest_action_name": form or "action_listen",
-        },
-    }
-
-
-async def call(client: TestClient, body: dict[str, Any], *, token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
-    params = {"token": token} if token is not None else {}
-    resp = await client.post(WEBHOOK_PATH, json=body, params=params)
-    return resp.status, await resp.json()
-
-
-def slot_events(result: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e["value"] for e in result["events"] if e["event"] == "slot"}
-
-
-def response_names(result: dict[str, Any]) -> list[str]:
-    return [r.get("response") for r in result["responses"]]
 
 
 # --- the protocol -----------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from connectors.twilio import WhatsAppConnector
 from resonanz.cli import main as cli
 from resonanz.settings import Settings
 from tests.conftest import LiveGateway
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.twilio import FakeTwilio
-from tests.test_e2e_channels import conversation_of, new_phone, sent_to, twilio_post
+from connectors.fakes.telegram import FakeTelegram
+from connectors.fakes.twilio import FakeTwilio
+from tests.support.channels import conversation_of, new_phone, sent_to, twilio_post
 
 
 async def test_set_webhook_registers_url_secret_and_update_types(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:

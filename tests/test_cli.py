@@ -5,31 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.conftest import EngineHandle, free_port, read_until
-
-RESONANZ = str(Path(sys.executable).parent / "resonanz")
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'run.db'}",
-        RESONANZ_VAR_DIR=str(tmp_path / "var"),
-        RESONANZ_PORT=str(free_port()),
-        RESONANZ_ENGINE_PORT=str(free_port()),
-    )
-    env.update(extra)
-    return env
-
+from tests.conftest import EngineHandle
+from tests.support.cli import RESONANZ, _env, read_until
 
 @pytest.mark.engine
 async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path, engine_server: EngineHandle) -> None:

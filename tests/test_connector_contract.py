@@ -22,9 +22,9 @@ from connectors.testing import ConnectorContract, Delivered, Harness, ProviderRe
 from connectors.twilio import SmsConnector, WhatsAppConnector
 from resonanz.media import MediaStore
 from resonanz.settings import Settings
-from tests.fakes.server import LocalServer
-from tests.fakes.telegram import FakeTelegram, text_update
-from tests.fakes.twilio import FakeTwilio
+from connectors.fakes.server import LocalServer
+from connectors.fakes.telegram import FakeTelegram, text_update
+from connectors.fakes.twilio import FakeTwilio
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "connectors.md"
 PUBLIC = "https://gateway.example"  # what Twilio sees in front of a reverse proxy

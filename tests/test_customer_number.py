@@ -57,7 +57,7 @@ async def test_a_bot_without_customer_numbers_hands_a_complex_matter_over_at_onc
     from aiohttp.test_utils import TestClient, TestServer
 
     from resonanz.app import create_app
-    from tests.scripted_engine import ScriptedEngine, serve_engine
+    from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
     async with serve_engine(ScriptedEngine()) as engine_url:
         settings = Settings(DATABASE_URL=database.url, engine_url=engine_url, connectors=("rest",), var_dir=tmp_path,

@@ -30,7 +30,7 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message
 from resonanz.store.vocabulary import Direction, MessageStatus
-from tests.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
 
 class Recording(Delivery):

@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 
 from resonanz.store.models import Conversation, Customer, Handover, Message, Queue, utcnow
 from resonanz.store.vocabulary import Author, Direction, HandoverStatus, MessageStatus
-from tests.test_handover_desk import Desk, desk  # noqa: F401 - the fixture
+from tests.support.desk import Desk, desk  # noqa: F401 - the fixture
 
 __all__ = ["desk"]
 

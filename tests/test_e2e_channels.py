@@ -18,7 +18,7 @@ from resonanz.app import DISPATCHER
 from bot.reference.models import MeterReading
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
 from tests.conftest import TELEGRAM_SECRET, LiveGateway
-from tests.fakes.telegram import (
+from connectors.fakes.telegram import (
     FakeTelegram,
     callback_update,
     document_update,
@@ -27,7 +27,8 @@ from tests.fakes.telegram import (
     start_update,
     text_update,
 )
-from tests.fakes.twilio import FakeTwilio
+from connectors.fakes.twilio import FakeTwilio
+from tests.support.channels import conversation_of, new_phone, sent_to, twilio_post
 
 pytestmark = pytest.mark.engine
 
@@ -36,10 +37,6 @@ _ids = iter(range(random.randint(10_000, 90_000) * 1000, 10**9))
 
 def new_id() -> int:
     return next(_ids)
-
-
-def new_phone() -> str:
-    return "+49151" + "".join(random.choices("0123456789", k=8))
 
 
 async def tg_send(gw: LiveGateway, tg: FakeTelegram, update: dict[str, Any], secret: str | None = TELEGRAM_SECRET) -> int:
@@ -57,17 +54,6 @@ def tg_texts(tg: FakeTelegram, chat: int, since: int) -> str:
     )
 
 
-async def twilio_post(gw: LiveGateway, tw: FakeTwilio, channel: str, params: dict[str, str]) -> tuple[int, str]:
-    """Post a webhook; it is answered once stored, so wait for the message's turn too."""
-    answer = await tw.post_webhook(f"{gw.url}/webhooks/{channel}/webhook", params)
-    await gw.app[DISPATCHER].settled()
-    return answer
-
-
-def sent_to(tw: FakeTwilio, to: str) -> list[dict[str, Any]]:
-    return [m for m in tw.messages if m.get("To") == to]
-
-
 async def agent_client(gw: LiveGateway) -> tuple[aiohttp.ClientSession, str]:
     email = f"agent-{secrets.token_hex(4)}@stadtwerke.example"
     agent = await create_agent(gw.db, email=email, password="ein-langes-passwort", display_name="Jana Berger",
@@ -82,17 +68,6 @@ async def handover_of(gw: LiveGateway, conversation_id: str) -> str:
                              .order_by(Handover.created_at.desc()).limit(1))
     assert hid is not None
     return hid
-
-
-async def conversation_of(gw: LiveGateway, channel: str, sender: str) -> Conversation:
-    async with gw.db.session() as s:
-        ident = await s.scalar(select(ChannelIdentity).where(ChannelIdentity.channel == channel,
-                                                             ChannelIdentity.external_id == sender))
-        assert ident is not None
-        conv = await s.scalar(select(Conversation).where(Conversation.customer_id == ident.customer_id)
-                              .order_by(Conversation.created_at.desc()).limit(1))
-        assert conv is not None
-        return conv
 
 
 # --- Telegram ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 from bot.engine_process import EngineConfig, EngineProcess, _exited, _read_pid
 from resonanz.settings import Settings
 from tests.conftest import EngineHandle
-from tests.test_cli import RESONANZ, _env, _read_until
+from tests.support.cli import RESONANZ, _env, read_until
 
 
 async def test_engine_port_held_by_a_foreign_program_is_one_clear_line(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ async def test_stale_engine_is_replaced_and_sigkill_takes_the_engine_along(
         RESONANZ, "run", "--no-train", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        await _read_until(proc.stdout, "Press Ctrl-C to stop", 240)
+        await read_until(proc.stdout, "Press Ctrl-C to stop", 240)
         assert await _exited(stale_pid, 1)
         base = f"http://127.0.0.1:{env['RESONANZ_PORT']}"
         async with aiohttp.ClientSession() as http:

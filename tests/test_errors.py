@@ -12,7 +12,7 @@ from sqlalchemy import select
 from resonanz import errors
 from resonanz.http_errors import STATUS, json_errors
 from resonanz.store.models import Queue
-from tests.test_handover_desk import PASSWORD, Desk, desk  # noqa: F401 - the fixture
+from tests.support.desk import PASSWORD, Desk, desk  # noqa: F401 - the fixture
 
 __all__ = ["desk"]
 

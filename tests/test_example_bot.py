@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from resonanz.settings import PROJECT_ROOT
-from tests.conftest import free_port, read_until
+from tests.conftest import free_port
+from tests.support.cli import read_until
 
 EXAMPLE = PROJECT_ROOT / "tests" / "example_bot"
 # `resonanz run`, reporting at exit which modules of the reference bot the process had imported.

@@ -24,8 +24,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from tests.fakes import FakeTelegram, FakeTwilio, RedirectingAsyncHttpClient, UploadedFile
-from tests.fakes import telegram as tg_updates
+from connectors.fakes import FakeTelegram, FakeTwilio, RedirectingAsyncHttpClient, UploadedFile
+from connectors.fakes import telegram as tg_updates
 
 CUSTOMER = 4917612345678
 WA_CUSTOMER = "whatsapp:+4917612345678"

@@ -250,8 +250,8 @@ async def test_an_agent_on_gateway_b_sees_live_what_happens_on_gateway_a(
     from resonanz.app import HUB, create_app
     from resonanz.settings import Settings
     from resonanz.store import Database
-    from tests.scripted_engine import ScriptedEngine, serve_engine
-    from tests.test_handover_desk import PASSWORD
+    from tests.support.scripted_engine import ScriptedEngine, serve_engine
+    from tests.support.desk import PASSWORD
 
     async with AsyncExitStack() as stack:
         engine_url = await stack.enter_async_context(serve_engine(ScriptedEngine()))

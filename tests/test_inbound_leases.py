@@ -20,7 +20,7 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message, utcnow
 from resonanz.store.vocabulary import Direction
-from tests.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
 
 class HeldEngine(ScriptedEngine):

@@ -20,7 +20,7 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
 from tests.conftest import free_port
-from tests.fakes.twilio import FakeTwilio
+from connectors.fakes.twilio import FakeTwilio
 
 
 def settings_for(db: Database, tw: FakeTwilio, port: int, tmp_path: Path, **extra: object) -> Settings:

@@ -19,7 +19,7 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message
 from tests.conftest import TELEGRAM_SECRET
-from tests.fakes.telegram import FakeTelegram
+from connectors.fakes.telegram import FakeTelegram
 
 PICTURE = Attachment(kind="image", url="https://example.org/zaehler.png", mime_type="image/png")
 PDF = Attachment(kind="file", url="https://example.org/abschlag.pdf", mime_type="application/pdf", name="abschlag.pdf")

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from connectors.telegram import TelegramConnector
 from connectors.testing import RecordingCore, context
 from resonanz.settings import PROJECT_ROOT, Settings
-from tests.fakes.telegram import FakeTelegram, start_update
+from connectors.fakes.telegram import FakeTelegram, start_update
 
 SECRET = "start-secret_0123"
 

@@ -15,7 +15,7 @@ from resonanz.app import DISPATCHER, ENGINE, ENGINE_READY, create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message
-from tests.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
 
 class TwoAtOnceEngine(ScriptedEngine):

@@ -14,7 +14,7 @@ from resonanz.app import create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from tests.conftest import free_port
-from tests.webchat_client import connect, hello, open_session, until_ack
+from tests.support.webchat_client import connect, hello, open_session, until_ack
 
 
 @pytest_asyncio.fixture(loop_scope="session")

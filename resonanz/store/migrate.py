@@ -11,9 +11,15 @@ from resonanz.settings import PROJECT_ROOT
 from resonanz.store.db import async_url
 
 
+def migrations_dir() -> Path:
+    """`migrations/` of the source tree, or its copy inside an installed wheel (resonanz/migrations)."""
+    installed = Path(__file__).resolve().parent.parent / "migrations"
+    return installed if (installed / "env.py").is_file() else PROJECT_ROOT / "migrations"
+
+
 def alembic_config(database_url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
     return cfg
 

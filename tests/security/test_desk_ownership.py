@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from resonanz.store.models import Conversation, Queue
-from tests.test_handover_desk import Desk, desk  # noqa: F401 - the fixture
+from tests.support.desk import Desk, desk  # noqa: F401 - the fixture
 
 __all__ = ["desk"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import ClientWebSocketResponse
 
-from tests.test_handover_desk import Desk, desk  # noqa: F401 - the fixture
+from tests.support.desk import Desk, desk  # noqa: F401 - the fixture
 
 __all__ = ["desk"]
 

@@ -21,7 +21,7 @@ from connectors.rest import MAX_BODY
 from connectors.telegram import MAX_UPDATE_BYTES
 from connectors.twilio import MAX_FORM_BYTES
 from resonanz.store.models import Message
-from tests.fakes.telegram import text_update
+from connectors.fakes.telegram import text_update
 from tests.security.edge_support import Edge, send_slowly, start_edge, twilio_inbound
 
 PAD = 30 * 1024  # with the payload itself, each body is a little over 30 KB

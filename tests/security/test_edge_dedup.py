@@ -20,7 +20,7 @@ from connectors.base import ChannelAddress, InboundMessage
 from resonanz.app import DISPATCHER
 from resonanz.store.models import Message
 from tests.conftest import BACKENDS
-from tests.fakes.telegram import text_update
+from connectors.fakes.telegram import text_update
 from tests.security.edge_support import Edge, start_edge, twilio_inbound
 
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import BACKENDS
-from tests.fakes.telegram import callback_update, text_update
+from connectors.fakes.telegram import callback_update, text_update
 from tests.security.edge_support import Edge, start_edge, twilio_inbound
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from resonanz.store.models import Customer
 from tests.conftest import BACKENDS
-from tests.fakes.telegram import callback_update, text_update
+from connectors.fakes.telegram import callback_update, text_update
 from tests.security.edge_support import Edge, start_edge, twilio_inbound
 
 DEEP = 5000

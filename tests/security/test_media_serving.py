@@ -9,7 +9,7 @@ import io
 from aiohttp import FormData
 
 from resonanz.media import MediaStore
-from tests.test_handover_desk import Desk, desk  # noqa: F401 - the fixture
+from tests.support.desk import Desk, desk  # noqa: F401 - the fixture
 
 __all__ = ["desk"]
 

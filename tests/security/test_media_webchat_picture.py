@@ -24,7 +24,7 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Conversation, Handover
 from tests.browser.conftest import browser, page  # noqa: F401 - the fixtures
-from tests.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
 pytestmark = [pytest.mark.browser]
 __all__ = ["browser", "page"]

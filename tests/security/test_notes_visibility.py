@@ -18,9 +18,9 @@ from resonanz.app import DISPATCHER, create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message
-from tests.scripted_engine import ScriptedEngine, serve_engine
-from tests.test_handover_desk import Desk
-from tests.webchat_client import connect, hello, open_session, until_ack
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.desk import Desk
+from tests.support.webchat_client import connect, hello, open_session, until_ack
 
 NOTE = "INTERN-Kulanz-pruefen-7731"
 TRANSFER_NOTE = "INTERN-Vertragsfrage-4410"

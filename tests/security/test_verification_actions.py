@@ -16,7 +16,7 @@ from bot.reference.demo_data import demo_account
 from bot.verification import Verification
 from resonanz.store import Database
 from bot.reference.models import Account, InstalmentChange, MeterReading
-from tests.test_actions import _client, call, request_body, response_names, slot_events, sw_db  # noqa: F401
+from tests.support.actions import _client, call, request_body, response_names, slot_events, sw_db  # noqa: F401
 
 ERIKA = demo_account("40012345")
 JUERGEN = demo_account("40023456")

@@ -18,7 +18,7 @@ from resonanz.app import create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
 from tests.conftest import free_port
-from tests.webchat_client import connect, open_session, until_ack
+from tests.support.webchat_client import connect, open_session, until_ack
 
 NOT_LIMITED = {"rate_limit_socket": "100000 per minute", "rate_limit_ip": "100000 per minute"}
 

@@ -25,8 +25,8 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, WebChatSession, utcnow
 from tests.conftest import free_port
-from tests.scripted_engine import ScriptedEngine, serve_engine
-from tests.webchat_client import connect, hello, open_session, own_origin, until_ack
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.webchat_client import connect, hello, open_session, own_origin, until_ack
 
 Factory = Callable[..., Any]
 
@@ -225,7 +225,7 @@ async def test_the_token_is_never_logged(database: Database, make_client: Factor
 
 
 async def test_with_redis_the_address_limit_holds_across_gateway_processes(make_client: Factory) -> None:
-    from tests.test_hub_redis import REDIS_URL
+    from tests.security.auth_support import REDIS_URL
 
     from redis.asyncio import Redis
 

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.server import LocalServer
+from connectors.fakes.server import LocalServer
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 

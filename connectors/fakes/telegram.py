@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import aiohttp
 from aiohttp import web
 
-from tests.fakes.server import LocalServer
+from connectors.fakes.server import LocalServer
 
 DEFAULT_TOKEN = "123456789:AAFakeTokenForTheLocalBotApi_0123456789"
 DEFAULT_BOT_USER: dict[str, Any] = {

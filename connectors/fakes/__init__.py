@@ -1,7 +1,7 @@
 """Local fakes of external providers: real aiohttp servers on 127.0.0.1:0, driven by the real
 client libraries (python-telegram-bot, twilio). See ``telegram`` and ``twilio`` in this package."""
 
-from tests.fakes.telegram import (
+from connectors.fakes.telegram import (
     Call,
     FakeTelegram,
     UploadedFile,
@@ -12,7 +12,7 @@ from tests.fakes.telegram import (
     start_update,
     text_update,
 )
-from tests.fakes.twilio import FakeTwilio, RedirectingAsyncHttpClient
+from connectors.fakes.twilio import FakeTwilio, RedirectingAsyncHttpClient
 
 __all__ = [
     "Call",

@@ -3,6 +3,7 @@ the engine's wire format (bot/engine.py) and understands just enough to drive a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -47,3 +48,28 @@ async def serve_engine(engine: ScriptedEngine) -> AsyncIterator[str]:
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+class StuckEngine(ScriptedEngine):
+    """Never answers a turn; prints "turn" when one arrives (run as a process, to be killed)."""
+
+    async def turn(self, request: web.Request) -> web.Response:
+        await request.read()
+        print("turn", flush=True)
+        await asyncio.Event().wait()  # until the process is killed
+        raise AssertionError("unreachable")
+
+
+def main() -> None:
+    """`python -m tests.support.scripted_engine`: a stuck engine as its own process; prints its URL."""
+
+    async def serve() -> None:
+        async with serve_engine(StuckEngine()) as url:
+            print(url, flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
