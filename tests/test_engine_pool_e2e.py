@@ -102,6 +102,10 @@ async def pool_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         supervisor = asyncio.ensure_future(engines.supervise(stop))
         await engines.wait_ready()
         await asyncio.wait_for(app[ENGINE_READY].wait(), 60)
+        deadline = asyncio.get_running_loop().time() + 60
+        while await app[ENGINE].refresh() < 2:  # ready means one engine; the tests want both
+            assert asyncio.get_running_loop().time() < deadline, "the second engine never came up"
+            await asyncio.sleep(0.2)
         yield PoolGateway(f"http://127.0.0.1:{gw_port}", engines, app[ENGINE], db, token)
     finally:
         stop.set()
