@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 MODEL_NAME = "resonanz"
 # An engine that ran this long before dying restarts at once, not after the grown back-off.
 HEALTHY_UPTIME = 60.0
+LOCK_STORE = "bot.rasa_plugin.lock_store.AtomicRedisLockStore"
 TRAINING_INPUTS = ("training_data", "domain.yml", "config.yml", "engine-requirements.txt")
 
 
@@ -118,10 +119,11 @@ def _tracker_store(database_url: str | None, var_dir: Path, index: int = 0) -> d
 
 
 def _lock_store(redis_url: str) -> dict[str, object]:
-    """Rasa's RedisLockStore: engines sharing a tracker store never run one sender at once."""
+    """Rasa's RedisLockStore (made atomic across processes, bot/rasa_plugin/lock_store.py):
+    engines sharing a tracker store never run one sender at once."""
     u = urlsplit(redis_url)
     store: dict[str, object] = {
-        "type": "redis",
+        "type": LOCK_STORE,
         "url": u.hostname or "127.0.0.1",
         "port": u.port or 6379,
         "db": int((u.path or "/").lstrip("/") or 0),

@@ -125,6 +125,6 @@ def test_endpoints_lock_store_with_redis_and_tracker_store_per_backend(tmp_path:
     }
     locked = _endpoints(tmp_path, database_url=pg, redis_url="redis://:pw@cache.internal:6380/2")
     assert locked["lock_store"] == {
-        "type": "redis", "url": "cache.internal", "port": 6380, "db": 2, "password": "pw",
+        "type": "bot.rasa_plugin.lock_store.AtomicRedisLockStore", "url": "cache.internal", "port": 6380, "db": 2, "password": "pw",
         "key_prefix": "resonanz", "use_ssl": False,
     }
