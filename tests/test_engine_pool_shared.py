@@ -19,10 +19,9 @@ from bot.engine import RasaEngine
 from bot.engine_process import EngineConfig, LocalEngines, train
 from resonanz.settings import Settings
 from tests.conftest import _service_missing, free_port, make_database_url
+from tests.test_hub_redis import REDIS_URL
 
-pytestmark = pytest.mark.engine
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+pytestmark = [pytest.mark.engine, pytest.mark.redis]
 
 
 @dataclass
@@ -35,7 +34,7 @@ class SharedEngines:
 async def shared_engines(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SharedEngines]:
     import redis.asyncio as redis
 
-    client = redis.from_url(REDIS_URL)
+    client = redis.from_url(REDIS_URL, socket_connect_timeout=3)
     try:
         await client.ping()
     except Exception as exc:  # noqa: BLE001
