@@ -224,7 +224,7 @@ class EngineConfig:
     log_file: Path | None = None
     # Position in a local pool: picks the engine's own SQLite tracker store.
     index: int = 0
-    # With Redis, the engine locks each sender in Redis (Rasa's RedisLockStore).
+    # With Redis, the engine locks each sender in Redis (bot/rasa_plugin/lock_store.py).
     redis_url: str | None = None
     # Rasa's own REST channel, unauthenticated: only for the benchmark's direct comparison.
     rest_channel: bool = False
