@@ -24,6 +24,9 @@ from bot.engine import EngineError, EngineTurn, RasaEngine
 log = structlog.get_logger(__name__)
 
 VIRTUAL_NODES = 64
+# A busy engine answers its status late (requests queue behind running turns): only this many
+# unanswered probes in a row take an engine that is up out of the ring; a refusal does at once.
+SILENT_PROBES_DOWN = 5
 
 
 def _point(key: str) -> int:
@@ -60,13 +63,16 @@ class EnginePool:
     """Routes each turn to one of several engines; the same calls as `RasaEngine`."""
 
     def __init__(
-        self, urls: Sequence[str], token: str, *, timeout: float, session: aiohttp.ClientSession
+        self, urls: Sequence[str], token: str, *, timeout: float, session: aiohttp.ClientSession,
+        probe_timeout: float = 2.0,
     ) -> None:
         self.engines = {
             e.base_url: e for e in (RasaEngine(u, token, timeout=timeout, session=session) for u in urls)
         }
         self.ring = HashRing(list(self.engines))
+        self.probe_timeout = probe_timeout
         self._up: set[str] = set()
+        self._silent: dict[str, int] = dict.fromkeys(self.engines, 0)
 
     @property
     def base_url(self) -> str:
@@ -114,8 +120,11 @@ class EnginePool:
     async def refresh(self) -> int:
         """Probe every engine; returns how many are up (ready, with a model loaded)."""
         urls = list(self.engines)
-        ready = await asyncio.gather(*(self.engines[u].is_ready() for u in urls))
-        for url, ok in zip(urls, ready, strict=True):
+        answers = await asyncio.gather(*(self.engines[u].probe(self.probe_timeout) for u in urls))
+        for url, ok in zip(urls, answers, strict=True):
+            self._silent[url] = self._silent[url] + 1 if ok is None else 0
+            if ok is None and self._silent[url] < SILENT_PROBES_DOWN:
+                continue  # busy, not gone: it keeps its conversations
             if ok and url not in self._up:
                 log.info("engine.up", engine=url)
                 self._up.add(url)

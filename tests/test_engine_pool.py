@@ -4,6 +4,7 @@ The same behaviour with two real engines: tests/test_engine_pool_e2e.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import yaml
 from aiohttp import web
 
 from bot.engine import EngineError
-from bot.engine_pool import EnginePool, HashRing
+from bot.engine_pool import SILENT_PROBES_DOWN, EnginePool, HashRing
 from bot.engine_process import EngineConfig, EngineProcess
 from resonanz.settings import Settings
 from tests.scripted_engine import ScriptedEngine, serve_engine
@@ -86,6 +87,36 @@ async def test_one_engine_that_died_is_the_callers_error() -> None:
         assert info.value.reason == "engine_unreachable"
         assert len(dying.turns) == 1  # tried once: there is no other engine
         assert pool.up == 0
+
+
+class BusyEngine(ScriptedEngine):
+    """Answers its status only when released, as an engine with a queue of turns does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+        self.released.set()
+
+    async def status(self, request: web.Request) -> web.Response:
+        await self.released.wait()
+        return await super().status(request)
+
+
+async def test_a_busy_engine_keeps_its_conversations_a_gone_one_loses_them_at_once() -> None:
+    busy, other = BusyEngine(), ScriptedEngine()
+    async with serve_engine(other) as url_other, aiohttp.ClientSession() as http:
+        async with serve_engine(busy) as url_busy:
+            pool = EnginePool([url_busy, url_other], "tok", timeout=5, session=http, probe_timeout=0.05)
+            assert await pool.refresh() == 2
+            busy.released.clear()
+            for _ in range(SILENT_PROBES_DOWN - 1):
+                assert await pool.refresh() == 2  # late answers: busy, still up
+            assert await pool.refresh() == 1  # silent for too long: hung
+            busy.released.set()
+            assert await pool.refresh() == 2
+        # Its server is gone: the next probe is refused and takes it out at once.
+        assert await pool.refresh() == 1
+        assert pool.route("anyone").base_url == url_other  # type: ignore[union-attr]
 
 
 def test_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
