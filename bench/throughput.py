@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import secrets
 import sys
 import tempfile
@@ -97,6 +98,7 @@ async def load(url: str, clients: int, seconds: float, readings: ReadingCounter,
                 if isinstance(body, dict):
                     states.add(body["state"])
 
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120)) as http:
@@ -106,6 +108,8 @@ async def load(url: str, clients: int, seconds: float, readings: ReadingCounter,
         "turns": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
         "turns_per_s": round(len(latencies) / elapsed, 2), "latency": summary(latencies),
         "gateway_states": sorted(states),
+        # Other work on the machine shows here: this run's own load is about 1-2.
+        "loadavg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -145,6 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     print(f"{clients} clients: {SETUPS[key]}…", file=sys.stderr, flush=True)
                     cell[key] = await load(url, clients, args.seconds, readings, f"{key}-{run_id}-{clients}")
             async with gateway(base, db, engines.urls):
+                await load(gateway_url, 4, 3, readings, f"warm-pool-{run_id}-{clients}")  # both engines warm
                 key = "c_gateway_pool_2"
                 print(f"{clients} clients: {SETUPS[key]}…", file=sys.stderr, flush=True)
                 cell[key] = await load(gateway_url, clients, args.seconds, readings, f"{key}-{run_id}-{clients}")
