@@ -42,23 +42,24 @@ class ReadingCounter:
         return self.next[number]
 
 
+def short_script(i: int, readings: ReadingCounter) -> list[str]:
+    """The i-th short conversation: four kinds in turn, over the demo accounts."""
+    acc = DEMO_ACCOUNTS[i % len(DEMO_ACCOUNTS)]
+    kind = i % 4
+    if kind == 0:
+        return ["Hallo", "Ich möchte meinen Zählerstand melden", acc.customer_number,
+                str(readings.take(acc.customer_number)), "Danke, tschüss"]
+    if kind == 1:
+        return ["Hi", "I want to submit my meter reading",
+                f"customer number {acc.customer_number}, reading {readings.take(acc.customer_number)}",
+                "thanks, bye"]
+    if kind == 2:
+        return ["Gibt es eine Störung in 10115?", "Wann haben Sie geöffnet?", "Danke"]
+    return ["Is there a power outage?", "20095", "How can I contact you?", "bye"]
+
+
 def short_scripts(n: int, readings: ReadingCounter) -> list[list[str]]:
-    scripts: list[list[str]] = []
-    for i in range(n):
-        acc = DEMO_ACCOUNTS[i % len(DEMO_ACCOUNTS)]
-        kind = i % 4
-        if kind == 0:
-            scripts.append(["Hallo", "Ich möchte meinen Zählerstand melden", acc.customer_number,
-                            str(readings.take(acc.customer_number)), "Danke, tschüss"])
-        elif kind == 1:
-            scripts.append(["Hi", "I want to submit my meter reading",
-                            f"customer number {acc.customer_number}, reading {readings.take(acc.customer_number)}",
-                            "thanks, bye"])
-        elif kind == 2:
-            scripts.append(["Gibt es eine Störung in 10115?", "Wann haben Sie geöffnet?", "Danke"])
-        else:
-            scripts.append(["Is there a power outage?", "20095", "How can I contact you?", "bye"])
-    return scripts
+    return [short_script(i, readings) for i in range(n)]
 
 
 def long_script(turns: int) -> list[str]:

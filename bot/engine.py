@@ -150,15 +150,22 @@ class RasaEngine:
 
     async def is_ready(self) -> bool:
         """True once the engine answers and has a model loaded."""
+        return bool(await self.probe())
+
+    async def probe(self, timeout: float = 2.0) -> bool | None:
+        """True: ready (a model loaded). False: refused, failed or no model yet. None: no answer
+        within `timeout` - busy (its requests queue behind running turns) or hung."""
         try:
             async with self._session.get(
                 self.base_url + "/status",
                 params={"token": self._token},
-                timeout=aiohttp.ClientTimeout(total=2),
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 if resp.status != 200:
                     return False
                 body = await resp.json()
                 return bool(body.get("model_file") or body.get("model_id"))
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, asyncio.TimeoutError):
+            return None
+        except (aiohttp.ClientError, ValueError):
             return False

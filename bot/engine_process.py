@@ -1,8 +1,8 @@
 """Training the model and running the Rasa engine as a child process (local use and tests).
 
 The engine lives in its own Python 3.10 virtual environment (`.venv-engine`); this module only
-calls its `rasa` executable. In production `RESONANZ_ENGINE_URL` points at an external engine
-and nothing here runs.
+calls its `rasa` executable. `LocalEngines` runs a pool of them (`RESONANZ_ENGINES`). In
+production `RESONANZ_ENGINE_URL(S)` point at external engines and nothing here runs.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ log = structlog.get_logger(__name__)
 MODEL_NAME = "resonanz"
 # An engine that ran this long before dying restarts at once, not after the grown back-off.
 HEALTHY_UPTIME = 60.0
+LOCK_STORE = "bot.rasa_plugin.lock_store.AtomicRedisLockStore"
 TRAINING_INPUTS = ("training_data", "domain.yml", "config.yml", "engine-requirements.txt")
 
 
@@ -96,8 +97,9 @@ def train(models_dir: Path, *, force: bool = False, root: Path = PROJECT_ROOT) -
     return True
 
 
-def _tracker_store(database_url: str | None, var_dir: Path) -> dict[str, object]:
-    """The engine's own tracker store: a SQLite file locally, the same PostgreSQL in production."""
+def _tracker_store(database_url: str | None, var_dir: Path, index: int = 0) -> dict[str, object]:
+    """The engine's tracker store: the same PostgreSQL as the gateway, shared by every engine of a
+    pool; or, with SQLite, one file per engine (SQLite is not for several writing processes)."""
     if database_url and database_url.startswith(("postgresql", "postgres")):
         u = urlsplit(database_url.replace("+asyncpg", ""))
         store: dict[str, object] = {
@@ -112,7 +114,27 @@ def _tracker_store(database_url: str | None, var_dir: Path) -> dict[str, object]
         if u.password:
             store["password"] = u.password
         return store
-    return {"type": "SQL", "dialect": "sqlite", "db": str(var_dir / "engine" / "trackers.db")}
+    name = "trackers.db" if index == 0 else f"trackers-{index}.db"
+    return {"type": "SQL", "dialect": "sqlite", "db": str(var_dir / "engine" / name)}
+
+
+def _lock_store(redis_url: str) -> dict[str, object]:
+    """Rasa's RedisLockStore (made atomic across processes, bot/rasa_plugin/lock_store.py):
+    engines sharing a tracker store never run one sender at once."""
+    u = urlsplit(redis_url)
+    store: dict[str, object] = {
+        "type": LOCK_STORE,
+        "url": u.hostname or "127.0.0.1",
+        "port": u.port or 6379,
+        "db": int((u.path or "/").lstrip("/") or 0),
+        "key_prefix": "resonanz",
+        "use_ssl": u.scheme == "rediss",
+    }
+    if u.username:
+        store["username"] = u.username
+    if u.password:
+        store["password"] = u.password
+    return store
 
 
 class EngineStartError(RuntimeError):
@@ -200,6 +222,10 @@ class EngineConfig:
     var_dir: Path
     database_url: str | None = None
     log_file: Path | None = None
+    # Position in a local pool: picks the engine's own SQLite tracker store.
+    index: int = 0
+    # With Redis, the engine locks each sender in Redis (bot/rasa_plugin/lock_store.py).
+    redis_url: str | None = None
     # Rasa's own REST channel, unauthenticated: only for the benchmark's direct comparison.
     rest_channel: bool = False
 
@@ -218,14 +244,14 @@ class EngineProcess:
         d.chmod(0o700)
         endpoints = d / f"endpoints-{self.config.port}.yml"
         credentials = d / f"credentials-{self.config.port}.yml"
-        endpoints.write_text(
-            yaml.safe_dump(
-                {
-                    "action_endpoint": {"url": self.config.action_url, "token": self.config.action_token},
-                    "tracker_store": _tracker_store(self.config.database_url, self.config.var_dir),
-                }
-            )
-        )
+        c = self.config
+        config: dict[str, object] = {
+            "action_endpoint": {"url": c.action_url, "token": c.action_token},
+            "tracker_store": _tracker_store(c.database_url, c.var_dir, c.index),
+        }
+        if c.redis_url:
+            config["lock_store"] = _lock_store(c.redis_url)
+        endpoints.write_text(yaml.safe_dump(config))
         endpoints.chmod(0o600)
         channels: dict[str, object] = {"bot.rasa_plugin.channel.ResonanzInput": None}
         if self.config.rest_channel:
@@ -360,7 +386,7 @@ class EngineProcess:
                 return
             if loop.time() - started > HEALTHY_UPTIME:
                 backoff = 1.0  # it ran fine for a while: this is a new failure, not a crash loop
-            log.error("engine.exited", returncode=self.proc.returncode, restart_in=backoff)
+            log.error("engine.exited", port=self.config.port, returncode=self.proc.returncode, restart_in=backoff)
             try:
                 await asyncio.wait_for(stop.wait(), backoff)
                 return
@@ -374,3 +400,33 @@ class EngineProcess:
                 await self.start()
             except Exception:  # noqa: BLE001 - keep supervising: the next round backs off further
                 log.exception("engine.restart_failed", port=self.config.port)
+
+
+class LocalEngines:
+    """The engines `resonanz run` starts itself: one `EngineProcess` per config, each on its own
+    port with its own pid file, each restarted by its own supervisor when it dies."""
+
+    def __init__(self, configs: list[EngineConfig]) -> None:
+        self.processes = [EngineProcess(c) for c in configs]
+
+    @property
+    def urls(self) -> list[str]:
+        return [p.url for p in self.processes]
+
+    async def start(self) -> None:
+        """Start all; if one cannot start, stop those already started and raise."""
+        try:
+            for p in self.processes:
+                await p.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def wait_ready(self, timeout: float = 240.0) -> None:
+        await asyncio.gather(*(p.wait_ready(timeout) for p in self.processes))
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        await asyncio.gather(*(p.supervise(stop) for p in self.processes))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(p.stop() for p in self.processes))

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot.actions.server import ActionServer
 from bot.dispatcher import Dispatcher
-from bot.engine import RasaEngine
+from bot.engine_pool import EnginePool
 from bot.verification import VerificationPolicy
 from connectors import registry
 from connectors.base import Connector, ConnectorContext
@@ -31,7 +31,7 @@ from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
 
-ENGINE = web.AppKey("engine", RasaEngine)
+ENGINE = web.AppKey("engine", EnginePool)
 ENGINE_READY = web.AppKey("engine_ready", asyncio.Event)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONNECTORS = web.AppKey("connectors", dict)
@@ -50,8 +50,8 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     own_db = db is None
     app[DB] = db or Database(settings.database_url)
     http = aiohttp.ClientSession()
-    app[ENGINE] = RasaEngine(
-        settings.resolved_engine_url, settings.engine_token, timeout=settings.engine_timeout, session=http
+    app[ENGINE] = EnginePool(
+        settings.resolved_engine_urls, settings.engine_token, timeout=settings.engine_timeout, session=http
     )
     dispatcher = Dispatcher(
         db=app[DB],
@@ -105,8 +105,12 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         desk.start()
         # Retried: a database error during crash recovery must not leave messages unanswered.
         watcher = app[TASKS].spawn("engine watch and recovery", lambda: _watch_engine(app), retry=True)
+        prober = app[TASKS].spawn(
+            "engine probes", lambda: app[ENGINE].watch(settings.engine_probe_seconds), retry=True
+        )
         yield
         watcher.cancel()
+        prober.cancel()
         await desk.shutdown()
         await dispatcher.close()  # turns not finished stay `received`: the next start recovers them
         await dispatcher.outbox.close()
@@ -138,7 +142,7 @@ async def _watch_engine(app: web.Application) -> None:
     while not await engine.is_ready():
         await asyncio.sleep(0.5)  # polling an external process: there is no event to wait on
     ready.set()
-    log.info("engine.ready", url=engine.base_url)
+    log.info("engine.ready", url=engine.base_url, up=engine.up, total=engine.total)
     await app[DISPATCHER].recover()
     app[DISPATCHER].start()  # then sweep now and then for messages whose process is gone
 
@@ -150,9 +154,15 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     db_ok = await app[DB].ping()
-    engine_ok = app[ENGINE_READY].is_set() and await app[ENGINE].is_ready()
+    pool = app[ENGINE]
+    engine_ok = await pool.is_ready() and app[ENGINE_READY].is_set()
     ok = db_ok and engine_ok
     return web.json_response(
-        {"status": "ready" if ok else "not ready", "database": db_ok, "engine": engine_ok},
+        {
+            "status": "ready" if ok else "not ready",
+            "database": db_ok,
+            "engine": engine_ok,  # at least one engine is up
+            "engines": {"up": pool.up, "total": pool.total},
+        },
         status=200 if ok else 503,
     )

@@ -169,7 +169,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             registry.load(name)
         except Exception as exc:  # noqa: BLE001 - report every problem, not the first
             problems.append(f"connector {name!r}: {exc}")
-    if not settings.engine_url:
+    if not settings.external_engine_urls:
         try:
             rasa_executable()
         except FileNotFoundError as exc:
@@ -183,7 +183,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if settings.host not in ("127.0.0.1", "localhost", "::1") and not settings.public_url:
         problems.append("RESONANZ_HOST is not loopback but RESONANZ_PUBLIC_URL is not set")
     print(f"database:   {settings.database_url.split('@')[-1]}")
-    print(f"engine:     {settings.resolved_engine_url} ({'external' if settings.engine_url else 'local, started by `resonanz run`'})")
+    where = "external" if settings.external_engine_urls else "local, started by `resonanz run`"
+    print(f"engine:     {', '.join(settings.resolved_engine_urls)} ({where})")
     print(f"connectors: {', '.join(names)}")
     print(f"listen:     http://{settings.host}:{settings.port}")
     for p in problems:
@@ -195,7 +196,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.engine_process import EngineConfig, EngineProcess, EngineStartError
+    from bot.engine_process import EngineConfig, EngineStartError, LocalEngines
     from resonanz.app import ENGINE_READY, create_app
     from resonanz.logs import configure
 
@@ -216,21 +217,24 @@ async def _serve(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    engine: EngineProcess | None = None
+    engine: LocalEngines | None = None
     supervisor: asyncio.Task[Any] | None = None
     try:
-        if not settings.engine_url:
-            engine = EngineProcess(
+        if not settings.external_engine_urls:
+            engine = LocalEngines([
                 EngineConfig(
-                    port=settings.engine_port,
+                    port=port,
                     token=settings.engine_token,
                     action_url=f"http://127.0.0.1:{settings.port}/actions/webhook",
                     action_token=settings.action_token,
                     models_dir=settings.models_dir,
                     var_dir=settings.var_dir,
                     database_url=settings.database_url,
+                    index=i,
+                    redis_url=settings.redis_url,
                 )
-            )
+                for i, port in enumerate(settings.local_engine_ports)
+            ])
             try:
                 await engine.start()
             except EngineStartError as exc:
@@ -323,7 +327,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not settings.engine_url and not args.no_train:
+    if not settings.external_engine_urls and not args.no_train:
         train(settings.models_dir)
     upgrade(settings.database_url)  # demo data only on request: `resonanz db seed` (scripts/setup.sh)
     try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Settings that describe the bot (not the deployment) and may come from resonanz.yml's top level.
@@ -66,9 +66,15 @@ class Settings(BaseSettings):
         validation_alias="DATABASE_URL",
     )
 
-    # The Rasa engine. `engine_url` empty means: the run command starts one locally.
+    # The Rasa engines. `engine_url` (one) or `engine_urls` (comma-separated, several) name
+    # external engines; both empty means: the run command starts `engines` locally, on ports
+    # engine_port, engine_port + 1, ... Turns are routed by a consistent hash (bot/engine_pool.py).
     engine_url: str | None = None
+    engine_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    engines: int = Field(default=1, ge=1, le=32)
     engine_port: int = 5005
+    # How often the gateway probes each engine, so that one that came back gets its senders back.
+    engine_probe_seconds: float = Field(default=2.0, gt=0)
     engine_token: str = Field(default_factory=lambda: secrets.token_hex(24))
     engine_timeout: float = 10.0
     # How long a message waits for an engine that is still starting before the apology.
@@ -198,6 +204,13 @@ class Settings(BaseSettings):
         CustomerNumbers(v)  # raises ValueError with the reason
         return v
 
+    @field_validator("engine_urls", mode="before")
+    @classmethod
+    def _url_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            return tuple(u.strip() for u in v.split(",") if u.strip())
+        return v
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
@@ -222,5 +235,18 @@ class Settings(BaseSettings):
         return v
 
     @property
+    def external_engine_urls(self) -> tuple[str, ...]:
+        """The engines this gateway does not start itself (empty: it starts them)."""
+        return self.engine_urls or ((self.engine_url,) if self.engine_url else ())
+
+    @property
+    def local_engine_ports(self) -> tuple[int, ...]:
+        return tuple(self.engine_port + i for i in range(self.engines))
+
+    @property
+    def resolved_engine_urls(self) -> tuple[str, ...]:
+        return self.external_engine_urls or tuple(f"http://127.0.0.1:{p}" for p in self.local_engine_ports)
+
+    @property
     def resolved_engine_url(self) -> str:
-        return self.engine_url or f"http://127.0.0.1:{self.engine_port}"
+        return self.resolved_engine_urls[0]

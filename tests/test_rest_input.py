@@ -150,7 +150,9 @@ async def test_health_endpoints_report_what_is_wrong(client: TestClient) -> None
     assert resp.status == 200 and await resp.json() == {"status": "ok"}
     resp = await client.get("/readyz")
     assert resp.status == 503  # the database answers, the engine does not
-    assert await resp.json() == {"status": "not ready", "database": True, "engine": False}
+    assert await resp.json() == {
+        "status": "not ready", "database": True, "engine": False, "engines": {"up": 0, "total": 1},
+    }
 
 
 async def test_logs_never_contain_message_text(client: TestClient) -> None:
