@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import free_port, summary  # noqa: E402
 from bench.latency import ReadingCounter, short_script  # noqa: E402
-from bot.demo_data import seed_demo_data  # noqa: E402
+from bot.reference.demo_data import seed_demo_data  # noqa: E402
 from bot.engine_process import EngineConfig, LocalEngines, train  # noqa: E402
 from resonanz.app import ENGINE, ENGINE_READY, create_app  # noqa: E402
 from resonanz.logs import configure  # noqa: E402

@@ -53,6 +53,24 @@ def _service_missing(what: str, exc: BaseException) -> None:
         pytest.fail(msg + " — CI requires it; these tests must not be skipped", pytrace=False)
     pytest.skip(msg)
 
+REDIS_URL = os.environ.get("RESONANZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def require_redis() -> None:
+    """Skip (or fail under CI) when the test Redis is not reachable."""
+    from redis.asyncio import Redis
+
+    from handover.hub import redacted
+
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except Exception as exc:  # noqa: BLE001
+        _service_missing("Redis at " + redacted(REDIS_URL), exc)
+    finally:
+        await client.aclose()
+
+
 
 async def make_database_url(backend: str, tmp_dir: Path) -> tuple[str, Callable[[], Awaitable[None]]]:
     """A fresh, empty database of the given backend, and a function that drops it."""

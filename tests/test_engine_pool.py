@@ -17,7 +17,7 @@ from bot.engine import EngineError
 from bot.engine_pool import SILENT_PROBES_DOWN, EnginePool, HashRing
 from bot.engine_process import EngineConfig, EngineProcess
 from resonanz.settings import Settings
-from tests.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
 SENDERS = [f"conv-{i}:{i % 3}" for i in range(600)]
 

@@ -20,7 +20,7 @@ import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import select
 
-from bot.demo_data import seed_demo_data
+from bot.reference.demo_data import seed_demo_data
 from bot.dispatcher import engine_sender
 from bot.engine_pool import EnginePool
 from bot.engine_process import EngineConfig, LocalEngines, train

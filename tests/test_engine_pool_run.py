@@ -13,7 +13,7 @@ import pytest
 
 from bot.engine_process import train
 from resonanz.settings import Settings
-from tests.test_cli import RESONANZ, _env, _read_until
+from tests.support.cli import RESONANZ, _env, read_until
 
 pytestmark = pytest.mark.engine
 
@@ -44,7 +44,7 @@ async def test_run_starts_two_engines_uses_both_and_stops_both(tmp_path: Path) -
         RESONANZ, "run", "--no-train", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        await _read_until(proc.stdout, "Press Ctrl-C to stop", 300)
+        await read_until(proc.stdout, "Press Ctrl-C to stop", 300)
         assert {p.name for p in (var / "engine").glob("*.pid")} == {f"engine-{first}.pid", f"engine-{first + 1}.pid"}
         base = f"http://127.0.0.1:{env['RESONANZ_PORT']}"
         async with aiohttp.ClientSession() as http:

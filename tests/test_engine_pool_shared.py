@@ -18,8 +18,7 @@ import pytest_asyncio
 from bot.engine import RasaEngine
 from bot.engine_process import EngineConfig, LocalEngines, train
 from resonanz.settings import Settings
-from tests.conftest import _service_missing, free_port, make_database_url
-from tests.test_hub_redis import REDIS_URL
+from tests.conftest import REDIS_URL, free_port, make_database_url, require_redis
 
 pytestmark = [pytest.mark.engine, pytest.mark.redis]
 
@@ -32,15 +31,7 @@ class SharedEngines:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def shared_engines(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SharedEngines]:
-    import redis.asyncio as redis
-
-    client = redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        await client.ping()
-    except Exception as exc:  # noqa: BLE001
-        _service_missing("Redis at " + REDIS_URL, exc)
-    finally:
-        await client.aclose()
+    await require_redis()
     tmp: Path = tmp_path_factory.mktemp("shared")
     db_url, drop = await make_database_url("postgresql", tmp)
     models_dir = Settings().models_dir

@@ -14,7 +14,6 @@ with a timeout (never a sleep); "no duplicates" is shown by a barrier event sent
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -26,12 +25,11 @@ import pytest_asyncio
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from handover.hub import Event, HubUnavailable, RedisHub, redacted
-from tests.conftest import _service_missing, free_port
+from handover.hub import Event, HubUnavailable, RedisHub
+from tests.conftest import REDIS_URL, free_port, require_redis
 
 pytestmark = pytest.mark.redis
 
-REDIS_URL = os.environ.get("RESONANZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WAIT = 10.0  # seconds any single expected event may take
 
 
@@ -40,12 +38,8 @@ async def redis_admin() -> AsyncIterator[object]:
     """A plain client on the test Redis (skips, or fails under CI, when there is none)."""
     from redis.asyncio import Redis
 
+    await require_redis()
     client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        await client.ping()
-    except Exception as exc:  # noqa: BLE001
-        await client.aclose()
-        _service_missing("Redis at " + redacted(REDIS_URL), exc)
     yield client
     await client.aclose()
 

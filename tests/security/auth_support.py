@@ -4,7 +4,6 @@ settings, an agent, and a login as the console does it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -14,12 +13,10 @@ import aiohttp
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
-from handover.hub import redacted
 from resonanz.store import Database
-from tests.conftest import _service_missing, free_port
+from tests.conftest import REDIS_URL, free_port, require_redis  # noqa: F401 - re-exported
 
 PASSWORD = "ein-langes-passwort"
-REDIS_URL = os.environ.get("RESONANZ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WAIT = 10.0  # seconds any single expected event may take
 
 
@@ -39,18 +36,6 @@ async def gateway(stack: AsyncExitStack, database: Database, tmp_path: Path, **o
     await client.start_server()
     stack.push_async_callback(client.close)
     return client
-
-
-async def require_redis() -> None:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        await client.ping()
-    except Exception as exc:  # noqa: BLE001
-        _service_missing("Redis at " + redacted(REDIS_URL), exc)
-    finally:
-        await client.aclose()
 
 
 def channel() -> str:

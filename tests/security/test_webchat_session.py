@@ -225,19 +225,9 @@ async def test_the_token_is_never_logged(database: Database, make_client: Factor
 
 
 async def test_with_redis_the_address_limit_holds_across_gateway_processes(make_client: Factory) -> None:
-    from tests.security.auth_support import REDIS_URL
+    from tests.conftest import REDIS_URL, require_redis
 
-    from redis.asyncio import Redis
-
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        await probe.ping()
-    except Exception as exc:  # noqa: BLE001
-        from tests.conftest import _service_missing
-
-        _service_missing("Redis at " + REDIS_URL, exc)
-    finally:
-        await probe.aclose()
+    await require_redis()
     shared = {"redis_url": REDIS_URL, "redis_channel": f"resonanz:test:{secrets.token_hex(8)}"}
     one = await make_client(settings_overrides=shared, rate_limit_ip="4 per minute")
     two = await make_client(settings_overrides=shared, rate_limit_ip="4 per minute")
