@@ -66,6 +66,7 @@ class EnginePool:
         self, urls: Sequence[str], token: str, *, timeout: float, session: aiohttp.ClientSession,
         probe_timeout: float = 2.0,
     ) -> None:
+        self.session = session  # shared by the engines; owned by the caller
         self.engines = {
             e.base_url: e for e in (RasaEngine(u, token, timeout=timeout, session=session) for u in urls)
         }

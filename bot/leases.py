@@ -116,4 +116,21 @@ class InboundLeases:
         return sorted((pk, conversation_id, public_id) for pk, conversation_id, public_id in claimed)
 
     async def close(self) -> None:
+        """Stop renewing, and hand back every message this process still holds (a graceful stop
+        cancels its unfinished turns): the next process or a live peer takes them at once instead
+        of after the lease."""
         await self._heartbeat.close()
+        try:
+            async with self.db.session() as s:
+                handed_back = (await s.execute(
+                    update(Message)
+                    .where(Message.direction == Direction.IN, Message.status == MessageStatus.RECEIVED,
+                           Message.lease_owner == self.owner)
+                    .values(lease_owner=None, lease_expires_at=utcnow())
+                    .execution_options(synchronize_session=False)
+                )).rowcount
+        except Exception:  # the database is gone too: the leases simply run out
+            log.warning("leases.not_handed_back", exc_info=True)
+            return
+        if handed_back:
+            log.info("leases.handed_back", inbound=handed_back)

@@ -60,7 +60,7 @@ async def _two_processes(database: Database, tmp_path: Path, engine_url: str,
 async def _close(apps: list[web.Application]) -> None:
     for app in apps:  # never started: close what create_app opened
         await app[DISPATCHER].close()
-        await app[ENGINE]._session.close()
+        await app[ENGINE].session.close()
 
 
 def _inbound(sender: str, text: str = "Hallo") -> InboundMessage:

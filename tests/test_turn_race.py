@@ -51,7 +51,7 @@ async def test_two_dispatchers_racing_for_one_message_store_one_turn(database: D
             recovering[DISPATCHER].process(conversation_id, pk, public_id),
         ), 20)
         for app in (live, recovering):  # never started: close what create_app opened
-            await app[ENGINE]._session.close()
+            await app[ENGINE].session.close()
     assert engine.entered == 2  # both really ran the engine for it
     async with database.session() as s:
         stored = await s.scalar(select(func.count()).select_from(Message).where(
