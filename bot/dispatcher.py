@@ -47,7 +47,7 @@ from resonanz import texts
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Conversation, Customer, Handover, Message, utcnow
-from resonanz.store.vocabulary import Direction, MessageStatus
+from resonanz.store.vocabulary import Author, Direction, MessageStatus
 from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
@@ -57,7 +57,7 @@ def choice_message(language: str) -> OutboundMessage:
     """Offered with the first answer of a new conversation: self-service or a person."""
     return OutboundMessage(
         text=texts.text("choice", language),
-        author="system",
+        author=Author.SYSTEM,
         buttons=(Button(texts.text("choice.bot", language), "/continue_with_bot"),
                  Button(texts.text("choice.person", language), "/request_human"),
                  Button(texts.text("choice.always_person", language), PREFER_HUMAN)),

@@ -33,6 +33,7 @@ from resonanz.settings import Settings
 from resonanz.supervisor import TaskSupervisor
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Message, utcnow
+from resonanz.store.vocabulary import MessageStatus
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +123,7 @@ class Outbox:
                     .where(
                         Message.conversation_id == conversation_id,
                         sendable(),
-                        Message.status == "pending",
+                        Message.status == MessageStatus.PENDING,
                     )
                     .order_by(Message.id)
                     .limit(20)
@@ -141,8 +142,8 @@ class Outbox:
             claimed = (
                 await s.execute(
                     update(Message)
-                    .where(Message.id.in_([m.id for m in due]), Message.status == "pending")
-                    .values(status="sending", attempts=Message.attempts + 1, **self.lease())
+                    .where(Message.id.in_([m.id for m in due]), Message.status == MessageStatus.PENDING)
+                    .values(status=MessageStatus.SENDING, attempts=Message.attempts + 1, **self.lease())
                     .execution_options(synchronize_session=False)
                 )
             ).rowcount
@@ -177,7 +178,7 @@ class Outbox:
         for m in batch:
             if wait is not None:
                 # Held back behind a message that waits for its retry: not attempted.
-                results[m.id] = {"status": "pending", "attempts": m.attempts - 1}
+                results[m.id] = {"status": MessageStatus.PENDING, "attempts": m.attempts - 1}
                 await self._record(m.id, results[m.id])
                 continue
             try:
@@ -185,14 +186,14 @@ class Outbox:
             except InternalMessageError:
                 # Never reached through _claim's query; loud if a future path gets here anyway.
                 log.error("outbound.internal_message_refused", channel=address.channel, message=m.public_id)
-                results[m.id] = {"status": "failed", "error": "internal messages are never sent to customers"}
+                results[m.id] = {"status": MessageStatus.FAILED, "error": "internal messages are never sent to customers"}
                 outbound = None
             if outbound is None:
                 pass
             elif connector is None:
-                results[m.id] = {"status": "failed", "error": f"channel {address.channel!r} is not enabled"}
+                results[m.id] = {"status": MessageStatus.FAILED, "error": f"channel {address.channel!r} is not enabled"}
             elif opted_out:
-                results[m.id] = {"status": "failed", "error": "the customer opted out of this channel (STOP)"}
+                results[m.id] = {"status": MessageStatus.FAILED, "error": "the customer opted out of this channel (STOP)"}
             else:
                 try:
                     provider_id = await connector.send(address, outbound)
@@ -202,7 +203,7 @@ class Outbox:
                     log.exception("outbound.connector_error", channel=address.channel)
                     results[m.id] = self._failure(m, DeliveryError(f"{type(exc).__name__}: {exc}"))
                 else:
-                    results[m.id] = {"status": "sent", "error": None, "next_attempt_at": None}
+                    results[m.id] = {"status": MessageStatus.SENT, "error": None, "next_attempt_at": None}
                     if provider_id:
                         results[m.id]["provider_message_id"] = str(provider_id)[:200]
             r = results[m.id]
@@ -210,10 +211,10 @@ class Outbox:
             # message (delivered, failed) while the next one is still being sent.
             await self._record(m.id, r)
             outcomes[m.public_id] = (r["status"], r.get("error"))
-            if r["status"] == "pending":
+            if r["status"] == MessageStatus.PENDING:
                 wait = (r["next_attempt_at"] - utcnow()).total_seconds()
                 m.next_attempt_at = r["next_attempt_at"]
-            elif r["status"] == "failed":
+            elif r["status"] == MessageStatus.FAILED:
                 final.append(m.public_id)
                 log.warning("outbound.failed", channel=address.channel, attempts=m.attempts)
         if wait is not None:
@@ -235,14 +236,14 @@ class Outbox:
     def _failure(self, m: Message, exc: DeliveryError) -> dict[str, Any]:
         error = str(exc)[:1000]
         if exc.permanent:
-            return {"status": "failed", "error": error, "next_attempt_at": None}
+            return {"status": MessageStatus.FAILED, "error": error, "next_attempt_at": None}
         if m.attempts >= self.settings.outbox_max_attempts:
-            return {"status": "failed", "error": f"gave up after {m.attempts} attempts: {error}", "next_attempt_at": None}
+            return {"status": MessageStatus.FAILED, "error": f"gave up after {m.attempts} attempts: {error}", "next_attempt_at": None}
         delay = backoff(m.attempts, self.settings.outbox_backoff_base, self.settings.outbox_backoff_max)
         if exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, self.settings.outbox_backoff_max))
         log.info("outbound.retry", attempts=m.attempts, delay=round(delay, 3))
-        return {"status": "pending", "error": error, "next_attempt_at": utcnow() + timedelta(seconds=delay)}
+        return {"status": MessageStatus.PENDING, "error": error, "next_attempt_at": utcnow() + timedelta(seconds=delay)}
 
     async def _notify(self, conversation_id: str, public_id: str) -> None:
         for listener in self.listeners:
@@ -275,7 +276,7 @@ class Outbox:
         lease expired `unknown` (their process died during the provider call), then send (or
         schedule) what is pending — also retries that were scheduled in a process that died."""
         now = utcnow()
-        expired = (sendable(), Message.status == "sending",
+        expired = (sendable(), Message.status == MessageStatus.SENDING,
                    or_(Message.lease_expires_at.is_(None), Message.lease_expires_at < now))
         async with self.db.session() as s:
             interrupted = (
@@ -285,14 +286,14 @@ class Outbox:
                 await s.execute(
                     update(Message)
                     .where(*expired)
-                    .values(status="unknown", lease_owner=None, lease_expires_at=None,
+                    .values(status=MessageStatus.UNKNOWN, lease_owner=None, lease_expires_at=None,
                             error="the gateway stopped while sending this message; "
                             "it may not have been delivered and is not resent automatically")
                 )
             conversations = (
                 await s.scalars(
                     select(Message.conversation_id)
-                    .where(sendable(), Message.status == "pending")
+                    .where(sendable(), Message.status == MessageStatus.PENDING)
                     .group_by(Message.conversation_id)
                 )
             ).all()

@@ -16,11 +16,12 @@ from sqlalchemy import ColumnElement
 
 from connectors.base import Attachment, Button, OutboundMessage
 from resonanz.store.models import Message
+from resonanz.store.vocabulary import Direction
 
 #: Directions of messages a customer may see: their own and what was sent to them.
-CUSTOMER_DIRECTIONS: tuple[str, ...] = ("in", "out")
+CUSTOMER_DIRECTIONS: tuple[str, ...] = (Direction.IN, Direction.OUT)
 #: The only direction that may be sent to a customer.
-SENDABLE = "out"
+SENDABLE = Direction.OUT
 
 
 class InternalMessageError(RuntimeError):

@@ -175,7 +175,7 @@ _LANGUAGES: TypeAdapter[list[str]] = TypeAdapter(Languages)
 
 
 async def create_agent(
-    db: Database, *, email: str, password: str, display_name: str, role: str = "agent",
+    db: Database, *, email: str, password: str, display_name: str, role: str = AgentRole.AGENT,
     skills: tuple[str, ...] = ("general",), languages: tuple[str, ...] = ("de", "en"), capacity: int = 3,
 ) -> Agent:
     email = normalise_email(email)

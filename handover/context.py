@@ -12,6 +12,7 @@ from bot.verification import VerifiedState, verified_state
 from handover.sentiment import score, trend
 from resonanz import texts
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, utcnow
+from resonanz.store.vocabulary import Direction
 
 @dataclass(frozen=True)
 class HandoverContext:
@@ -91,14 +92,14 @@ async def build_context(session: AsyncSession, conversation_id: str, *, reason: 
     transcript, intents, own_texts, per_turn, matches = [], [], [], [], []
     last_slots: dict[str, Any] = {}
     for m in messages:
-        parse = m.parse_data if m.direction == "in" and m.parse_data and "error" not in m.parse_data else {}
+        parse = m.parse_data if m.direction == Direction.IN and m.parse_data and "error" not in m.parse_data else {}
         transcript.append({
             "id": m.public_id, "conversation_id": m.conversation_id, "channel": m.channel, "direction": m.direction,
             "author": m.author, "text": m.text, "timestamp": _iso(m.created_at),
             "intent": parse.get("intent"), "confidence": parse.get("confidence"),
             "entities": [{"entity": e.get("entity"), "value": e.get("value")} for e in parse.get("entities") or []],
         })
-        if m.conversation_id == conversation_id and m.direction == "in":
+        if m.conversation_id == conversation_id and m.direction == Direction.IN:
             if parse.get("intent"):
                 intents.append(parse["intent"])
             if parse.get("slots"):

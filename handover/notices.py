@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from connectors.base import Button, OutboundMessage
 from resonanz import texts
 from resonanz.texts import text as notice
+from resonanz.store.vocabulary import Author
 
 if TYPE_CHECKING:
     from resonanz.store.models import Agent
@@ -33,7 +34,7 @@ def welcome_back(language: str, name: str | None) -> str:
 
 def survey_message(language: str) -> OutboundMessage:
     buttons = tuple(Button(str(i), f"/rate {i}") for i in range(1, 6))
-    return OutboundMessage(text=texts.text("survey", language), author="system", buttons=buttons)
+    return OutboundMessage(text=texts.text("survey", language), author=Author.SYSTEM, buttons=buttons)
 
 
 def rating_thanks(language: str) -> str:

@@ -103,6 +103,7 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
     from resonanz.errors import DomainError
     from resonanz.store import Database
     from resonanz.store.models import Agent
+    from resonanz.store.vocabulary import AgentRole
 
     db = Database(settings.database_url)
     try:
@@ -110,7 +111,7 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 agent = await create_agent(
                     db, email=args.email, password=_password("RESONANZ_AGENT_PASSWORD"),
-                    display_name=args.name, role="admin" if args.admin else "agent",
+                    display_name=args.name, role=AgentRole.ADMIN if args.admin else AgentRole.AGENT,
                     skills=tuple(args.skills.split(",")), languages=tuple(args.languages.split(",")),
                     capacity=args.capacity,
                 )
