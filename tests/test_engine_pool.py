@@ -17,6 +17,7 @@ from bot.engine import EngineError
 from bot.engine_pool import SILENT_PROBES_DOWN, EnginePool, HashRing
 from bot.engine_process import EngineConfig, EngineProcess
 from resonanz.settings import Settings
+from tests.conftest import free_port
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
 
 SENDERS = [f"conv-{i}:{i % 3}" for i in range(600)]
@@ -136,7 +137,8 @@ def test_engine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _endpoints(tmp_path: Path, **config: object) -> dict:
-    values: dict = {"port": 5005, "token": "t", "action_url": "http://127.0.0.1:8080/actions/webhook",
+    # Written into endpoints.yml only (nothing binds), yet never a fixed port.
+    values: dict = {"port": free_port(), "token": "t", "action_url": f"http://127.0.0.1:{free_port()}/actions/webhook",
                     "action_token": "a", "models_dir": tmp_path, "var_dir": tmp_path}
     values.update(config)
     endpoints, _credentials = EngineProcess(EngineConfig(**values)).write_config()
@@ -146,10 +148,10 @@ def _endpoints(tmp_path: Path, **config: object) -> dict:
 def test_endpoints_lock_store_with_redis_and_tracker_store_per_backend(tmp_path: Path) -> None:
     plain = _endpoints(tmp_path)
     assert "lock_store" not in plain  # one engine, no Redis: Rasa's in-memory locks
-    first, second = _endpoints(tmp_path, index=0, port=5005), _endpoints(tmp_path, index=1, port=5006)
+    first, second = _endpoints(tmp_path, index=0, port=free_port()), _endpoints(tmp_path, index=1, port=free_port())
     assert first["tracker_store"]["db"] != second["tracker_store"]["db"]  # SQLite: one file each
     pg = "postgresql+asyncpg://app:secret@db.internal:5433/resonanz"
-    shared = [_endpoints(tmp_path, index=i, port=5005 + i, database_url=pg)["tracker_store"] for i in (0, 1)]
+    shared = [_endpoints(tmp_path, index=i, port=free_port(), database_url=pg)["tracker_store"] for i in (0, 1)]
     assert shared[0] == shared[1] == {
         "type": "SQL", "dialect": "postgresql", "url": "db.internal", "port": 5433, "db": "resonanz",
         "username": "app", "password": "secret",
