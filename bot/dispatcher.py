@@ -304,8 +304,7 @@ class Dispatcher:
                 desk = self.desk
 
                 async def publish_turn() -> None:
-                    for payload in watched:
-                        await desk.conversation_message(conversation_id, payload)
+                    await desk.conversation_messages(conversation_id, watched)
 
                 turn.after(publish_turn)
             return turn, conv.state, ChannelAddress.from_dict(conv.address)

@@ -138,8 +138,7 @@ class OutboundMessages:
         await self.deliver(address, [outbound_of(m) for m in rows], send_queued)
         payloads = [message_json(m) for m in rows]
         if (desk := self.desk()) is not None:
-            for p in payloads:
-                await desk.conversation_message(conversation_id, p)
+            await desk.conversation_messages(conversation_id, payloads)
         return payloads
 
     async def delivery_status(self, channel: str, provider_id: str, status: str, error: str | None) -> bool:
