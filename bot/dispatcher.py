@@ -135,7 +135,7 @@ class Dispatcher:
     async def _store(self, inbound: InboundMessage) -> DispatchResult | tuple[int, str, str]:
         """Persist; a duplicate, or a message for the agent who owns the conversation, is finished
         here. Otherwise (message pk, conversation id, public id) of the turn still to run."""
-        stored = await self._persist_inbound(inbound)
+        stored = await self.intake.store(inbound)
         if isinstance(stored, DispatchResult):
             log.info("inbound.duplicate", channel=inbound.channel, conversation=stored.conversation_id)
             return stored
@@ -177,10 +177,10 @@ class Dispatcher:
         if lock is None:
             lock = self._locks[conversation_id] = asyncio.Lock()
         async with lock:
-            turn, state, address = await self._process_locked(conversation_id, message_pk)
+            turn, state, _address = await self._process_locked(conversation_id, message_pk)
             replies = [outbound_of(m) for m in turn.stored] if turn is not None else []
             if replies:
-                await self.outbound.deliver(address, replies, lambda: self.outbox.flush(conversation_id))
+                await self.outbound.send(turn.staged)
             for effect in turn.effects if turn is not None else ():
                 await effect()
         return DispatchResult(
@@ -228,13 +228,6 @@ class Dispatcher:
         """Store and deliver messages of a conversation from an agent or the system (bot.outbound)."""
         return await self.outbound.emit(conversation_id, messages, guard)
 
-    # --- persistence -------------------------------------------------------------------------
-
-    async def _persist_inbound(
-        self, inbound: InboundMessage
-    ) -> tuple[int, str, str, dict[str, Any] | None] | DispatchResult:
-        return await self.intake.store(inbound)
-
     # --- processing --------------------------------------------------------------------------
 
     async def _process_locked(self, conversation_id: str, message_pk: int) -> tuple[Turn | None, str, ChannelAddress]:
@@ -259,7 +252,7 @@ class Dispatcher:
             turn = Turn(session=s, conv=conv, customer=customer, msg=msg, text=button.payload if button else text,
                         language=detect_language(text, conv.language), desk=self.desk)
             if await run(self.before_engine, turn):
-                self._finish(turn)
+                await self._finish(turn)
                 await s.flush()
                 return turn, conv.state, address
             if should_start_engine_session(conv.engine_turns, self.settings.engine_session_turns, conv.active_loop):
@@ -296,7 +289,7 @@ class Dispatcher:
             if turn.engine is not None:
                 absorb(turn, session_key, self.settings)
             await run(self.after_engine, turn)
-            self._finish(turn)
+            await self._finish(turn)
             await s.flush()
             if self.desk is not None and self.desk.hub.subscribers:
                 # Agents watching live bot conversations see each turn as it happens.
@@ -309,12 +302,13 @@ class Dispatcher:
                 turn.after(publish_turn)
             return turn, conv.state, ChannelAddress.from_dict(conv.address)
 
-    def _finish(self, turn: Turn) -> None:
+    async def _finish(self, turn: Turn) -> None:
         """The message is processed, together with the replies it caused (one transaction)."""
         turn.msg.status = MessageStatus.PROCESSED
         turn.msg.processed_at = utcnow()
         turn.msg.lease_owner = turn.msg.lease_expires_at = None
-        turn.stored = self.outbound.store(turn.session, turn.conv, turn.replies)
+        turn.staged = await self.outbound.stage(turn.session, turn.conv, turn.replies)
+        turn.stored = turn.staged.rows
 
     async def _engine_turn(
         self, conversation_id: str, sender: str, text: str, set_slots: dict[str, Any]

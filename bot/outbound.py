@@ -5,6 +5,7 @@ and the system (`emit`); and the providers' delivery reports."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, select
@@ -16,6 +17,34 @@ from handover.desk import message_json
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Handover, Message, utcnow
 from resonanz.store.vocabulary import Direction, MessageStatus
+
+
+@dataclass
+class Staged:
+    """Messages a transaction stored, and how they go out once it has committed (`send`)."""
+
+    conversation_id: str
+    address: ChannelAddress
+    rows: list[Message]
+    # Stored already `sending` (nothing earlier was waiting): sent at once, without the outbox's
+    # claim transaction. Otherwise the outbox sends them in order behind what waits.
+    claimed: bool = False
+    opted_out: bool = False
+
+
+def _waiting(conversation_id: Any) -> Any:
+    """Whether earlier messages of the conversation still wait for the outbox."""
+    return exists().where(
+        Message.conversation_id == conversation_id, Message.direction == Direction.OUT,
+        Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)),
+    )
+
+
+def _opted_out(customer_id: Any, channel: Any) -> Any:
+    return exists().where(
+        ChannelIdentity.customer_id == customer_id,
+        ChannelIdentity.channel == channel, ChannelIdentity.opted_out.is_(True),
+    )
 
 
 class OutboundMessages:
@@ -84,6 +113,42 @@ class OutboundMessages:
             rows.append(m)
         return rows
 
+    async def stage(
+        self, s: Any, conv: Conversation, messages: list[OutboundMessage],
+        *, busy: bool | None = None, opted_out: bool | None = None,
+    ) -> Staged:
+        """Store messages in the caller's transaction; `send` them after it committed. When the
+        channel queues and nothing earlier waits, they are stored already claimed (`sending`,
+        leased to this process). `busy`/`opted_out` are read here unless the caller has them."""
+        status = self.initial_status(conv)
+        claimed = False
+        if status == MessageStatus.PENDING and messages:
+            if busy is None:
+                busy, opted_out = (await s.execute(select(
+                    _waiting(conv.id), _opted_out(conv.customer_id, conv.channel)))).one()
+            claimed = not busy
+        rows = self.store(s, conv, messages, MessageStatus.SENDING if claimed else status)
+        return Staged(conv.id, ChannelAddress.from_dict(conv.address), rows, claimed, bool(opted_out))
+
+    async def send(self, staged: Staged) -> None:
+        """Hand staged messages to their channel's delivery; `staged.rows` then carry the
+        statuses the sending left them in."""
+
+        async def send_queued() -> None:
+            if staged.claimed:
+                outcomes = await self.outbox.send_claimed(staged.conversation_id, staged.rows, staged.address,
+                                                          staged.opted_out)
+                for m in staged.rows:
+                    m.status, m.error = outcomes.get(m.public_id, (m.status, m.error))
+                return
+            await self.outbox.flush(staged.conversation_id)
+            async with self.db.session() as s:
+                pks = [m.id for m in staged.rows]
+                staged.rows = list((await s.scalars(
+                    select(Message).where(Message.id.in_(pks)).order_by(Message.id))).all())
+
+        await self.deliver(staged.address, [outbound_of(m) for m in staged.rows], send_queued)
+
     def connector(self, channel: str) -> Connector | None:
         connectors = self._connectors() if callable(self._connectors) else self._connectors
         return connectors.get(channel)
@@ -101,41 +166,19 @@ class OutboundMessages:
         async with self.db.session() as s:
             # One round trip: the conversation, whether earlier messages still wait, whether the
             # customer opted out on the conversation's channel, and the guarding handover.
-            waiting = exists().where(
-                Message.conversation_id == Conversation.id, Message.direction == Direction.OUT,
-                Message.status.in_((MessageStatus.PENDING, MessageStatus.SENDING)),
-            )
-            opted = exists().where(
-                ChannelIdentity.customer_id == Conversation.customer_id,
-                ChannelIdentity.channel == Conversation.channel, ChannelIdentity.opted_out.is_(True),
-            )
-            query = select(Conversation, waiting.label("busy"), opted.label("opted_out"))
+            query = select(Conversation, _waiting(Conversation.id).label("busy"),
+                           _opted_out(Conversation.customer_id, Conversation.channel).label("opted_out"))
             if guard is not None:
                 query = query.add_columns(Handover).outerjoin(Handover, Handover.id == guard[0])
             row = (await s.execute(query.where(Conversation.id == conversation_id))).one()
             conv, busy, opted_out = row[0], row[1], row[2]
             if guard is not None:
                 guard[1](row[3])
-            initial = self.initial_status(conv)
-            # Nothing earlier waiting: store the messages already claimed and send them at once.
-            direct = initial == MessageStatus.PENDING and not busy
-            rows = self.store(s, conv, messages, MessageStatus.SENDING if direct else initial)
+            staged = await self.stage(s, conv, messages, busy=busy, opted_out=opted_out)
             await s.flush()
-            address = ChannelAddress.from_dict(conv.address)
 
-        async def send_queued() -> None:
-            nonlocal rows
-            if direct:
-                outcomes = await self.outbox.send_claimed(conversation_id, rows, address, opted_out)
-                for m in rows:
-                    m.status, m.error = outcomes.get(m.public_id, (m.status, m.error))
-                return
-            await self.outbox.flush(conversation_id)
-            async with self.db.session() as s:
-                pks = [m.id for m in rows]
-                rows = list((await s.scalars(select(Message).where(Message.id.in_(pks)).order_by(Message.id))).all())
-
-        await self.deliver(address, [outbound_of(m) for m in rows], send_queued)
+        await self.send(staged)
+        rows = staged.rows
         payloads = [message_json(m) for m in rows]
         if (desk := self.desk()) is not None:
             await desk.conversation_messages(conversation_id, payloads)
@@ -150,7 +193,7 @@ class OutboundMessages:
         if ours is None:
             return False
         rank = {sent: 1, MessageStatus.DELIVERED: 2, MessageStatus.READ: 3}
-        async with self.db.session() as s:
+        async with self.db.session(urgent=True) as s:
             m = await s.scalar(
                 select(Message).where(
                     Message.channel == channel, Message.provider_message_id == provider_id,

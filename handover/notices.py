@@ -6,13 +6,12 @@ from typing import TYPE_CHECKING
 
 from connectors.base import Button, OutboundMessage
 from resonanz import texts
-from resonanz.texts import text as notice
 from resonanz.store.vocabulary import Author
 
 if TYPE_CHECKING:
     from resonanz.store.models import Agent
 
-__all__ = ["notice", "now_talking_to", "taking_over", "welcome_back", "survey_message", "rating_thanks",
+__all__ = ["now_talking_to", "taking_over", "welcome_back", "survey_message", "rating_thanks",
            "cancelled_notice"]
 
 

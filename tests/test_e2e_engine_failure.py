@@ -90,7 +90,7 @@ async def test_a_crash_between_persisting_and_answering_is_repaired_at_start(
         channel="rest", sender_id=sender, text="Wie sind Ihre Öffnungszeiten?",
         address=ChannelAddress("rest", sender),
     )
-    persisted = await dispatcher._persist_inbound(inbound)  # the crash happens right after this
+    persisted = await dispatcher.intake.store(inbound)  # the crash happens right after this
     assert isinstance(persisted, tuple)
     assert await dispatcher.recover() == 1
     history = await dispatcher.history("rest", sender)

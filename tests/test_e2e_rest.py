@@ -135,7 +135,7 @@ async def test_the_bot_keeps_the_customers_language(live_gateway: LiveGateway, s
 
 async def test_new_engine_session_carries_the_customer_over(live_gateway: LiveGateway, sender: str) -> None:
     """The engine-side tracker is bounded; the gateway carries number and name into new sessions."""
-    acc = demo_account("40045678")
+    acc = demo_account("40012345")  # no other test adds readings to this account
     limit = live_gateway.settings.engine_session_turns
     await live_gateway.post(sender, "Ich möchte meinen Zählerstand melden")
     await live_gateway.post(sender, acc.customer_number)

@@ -85,7 +85,7 @@ async def test_a_message_leased_by_a_live_peer_is_not_taken(
 ) -> None:
     apps, a, b = await _two_processes(database, tmp_path, engine[1])
     try:
-        pk, conversation_id, _, _ = await a._persist_inbound(_inbound("peer-live"))
+        pk, conversation_id, _, _ = await a.intake.store(_inbound("peer-live"))
         async with database.session() as s:
             owner = await s.scalar(select(Message.lease_owner).where(Message.id == pk))
         assert owner == a.outbox.owner  # stored already leased by the process that stored it
@@ -100,7 +100,7 @@ async def test_an_expired_lease_is_taken_and_answered_exactly_once(
 ) -> None:
     apps, a, b = await _two_processes(database, tmp_path, engine[1])
     try:
-        pk, conversation_id, _, _ = await a._persist_inbound(_inbound("peer-dead"))
+        pk, conversation_id, _, _ = await a.intake.store(_inbound("peer-dead"))
         await _expire(database, pk)
         assert await b.recover() == 1
         assert await a.recover() == 0 and await b.recover() == 0
@@ -147,7 +147,7 @@ async def test_two_concurrent_claimers_get_disjoint_sets(
 ) -> None:
     apps, a, b = await _two_processes(database, tmp_path, engine[1])
     try:
-        pks = [(await a._persist_inbound(_inbound(f"claim-{i}")))[0] for i in range(12)]
+        pks = [(await a.intake.store(_inbound(f"claim-{i}")))[0] for i in range(12)]
         await _expire(database, *pks)
         first, second = await asyncio.gather(a.leases.claim(), b.leases.claim())
         mine, theirs = {r[0] for r in first}, {r[0] for r in second}
@@ -166,7 +166,7 @@ async def test_the_periodic_sweep_answers_a_message_whose_process_died(
 ) -> None:
     apps, a, b = await _two_processes(database, tmp_path, engine[1], turn_sweep_seconds=0.2)
     try:
-        pk, conversation_id, _, _ = await a._persist_inbound(_inbound("swept"))
+        pk, conversation_id, _, _ = await a.intake.store(_inbound("swept"))
         await _expire(database, pk)  # `a` died after storing it
         b.start()
         deadline = asyncio.get_running_loop().time() + 10

@@ -45,7 +45,7 @@ async def test_two_dispatchers_racing_for_one_message_store_one_turn(database: D
         dispatcher = live[DISPATCHER]
         inbound = InboundMessage(channel="rest", sender_id="race", text="Hallo",
                                  address=ChannelAddress("rest", "race"), provider_message_id=None)
-        pk, conversation_id, public_id, _ = await dispatcher._persist_inbound(inbound)
+        pk, conversation_id, public_id, _ = await dispatcher.intake.store(inbound)
         results = await asyncio.wait_for(asyncio.gather(
             dispatcher.process(conversation_id, pk, public_id),
             recovering[DISPATCHER].process(conversation_id, pk, public_id),

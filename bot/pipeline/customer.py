@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN, Handler, Turn, open_handover
 from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
-from handover.notices import notice
+from resonanz.texts import text as notice
 from handover.routing import is_cancel_request
 from handover.state import State, bot_may_answer
 from resonanz.customer_number import CustomerNumbers

@@ -10,7 +10,7 @@ import structlog
 from bot.pipeline.turn import CARRIED_SLOTS, PENDING_HANDOVER, SKIP_CUSTOMER_NUMBER, Handler, Turn, open_handover
 from connectors.base import Button, OutboundMessage
 from handover import sentiment, triggers
-from handover.notices import notice
+from resonanz.texts import text as notice
 from handover.state import bot_may_answer
 from resonanz.settings import Settings
 from resonanz.store.vocabulary import Author

@@ -50,6 +50,8 @@ class Turn:
     replies: list[OutboundMessage] = field(default_factory=list)
     #: The replies as stored (one row per provider call), once the turn is finished.
     stored: list[Message] = field(default_factory=list)
+    #: The same, with how they are sent once the turn's transaction committed (bot.outbound).
+    staged: Any = None
     effects: list[Effect] = field(default_factory=list)
     # After the engine call: its answer, or why there is none; what the triggers decided.
     engine: EngineTurn | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,6 +11,8 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from resonanz.store import sqlite_driver
 
 
 def async_url(url: str) -> str:
@@ -32,23 +36,33 @@ class Database:
             # bench/handover.py); one connection queues transactions in the event loop instead.
             # So code must never open a session while it holds another: it would wait for itself.
             kwargs.update(connect_args={"timeout": 30}, poolclass=AsyncAdaptedQueuePool, pool_size=1,
-                          max_overflow=0, pool_timeout=60)
+                          max_overflow=0, pool_timeout=60, module=sqlite_driver.dbapi())
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # `urgent` sessions (storing what a webhook acknowledges) go before background work:
+        # SQLite's one connection is taken in turn, urgent sessions first; on PostgreSQL
+        # background sessions wait while an urgent one runs.
+        self._gate = PriorityGate(1 if self.is_sqlite else None)
 
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        async with self.sessionmaker() as session, session.begin():
-            yield session
+    async def session(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on error. `urgent`:
+        someone waits for this transaction to answer a request (an acknowledgement); on SQLite it
+        goes before the sessions of background work that are waiting for the connection."""
+        await self._gate.acquire(urgent)
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+        finally:
+            self._gate.release(urgent)
 
     async def ping(self) -> bool:
         try:
@@ -60,6 +74,63 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class PriorityGate:
+    """Admits sessions; `urgent` ones first. With a `capacity` (SQLite: 1) at most that many are
+    held at once, and waiting urgent sessions are woken before the others, each class in order.
+    Without one (PostgreSQL's pool), urgent sessions never wait, and the others wait while an
+    urgent one is in progress, so that an acknowledgement does not queue in the event loop behind
+    a burst of background work."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self._held = 0
+        self._urgent_held = 0
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    def _admits(self, urgent: bool) -> bool:
+        if self.capacity is not None and self._held >= self.capacity:
+            return False
+        return urgent and not self._urgent or not (urgent or self._urgent or self._normal or self._urgent_held)
+
+    async def acquire(self, urgent: bool) -> None:
+        if self._admits(urgent):
+            self._take(urgent)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._urgent if urgent else self._normal
+        queue.append(waiter)
+        try:
+            await waiter  # _wake took the place for us
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(urgent)  # admitted just as the waiter was cancelled: pass it on
+            else:
+                queue.remove(waiter)
+            raise
+
+    def _take(self, urgent: bool) -> None:
+        self._held += 1
+        self._urgent_held += urgent
+
+    def release(self, urgent: bool) -> None:
+        self._held -= 1
+        self._urgent_held -= urgent
+        self._wake()
+
+    def _wake(self) -> None:
+        for urgent, queue in ((True, self._urgent), (False, self._normal)):
+            while queue and (self.capacity is None or self._held < self.capacity):
+                if not urgent and self._urgent_held:
+                    return
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self._take(urgent)
+                    waiter.set_result(None)
+            if queue:
+                return
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

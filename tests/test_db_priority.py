@@ -1,0 +1,134 @@
+"""The database handle gives acknowledgements priority over background work.
+
+- On SQLite's one connection, an `urgent` session (storing what a webhook acknowledges) is admitted
+  before background sessions that queued earlier; on PostgreSQL background sessions wait while an
+  urgent one runs, and urgent ones never wait for each other.
+- A cancelled waiter neither keeps its place nor loses the turn it was just handed.
+- On SQLite a statement costs one trip to the driver's thread (resonanz/store/sqlite_driver.py),
+  and statements, errors and rows behave as with the stock adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiosqlite.core
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from resonanz.store import Database
+from resonanz.store.db import PriorityGate
+from resonanz.store.models import Customer
+from tests.conftest import migrated_database
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _admitted_order(gate: PriorityGate, entries: list[tuple[str, bool]]) -> list[str]:
+    """Hold the gate, queue `entries` (name, urgent) in order, release; the order they got in."""
+    order: list[str] = []
+    await gate.acquire(False)
+
+    async def enter(name: str, urgent: bool) -> None:
+        await gate.acquire(urgent)
+        order.append(name)
+        gate.release(urgent)
+
+    tasks = [asyncio.create_task(enter(n, u)) for n, u in entries]
+    for _ in range(3):
+        await asyncio.sleep(0)  # let every task reach its wait (not a wait on time)
+    assert order == []
+    gate.release(False)
+    await asyncio.gather(*tasks)
+    return order
+
+
+async def test_urgent_sessions_go_first_on_one_connection() -> None:
+    order = await _admitted_order(PriorityGate(1), [("bg1", False), ("ack1", True), ("bg2", False), ("ack2", True)])
+    assert order == ["ack1", "ack2", "bg1", "bg2"]
+
+
+async def test_background_waits_while_urgent_runs_on_a_pool() -> None:
+    gate = PriorityGate(None)
+    await gate.acquire(True)
+    await gate.acquire(True)  # urgent ones do not wait for each other
+    background = asyncio.create_task(gate.acquire(False))
+    await asyncio.sleep(0)
+    assert not background.done()
+    gate.release(True)
+    await asyncio.sleep(0)
+    assert not background.done()
+    gate.release(True)
+    await asyncio.wait_for(background, 5)
+    gate.release(False)
+
+
+async def test_cancelled_waiter_gives_up_its_place() -> None:
+    gate = PriorityGate(1)
+    await gate.acquire(False)
+    cancelled = asyncio.create_task(gate.acquire(True))
+    waiting = asyncio.create_task(gate.acquire(False))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    gate.release(False)
+    await asyncio.wait_for(waiting, 5)  # the turn went past the cancelled waiter
+    gate.release(False)
+    await asyncio.wait_for(gate.acquire(False), 5)  # and nothing is left held
+
+
+async def test_urgent_session_overtakes_queued_sessions(database: Database) -> None:
+    order: list[str] = []
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with database.session():
+            holding.set()
+            await release.wait()
+
+    async def session(name: str, urgent: bool) -> None:
+        async with database.session(urgent=urgent) as s:
+            await s.execute(text("SELECT 1"))
+            order.append(name)
+
+    first = asyncio.create_task(holder())
+    await holding.wait()
+    tasks = [asyncio.create_task(session("bg", False)), asyncio.create_task(session("ack", True))]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *tasks)
+    if database.is_sqlite:
+        assert order == ["ack", "bg"]
+    else:
+        assert order[0] == "ack" or set(order) == {"ack", "bg"}
+
+
+async def test_sqlite_statement_is_one_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = await migrated_database(f"sqlite:///{tmp_path / 'trips.db'}")
+    trips = 0
+    original = aiosqlite.core.Connection._execute
+
+    async def counting(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal trips
+        trips += 1
+        return await original(self, fn, *args, **kwargs)
+
+    try:
+        async with db.session() as s:  # connect outside the count
+            await s.execute(text("SELECT 1"))
+        monkeypatch.setattr(aiosqlite.core.Connection, "_execute", counting)
+        async with db.session() as s:
+            s.add(Customer(name="Ada"))
+            await s.flush()
+            rows = (await s.scalars(select(Customer.name))).all()
+        assert rows == ["Ada"]
+        assert trips == 3  # insert, select, commit
+        with pytest.raises(IntegrityError):
+            async with db.session() as s:
+                await s.execute(text("INSERT INTO customers (id) VALUES (NULL)"))
+    finally:
+        await db.dispose()
