@@ -9,6 +9,7 @@ import asyncio
 import os
 import random
 import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -175,3 +176,60 @@ def test_workers_use_the_engines_the_supervisor_starts_with_its_tokens() -> None
     # A worker started with that environment starts no engine of its own.
     worker = Settings(DATABASE_URL="postgresql://u@db/r", engine_urls=env["RESONANZ_ENGINE_URLS"])
     assert worker.external_engine_urls == ("http://127.0.0.1:6000", "http://127.0.0.1:6001")
+
+
+def fake_engine_venv(root: Path) -> Path:
+    """An engine environment whose `python -m bot.rasa_plugin.launch run … --port P` starts a
+    scripted engine on P instead of Rasa (a real one takes 30-100 s to load on this machine)."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "rasa").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "python").write_text(
+        "#!/bin/sh\n"
+        'port=""\n'
+        'while [ $# -gt 0 ]; do [ "$1" = "--port" ] && port="$2"; shift; done\n'
+        f'exec {sys.executable} -m tests.support.scripted_engine --port "$port"\n'
+    )
+    for name in ("rasa", "python"):
+        (bin_dir / name).chmod(0o755)
+    return root
+
+
+async def test_only_the_supervisor_runs_the_local_engine_and_every_worker_uses_it(pg_url: str, tmp_path: Path) -> None:
+    """With a local engine: the supervisor starts it (its child, one pid file), the workers call
+    it, and a stop takes it along."""
+    await require_redis()
+    env = _env(tmp_path, DATABASE_URL=pg_url, RESONANZ_REDIS_URL=REDIS_URL,
+               RESONANZ_REDIS_CHANNEL=f"test-workers-{uuid.uuid4().hex}", RESONANZ_CONNECTORS='["rest"]',
+               RESONANZ_OFFER_CHOICE_AT_START="false",
+               RESONANZ_ENGINE_VENV=str(fake_engine_venv(tmp_path / "engine-venv")))
+    env["RESONANZ_PUBLIC_URL"] = f"http://127.0.0.1:{env['RESONANZ_PORT']}"
+    gateway = GatewayProcess(env, tmp_path / "gateway.log", args=("--workers", "2"))
+    try:
+        await gateway.start(WAIT)
+        assert gateway.proc is not None
+        engine_dir = Path(env["RESONANZ_VAR_DIR"]) / "engine"
+        pid_files = list(engine_dir.glob("*.pid"))
+        assert [p.name for p in pid_files] == [f"engine-{env['RESONANZ_ENGINE_PORT']}.pid"]
+        engine_pid = int(pid_files[0].read_text())
+        assert _parent(engine_pid) == gateway.proc.pid
+        pids = Pids(gateway.url)
+        await until(lambda: _two(pids), "both workers answered", WAIT, gateway.tail)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            for sender in ("w-1", "w-2", "w-3", "w-4"):  # new connections: both workers take some
+                async with http.post(gateway.url + "/webhooks/rest/webhook",
+                                     json={"sender": sender, "message": "Hallo"}) as r:
+                    body = await r.json()
+                    assert body["state"] == "bot" and body["messages"] == [{"text": "bot:greet"}], body
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(gateway.proc.wait(), WAIT) == 0, gateway.tail()
+        assert not running(engine_pid) and not list(engine_dir.glob("*.pid"))
+        assert [pid for pid in pids.seen if running(pid)] == []
+        for port in (env["RESONANZ_PORT"], env["RESONANZ_ENGINE_PORT"]):
+            assert not port_in_use("127.0.0.1", int(port))
+    finally:
+        await gateway.kill()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
