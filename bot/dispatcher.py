@@ -14,13 +14,13 @@ repaired by `recover()` (at start-up and by a periodic sweep, for messages whose
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from sqlalchemy import select
 
+from bot.conversation_locks import ConversationLocks
 from bot.engine import EngineError, EngineTurn, RasaEngine
 from bot.history import History, StoredMessage, read_history  # noqa: F401 - StoredMessage re-exported
 from bot.intake import DispatchResult, Intake
@@ -89,7 +89,9 @@ class Dispatcher:
         self.settings = settings
         self.engine_ready = engine_ready
         self._connectors = connectors
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # One turn of a conversation at a time, in this process and (PostgreSQL) across processes.
+        self.locks = ConversationLocks(db, connections=settings.conversation_lock_connections,
+                                       wait_seconds=settings.turn_lease_seconds * 5)
         self.outbox = Outbox(db=db, settings=settings, connectors=connectors)
         # This process's inbound messages, leased (by the outbox's owner id) while their turns live.
         self.leases = InboundLeases(db=db, settings=settings, owner=self.outbox.owner)
@@ -171,21 +173,39 @@ class Dispatcher:
         await self._sweeper.close()
         await self.turns.close()
         await self.leases.close()
+        await self.locks.close()
 
     async def process(self, conversation_id: str, message_pk: int, public_id: str) -> DispatchResult:
-        lock = self._locks.get(conversation_id)
-        if lock is None:
-            lock = self._locks[conversation_id] = asyncio.Lock()
-        async with lock:
-            turn, state, _address = await self._process_locked(conversation_id, message_pk)
-            replies = [outbound_of(m) for m in turn.stored] if turn is not None else []
-            if replies:
-                await self.outbound.send(turn.staged)
-            for effect in turn.effects if turn is not None else ():
-                await effect()
-        return DispatchResult(
-            conversation_id=conversation_id, state=state, replies=tuple(replies), message_id=public_id
-        )
+        """Answer message `message_pk` under its conversation's lock — after the conversation's
+        older messages still waiting (`received`), oldest first, whichever process stored them:
+        a customer's messages are answered in the order they arrived, even when they arrived on
+        different gateways and this turn was woken for a later one."""
+        async with self.locks.hold(conversation_id):
+            for earlier in await self._waiting_before(conversation_id, message_pk):
+                log.info("inbound.answered_in_order", conversation=conversation_id)
+                await self._turn(conversation_id, earlier)
+            replies, state = await self._turn(conversation_id, message_pk)
+        return DispatchResult(conversation_id=conversation_id, state=state, replies=tuple(replies),
+                              message_id=public_id)
+
+    async def _waiting_before(self, conversation_id: str, message_pk: int) -> list[int]:
+        async with self.db.session() as s:
+            return list((await s.scalars(
+                select(Message.id).where(
+                    Message.conversation_id == conversation_id, Message.direction == Direction.IN,
+                    Message.status == MessageStatus.RECEIVED, Message.id < message_pk,
+                ).order_by(Message.id)
+            )).all())
+
+    async def _turn(self, conversation_id: str, message_pk: int) -> tuple[list[OutboundMessage], str]:
+        """One message's turn, its delivery and its effects (the caller holds the conversation's lock)."""
+        turn, state, _address = await self._process_locked(conversation_id, message_pk)
+        replies = [outbound_of(m) for m in turn.stored] if turn is not None else []
+        if replies:
+            await self.outbound.send(turn.staged)
+        for effect in turn.effects if turn is not None else ():
+            await effect()
+        return replies, state
 
     async def recover(self) -> int:
         """Claim and answer inbound messages that were stored but whose process is gone (crash,

@@ -16,12 +16,16 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
 import yaml
 
 from resonanz.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from resonanz.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -408,6 +412,25 @@ class LocalEngines:
 
     def __init__(self, configs: list[EngineConfig]) -> None:
         self.processes = [EngineProcess(c) for c in configs]
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> LocalEngines:
+        """The local engines of `resonanz run` (`RESONANZ_ENGINES` of them); their actions call
+        the gateway's port, whichever gateway process answers there."""
+        return cls([
+            EngineConfig(
+                port=port,
+                token=settings.engine_token,
+                action_url=f"http://127.0.0.1:{settings.port}/actions/webhook",
+                action_token=settings.action_token,
+                models_dir=settings.models_dir,
+                var_dir=settings.var_dir,
+                database_url=settings.database_url,
+                index=i,
+                redis_url=settings.redis_url,
+            )
+            for i, port in enumerate(settings.local_engine_ports)
+        ])
 
     @property
     def urls(self) -> list[str]:

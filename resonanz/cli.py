@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import signal
 import sys
 from typing import Any
@@ -194,10 +195,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, *, worker: int | None = None) -> int:
+    """One gateway process. `worker` (an index) when it is one of `resonanz run --workers N`:
+    it then shares the port with the others (SO_REUSEPORT) and uses the engines the supervisor
+    started (resonanz/workers.py)."""
     from aiohttp import web
 
-    from bot.engine_process import EngineConfig, EngineStartError, LocalEngines
+    from bot.engine_process import EngineStartError, LocalEngines
     from resonanz.app import ENGINE_READY, create_app
     from resonanz.logs import configure
 
@@ -205,8 +209,13 @@ async def _serve(settings: Settings) -> int:
     app = await create_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if worker is not None else None)
+    try:
+        await site.start()
+    except OSError as exc:
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr, flush=True)
+        await runner.cleanup()
+        return 2
     # Everything loaded so far lives as long as the process: keep it out of the garbage
     # collector's full passes, which would otherwise scan it again and again (latency spikes).
     gc.collect()
@@ -222,20 +231,7 @@ async def _serve(settings: Settings) -> int:
     supervisor: asyncio.Task[Any] | None = None
     try:
         if not settings.external_engine_urls:
-            engine = LocalEngines([
-                EngineConfig(
-                    port=port,
-                    token=settings.engine_token,
-                    action_url=f"http://127.0.0.1:{settings.port}/actions/webhook",
-                    action_token=settings.action_token,
-                    models_dir=settings.models_dir,
-                    var_dir=settings.var_dir,
-                    database_url=settings.database_url,
-                    index=i,
-                    redis_url=settings.redis_url,
-                )
-                for i, port in enumerate(settings.local_engine_ports)
-            ])
+            engine = LocalEngines.for_settings(settings)
             try:
                 await engine.start()
             except EngineStartError as exc:
@@ -243,13 +239,16 @@ async def _serve(settings: Settings) -> int:
                 engine = None
                 return 2
             supervisor = asyncio.ensure_future(engine.supervise(stop))
-        print(f"Gateway listening on {base} — waiting for the engine to load the model…", flush=True)
+        if worker is None:
+            print(f"Gateway listening on {base} — waiting for the engine to load the model…", flush=True)
         ready = asyncio.ensure_future(app[ENGINE_READY].wait())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if app[ENGINE_READY].is_set():
+        if app[ENGINE_READY].is_set() and worker:
+            print(f"Gateway worker {worker} (pid {os.getpid()}) is ready.", flush=True)
+        elif app[ENGINE_READY].is_set():
             print(
-                "\nResonanz is ready.\n"
+                "\nResonanz is ready" + (f" (gateway worker 0, pid {os.getpid()})" if worker == 0 else "") + ".\n"
                 f"  Web chat:       {base}/chat\n"
                 f"  Agent console:  {base}/console  (create an agent: resonanz agent create --admin …)\n"
                 f"  REST channel:   POST {base}/webhooks/rest/webhook\n"
@@ -261,7 +260,8 @@ async def _serve(settings: Settings) -> int:
         ready.cancel()
         stopping.cancel()
     finally:
-        print("\nStopping…", flush=True)
+        if worker is None:
+            print("\nStopping…", flush=True)
         if supervisor is not None:
             stop.set()
             with contextlib.suppress(Exception):
@@ -321,18 +321,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     from resonanz.store.migrate import upgrade
 
     from resonanz.config import ConfigError, connector_configs
+    from resonanz.workers import refusal, supervise
 
+    if args.worker_of is not None:
+        # One of `--workers N`, started by the supervisor, which trained and migrated already.
+        from resonanz.lifetime import die_with_parent
+
+        die_with_parent(args.worker_of)
     settings = _settings()
+    problem = refusal(settings, args.workers)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         connector_configs(settings)  # a missing secret stops us here, before anything starts
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not settings.external_engine_urls and not args.no_train:
-        train(settings.models_dir)
-    upgrade(settings.database_url)  # demo data only on request: `resonanz db seed` (scripts/setup.sh)
+    if args.worker_of is None:
+        if not settings.external_engine_urls and not args.no_train:
+            train(settings.models_dir)
+        upgrade(settings.database_url)  # demo data only on request: `resonanz db seed` (scripts/setup.sh)
+        if args.workers > 1:
+            return asyncio.run(supervise(settings, args.workers))
     try:
-        return asyncio.run(_serve(settings))
+        return asyncio.run(_serve(settings, worker=args.worker_index if args.worker_of is not None else None))
     except ConfigError as exc:  # a connector refused its options (a malformed secret, say)
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -344,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("run", help="train if needed, migrate, start engine and gateway")
     p.add_argument("--no-train", action="store_true", help="use the existing model as it is")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N gateway processes sharing the port (Linux; needs PostgreSQL and Redis)")
+    # Internal: how the supervisor of --workers starts each worker (resonanz/workers.py).
+    p.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("train", help="train the model if training_data/, domain or config changed")

@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     # often each process sweeps for inbound messages whose owner is gone.
     turn_lease_seconds: float = Field(default=60.0, gt=0)
     turn_sweep_seconds: float = Field(default=10.0, gt=0)
+    # PostgreSQL: connections (a pool of their own) holding or awaiting the per-conversation
+    # advisory locks that order turns across gateway processes: one per conversation whose turn
+    # runs or waits in this process; more such conversations wait for a free one.
+    conversation_lock_connections: int = Field(default=20, ge=1, le=1000)
 
     # The gateway's own configuration file (enabled connectors and their options).
     config_file: Path = PROJECT_ROOT / "resonanz.yml"

@@ -7,6 +7,7 @@ The gateway here has no engine (its URL is a closed port), so valid messages tak
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -147,7 +148,7 @@ async def test_arbitrary_bytes_never_cause_a_server_error(client: TestClient, ra
 
 async def test_health_endpoints_report_what_is_wrong(client: TestClient) -> None:
     resp = await client.get("/healthz")
-    assert resp.status == 200 and await resp.json() == {"status": "ok"}
+    assert resp.status == 200 and await resp.json() == {"status": "ok", "pid": os.getpid()}
     resp = await client.get("/readyz")
     assert resp.status == 503  # the database answers, the engine does not
     assert await resp.json() == {

@@ -41,15 +41,15 @@ def gateway_env(*, database_url: str, engine_url: str, port: int, var_dir: Path,
 class GatewayProcess:
     """One `resonanz run` process; its output goes to `log` (read it when something fails)."""
 
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
-        self.env, self.log = dict(env), log
+    def __init__(self, env: Mapping[str, str], log: Path, args: tuple[str, ...] = ()) -> None:
+        self.env, self.log, self.args = dict(env), log, args
         self.url = env["RESONANZ_PUBLIC_URL"]
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float = 60) -> None:
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                RESONANZ, "run", "--no-train", env=self.env, stdout=out, stderr=asyncio.subprocess.STDOUT
+                RESONANZ, "run", "--no-train", *self.args, env=self.env, stdout=out, stderr=asyncio.subprocess.STDOUT
             )
         await self.wait_ready(timeout)
 

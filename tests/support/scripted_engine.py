@@ -37,12 +37,12 @@ class ScriptedEngine:
 
 
 @contextlib.asynccontextmanager
-async def serve_engine(engine: ScriptedEngine) -> AsyncIterator[str]:
-    """Serve `engine` on 127.0.0.1 (a free port); yields its base URL."""
+async def serve_engine(engine: ScriptedEngine, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `engine` on 127.0.0.1 (`port`, or a free one); yields its base URL."""
     app = web.Application()
     app.router.add_post(TURN_PATH, engine.turn)
     app.router.add_get("/status", engine.status)
-    server = TestServer(app, host="127.0.0.1")
+    server = TestServer(app, host="127.0.0.1", **({"port": port} if port else {}))
     await server.start_server()
     try:
         yield str(server.make_url("")).rstrip("/")
@@ -61,10 +61,15 @@ class StuckEngine(ScriptedEngine):
 
 
 def main() -> None:
-    """`python -m tests.support.scripted_engine`: a stuck engine as its own process; prints its URL."""
+    """`python -m tests.support.scripted_engine`: a stuck engine as its own process; prints its URL.
+    With `--port N`: a scripted engine on that port (stands in for a local Rasa engine that
+    `resonanz run` starts: tests/test_workers.py)."""
+    import sys
+
+    port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else None
 
     async def serve() -> None:
-        async with serve_engine(StuckEngine()) as url:
+        async with serve_engine(ScriptedEngine() if port else StuckEngine(), port) as url:
             print(url, flush=True)
             await asyncio.Event().wait()
 
