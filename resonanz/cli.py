@@ -200,10 +200,12 @@ async def _serve(settings: Settings) -> int:
     from bot.engine_process import EngineConfig, EngineStartError, LocalEngines
     from resonanz.app import ENGINE_READY, create_app
     from resonanz.logs import configure
+    from resonanz.shutdown import HANDLER_GRACE
 
     configure(settings.log_format, settings.log_level)
     app = await create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
+    # A stop drains running turns first (resonanz/shutdown.py); then handlers get HANDLER_GRACE.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HANDLER_GRACE)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -262,13 +264,13 @@ async def _serve(settings: Settings) -> int:
         stopping.cancel()
     finally:
         print("\nStopping…", flush=True)
+        stop.set()
+        await runner.cleanup()  # first: running turns still need the engine
         if supervisor is not None:
-            stop.set()
             with contextlib.suppress(Exception):
                 await supervisor
         if engine is not None:
             await engine.stop()
-        await runner.cleanup()
     return 0
 
 
