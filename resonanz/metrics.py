@@ -80,6 +80,10 @@ class Metrics:
         self.webhook_refused = Counter(
             "resonanz_webhook_verification_failures", "Webhook requests refused for a missing or wrong "
             "signature, secret token or bearer token (401/403), by channel", ["channel", "status"], registry=r)
+        self.stepup_verifications = Counter(
+            "resonanz_stepup_verifications", "Step-up verification attempts by outcome: verified, failed "
+            "(wrong factor or unknown customer number), locked (too many failures: a person is offered)",
+            ["outcome"], registry=r)
         # Read at scrape time (refresh).
         self.queue_waiting = Gauge(
             "resonanz_queue_waiting", "Handovers waiting for an agent (waiting or offered), by queue",
@@ -111,6 +115,9 @@ class Metrics:
     def delivered(self, channel: str, authors: Iterable[str]) -> None:
         for author in authors:
             self.messages_out.labels(channel, author).inc()
+
+    def stepup(self, outcome: str) -> None:
+        self.stepup_verifications.labels(str(outcome)).inc()
 
     def turn(self, channel: str, started: float) -> None:
         """A turn that began at `started` (time.perf_counter()) ended now."""

@@ -212,3 +212,25 @@ async def test_with_a_token_every_scrape_needs_it(database: Database, tmp_path: 
             r = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
             assert r.status == 200
             assert "# TYPE resonanz_messages_in_total counter" in await r.text()
+
+
+async def test_stepup_verification_outcomes_are_counted(database: Database) -> None:
+    from bot.verification import Verification, VerificationPolicy
+    from resonanz.metrics import Metrics
+
+    async def factor(s: object, number: str) -> str | None:
+        return "4711" if number == "K-1" else None
+
+    metrics = Metrics()
+    service = Verification(database, factor, VerificationPolicy(max_failures_per_conversation=2),
+                           on_outcome=metrics.stepup)
+    conversation = "conv-" + uuid.uuid4().hex
+    assert (await service.check(conversation, "K-1", "4711")).outcome == "verified"
+    assert (await service.check(conversation, "K-1", "0000")).outcome == "failed"
+    assert (await service.check(conversation, "K-9", "4711")).outcome == "locked"  # the second failure
+    assert (await service.check(conversation, "K-1", "4711")).outcome == "locked"  # refused unchecked
+
+    def count(outcome: str) -> float | None:
+        return metrics.registry.get_sample_value("resonanz_stepup_verifications_total", {"outcome": outcome})
+
+    assert (count("verified"), count("failed"), count("locked")) == (1, 1, 2)
