@@ -55,7 +55,7 @@ async def world(database: Database, tmp_path: Path) -> AsyncIterator[World]:
     engine.gate.set()  # answers at once
     async with serve_engine(engine) as engine_url, FakeTelegram() as tg, FakeTwilio() as tw:
         async with push_gateway(database, tmp_path, engine_url, engine, tg, tw,
-                                connectors=("rest", "telegram", "sms")) as w:
+                                connectors=("rest", "telegram", "sms", "webchat")) as w:
             yield w
 
 
@@ -107,6 +107,9 @@ async def test_counters_move_exactly_with_the_traffic(world: World, database: Da
     async with aiohttp.ClientSession() as http, http.post(f"{w.url}/webhooks/sms/webhook",
                                                           data=w.tw.sms_params(phone, "forged")) as r:
         assert r.status == 403
+    async with aiohttp.ClientSession() as http, http.get(f"{w.url}/webchat/ws",
+                                                         headers={"Origin": "https://evil.example"}) as r:
+        assert r.status == 403  # another site's page may not open the chat
     await w.app[DISPATCHER].settled()
     await w.app[DISPATCHER].outbox.tasks.idle()
     traffic_done.set()
@@ -130,6 +133,8 @@ async def test_counters_move_exactly_with_the_traffic(world: World, database: Da
     assert d("resonanz_turn_seconds_sum", channel="rest") > 0
     assert d("resonanz_webhook_verification_failures_total", channel="telegram", status="403") == 1
     assert d("resonanz_webhook_verification_failures_total", channel="sms", status="403") == 1
+    assert d("resonanz_webhook_verification_failures_total", channel="webchat", status="403") == 1
+    assert d("resonanz_webhook_verification_failures_total", channel="rest", status="403") == 0
     assert d("resonanz_outbox_failed_total", channel="telegram") == 0
     assert value(after, "resonanz_inbound_unanswered") == 0
     assert value(after, "resonanz_outbox_messages", status="pending") == 0
