@@ -39,6 +39,8 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONNECTORS = web.AppKey("connectors", dict)
 TASKS = web.AppKey("tasks", TaskSupervisor)
 METRICS = web.AppKey("metrics", Metrics)
+# Set to end a graceful stop's wait for running turns at once (a second signal to `resonanz run`).
+STOP_NOW = web.AppKey("stop_now", asyncio.Event)
 
 
 async def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
@@ -47,6 +49,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app = web.Application(client_max_size=1024**2, middlewares=[json_errors])
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()
+    app[STOP_NOW] = asyncio.Event()
     inflight = InFlight()  # turns of connector requests, waited for by a graceful stop
     app[ENGINE_READY] = asyncio.Event()
     app[TASKS] = TaskSupervisor("app")
@@ -101,7 +104,8 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
 
     async def stop_gracefully(app: web.Application) -> None:
         await drain(seconds=settings.shutdown_seconds, inflight=inflight, settled=dispatcher.settled,
-                    close_live=[*(c.drain for c in connectors.values()), agent_api.close_streams])
+                    close_live=[*(c.drain for c in connectors.values()), agent_api.close_streams],
+                    hurry=app[STOP_NOW])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         try:

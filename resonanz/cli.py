@@ -198,7 +198,7 @@ async def _serve(settings: Settings) -> int:
     from aiohttp import web
 
     from bot.engine_process import EngineConfig, EngineStartError, LocalEngines
-    from resonanz.app import ENGINE_READY, create_app
+    from resonanz.app import ENGINE_READY, STOP_NOW, create_app
     from resonanz.logs import configure
     from resonanz.shutdown import HANDLER_GRACE
 
@@ -263,7 +263,9 @@ async def _serve(settings: Settings) -> int:
         ready.cancel()
         stopping.cancel()
     finally:
-        print("\nStopping…", flush=True)
+        print("\nStopping… (again: without waiting for running turns)", flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, app[STOP_NOW].set)
         stop.set()
         await runner.cleanup()  # first: running turns still need the engine
         if supervisor is not None:

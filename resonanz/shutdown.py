@@ -3,7 +3,7 @@
 aiohttp first stops listening, then runs the app's `on_shutdown` hook, then waits for the
 handlers still running, then runs the cleanup. The hook installed here:
 
-1. waits, at most `RESONANZ_SHUTDOWN_SECONDS` (20), until no turn runs: neither a REST or web chat
+1. waits, at most `RESONANZ_SHUTDOWN_SECONDS` (20) or until a second signal, until no turn runs: neither a REST or web chat
    request's turn (`InFlight`, around the connectors' `on_message` and `accept`) nor an accepted
    push-channel turn (`Dispatcher.settled`). A turn that finishes stores and sends its replies
    as always: a reply in flight at SIGTERM reaches the customer before the process exits;
@@ -59,9 +59,9 @@ class InFlight:
 
 
 async def drain(*, seconds: float, inflight: InFlight, settled: Callable[[], Awaitable[Any]],
-                close_live: Sequence[Callable[[], Awaitable[Any]]]) -> bool:
-    """Wait up to `seconds` for running turns, then close the live sockets. True when every turn
-    finished in time."""
+                close_live: Sequence[Callable[[], Awaitable[Any]]], hurry: asyncio.Event | None = None) -> bool:
+    """Wait up to `seconds` for running turns (less once `hurry` is set: a second signal), then
+    close the live sockets. True when every turn finished."""
     started = time.monotonic()
     log.info("shutdown.draining", requests=inflight.count, limit_seconds=seconds)
 
@@ -72,12 +72,15 @@ async def drain(*, seconds: float, inflight: InFlight, settled: Callable[[], Awa
             if inflight.count == 0:  # and none started meanwhile (no await since `settled`)
                 return
 
-    try:
-        await asyncio.wait_for(quiet(), seconds)
-        finished = True
-    except TimeoutError:
-        finished = False
-        log.warning("shutdown.turns_unfinished", requests=inflight.count, after_seconds=seconds)
+    waiting = asyncio.ensure_future(quiet())
+    hurried = asyncio.ensure_future((hurry or asyncio.Event()).wait())
+    await asyncio.wait({waiting, hurried}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finished = waiting.done()
+    waiting.cancel()
+    hurried.cancel()
+    if not finished:
+        log.warning("shutdown.turns_unfinished", requests=inflight.count, hurried=hurried.done() and not
+                    hurried.cancelled(), after_seconds=round(time.monotonic() - started, 3))
     results = await asyncio.gather(*(close() for close in close_live), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):

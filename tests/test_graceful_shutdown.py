@@ -155,3 +155,36 @@ async def test_a_stop_closes_console_streams_and_unintroduced_chat_sockets_with_
         finally:
             if stopping is None:
                 await runner.cleanup()
+
+
+async def test_a_second_signal_stops_at_once_and_hands_the_turn_back(database: Database, tmp_path: Path) -> None:
+    engine = SlowEngine()
+    async with serve_engine(engine) as engine_url, FakeTelegram() as tg:
+        env = gateway_env(
+            database_url=database.url, engine_url=engine_url, port=free_port(), var_dir=tmp_path / "var",
+            connectors=("telegram",),
+            connector_options={"telegram": {"token": tg.token, "secret": TELEGRAM_SECRET,
+                                            "api_base_url": tg.base_url, "file_base_url": tg.base_file_url}},
+            shutdown_seconds=120, offer_choice_at_start=False,
+        )
+        gw = GatewayProcess(env, tmp_path / "gateway.log")
+        await gw.start()
+        try:
+            chat = random.randint(10**8, 10**9)
+            assert (await tg.deliver_update(text_update(random.randint(10**6, 10**7), chat, "stuck one"),
+                                            url=gw.url + "/webhooks/telegram/webhook",
+                                            secret_token=TELEGRAM_SECRET))[0] == 200
+            await asyncio.wait_for(engine.stuck_entered.wait(), 20)
+            assert gw.proc is not None
+            gw.proc.send_signal(signal.SIGINT)
+            await until(lambda: '"shutdown.draining"' in gw.tail(20000), "the gateway drains", 10, gw.tail)
+            signalled = time.monotonic()
+            gw.proc.send_signal(signal.SIGINT)  # Ctrl-C again: do not wait for the turn
+            assert await asyncio.wait_for(gw.proc.wait(), EXIT_SLACK) == 0, gw.tail()
+            assert time.monotonic() - signalled < EXIT_SLACK
+            async with database.session() as s:
+                stuck = await s.scalar(select(Message).where(Message.direction == Direction.IN))
+            assert stuck.status == MessageStatus.RECEIVED and stuck.lease_owner is None
+        finally:
+            engine.release.set()
+            await gw.kill()
