@@ -14,6 +14,7 @@ repaired by `recover()` (at start-up and by a periodic sweep, for messages whose
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ from connectors.base import (
 from handover.desk import message_json
 from handover.state import State
 from resonanz import texts
+from resonanz.metrics import Metrics
 from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Conversation, Customer, Handover, Message, utcnow
@@ -83,8 +85,10 @@ class Dispatcher:
         settings: Settings,
         engine_ready: asyncio.Event,
         connectors: Mapping[str, Connector] | Callable[[], Mapping[str, Connector]],
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.engine = engine
         self.settings = settings
         self.engine_ready = engine_ready
@@ -92,11 +96,12 @@ class Dispatcher:
         # One turn of a conversation at a time, in this process and (PostgreSQL) across processes.
         self.locks = ConversationLocks(db, connections=settings.conversation_lock_connections,
                                        wait_seconds=settings.turn_lease_seconds * 5)
-        self.outbox = Outbox(db=db, settings=settings, connectors=connectors)
+        self.outbox = Outbox(db=db, settings=settings, connectors=connectors, metrics=self.metrics)
         # This process's inbound messages, leased (by the outbox's owner id) while their turns live.
         self.leases = InboundLeases(db=db, settings=settings, owner=self.outbox.owner)
         self.intake = Intake(db=db, leases=self.leases, desk=lambda: self.desk)
-        self.outbound = OutboundMessages(db=db, outbox=self.outbox, connectors=connectors, desk=lambda: self.desk)
+        self.outbound = OutboundMessages(db=db, outbox=self.outbox, connectors=connectors, desk=lambda: self.desk,
+                                         metrics=self.metrics)
         # Turns of acknowledged messages (`accept`), run after the webhook was answered.
         self.turns = TaskSupervisor("turns")
         self._sweeper = TaskSupervisor("turn sweeper")
@@ -142,11 +147,14 @@ class Dispatcher:
             log.info("inbound.duplicate", channel=inbound.channel, conversation=stored.conversation_id)
             return stored
         message_pk, conversation_id, public_id, to_agent = stored
+        self.metrics.message_in(inbound.channel)
         if to_agent is not None:
             # A person owns the conversation: stored and processed in one transaction; the
             # agent's console gets it now. Nothing else to decide (no engine, no bot reply).
             if self.desk is not None:
+                stored_at = time.perf_counter()
                 await self.desk.customer_wrote(conversation_id, to_agent)
+                self.metrics.relay("to_agent", inbound.channel, stored_at)
             return DispatchResult(conversation_id=conversation_id, state=State.AGENT, replies=(),
                                   message_id=public_id)
         self.leases.hold(message_pk)  # stored leased; kept alive while the turn waits and runs
@@ -199,12 +207,15 @@ class Dispatcher:
 
     async def _turn(self, conversation_id: str, message_pk: int) -> tuple[list[OutboundMessage], str]:
         """One message's turn, its delivery and its effects (the caller holds the conversation's lock)."""
-        turn, state, _address = await self._process_locked(conversation_id, message_pk)
+        started = time.perf_counter()
+        turn, state, address = await self._process_locked(conversation_id, message_pk)
         replies = [outbound_of(m) for m in turn.stored] if turn is not None else []
         if replies:
             await self.outbound.send(turn.staged)
         for effect in turn.effects if turn is not None else ():
             await effect()
+        if turn is not None:
+            self.metrics.turn(address.channel, started)
         return replies, state
 
     async def recover(self) -> int:

@@ -87,6 +87,10 @@ class EnginePool:
     def up(self) -> int:
         return len(self._up)
 
+    def states(self) -> dict[str, bool]:
+        """Every engine URL and whether the probes see it up (for /metrics)."""
+        return {url: url in self._up for url in self.engines}
+
     def route(self, sender_id: str, exclude: str | None = None) -> RasaEngine | None:
         """The engine for `sender_id`: the first on its ring order that is up (not `exclude`)."""
         for url in self.ring.preference(sender_id):

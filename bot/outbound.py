@@ -4,6 +4,7 @@ and the system (`emit`); and the providers' delivery reports."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,10 @@ from bot.outbox import Outbox
 from bot.visibility import InternalMessageError, outbound_of
 from connectors.base import ChannelAddress, Connector, OutboundMessage, Outgoing
 from handover.desk import message_json
+from resonanz.metrics import Metrics
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Handover, Message, utcnow
-from resonanz.store.vocabulary import Direction, MessageStatus
+from resonanz.store.vocabulary import Author, Direction, MessageStatus
 
 
 @dataclass
@@ -57,8 +59,10 @@ class OutboundMessages:
         outbox: Outbox,
         connectors: Mapping[str, Connector] | Callable[[], Mapping[str, Connector]],
         desk: Callable[[], Any],
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics or Metrics()
         self.outbox = outbox
         self._connectors = connectors
         self.desk = desk
@@ -82,6 +86,7 @@ class OutboundMessages:
             await send_queued()
         else:
             await connector.delivery.deliver(connector, Outgoing(address, tuple(messages), send_queued))
+        self.metrics.delivered(address.channel, (m.author for m in messages))
 
     def store(
         self, s: Any, conv: Conversation, replies: list[OutboundMessage], status: MessageStatus | None = None
@@ -163,6 +168,7 @@ class OutboundMessages:
         `guard` is (handover id, check): the check sees that handover, read in the same
         transaction and round trip, and may raise to refuse (an agent's right to write, checked
         atomically with the write)."""
+        received = time.perf_counter()
         async with self.db.session() as s:
             # One round trip: the conversation, whether earlier messages still wait, whether the
             # customer opted out on the conversation's channel, and the guarding handover.
@@ -179,6 +185,8 @@ class OutboundMessages:
 
         await self.send(staged)
         rows = staged.rows
+        if any(m.author == Author.AGENT for m in messages):
+            self.metrics.relay("to_customer", staged.address.channel, received)
         payloads = [message_json(m) for m in rows]
         if (desk := self.desk()) is not None:
             await desk.conversation_messages(conversation_id, payloads)

@@ -29,6 +29,7 @@ from sqlalchemy import or_, select, update
 
 from bot.visibility import InternalMessageError, outbound_of, sendable
 from connectors.base import ChannelAddress, Connector, DeliveryError
+from resonanz.metrics import Metrics
 from resonanz.settings import Settings
 from resonanz.supervisor import TaskSupervisor
 from resonanz.store import Database
@@ -54,9 +55,11 @@ class Outbox:
         db: Database,
         settings: Settings,
         connectors: Mapping[str, Connector] | Callable[[], Mapping[str, Connector]],
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self._connectors = connectors
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -212,9 +215,11 @@ class Outbox:
             await self._record(m.id, r)
             outcomes[m.public_id] = (r["status"], r.get("error"))
             if r["status"] == MessageStatus.PENDING:
+                self.metrics.outbox_retries.labels(address.channel).inc()
                 wait = (r["next_attempt_at"] - utcnow()).total_seconds()
                 m.next_attempt_at = r["next_attempt_at"]
             elif r["status"] == MessageStatus.FAILED:
+                self.metrics.outbox_failed.labels(address.channel).inc()
                 final.append(m.public_id)
                 log.warning("outbound.failed", channel=address.channel, attempts=m.attempts)
         if wait is not None:

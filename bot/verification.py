@@ -105,11 +105,13 @@ class Verification:
         factor: FactorLookup | None,
         policy: VerificationPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.db = db
         self.factor = factor
         self.policy = policy or VerificationPolicy()
         self.clock = clock
+        self.on_outcome = on_outcome  # told every outcome (the step-up counter of /metrics)
 
     def for_conversation(self, conversation: str) -> ConversationVerification:
         return ConversationVerification(self, conversation)
@@ -151,6 +153,8 @@ class Verification:
                 .where(VerificationAttempt.id == attempt_id)
                 .values(outcome=stored, verified_until=until)
             )
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         return CheckResult(outcome, until)
 
     def _over_limit(self, conv_failures: int, number_failures: int) -> bool:

@@ -275,6 +275,10 @@ class Connector(abc.ABC):
     async def startup(self) -> None:  # noqa: B027 - optional hook
         """Open provider clients; called once the app runs."""
 
+    async def drain(self) -> None:  # noqa: B027 - optional hook
+        """The gateway is stopping and its turns are done: close live connections (sockets) with a
+        reconnect hint. `shutdown` follows."""
+
     async def shutdown(self) -> None:  # noqa: B027 - optional hook
         """Close provider clients."""
 

@@ -82,6 +82,7 @@ def scoped(event: dict[str, Any], viewer: Viewer) -> dict[str, Any] | None:
 
 class AgentApi:
     def __init__(self, media_store: MediaStore) -> None:
+        self.streams: set[web.WebSocketResponse] = set()  # open console streams (closed at a stop)
         self.media_store = media_store
 
     def routes(self) -> list[web.RouteDef]:
@@ -281,6 +282,7 @@ class AgentApi:
         desk = request.app[DESK]
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
+        self.streams.add(ws)
         loop = asyncio.get_running_loop()
         async with desk.hub.subscribe() as queue:
             reader = asyncio.ensure_future(self._drain(ws))
@@ -320,7 +322,13 @@ class AgentApi:
                 reader.cancel()
                 if getter is not None:
                     getter.cancel()
+                self.streams.discard(ws)
         return ws
+
+    async def close_streams(self) -> None:
+        """The gateway stops: 1012 "service restart"; the console reconnects with back-off."""
+        await asyncio.gather(*(ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
+                               for ws in list(self.streams)), return_exceptions=True)
 
     @staticmethod
     async def _drain(ws: web.WebSocketResponse) -> None:

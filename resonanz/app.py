@@ -26,7 +26,9 @@ from resonanz.customer_number import CustomerNumbers
 from resonanz.http_errors import json_errors
 from resonanz.keys import DB, DESK, HUB, SETTINGS  # noqa: F401 - re-exported: tests and bench read them from here
 from resonanz.media import MediaStore
+from resonanz.metrics import Metrics
 from resonanz.settings import Settings
+from resonanz.shutdown import InFlight, drain
 from resonanz.store import Database
 from resonanz.supervisor import TaskSupervisor
 
@@ -37,6 +39,9 @@ ENGINE_READY = web.AppKey("engine_ready", asyncio.Event)
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 CONNECTORS = web.AppKey("connectors", dict)
 TASKS = web.AppKey("tasks", TaskSupervisor)
+METRICS = web.AppKey("metrics", Metrics)
+# Set to end a graceful stop's wait for running turns at once (a second signal to `resonanz run`).
+STOP_NOW = web.AppKey("stop_now", asyncio.Event)
 
 
 async def create_app(settings: Settings, *, db: Database | None = None) -> web.Application:
@@ -44,6 +49,9 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     # 1 MiB for every body; the agents' picture upload reads its own, larger limit (handover.api).
     app = web.Application(client_max_size=1024**2, middlewares=[json_errors])
     app[SETTINGS] = settings
+    app[METRICS] = metrics = Metrics()
+    app[STOP_NOW] = asyncio.Event()
+    inflight = InFlight()  # turns of connector requests, waited for by a graceful stop
     app[ENGINE_READY] = asyncio.Event()
     app[TASKS] = TaskSupervisor("app")
     connectors: dict[str, Connector] = {}
@@ -60,6 +68,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         settings=settings,
         engine_ready=app[ENGINE_READY],
         connectors=connectors,
+        metrics=metrics,
     )
     app[DISPATCHER] = dispatcher
     app[HUB] = hub = create_hub(settings.redis_url, settings.redis_channel)
@@ -71,9 +80,9 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     try:
         for name, options in connector_configs(settings).items():
             ctx = ConnectorContext(
-                on_message=dispatcher.handle, history=dispatcher.history, settings=settings,
+                on_message=inflight.track(dispatcher.handle), history=dispatcher.history, settings=settings,
                 http=http, config=options, media=media, on_status=dispatcher.delivery_status, db=app[DB],
-                accept=dispatcher.accept,
+                accept=inflight.track(dispatcher.accept),
             )
             connector = registry.load(name)(ctx)
             connectors[name] = connector
@@ -83,12 +92,21 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         raise
     app.router.add_routes(ActionServer(
         app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings), actions=settings.actions,
-        customer_numbers=CustomerNumbers(settings.customer_number_pattern),
+        customer_numbers=CustomerNumbers(settings.customer_number_pattern), on_verification=metrics.stepup,
     ).routes())
     app.router.add_routes(auth_routes())
-    app.router.add_routes(AgentApi(media).routes())
+    agent_api = AgentApi(media)
+    app.router.add_routes(agent_api.routes())
     app.router.add_routes(console_routes())
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
+    app.router.add_routes(metrics.routes(app[DB], app[ENGINE], settings.metrics_token))
+    # Outermost: counts the final status of refused webhooks.
+    app.middlewares.insert(0, metrics.middleware(connectors))
+
+    async def stop_gracefully(app: web.Application) -> None:
+        await drain(seconds=settings.shutdown_seconds, inflight=inflight, settled=dispatcher.settled,
+                    close_live=[*(c.drain for c in connectors.values()), agent_api.close_streams],
+                    hurry=app[STOP_NOW])
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         try:
@@ -125,6 +143,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             await app[DB].dispose()
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(stop_gracefully)
     app.on_response_prepare.append(_security_headers)
     return app
 

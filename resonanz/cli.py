@@ -202,12 +202,14 @@ async def _serve(settings: Settings, *, worker: int | None = None) -> int:
     from aiohttp import web
 
     from bot.engine_process import EngineStartError, LocalEngines
-    from resonanz.app import ENGINE_READY, create_app
+    from resonanz.app import ENGINE_READY, STOP_NOW, create_app
     from resonanz.logs import configure
+    from resonanz.shutdown import HANDLER_GRACE
 
     configure(settings.log_format, settings.log_level)
     app = await create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
+    # A stop drains running turns first (resonanz/shutdown.py); then handlers get HANDLER_GRACE.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=HANDLER_GRACE)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if worker is not None else None)
     try:
@@ -261,14 +263,16 @@ async def _serve(settings: Settings, *, worker: int | None = None) -> int:
         stopping.cancel()
     finally:
         if worker is None:
-            print("\nStopping…", flush=True)
+            print("\nStopping… (again: without waiting for running turns)", flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, app[STOP_NOW].set)
+        stop.set()
+        await runner.cleanup()  # first: running turns still need the engine
         if supervisor is not None:
-            stop.set()
             with contextlib.suppress(Exception):
                 await supervisor
         if engine is not None:
             await engine.stop()
-        await runner.cleanup()
     return 0
 
 

@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
     api_token_days: int = Field(default=90, ge=1, le=3650)
 
+    # /metrics (resonanz/metrics.py): with a token, scrapes need `Authorization: Bearer <token>`;
+    # without one, only loopback scrapes that came through no proxy are answered.
+    metrics_token: str | None = None
+    # A graceful stop waits this long for running turns before it closes sockets and cancels the
+    # rest (their messages are handed back to the next process): resonanz/shutdown.py.
+    shutdown_seconds: float = Field(default=20.0, gt=0)
+
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
     var_dir: Path = PROJECT_ROOT / "var"

@@ -17,4 +17,14 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# The backup test runs docs/operations.md's commands: the sqlite3 shell and pg_dump/pg_restore.
+if ! command -v sqlite3 >/dev/null 2>&1 || ! command -v pg_dump >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "==> Installing sqlite3 and postgresql-client (Debian packages) for the backup test" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 postgresql-client >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 postgresql-client >/dev/null
+  fi
+fi
+
 exec .venv/bin/pytest "$@"

@@ -58,8 +58,9 @@ async def test_recovery_at_start_up_survives_a_database_error(database: Database
     engine = HeldEngine()
     phone = "+49170" + "".join(random.choices("0123456789", k=7))
     async with serve_engine(engine) as engine_url, FakeTelegram() as tg, FakeTwilio() as tw:
-        # A gateway acknowledges a message and stops before its turn is done.
-        async with push_gateway(database, tmp_path, engine_url, engine, tg, tw) as first:
+        # A gateway acknowledges a message and stops before its turn is done (a graceful stop
+        # gives up on the turn after shutdown_seconds).
+        async with push_gateway(database, tmp_path, engine_url, engine, tg, tw, shutdown_seconds=0.1) as first:
             status, _ = await tw.post_webhook(first.url + "/webhooks/sms/webhook", tw.sms_params(phone, "Hallo"))
             assert status == 200
             await asyncio.wait_for(engine.entered.wait(), WAIT)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hmac
 import importlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from bot.actions.api import ActionContext, Registry, Tracker
-from bot.verification import Verification, VerificationPolicy
+from bot.verification import Outcome, Verification, VerificationPolicy
 from resonanz.customer_number import CustomerNumbers
 from resonanz.store import Database
 
@@ -40,13 +41,13 @@ class ActionServer:
     def __init__(
         self, db: Database, token: str, registry: Registry | None = None,
         verification: VerificationPolicy | None = None, actions: str | None = None,
-        customer_numbers: CustomerNumbers | None = None,
+        customer_numbers: CustomerNumbers | None = None, on_verification: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.db = db
         self.token = token
         self.customer_numbers = customer_numbers or CustomerNumbers(None)
         self.registry = registry if registry is not None else load_actions(actions)
-        self.verification = Verification(db, self.registry.factor, verification)
+        self.verification = Verification(db, self.registry.factor, verification, on_outcome=on_verification)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post(WEBHOOK_PATH, self.webhook)]

@@ -125,6 +125,7 @@ class WebChatConnector(Connector):
         super().__init__(ctx)
         self.max_chars = ctx.settings.max_message_chars
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._open: set[web.WebSocketResponse] = set()  # every open socket, with a session or not
         options = {**DEFAULTS, **dict(ctx.config)}
         self.page_html = (STATIC / "chat.html").read_text(encoding="utf-8").replace(
             "{{title}}", html.escape(str(options["title"]))
@@ -200,10 +201,14 @@ class WebChatConnector(Connector):
             except (ConnectionError, RuntimeError):
                 self._forget(address.recipient, ws)
 
+    async def drain(self) -> None:
+        """The gateway stops: 1012 "service restart" tells the widget to reconnect (with back-off);
+        it gets what it missed with the history."""
+        await asyncio.gather(*(ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"service restart")
+                               for ws in list(self._open)), return_exceptions=True)
+
     async def shutdown(self) -> None:
-        for sockets in list(self._sockets.values()):
-            for ws in list(sockets):
-                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        await self.drain()
         self._sockets.clear()
         if self._redis_pool is not None:
             await self._redis_pool.disconnect()
@@ -223,6 +228,7 @@ class WebChatConnector(Connector):
             return web.json_response({"error": "this page's origin may not open the web chat"}, status=403)
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=30)
         await ws.prepare(request)
+        self._open.add(ws)
         # `id` is the session's public id once a hello succeeded; the token is never kept here.
         session: dict[str, Any] = {"id": None, "language": None, "touched": 0.0}
         # Behind a trusted reverse proxy every customer would share the proxy's address.
@@ -264,6 +270,7 @@ class WebChatConnector(Connector):
                 await worker
             if session["id"] is not None:
                 self._forget(session["id"], ws)
+            self._open.discard(ws)
         return ws
 
     async def _allowed(self, socket_key: str, ip: str) -> bool:
