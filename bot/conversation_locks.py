@@ -12,8 +12,9 @@ a connection in autocommit mode — no transaction at all — taken from a small
 lock holders never starve the turns' own transactions of connections (which would deadlock). It is
 released on the same connection; when that fails, or the wait was cancelled half way, the
 connection is closed instead of going back to the pool, and closing a session releases its locks.
-A process that dies loses its connections, and PostgreSQL frees its locks at once: no expiry to
-tune (a Redis lock needs one, and a turn that outlives it silently loses the mutual exclusion).
+No ping before each use (a round trip per turn): a connection that died with the server fails
+the lock query, is discarded, and the turn is retried on a fresh one. A process that dies loses
+its connections, and PostgreSQL frees its locks at once: no expiry to tune (a Redis lock needs one, and a turn that outlives it silently loses the mutual exclusion).
 
 SQLite has one writing process: the in-process lock is all there is.
 """
@@ -53,24 +54,26 @@ class ConversationLocks:
             # One connection per conversation whose turn runs or waits in this process.
             self._engine = create_async_engine(
                 db.url, isolation_level="AUTOCOMMIT", pool_size=min(5, connections),
-                max_overflow=max(0, connections - 5), pool_timeout=wait_seconds, pool_pre_ping=True,
+                max_overflow=max(0, connections - 5), pool_timeout=wait_seconds,
             )
 
     @contextlib.asynccontextmanager
-    async def hold(self, conversation_id: str) -> AsyncIterator[None]:
+    async def hold(self, conversation_id: str) -> AsyncIterator[AsyncConnection | None]:
+        """Yields the lock's connection (PostgreSQL; autocommit, for reads that need no
+        transaction of their own), or None."""
         lock = self._local.get(conversation_id)
         if lock is None:
             lock = self._local[conversation_id] = asyncio.Lock()
         async with lock:
             if self._engine is None:
-                yield
+                yield None
                 return
-            async with self._advisory(self._engine, advisory_key(conversation_id)):
-                yield
+            async with self._advisory(self._engine, advisory_key(conversation_id)) as conn:
+                yield conn
 
     @staticmethod
     @contextlib.asynccontextmanager
-    async def _advisory(engine: AsyncEngine, key: int) -> AsyncIterator[None]:
+    async def _advisory(engine: AsyncEngine, key: int) -> AsyncIterator[AsyncConnection]:
         conn = await engine.connect()
         try:
             await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
@@ -79,7 +82,7 @@ class ConversationLocks:
             await _discard(conn)
             raise
         try:
-            yield
+            yield conn
         finally:
             try:
                 released = await conn.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": key})

@@ -188,22 +188,25 @@ class Dispatcher:
         older messages still waiting (`received`), oldest first, whichever process stored them:
         a customer's messages are answered in the order they arrived, even when they arrived on
         different gateways and this turn was woken for a later one."""
-        async with self.locks.hold(conversation_id):
-            for earlier in await self._waiting_before(conversation_id, message_pk):
+        async with self.locks.hold(conversation_id) as lock_connection:
+            for earlier in await self._waiting_before(conversation_id, message_pk, lock_connection):
                 log.info("inbound.answered_in_order", conversation=conversation_id)
                 await self._turn(conversation_id, earlier)
             replies, state = await self._turn(conversation_id, message_pk)
         return DispatchResult(conversation_id=conversation_id, state=state, replies=tuple(replies),
                               message_id=public_id)
 
-    async def _waiting_before(self, conversation_id: str, message_pk: int) -> list[int]:
+    async def _waiting_before(self, conversation_id: str, message_pk: int, connection: Any) -> list[int]:
+        """The conversation's older messages still waiting, read on the lock's connection (one
+        round trip, no transaction) when there is one."""
+        query = select(Message.id).where(
+            Message.conversation_id == conversation_id, Message.direction == Direction.IN,
+            Message.status == MessageStatus.RECEIVED, Message.id < message_pk,
+        ).order_by(Message.id)
+        if connection is not None:
+            return list((await connection.scalars(query)).all())
         async with self.db.session() as s:
-            return list((await s.scalars(
-                select(Message.id).where(
-                    Message.conversation_id == conversation_id, Message.direction == Direction.IN,
-                    Message.status == MessageStatus.RECEIVED, Message.id < message_pk,
-                ).order_by(Message.id)
-            )).all())
+            return list((await s.scalars(query)).all())
 
     async def _turn(self, conversation_id: str, message_pk: int) -> tuple[list[OutboundMessage], str]:
         """One message's turn, its delivery and its effects (the caller holds the conversation's lock)."""
