@@ -14,7 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,6 +31,22 @@ MODEL_NAME = "resonanz"
 HEALTHY_UPTIME = 60.0
 LOCK_STORE = "bot.rasa_plugin.lock_store.AtomicRedisLockStore"
 TRAINING_INPUTS = ("training_data", "domain.yml", "config.yml", "engine-requirements.txt")
+TUNING_ENV = "RESONANZ_ENGINE_TUNING"  # read in the engine by bot/rasa_plugin/tuning.py
+
+
+class Tuning(StrEnum):
+    """Engine settings that cut CPU per turn and change no answer. All are on unless an
+    `EngineConfig` leaves some out (bench/engine_turn.py measures each; docs/operations.md)."""
+
+    # In the engine (bot/rasa_plugin/tuning.py): action-server responses are checked against a
+    # JSON schema compiled once, not re-validated and re-compiled on every action call.
+    RESPONSE_SCHEMA = "response-schema"
+    # TensorFlow runs one engine's tiny models on `tf_threads` threads, not one per core each:
+    # several engines on one machine would otherwise contend for the same cores.
+    TF_THREADS = "tf-threads"
+
+
+ENGINE_SIDE_TUNING = frozenset({Tuning.RESPONSE_SCHEMA})
 
 
 def engine_venv() -> Path:
@@ -43,6 +60,11 @@ def rasa_executable() -> Path:
             f"the engine environment is missing ({exe}); run `make setup` (or the README's run command)"
         )
     return exe
+
+
+def engine_threads(engines: int, cores: int | None = None) -> int:
+    """TensorFlow threads for each of `engines` local engines: the cores shared out, at least one."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, engines))
 
 
 def engine_env() -> dict[str, str]:
@@ -228,6 +250,10 @@ class EngineConfig:
     redis_url: str | None = None
     # Rasa's own REST channel, unauthenticated: only for the benchmark's direct comparison.
     rest_channel: bool = False
+    # The cuts of CPU per turn to apply (all by default; the benchmark compares with none).
+    tuning: frozenset[Tuning] = field(default_factory=lambda: frozenset(Tuning))
+    # TensorFlow intra- and inter-op threads (with Tuning.TF_THREADS): see `engine_threads`.
+    tf_threads: int = 1
 
 
 class EngineProcess:
@@ -276,6 +302,13 @@ class EngineProcess:
         env = engine_env()
         env["RESONANZ_ENGINE_TOKEN"] = self.config.token
         env["RESONANZ_ENGINE_PARENT"] = str(os.getpid())
+        tuning = self.config.tuning
+        env[TUNING_ENV] = ",".join(sorted(t.value for t in tuning & ENGINE_SIDE_TUNING))
+        if Tuning.TF_THREADS in tuning:
+            # Read by Rasa 3.6 at start-up (rasa/utils/tensorflow/environment.py); an operator's
+            # own values win.
+            for name in ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"):
+                env.setdefault(name, str(self.config.tf_threads))
         return cmd, env
 
     @property
