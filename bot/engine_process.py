@@ -41,12 +41,22 @@ class Tuning(StrEnum):
     # In the engine (bot/rasa_plugin/tuning.py): action-server responses are checked against a
     # JSON schema compiled once, not re-validated and re-compiled on every action call.
     RESPONSE_SCHEMA = "response-schema"
+    # Action calls carry the tracker but not the domain (Rasa's `enable_selective_domain`): the
+    # gateway's action server never reads it, and encoding and decoding it costs on both sides.
+    # An action marked `send_domain: true` in domain.yml still gets it.
+    SELECTIVE_DOMAIN = "selective-domain"
+    # In the engine: tracker-store commits do not wait for the disk (SQLite WAL with
+    # synchronous=NORMAL, PostgreSQL synchronous_commit=off). Rasa's SQL tracker store is
+    # synchronous, so each fsync blocked the engine's whole event loop (~10 ms per turn here).
+    # Safe against a crash of the engine; an OS crash or power cut may drop the last turns of
+    # the engine-side tracker (the gateway keeps the transcript itself).
+    TRACKER_COMMIT = "tracker-commit"
     # TensorFlow runs one engine's tiny models on `tf_threads` threads, not one per core each:
     # several engines on one machine would otherwise contend for the same cores.
     TF_THREADS = "tf-threads"
 
 
-ENGINE_SIDE_TUNING = frozenset({Tuning.RESPONSE_SCHEMA})
+ENGINE_SIDE_TUNING = frozenset({Tuning.RESPONSE_SCHEMA, Tuning.TRACKER_COMMIT})
 
 
 def engine_venv() -> Path:
@@ -271,8 +281,11 @@ class EngineProcess:
         endpoints = d / f"endpoints-{self.config.port}.yml"
         credentials = d / f"credentials-{self.config.port}.yml"
         c = self.config
+        action_endpoint: dict[str, object] = {"url": c.action_url, "token": c.action_token}
+        if Tuning.SELECTIVE_DOMAIN in c.tuning:
+            action_endpoint["enable_selective_domain"] = True
         config: dict[str, object] = {
-            "action_endpoint": {"url": c.action_url, "token": c.action_token},
+            "action_endpoint": action_endpoint,
             "tracker_store": _tracker_store(c.database_url, c.var_dir, c.index),
         }
         if c.redis_url:

@@ -8,11 +8,14 @@ import contextlib
 import gc
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from resonanz.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.engine_process import EngineConfig
 
 
 def _settings() -> Settings:
@@ -194,10 +197,31 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
+def local_engine_configs(settings: Settings) -> list[EngineConfig]:
+    """The engines `resonanz run` starts itself (none when external engines are configured)."""
+    from bot.engine_process import EngineConfig, engine_threads
+
+    return [
+        EngineConfig(
+            port=port,
+            token=settings.engine_token,
+            action_url=f"http://127.0.0.1:{settings.port}/actions/webhook",
+            action_token=settings.action_token,
+            models_dir=settings.models_dir,
+            var_dir=settings.var_dir,
+            database_url=settings.database_url,
+            index=i,
+            redis_url=settings.redis_url,
+            tf_threads=engine_threads(settings.engines),  # the cores shared out among the engines
+        )
+        for i, port in enumerate(settings.local_engine_ports)
+    ]
+
+
 async def _serve(settings: Settings) -> int:
     from aiohttp import web
 
-    from bot.engine_process import EngineConfig, EngineStartError, LocalEngines
+    from bot.engine_process import EngineStartError, LocalEngines
     from resonanz.app import ENGINE_READY, create_app
     from resonanz.logs import configure
 
@@ -222,20 +246,7 @@ async def _serve(settings: Settings) -> int:
     supervisor: asyncio.Task[Any] | None = None
     try:
         if not settings.external_engine_urls:
-            engine = LocalEngines([
-                EngineConfig(
-                    port=port,
-                    token=settings.engine_token,
-                    action_url=f"http://127.0.0.1:{settings.port}/actions/webhook",
-                    action_token=settings.action_token,
-                    models_dir=settings.models_dir,
-                    var_dir=settings.var_dir,
-                    database_url=settings.database_url,
-                    index=i,
-                    redis_url=settings.redis_url,
-                )
-                for i, port in enumerate(settings.local_engine_ports)
-            ])
+            engine = LocalEngines(local_engine_configs(settings))
             try:
                 await engine.start()
             except EngineStartError as exc:

@@ -9,12 +9,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bot.engine_process import (
     ENGINE_SIDE_TUNING, EngineConfig, EngineProcess, Tuning, engine_env, engine_threads, engine_venv,
 )
-from resonanz.settings import PROJECT_ROOT
-from tests.conftest import free_port
+from resonanz.settings import PROJECT_ROOT, Settings
+from tests.conftest import PG_ADMIN_URL, REQUIRE_SERVICES, free_port
 
 
 def _config(tmp_path: Path, **values: object) -> EngineConfig:
@@ -39,7 +40,13 @@ def test_every_cut_is_on_by_default_and_the_engine_side_ones_travel_in_its_envir
     assert set(env["RESONANZ_ENGINE_TUNING"].split(",")) == {t.value for t in ENGINE_SIDE_TUNING}
     assert env["TF_INTRA_OP_PARALLELISM_THREADS"] == env["TF_INTER_OP_PARALLELISM_THREADS"] == "3"
 
-    stock = _env(_config(tmp_path, tuning=frozenset()), tmp_path)
+    endpoints = yaml.safe_load(EngineProcess(_config(tmp_path)).write_config()[0].read_text())
+    assert endpoints["action_endpoint"]["enable_selective_domain"] is True
+
+    stock_config = _config(tmp_path, tuning=frozenset())
+    stock_endpoints = yaml.safe_load(EngineProcess(stock_config).write_config()[0].read_text())
+    assert "enable_selective_domain" not in stock_endpoints["action_endpoint"]
+    stock = _env(stock_config, tmp_path)
     assert stock["RESONANZ_ENGINE_TUNING"] == ""
     assert "TF_INTRA_OP_PARALLELISM_THREADS" not in stock
 
@@ -82,12 +89,12 @@ ENGINE_CHECK = textwrap.dedent("""
 """)
 
 
-def _engine_check(cuts: str) -> dict:
+def _engine_check(cuts: str, script: str = ENGINE_CHECK, *args: str) -> dict:
     python = engine_venv() / "bin" / "python"
     if not python.exists():
         pytest.skip(f"the engine environment is missing ({python})")
     env = engine_env()
-    out = subprocess.run([str(python), "-c", ENGINE_CHECK, cuts], cwd=PROJECT_ROOT, env=env,
+    out = subprocess.run([str(python), "-c", script, cuts, *args], cwd=PROJECT_ROOT, env=env,
                          capture_output=True, text=True, timeout=180, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -105,3 +112,55 @@ def test_an_unknown_cut_is_refused_at_start_up() -> None:
     with pytest.raises(subprocess.CalledProcessError) as failed:
         _engine_check("no-such-cut")
     assert "unknown tuning" in failed.value.stderr
+
+
+# The engine's tracker store (Rasa's SQLTrackerStore, SQLAlchemy 1.4) as the engine opens it.
+TRACKER_CHECK = textwrap.dedent("""
+    import json, sys
+    import sqlalchemy as sa
+    from bot.rasa_plugin import tuning
+
+    tuning.apply(set(sys.argv[1].split(",")) - {""})
+    found = {}
+    sqlite = sa.create_engine("sqlite:///" + sys.argv[2])
+    with sqlite.connect() as c:
+        found["sqlite"] = [c.exec_driver_sql("PRAGMA journal_mode").scalar(),
+                           c.exec_driver_sql("PRAGMA synchronous").scalar()]
+    if sys.argv[3]:
+        pg = sa.create_engine(sys.argv[3])
+        try:
+            with pg.connect() as c:
+                found["postgresql"] = c.exec_driver_sql("SHOW synchronous_commit").scalar()
+                with c.begin():  # a transaction still commits as before
+                    c.exec_driver_sql("CREATE TEMPORARY TABLE t (x int)")
+                    c.exec_driver_sql("INSERT INTO t VALUES (1)")
+                found["postgresql_rows"] = c.exec_driver_sql("SELECT count(*) FROM t").scalar()
+        except sa.exc.OperationalError as exc:
+            found["postgresql_error"] = str(exc).splitlines()[0]
+    print(json.dumps(found))
+""")
+
+
+def test_tracker_commits_do_not_wait_for_the_disk(tmp_path: Path) -> None:
+    pg = PG_ADMIN_URL.replace("+asyncpg", "")
+    stock = _engine_check("", TRACKER_CHECK, str(tmp_path / "stock.db"), pg)
+    tuned = _engine_check(Tuning.TRACKER_COMMIT.value, TRACKER_CHECK, str(tmp_path / "tuned.db"), pg)
+    assert stock["sqlite"] == ["delete", 2]  # SQLite's defaults: rollback journal, FULL
+    assert tuned["sqlite"] == ["wal", 1]     # WAL, NORMAL
+    if "postgresql_error" in tuned:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"PostgreSQL is not reachable: {tuned['postgresql_error']}")
+        return  # SQLite checked; PostgreSQL skipped locally
+    assert stock["postgresql"] == "on"
+    assert tuned["postgresql"] == "off"
+    assert tuned["postgresql_rows"] == 1
+
+
+def test_resonanz_run_shares_the_cores_out_among_its_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resonanz.cli import local_engine_configs
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    for engines, threads in ((1, 4), (2, 2), (4, 1)):
+        configs = local_engine_configs(Settings(engines=engines))
+        assert [c.tf_threads for c in configs] == [threads] * engines
+        assert all(c.tuning == frozenset(Tuning) for c in configs)
