@@ -14,7 +14,9 @@ the gateway sets it, see `bot/engine_process.py`) before Rasa starts. Each one i
   blocks the engine's whole event loop (about 10 ms per commit on this machine's disk). Each
   database connection the engine opens (only its tracker store opens any) commits without
   waiting for the disk: SQLite in WAL mode with synchronous=NORMAL, PostgreSQL with
-  synchronous_commit=off. Nothing changes for readers, and neither store can be corrupted; an
+  synchronous_commit=off. SQLite also keeps its connection: SQLAlchemy 1.4 opens and closes one
+  per session for a file database, and closing the last one checkpoints the WAL with fsyncs
+  (SQLAlchemy 2 keeps a pool there too, as done here). Nothing changes for readers, and neither store can be corrupted; an
   operating-system crash or power cut (not a crash of the engine) may lose the last turns of the
   engine-side tracker.
 """
@@ -74,6 +76,23 @@ def commits_without_fsync_wait() -> None:
             dbapi_connection.autocommit = False
 
     event.listen(Engine, "connect", on_connect)
+
+    from rasa.core import tracker_store
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import QueuePool
+
+    stock_kwargs = tracker_store.create_engine_kwargs
+
+    def create_engine_kwargs(url: Any) -> Dict[Text, Any]:
+        kwargs = stock_kwargs(url)
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            kwargs.setdefault("poolclass", QueuePool)
+            # The pool hands a connection to one user at a time; Rasa may use it off its loop thread.
+            kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
+        return kwargs
+
+    tracker_store.create_engine_kwargs = create_engine_kwargs
 
 
 CUTS: Dict[Text, Callable[[], None]] = {
