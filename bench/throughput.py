@@ -1,16 +1,22 @@
 """Throughput: short conversations from many clients, for three set-ups in the same run.
 
-(a) bare single-process Rasa: Rasa's REST webhook straight to one engine;
-(b) one gateway + one engine (the gateway's REST channel);
-(c) one gateway + a pool of two engines (bot/engine_pool.py).
+(a) bare single-process Rasa: Rasa's REST webhook straight to one engine in Rasa 3.6's stock
+    configuration (none of the cuts in `bot.engine_process.Tuning`: TensorFlow's default threads,
+    the domain sent with every action call, Rasa's own response validation, SQLite tracker store
+    with SQLite's default journal). Same model, same SQL tracker store kind, same action server
+    (the gateway's, which Rasa calls for custom actions);
+(b) one gateway + one engine (the gateway's REST channel; the engine with all cuts);
+(c) one gateway + a pool of two engines (bot/engine_pool.py), each with all cuts and one
+    TensorFlow thread (`engine_threads`: the 2 cores shared out; (b) uses the first of them).
 
-Two real engines are started (the first with Rasa's REST channel on, for (a)). The gateway runs
-in this process on one port that both engines call for custom actions; for (b) and (c) it is
+Three real engines are started: the stock one for (a) and two tuned ones. The gateway runs in
+this process on one port that every engine calls for custom actions; for (b) and (c) it is
 rebuilt with a pool of one or two engines. For each client count, each set-up runs for the same
 time: every client sends short conversations (greeting, meter reading, outage, opening hours;
 bench/latency.py's scripts) turn after turn, each conversation with a fresh sender.
 
 Prints turns/s, p50/p99 per turn, and (c)/(a); writes JSON (default bench/results/throughput.json).
+For the engine's CPU per turn, stock against tuned, see bench/engine_turn.py.
 
     .venv/bin/python bench/throughput.py [--clients 8 32] [--seconds 20] [--out FILE]
 """
@@ -40,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import free_port, summary  # noqa: E402
 from bench.latency import ReadingCounter, short_script  # noqa: E402
 from bot.reference.demo_data import seed_demo_data  # noqa: E402
-from bot.engine_process import EngineConfig, LocalEngines, train  # noqa: E402
+from bot.engine_process import EngineConfig, LocalEngines, engine_threads, train  # noqa: E402
 from resonanz.app import ENGINE, ENGINE_READY, create_app  # noqa: E402
 from resonanz.logs import configure  # noqa: E402
 from resonanz.settings import Settings  # noqa: E402
@@ -48,7 +54,7 @@ from resonanz.store import Database  # noqa: E402
 from resonanz.store.migrate import upgrade  # noqa: E402
 
 SETUPS = {
-    "a_bare_rasa": "bare single-process Rasa (REST webhook)",
+    "a_bare_rasa": "bare single-process Rasa, stock (REST webhook)",
     "b_gateway_1_engine": "gateway + 1 engine",
     "c_gateway_pool_2": "gateway + pool of 2 engines",
 }
@@ -124,31 +130,43 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await seed_demo_data(db)
     gw_port = free_port()
     token, action_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+
+    def engine(index: int, **config: Any) -> EngineConfig:
+        return EngineConfig(port=free_port(), token=token, action_url=f"http://127.0.0.1:{gw_port}/actions/webhook",
+                            action_token=action_token, models_dir=models_dir, var_dir=tmp, index=index, **config)
+
+    threads = engine_threads(2)
     engines = LocalEngines([
-        EngineConfig(port=free_port(), token=token, action_url=f"http://127.0.0.1:{gw_port}/actions/webhook",
-                     action_token=action_token, models_dir=models_dir, var_dir=tmp, index=i, rest_channel=i == 0)
-        for i in range(2)
+        engine(0, rest_channel=True, tuning=frozenset()),  # (a): Rasa as it comes
+        engine(1, tf_threads=threads),
+        engine(2, tf_threads=threads),
     ])
+    stock_url, pool_urls = engines.urls[0], engines.urls[1:]
     base = {"port": gw_port, "DATABASE_URL": db_url, "engine_token": token, "action_token": action_token,
             "engine_timeout": 60.0, "var_dir": tmp}
     gateway_url = f"http://127.0.0.1:{gw_port}/webhooks/rest/webhook"
-    bare_url = f"{engines.urls[0]}/webhooks/rest/webhook"
+    bare_url = f"{stock_url}/webhooks/rest/webhook"
     readings = ReadingCounter()
     run_id = secrets.token_hex(3)
     results: dict[str, dict[str, Any]] = {}
     await engines.start()
     try:
-        print("waiting for two engines…", file=sys.stderr, flush=True)
+        print("waiting for three engines…", file=sys.stderr, flush=True)
         await engines.wait_ready()
         for clients in args.clients:
             cell: dict[str, Any] = {}
             # (a) still needs a gateway: the engine calls it for custom actions.
-            async with gateway(base, db, engines.urls[:1]):
-                await load(gateway_url, 2, 3, readings, f"warm-{run_id}-{clients}")  # not measured
-                for key, url in (("a_bare_rasa", bare_url), ("b_gateway_1_engine", gateway_url)):
-                    print(f"{clients} clients: {SETUPS[key]}…", file=sys.stderr, flush=True)
-                    cell[key] = await load(url, clients, args.seconds, readings, f"{key}-{run_id}-{clients}")
-            async with gateway(base, db, engines.urls):
+            async with gateway(base, db, [stock_url]):
+                await load(bare_url, 2, 3, readings, f"warm-a-{run_id}-{clients}")  # not measured
+                key = "a_bare_rasa"
+                print(f"{clients} clients: {SETUPS[key]}…", file=sys.stderr, flush=True)
+                cell[key] = await load(bare_url, clients, args.seconds, readings, f"{key}-{run_id}-{clients}")
+            async with gateway(base, db, pool_urls[:1]):
+                await load(gateway_url, 2, 3, readings, f"warm-b-{run_id}-{clients}")  # not measured
+                key = "b_gateway_1_engine"
+                print(f"{clients} clients: {SETUPS[key]}…", file=sys.stderr, flush=True)
+                cell[key] = await load(gateway_url, clients, args.seconds, readings, f"{key}-{run_id}-{clients}")
+            async with gateway(base, db, pool_urls):
                 await load(gateway_url, 4, 3, readings, f"warm-pool-{run_id}-{clients}")  # both engines warm
                 key = "c_gateway_pool_2"
                 print(f"{clients} clients: {SETUPS[key]}…", file=sys.stderr, flush=True)
@@ -161,7 +179,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine_note": "same run; the machine may be shared, so absolute figures are noisy",
         "setups": SETUPS,
-        "params": {"clients": args.clients, "seconds": args.seconds, "database": "sqlite"},
+        "params": {"clients": args.clients, "seconds": args.seconds, "database": "sqlite",
+                   "a_engine": "stock Rasa 3.6 (no tuning)", "b_c_engines": "all tuning, tf_threads=" + str(threads)},
         "target": "c_over_a >= 1.8",
         "clients": results,
     }

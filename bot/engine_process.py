@@ -14,7 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -34,6 +35,32 @@ MODEL_NAME = "resonanz"
 HEALTHY_UPTIME = 60.0
 LOCK_STORE = "bot.rasa_plugin.lock_store.AtomicRedisLockStore"
 TRAINING_INPUTS = ("training_data", "domain.yml", "config.yml", "engine-requirements.txt")
+TUNING_ENV = "RESONANZ_ENGINE_TUNING"  # read in the engine by bot/rasa_plugin/tuning.py
+
+
+class Tuning(StrEnum):
+    """Engine settings that cut CPU per turn and change no answer. All are on unless an
+    `EngineConfig` leaves some out (bench/engine_turn.py measures each; docs/operations.md)."""
+
+    # In the engine (bot/rasa_plugin/tuning.py): action-server responses are checked against a
+    # JSON schema compiled once, not re-validated and re-compiled on every action call.
+    RESPONSE_SCHEMA = "response-schema"
+    # Action calls carry the tracker but not the domain (Rasa's `enable_selective_domain`): the
+    # gateway's action server never reads it, and encoding and decoding it costs on both sides.
+    # An action marked `send_domain: true` in domain.yml still gets it.
+    SELECTIVE_DOMAIN = "selective-domain"
+    # In the engine: tracker-store commits do not wait for the disk (SQLite WAL with
+    # synchronous=NORMAL, PostgreSQL synchronous_commit=off). Rasa's SQL tracker store is
+    # synchronous, so each fsync blocked the engine's whole event loop (~10 ms per turn here).
+    # Safe against a crash of the engine; an OS crash or power cut may drop the last turns of
+    # the engine-side tracker (the gateway keeps the transcript itself).
+    TRACKER_COMMIT = "tracker-commit"
+    # TensorFlow runs one engine's tiny models on `tf_threads` threads, not one per core each:
+    # several engines on one machine would otherwise contend for the same cores.
+    TF_THREADS = "tf-threads"
+
+
+ENGINE_SIDE_TUNING = frozenset({Tuning.RESPONSE_SCHEMA, Tuning.TRACKER_COMMIT})
 
 
 def engine_venv() -> Path:
@@ -47,6 +74,11 @@ def rasa_executable() -> Path:
             f"the engine environment is missing ({exe}); run `make setup` (or the README's run command)"
         )
     return exe
+
+
+def engine_threads(engines: int, cores: int | None = None) -> int:
+    """TensorFlow threads for each of `engines` local engines: the cores shared out, at least one."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, engines))
 
 
 def engine_env() -> dict[str, str]:
@@ -232,6 +264,10 @@ class EngineConfig:
     redis_url: str | None = None
     # Rasa's own REST channel, unauthenticated: only for the benchmark's direct comparison.
     rest_channel: bool = False
+    # The cuts of CPU per turn to apply (all by default; the benchmark compares with none).
+    tuning: frozenset[Tuning] = field(default_factory=lambda: frozenset(Tuning))
+    # TensorFlow intra- and inter-op threads (with Tuning.TF_THREADS): see `engine_threads`.
+    tf_threads: int = 1
 
 
 class EngineProcess:
@@ -249,8 +285,11 @@ class EngineProcess:
         endpoints = d / f"endpoints-{self.config.port}.yml"
         credentials = d / f"credentials-{self.config.port}.yml"
         c = self.config
+        action_endpoint: dict[str, object] = {"url": c.action_url, "token": c.action_token}
+        if Tuning.SELECTIVE_DOMAIN in c.tuning:
+            action_endpoint["enable_selective_domain"] = True
         config: dict[str, object] = {
-            "action_endpoint": {"url": c.action_url, "token": c.action_token},
+            "action_endpoint": action_endpoint,
             "tracker_store": _tracker_store(c.database_url, c.var_dir, c.index),
         }
         if c.redis_url:
@@ -280,6 +319,13 @@ class EngineProcess:
         env = engine_env()
         env["RESONANZ_ENGINE_TOKEN"] = self.config.token
         env["RESONANZ_ENGINE_PARENT"] = str(os.getpid())
+        tuning = self.config.tuning
+        env[TUNING_ENV] = ",".join(sorted(t.value for t in tuning & ENGINE_SIDE_TUNING))
+        if Tuning.TF_THREADS in tuning:
+            # Read by Rasa 3.6 at start-up (rasa/utils/tensorflow/environment.py); an operator's
+            # own values win.
+            for name in ("TF_INTRA_OP_PARALLELISM_THREADS", "TF_INTER_OP_PARALLELISM_THREADS"):
+                env.setdefault(name, str(self.config.tf_threads))
         return cmd, env
 
     @property
@@ -428,6 +474,7 @@ class LocalEngines:
                 database_url=settings.database_url,
                 index=i,
                 redis_url=settings.redis_url,
+                tf_threads=engine_threads(settings.engines),  # the cores shared out among the engines
             )
             for i, port in enumerate(settings.local_engine_ports)
         ])

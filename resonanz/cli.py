@@ -9,11 +9,14 @@ import gc
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from resonanz.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.engine_process import EngineConfig
 
 
 def _settings() -> Settings:

@@ -4,7 +4,8 @@
 token starting with "-" is an argparse error). The gateway passes the token in the child's
 environment (RESONANZ_ENGINE_TOKEN, readable only by our own user); this module appends it to
 rasa's own argument list in memory, which /proc does not show. It also makes every file the
-engine creates (tracker store, logs) private to our user.
+engine creates (tracker store, logs) private to our user, and applies the cuts of CPU per turn
+the gateway asks for (bot/rasa_plugin/tuning.py).
 
     python -m bot.rasa_plugin.launch run --enable-api --port 5005 ...
 """
@@ -38,6 +39,9 @@ def main() -> None:
     if token:
         args.append(f"--auth-token={token}")
     sys.argv = ["rasa", *args]
+    from bot.rasa_plugin import tuning
+
+    tuning.apply(tuning.requested())
     from rasa.__main__ import main as rasa_main
 
     rasa_main()
