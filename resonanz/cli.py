@@ -69,16 +69,23 @@ def cmd_db_seed(args: argparse.Namespace) -> int:
 async def _customer(settings: Settings, ref: str, erase: bool) -> dict[str, Any] | None:
     import importlib
 
-    from resonanz.privacy import erase_customer, export_customer
+    from resonanz.privacy import audit, erase_customer, export_customer
     from resonanz.store import Database
+    from resonanz.store.vocabulary import DataAction
 
     if settings.actions:  # the bot's actions module registers its own tables (resonanz.privacy)
         importlib.import_module(settings.actions)
     db = Database(settings.database_url)
     try:
         if erase:
-            return await erase_customer(db, ref, settings.var_dir)
-        return await export_customer(db, ref, settings.var_dir)
+            counts = await erase_customer(db, ref, settings.var_dir)
+            if counts is not None:
+                await audit.record(db, audit.CLI_ACTOR, DataAction.ERASE, None)
+            return counts
+        doc = await export_customer(db, ref, settings.var_dir)
+        if doc is not None:
+            await audit.record(db, audit.CLI_ACTOR, DataAction.EXPORT, doc["customer"]["id"])
+        return doc
     finally:
         await db.dispose()
 

@@ -20,6 +20,7 @@ from resonanz.store.models import (
     Conversation,
     ConversationEvent,
     Customer,
+    DataAccess,
     Handover,
     Message,
     VerificationAttempt,
@@ -77,6 +78,8 @@ async def _seed(db: Database, tag: str, var_dir: Path) -> None:
         s.add(Handover(id=f"{tag}handover", conversation_id=f"{tag}conv1", customer_id=f"{tag}cust",
                        reason="customer_request", trigger="pattern", status="closed", summary=f"{tag} summary",
                        rating=4, rated_at=NOW))
+        s.add(DataAccess(actor_id="someagent", actor_role="agent", action="view_handover", customer_id=f"{tag}cust",
+                         subject=f"{tag}handover"))
     events = [(f"{tag}conv{n}-{session}", "user", json.dumps({"text": f"hello from {tag}"}))
               for n in (1, 2) for session in (0, 1)]
     if db.is_sqlite:
@@ -143,7 +146,7 @@ async def test_erasure_leaves_nothing_of_the_customer_in_any_table_store_or_fold
         await _seed(database, tag, tmp_path)
     before = await _all_rows(database, tmp_path)
     seeded = {t for t, rows in before.items() if any("bravo" in r.lower() for r in rows)}
-    assert {"customers", "messages", "accounts", "meter_readings", "events" if not database.is_sqlite
+    assert {"customers", "messages", "accounts", "data_access_log", "meter_readings", "events" if not database.is_sqlite
             else "trackers.db:events"} <= seeded
 
     counts = await erase_customer(database, "webchat:alphaweb", tmp_path)

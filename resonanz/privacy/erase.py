@@ -15,6 +15,7 @@ from resonanz.store.models import (
     Conversation,
     ConversationEvent,
     Customer,
+    DataAccess,
     Handover,
     Message,
     VerificationAttempt,
@@ -54,6 +55,9 @@ async def erase_customer(db: Database, ref: str, var_dir: Path) -> dict[str, int
             ("conversation_events", delete(ConversationEvent).where(ConversationEvent.conversation_id.in_(convs))),
             ("handovers", delete(Handover).where(Handover.conversation_id.in_(convs) | (Handover.customer_id == customer.id))),
             ("conversations", delete(Conversation).where(Conversation.customer_id == customer.id)),
+            # Who opened this customer's data goes with it; the erasure itself is recorded by the
+            # caller without a customer id.
+            ("data_access_log", delete(DataAccess).where(DataAccess.customer_id == customer.id)),
             ("customers", delete(Customer).where(Customer.id == customer.id)),
         ]
         for table, stmt in statements:
