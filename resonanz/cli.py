@@ -116,6 +116,28 @@ def cmd_customer_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _purge(settings: Settings, days: int) -> dict[str, int]:
+    from resonanz.privacy.retention import purge_expired
+    from resonanz.store import Database
+
+    db = Database(settings.database_url)
+    try:
+        return await purge_expired(db, settings.var_dir, days)
+    finally:
+        await db.dispose()
+
+
+def cmd_customer_purge(args: argparse.Namespace) -> int:
+    settings = _settings()
+    days = settings.retention_days if args.days is None else args.days
+    if days <= 0:
+        print("retention is off (RESONANZ_RETENTION_DAYS=0): nothing deleted")
+        return 0
+    counts = asyncio.run(_purge(settings, days))
+    print(f"older than {days} days: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing due"))
+    return 0
+
+
 def _password(env_name: str) -> str:
     import getpass
     import os
@@ -453,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("customer", help="customer id or channel:external id")
     p.add_argument("--yes", action="store_true", help="really delete")
     p.set_defaults(func=cmd_customer_erase)
+    p = custsub.add_parser("purge", help="delete conversations idle for longer than the retention period, now")
+    p.add_argument("--days", type=int, help="the period (default: RESONANZ_RETENTION_DAYS, 365)")
+    p.set_defaults(func=cmd_customer_purge)
 
     tg = sub.add_parser("telegram", help="Telegram set-up")
     tgsub = tg.add_subparsers(dest="telegram_command", required=True)

@@ -26,10 +26,9 @@ from resonanz.store.models import (
     VerificationAttempt,
     WebChatSession,
 )
+from tests.support.tracker_store import EVENTS_DDL
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-EVENTS_DDL = ("CREATE TABLE events (id {pk}, sender_id VARCHAR(255) NOT NULL, type_name VARCHAR(255) NOT NULL, "
-              "timestamp FLOAT, intent_name VARCHAR(255), action_name VARCHAR(255), data TEXT)")
 
 
 async def _seed(db: Database, tag: str, var_dir: Path) -> None:
@@ -86,12 +85,12 @@ async def _seed(db: Database, tag: str, var_dir: Path) -> None:
         path = var_dir / "engine" / "trackers.db"
         path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(path) as conn:
-            conn.execute(EVENTS_DDL.format(pk="INTEGER PRIMARY KEY") .replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+            conn.execute(EVENTS_DDL.format(pk="INTEGER PRIMARY KEY"))
             conn.executemany("INSERT INTO events (sender_id, type_name, timestamp, data) VALUES (?, ?, 1.0, ?)", events)
         conn.close()
     else:
         async with db.session() as s:
-            await s.execute(text(EVENTS_DDL.format(pk="SERIAL PRIMARY KEY").replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")))
+            await s.execute(text(EVENTS_DDL.format(pk="SERIAL PRIMARY KEY")))
             for sender, type_name, data in events:
                 await s.execute(text("INSERT INTO events (sender_id, type_name, timestamp, data) "
                                      "VALUES (:s, :t, 1.0, :d)"), {"s": sender, "t": type_name, "d": data})
