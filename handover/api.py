@@ -19,7 +19,7 @@ from handover.auth import (AUTH_EVENT, PRINCIPAL, announce, authenticate, create
                            principal_still_valid, require, revoke_credentials, same_origin)
 from handover.routing import Viewer, is_open
 from handover.schemas import (
-    RESOLUTIONS, AgentList, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
+    RESOLUTIONS, AgentList, AuditList, CustomerExport, ErasureResponse, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
     CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
     MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
@@ -28,7 +28,8 @@ from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Un
 from resonanz.keys import DESK
 from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
 from resonanz.store.models import Agent, Handover, Queue, utcnow
-from resonanz.store.vocabulary import AgentRole, HandoverStatus
+from resonanz.privacy import audit, erase_customer, export_customer
+from resonanz.store.vocabulary import AgentRole, DataAction, HandoverStatus
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,9 @@ class AgentApi:
     def __init__(self, media_store: MediaStore) -> None:
         self.streams: set[web.WebSocketResponse] = set()  # open console streams (closed at a stop)
         self.media_store = media_store
+        # The state folder (`var/`): media and the engine's SQLite tracker stores, for exports
+        # and erasures.
+        self.var_dir = media_store.directory.parent
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -104,6 +108,9 @@ class AgentApi:
             web.get("/api/v1/queues", require()(self.list_queues)),
             web.post("/api/v1/queues", require(AgentRole.ADMIN)(self.create_queue)),
             web.patch("/api/v1/queues/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_queue)),
+            web.get("/api/v1/customers/{id:[0-9a-f]{32}}/export", require(AgentRole.ADMIN)(self.export_customer)),
+            web.delete("/api/v1/customers/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.erase_customer)),
+            web.get("/api/v1/audit", require(AgentRole.ADMIN)(self.audit_log)),
             web.get("/api/v1/stream", self.stream),
             web.get("/media/{name}", self.media),
         ]
@@ -128,7 +135,10 @@ class AgentApi:
 
     async def get_handover(self, request: web.Request) -> web.Response:
         # Outside the agent's scope: NotFound, exactly as for an id that does not exist.
-        detail = await request.app[DESK].read.handover_detail(request.match_info["id"], _agent(request))
+        agent = _agent(request)
+        detail = await request.app[DESK].read.handover_detail(request.match_info["id"], agent)
+        await audit.record(request.app[DESK].db, (agent.id, agent.role), DataAction.VIEW_HANDOVER,
+                           detail["handover"]["customer"]["id"], detail["handover"]["id"])
         return respond(HandoverDetail, detail)
 
     async def list_conversations(self, request: web.Request) -> web.Response:
@@ -230,6 +240,27 @@ class AgentApi:
             announce(request.app, agent.id, end_streams=False)
         await desk.route_waiting()
         return respond(AgentResponse, {"agent": out})
+
+    # --- data protection (docs/data-protection.md) ----------------------------------------------
+
+    async def export_customer(self, request: web.Request) -> web.Response:
+        agent, db = _agent(request), request.app[DESK].db
+        doc = await export_customer(db, request.match_info["id"], self.var_dir)
+        if doc is None:
+            raise NotFound("no such customer")
+        await audit.record(db, (agent.id, agent.role), DataAction.EXPORT, doc["customer"]["id"])
+        return respond(CustomerExport, doc)
+
+    async def erase_customer(self, request: web.Request) -> web.Response:
+        agent, db = _agent(request), request.app[DESK].db
+        counts = await erase_customer(db, request.match_info["id"], self.var_dir)
+        if counts is None:
+            raise NotFound("no such customer")
+        await audit.record(db, (agent.id, agent.role), DataAction.ERASE, None)
+        return respond(ErasureResponse, {"erased": counts})
+
+    async def audit_log(self, request: web.Request) -> web.Response:
+        return respond(AuditList, {"entries": await audit.entries(request.app[DESK].db)})
 
     async def list_queues(self, request: web.Request) -> web.Response:
         async with request.app[DESK].db.session() as s:

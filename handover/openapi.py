@@ -121,6 +121,14 @@ ROUTES: tuple[Route, ...] = (
           links={"UpdateQueue": _link("updateQueue", "/queue/id", "Change the queue just created")}),
     Route("patch", "/api/v1/queues" + ID, "updateQueue", "Change a queue's name or business hours", 200, m.QueueResponse,
           request=m.UpdateQueueRequest, errors=(*BODY, 401, 403, 404, 409), auth="admin"),
+    Route("get", "/api/v1/customers" + ID + "/export", "exportCustomer",
+          "Everything stored about a customer, as one JSON document (recorded in the audit log)", 200,
+          m.CustomerExport, errors=(401, 403, 404), auth="admin"),
+    Route("delete", "/api/v1/customers" + ID, "eraseCustomer",
+          "Erase a customer: every row, the engine's tracker events and media files; the counts", 200,
+          m.ErasureResponse, errors=(401, 403, 404), auth="admin"),
+    Route("get", "/api/v1/audit", "listDataAccess", "Who opened which customer's data (latest 200)", 200,
+          m.AuditList, errors=(401, 403), auth="admin"),
 )
 
 ID_PARAMETER = {"name": "id", "in": "path", "required": True,

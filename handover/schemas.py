@@ -693,3 +693,39 @@ class ConversationOut(BaseModel):
 
 class ConversationList(BaseModel):
     conversations: list[ConversationOut]
+
+
+# --- data protection (admins) ------------------------------------------------------------------
+
+
+class CustomerExport(BaseModel):
+    """Everything stored about one customer (docs/data-protection.md lists the sections)."""
+
+    model_config = ConfigDict(extra="allow")
+    format: Literal["resonanz-customer-export/1"]
+    exported_at: str
+    customer: dict[str, Any]
+    channel_identities: list[dict[str, Any]]
+    conversations: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+    handovers: list[dict[str, Any]]
+    media: list[dict[str, Any]]
+    engine_events: list[dict[str, Any]]
+
+
+class ErasureResponse(BaseModel):
+    erased: dict[str, int]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    actor_id: str
+    actor_role: str
+    action: Literal["export", "erase", "view_handover"]
+    customer_id: str | None
+    subject: str | None
+    at: str
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]

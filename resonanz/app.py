@@ -30,6 +30,7 @@ from resonanz.metrics import Metrics
 from resonanz.settings import Settings
 from resonanz.shutdown import InFlight, drain
 from resonanz.store import Database
+from resonanz.privacy.retention import run_periodically
 from resonanz.supervisor import TaskSupervisor
 
 log = structlog.get_logger(__name__)
@@ -127,9 +128,12 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         prober = app[TASKS].spawn(
             "engine probes", lambda: app[ENGINE].watch(settings.engine_probe_seconds), retry=True
         )
+        retention = app[TASKS].spawn("retention", lambda: run_periodically(
+            app[DB], settings.var_dir, settings.retention_days, settings.retention_sweep_hours * 3600), delay=60, retry=True)
         yield
         watcher.cancel()
         prober.cancel()
+        retention.cancel()
         await desk.shutdown()
         await dispatcher.close()  # turns not finished stay `received`: the next start recovers them
         await dispatcher.outbox.close()

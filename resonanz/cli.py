@@ -69,6 +69,78 @@ def cmd_db_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _customer(settings: Settings, ref: str, erase: bool) -> dict[str, Any] | None:
+    import importlib
+
+    from resonanz.privacy import audit, erase_customer, export_customer
+    from resonanz.store import Database
+    from resonanz.store.vocabulary import DataAction
+
+    if settings.actions:  # the bot's actions module registers its own tables (resonanz.privacy)
+        importlib.import_module(settings.actions)
+    db = Database(settings.database_url)
+    try:
+        if erase:
+            counts = await erase_customer(db, ref, settings.var_dir)
+            if counts is not None:
+                await audit.record(db, audit.CLI_ACTOR, DataAction.ERASE, None)
+            return counts
+        doc = await export_customer(db, ref, settings.var_dir)
+        if doc is not None:
+            await audit.record(db, audit.CLI_ACTOR, DataAction.EXPORT, doc["customer"]["id"])
+        return doc
+    finally:
+        await db.dispose()
+
+
+def cmd_customer_export(args: argparse.Namespace) -> int:
+    import json
+
+    doc = asyncio.run(_customer(_settings(), args.customer, erase=False))
+    if doc is None:
+        sys.exit(f"no customer {args.customer!r}")
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    if args.output:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_customer_erase(args: argparse.Namespace) -> int:
+    if not args.yes:
+        sys.exit("this deletes all of the customer's data for good; add --yes")
+    counts = asyncio.run(_customer(_settings(), args.customer, erase=True))
+    if counts is None:
+        sys.exit(f"no customer {args.customer!r}")
+    print("erased: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    return 0
+
+
+async def _purge(settings: Settings, days: int) -> dict[str, int]:
+    from resonanz.privacy.retention import purge_expired
+    from resonanz.store import Database
+
+    db = Database(settings.database_url)
+    try:
+        return await purge_expired(db, settings.var_dir, days)
+    finally:
+        await db.dispose()
+
+
+def cmd_customer_purge(args: argparse.Namespace) -> int:
+    settings = _settings()
+    days = settings.retention_days if args.days is None else args.days
+    if days <= 0:
+        print("retention is off (RESONANZ_RETENTION_DAYS=0): nothing deleted")
+        return 0
+    counts = asyncio.run(_purge(settings, days))
+    print(f"older than {days} days: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing due"))
+    return 0
+
+
 def _password(env_name: str) -> str:
     import getpass
     import os
@@ -399,6 +471,20 @@ def main(argv: list[str] | None = None) -> int:
     p = agentsub.add_parser("revoke", help="end every console session and the API token of an agent")
     p.add_argument("--email", required=True)
     p.set_defaults(func=cmd_agent)
+
+    cust = sub.add_parser("customer", help="a customer's data: export or erase (GDPR)")
+    custsub = cust.add_subparsers(dest="customer_command", required=True)
+    p = custsub.add_parser("export", help="print (or write) everything stored about a customer as JSON")
+    p.add_argument("customer", help="customer id or channel:external id (e.g. telegram:12345)")
+    p.add_argument("-o", "--output", help="write to this file (mode 0600) instead of stdout")
+    p.set_defaults(func=cmd_customer_export)
+    p = custsub.add_parser("erase", help="delete everything stored about a customer, tracker events and media too")
+    p.add_argument("customer", help="customer id or channel:external id")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.set_defaults(func=cmd_customer_erase)
+    p = custsub.add_parser("purge", help="delete conversations idle for longer than the retention period, now")
+    p.add_argument("--days", type=int, help="the period (default: RESONANZ_RETENTION_DAYS, 365)")
+    p.set_defaults(func=cmd_customer_purge)
 
     tg = sub.add_parser("telegram", help="Telegram set-up")
     tgsub = tg.add_subparsers(dest="telegram_command", required=True)

@@ -133,6 +133,14 @@ class Settings(BaseSettings):
     # Ask for satisfaction (1-5) when an agent closes a conversation.
     satisfaction_survey: bool = True
 
+    # Data protection (docs/data-protection.md): conversations idle (with the bot, or closed) for
+    # longer than this are deleted with their messages, media and tracker events (0: keep them);
+    # every gateway checks every `retention_sweep_hours`.
+    retention_days: int = Field(default=365, ge=0)
+    retention_sweep_hours: float = Field(default=6.0, gt=0)
+    # Linked in the short privacy notice a customer gets on first contact (None: no notice).
+    privacy_url: str | None = None
+
     # The outbox: retries on timeouts, 5xx and 429 with exponential backoff (seconds).
     outbox_backoff_base: float = 1.0
     outbox_backoff_max: float = 300.0

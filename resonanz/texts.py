@@ -32,6 +32,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "choice.bot": {"de": "Selbst erledigen", "en": "Do it myself"},
     "choice.person": {"de": "Mit einer Person sprechen", "en": "Talk to a person"},
     "choice.always_person": {"de": "Immer eine Person", "en": "Always a person"},
+    "privacy_notice": {
+        "de": "Datenschutz: Wir speichern diesen Chat, um Ihr Anliegen zu bearbeiten. Mehr dazu: {url}",
+        "en": "Privacy: we store this chat to handle your request. More: {url}",
+    },
     "engine_unavailable": {
         "de": "Entschuldigung, ich habe gerade technische Schwierigkeiten. "
         "Ihre Nachricht ist angekommen, eine Mitarbeiterin oder ein Mitarbeiter meldet sich hier bei Ihnen.",

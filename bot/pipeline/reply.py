@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import structlog
+from sqlalchemy import select
 
 from bot.pipeline.turn import CARRIED_SLOTS, PENDING_HANDOVER, SKIP_CUSTOMER_NUMBER, Handler, Turn, open_handover
 from connectors.base import Button, OutboundMessage
@@ -13,6 +14,7 @@ from handover import sentiment, triggers
 from resonanz.texts import text as notice
 from handover.state import bot_may_answer
 from resonanz.settings import Settings
+from resonanz.store.models import Conversation
 from resonanz.store.vocabulary import Author
 
 log = structlog.get_logger(__name__)
@@ -120,6 +122,25 @@ class Handover(Handler):
         return True
 
 
+class PrivacyNotice(Handler):
+    """A short privacy notice with a link (`privacy_url`), on the customer's first contact: the
+    opening turn of their first conversation. Its own message, before any other reply."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.privacy_url
+
+    def check(self, turn: Turn) -> bool:
+        return bool(self.url) and turn.opening
+
+    async def handle(self, turn: Turn) -> bool:
+        earlier = await turn.session.scalar(
+            select(Conversation.id).where(Conversation.customer_id == turn.customer.id, Conversation.id != turn.conv.id)
+            .limit(1))
+        if earlier is None:
+            turn.reply(notice("privacy_notice", turn.language, url=self.url))
+        return False
+
+
 class BotReplies(Handler):
     """The engine's replies; with the first of a conversation, the choice of self-service or a person."""
 
@@ -143,4 +164,4 @@ class BotReplies(Handler):
 
 def after_engine(settings: Settings, choice: Callable[[str], OutboundMessage]) -> list[Handler]:
     """In order; the last one always answers."""
-    return [EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]
+    return [PrivacyNotice(settings), EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.actions.api import ActionContext, action, form_validator, verification_factor
 from bot.verification import Outcome
+from bot.reference import customer_data  # noqa: F401  (registers the bot's tables for export and erasure)
 from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
 from resonanz.store.models import utcnow
 

@@ -292,3 +292,21 @@ class VerificationAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     verified_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DataAccess(Base):
+    """Who opened or changed which customer's data (resonanz.privacy.audit): an export, an erasure,
+    a handover's transcript in the console. Plain keys, no foreign keys: the entry outlives the
+    agent's deactivation, and an erasure removes the customer's entries and leaves one of its own
+    without a customer id."""
+
+    __tablename__ = "data_access_log"
+    __table_args__ = (Index("ix_data_access_customer_time", "customer_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    actor_id: Mapped[str] = mapped_column(String(64))  # an agent's id, or "cli"
+    actor_role: Mapped[str] = mapped_column(String(16))  # agent | admin | operator
+    action: Mapped[str] = mapped_column(String(32))  # DataAction
+    customer_id: Mapped[str | None] = mapped_column(String(32))
+    subject: Mapped[str | None] = mapped_column(String(64))  # e.g. the handover opened
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

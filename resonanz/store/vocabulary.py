@@ -71,3 +71,11 @@ class AgentStatus(enum.StrEnum):
 class AgentRole(enum.StrEnum):
     AGENT = "agent"
     ADMIN = "admin"
+
+
+class DataAction(enum.StrEnum):
+    """What an audit entry (`data_access_log`) records."""
+
+    EXPORT = "export"
+    ERASE = "erase"
+    VIEW_HANDOVER = "view_handover"
