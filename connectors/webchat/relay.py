@@ -224,7 +224,7 @@ class RedisRelay(LocalRelay):
         try:
             sessions = set(self._sessions)
             # The first channel is our own: a connection with no session yet is still a listener.
-            channels = [self.prefix.rstrip(":") + ":gateway:" + self.origin, *map(self._channel, sessions)]
+            channels = [f"{self.prefix[:-1]}-gateway:{self.origin}", *map(self._channel, sessions)]
             await pubsub.subscribe(*channels)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.CONNECT_TIMEOUT * 2
