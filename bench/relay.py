@@ -22,6 +22,9 @@ hello (idle sockets), and after the conversations; per socket = the delta / sock
                                     [--postgres ADMIN_URL] [--redis URL] [--out FILE]
 
 `--sockets 1000` is the 1,000-socket run (writes bench/results/sockets.json unless --out says).
+`--hop-only` measures the Redis hop alone: two web chat relays (connectors/webchat/relay.py) in
+this process, one holding `--conversations` sessions, the other publishing frames to them with
+the same think time; no gateway, no database (bench/results/relay-hop.json).
 """
 
 from __future__ import annotations
@@ -349,6 +352,50 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+async def hop_only(args: argparse.Namespace) -> dict[str, Any]:
+    from connectors.webchat.relay import RedisRelay
+
+    prefix = f"resonanz:bench:{uuid.uuid4().hex[:12]}"
+    latencies: list[float] = []
+    waiting: dict[str, asyncio.Future[float]] = {}
+
+    async def deliver(session_id: str, frame: dict[str, Any]) -> None:
+        fut = waiting.pop(frame["id"], None)
+        if fut is not None and not fut.done():
+            fut.set_result(time.perf_counter())
+
+    async def nothing(sessions: Any) -> None:
+        return None
+
+    holder = RedisRelay(args.redis, prefix, deliver=deliver, resync=nothing)
+    sender = RedisRelay(args.redis, prefix, deliver=deliver, resync=nothing)
+    await holder.start()
+    await sender.start()
+    sessions = [uuid.uuid4().hex for _ in range(args.conversations)]
+    await asyncio.gather(*(holder.join(s) for s in sessions))
+
+    async def talk(session_id: str) -> None:
+        for _ in range(2 * args.messages):
+            await asyncio.sleep(args.pause * random.uniform(0.5, 1.5))  # a person's pause, not synchronisation
+            frame_id = uuid.uuid4().hex
+            arrived = waiting[frame_id] = asyncio.get_running_loop().create_future()
+            start = time.perf_counter()
+            sender.publish(session_id, {"type": "message", "id": frame_id, "text": "x" * 80})
+            latencies.append((await asyncio.wait_for(arrived, WAIT) - start) * 1000)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(talk(s) for s in sessions))
+    elapsed = time.perf_counter() - t0
+    await sender.close()
+    await holder.close()
+    return {
+        "what": "the Redis hop alone: RedisRelay.publish on one relay until the other's deliver callback, "
+                "both in this process (no gateway, no database)",
+        "sessions": len(sessions), "frames_per_session": 2 * args.messages, "pause_s": f"{args.pause} ±50 %",
+        "frames_per_second": round(len(latencies) / elapsed, 1), "hop": summary(latencies),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=200, help="conversations between a customer and an agent")
@@ -361,7 +408,17 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--out", type=Path, default=None,
                         help="default bench/results/relay.json (sockets.json when --sockets exceeds --conversations)")
+    parser.add_argument("--hop-only", action="store_true", help="measure the Redis hop alone (no gateways)")
     args = parser.parse_args()
+    if args.hop_only:
+        report = asyncio.run(hop_only(args))
+        h = report["hop"]
+        print(f"Redis hop: p50 {h['p50_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms  max {h['max_ms']:.2f} ms  (n={h['n']}, "
+              f"{report['frames_per_second']} frames/s)")
+        out = args.out or ROOT / "bench" / "results" / "relay-hop.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        return
     args.sockets = max(args.sockets or args.conversations, args.conversations)
     out = args.out or ROOT / "bench" / "results" / ("sockets.json" if args.sockets > args.conversations else "relay.json")
     report = asyncio.run(run(args))
