@@ -18,7 +18,7 @@ Memory: the resident set (VmRSS) of gateway A before the sockets connect, after 
 hello (idle sockets), and after the conversations; per socket = the delta / sockets.
 
     .venv/bin/python bench/relay.py [--conversations 200] [--sockets N (default: = conversations)]
-                                    [--messages 10] [--pause 2.0] [--agents 10]
+                                    [--messages 10] [--pause 10] [--agents 10]
                                     [--postgres ADMIN_URL] [--redis URL] [--out FILE]
 
 `--sockets 1000` is the 1,000-socket run (writes bench/results/sockets.json unless --out says).
@@ -80,6 +80,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Gateway:
     """`resonanz run` as its own process (web chat only, the scripted engine, shared database and
     Redis)."""
@@ -128,6 +134,11 @@ class Gateway:
     def rss_kib(self) -> int:
         assert self.proc is not None
         return rss_kib(self.proc.pid)
+
+    @property
+    def cpu_s(self) -> float:
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
 
 
 @dataclass(frozen=True)
@@ -315,10 +326,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if i >= 5:
                         break
                     await converse(i, c, cid, True)
-                t0 = time.perf_counter()
+                t0, cpu_a, cpu_b = time.perf_counter(), a.cpu_s, b.cpu_s
                 await asyncio.gather(*(converse(i, c, cid, False)
                                        for i, (c, cid) in enumerate(zip(talking, conversation_ids, strict=True))))
                 elapsed = time.perf_counter() - t0
+                cpu_a, cpu_b = a.cpu_s - cpu_a, b.cpu_s - cpu_b
                 rss_end = a.rss_kib
                 for c in customers:
                     await c.ws.close()
@@ -337,6 +349,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "customer_to_agent": summary(to_agent),
         "agent_to_customer": summary(to_customer),
         "agent_post_answered": summary(post_ms),
+        # Less noisy than latency on a shared machine: what each message costs the gateways.
+        "gateway_cpu_ms_per_round_trip": {"a": round(cpu_a * 1000 / max(len(to_agent), 1), 2),
+                                          "b": round(cpu_b * 1000 / max(len(to_agent), 1), 2),
+                                          "a_cores_busy": round(cpu_a / elapsed, 2), "b_cores_busy": round(cpu_b / elapsed, 2)},
         "from_stored": {"customer_to_agent": summary(stored_to_agent), "agent_to_customer": summary(stored_to_customer)},
         "memory_a": {
             "rss_before_sockets_mib": round(rss_start / 1024, 1),
@@ -401,7 +417,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=200, help="conversations between a customer and an agent")
     parser.add_argument("--sockets", type=int, default=None, help="web chat sockets on A (default: one per conversation)")
     parser.add_argument("--messages", type=int, default=10, help="round trips per conversation")
-    parser.add_argument("--pause", type=float, default=2.0, help="think time before each message, seconds (±50 %%)")
+    parser.add_argument("--pause", type=float, default=10.0, help="think time before each message, seconds (±50 %%)")
     parser.add_argument("--agents", type=int, default=10, help="agents on B (the conversations are shared among them)")
     parser.add_argument("--postgres", metavar="ADMIN_URL", default="postgresql://postgres@127.0.0.1:5432/test",
                         help="a fresh database is created through ADMIN_URL and dropped afterwards")
@@ -432,6 +448,9 @@ def main() -> None:
           f"{report['messages_per_second']} messages/s; A's RSS {m['rss_before_sockets_mib']} → "
           f"{m['rss_sockets_idle_mib']} MiB idle ({m['per_idle_socket_kib']} KiB per socket), "
           f"{m['rss_after_conversations_mib']} MiB after; target met: {report['target_met']}")
+    cpu = report["gateway_cpu_ms_per_round_trip"]
+    print(f"gateway CPU per round trip (one message each way): A {cpu['a']} ms, B {cpu['b']} ms; "
+          f"busy cores A {cpu['a_cores_busy']}, B {cpu['b_cores_busy']}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
 
