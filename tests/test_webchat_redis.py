@@ -155,3 +155,59 @@ async def test_a_socket_whose_gateway_lost_redis_gets_the_history_again(gateways
     assert history["state"] == "agent" and first["id"] in [m["id"] for m in history["messages"]]
     # Live frames flow again, once each.
     await _barrier_order(gw, handover_id, [customer])
+
+
+# --- the relay alone --------------------------------------------------------------------------
+
+
+class Recorder:
+    """A relay's connector side: what reached its sockets, and which sessions it had to resync."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.frames: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
+        self.resynced: asyncio.Queue[list[str]] = asyncio.Queue()
+
+    async def deliver(self, session_id: str, frame: dict) -> None:
+        self.frames.put_nowait((session_id, frame))
+
+    async def resync(self, session_ids) -> None:  # noqa: ANN001
+        self.resynced.put_nowait(sorted(session_ids))
+
+
+async def test_relays_pass_frames_in_order_skip_their_own_echo_and_resync_what_overflowed(redis_admin) -> None:  # noqa: ANN001
+    import asyncio
+
+    from connectors.webchat.relay import RedisRelay
+    from tests.conftest import REDIS_URL
+
+    prefix = f"resonanz:test:{uuid.uuid4().hex}"
+    got_a, got_b = Recorder(), Recorder()
+    a = RedisRelay(REDIS_URL, prefix, deliver=got_a.deliver, resync=got_a.resync, backoff=(0.05, 0.5))
+    b = RedisRelay(REDIS_URL, prefix, deliver=got_b.deliver, resync=got_b.resync, backoff=(0.05, 0.5), max_pending=3)
+    try:
+        await a.start()
+        await a.join("s1")
+        await a.join("s2")
+        # B is not started yet: nothing drains its backlog, the two oldest frames (of s1) are dropped.
+        for n, session in enumerate(["s1", "s1", "s2", "s2", "s2"]):
+            b.publish(session, {"type": "message", "n": n})
+        await b.start()
+        assert await asyncio.wait_for(got_a.resynced.get(), 10) == ["s1"]  # A's sockets of s1 get the history
+        assert [await asyncio.wait_for(got_a.frames.get(), 10) for _ in range(3)] == [
+            ("s2", {"type": "message", "n": n}) for n in (2, 3, 4)]
+
+        # A hundred frames in order; a relay never passes on its own frames, B holds no socket.
+        await b.join("s1")
+        for n in range(100):
+            a.publish("s1", {"type": "message", "n": n})
+        assert [await asyncio.wait_for(got_b.frames.get(), 10) for _ in range(100)] == [
+            ("s1", {"type": "message", "n": n}) for n in range(100)]
+        b.leave("s1")
+X
+        assert await asyncio.wait_for(got_a.frames.get(), 10) == ("s2", {"type": "message", "n": "barrier"})
+        assert got_a.frames.empty() and got_b.frames.empty() and got_a.resynced.empty() and got_b.resynced.empty()
+    finally:
+        await b.close()
+        await a.close()
