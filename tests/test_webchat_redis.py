@@ -205,7 +205,8 @@ async def test_relays_pass_frames_in_order_skip_their_own_echo_and_resync_what_o
         assert [await asyncio.wait_for(got_b.frames.get(), 10) for _ in range(100)] == [
             ("s1", {"type": "message", "n": n}) for n in range(100)]
         b.leave("s1")
-X
+        # Redis sent A any echo of its 100 frames before B even received them, so before this one.
+        b.publish("s2", {"type": "message", "n": "barrier"})
         assert await asyncio.wait_for(got_a.frames.get(), 10) == ("s2", {"type": "message", "n": "barrier"})
         assert got_a.frames.empty() and got_b.frames.empty() and got_a.resynced.empty() and got_b.resynced.empty()
     finally:
