@@ -1,7 +1,8 @@
 """Web chat across gateway processes, over the real Redis (127.0.0.1:6379): two real gateway apps
 on one database. A customer's socket on gateway A and an agent on gateway B talk in real time;
 every socket of the session gets each frame exactly once, whichever gateway holds it and
-whichever emitted the frame; a socket whose gateway lost Redis gets the history again.
+whichever emitted the frame; a socket whose gateway lost Redis gets the history again. Then the
+relay alone (connectors/webchat/relay.py): order, no own echo, a resync for what overflowed.
 
 Each test uses its own channel prefix. Without Redis the tests skip — except under CI (`CI` set),
 where they fail. Waiting is always on a WebSocket with a timeout (never a sleep); "exactly once"
