@@ -19,29 +19,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from handover.hub import Event, HubUnavailable, RedisHub
-from tests.conftest import REDIS_URL, free_port, require_redis
+from tests.conftest import REDIS_URL, free_port
+from tests.support.gateways import WAIT, agent_stream, receive_until, redis_admin, start_gateway  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.redis
-
-WAIT = 10.0  # seconds any single expected event may take
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def redis_admin() -> AsyncIterator[object]:
-    """A plain client on the test Redis (skips, or fails under CI, when there is none)."""
-    from redis.asyncio import Redis
-
-    await require_redis()
-    client = Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -215,35 +202,11 @@ async def test_redis_configured_but_unreachable_stops_start_up(tmp_path: Path) -
 # --- two real gateways ------------------------------------------------------------------------
 
 
-async def _receive(ws: aiohttp.ClientWebSocketResponse, want: Callable[[dict], bool]) -> tuple[dict, list[dict]]:
-    """Read the stream until an event matches; returns it and everything read before it."""
-    seen: list[dict] = []
-    while True:
-        msg = await asyncio.wait_for(ws.receive(), WAIT)
-        assert msg.type == WSMsgType.TEXT, msg
-        event = msg.json()
-        if want(event):
-            return event, seen
-        seen.append(event)
-
-
-async def _stream(client: TestClient, token: str) -> aiohttp.ClientWebSocketResponse:
-    """An agent's live stream, connected *and subscribed*: the server reads our ping (and answers
-    it) only after its hub subscription is in place."""
-    ws = await client.ws_connect("/api/v1/stream", headers={"Authorization": f"Bearer {token}"}, autoping=False)
-    await ws.ping(b"subscribed?")
-    msg = await asyncio.wait_for(ws.receive(), WAIT)
-    assert msg.type == WSMsgType.PONG, msg
-    return ws
-
-
 async def test_an_agent_on_gateway_b_sees_live_what_happens_on_gateway_a(
     database, redis_admin, channel: str, tmp_path: Path  # noqa: ANN001
 ) -> None:
     from handover.auth import create_agent, issue_api_token
-    from resonanz.app import HUB, create_app
-    from resonanz.settings import Settings
-    from resonanz.store import Database
+    from resonanz.app import HUB
     from tests.support.scripted_engine import ScriptedEngine, serve_engine
     from tests.support.desk import PASSWORD
 
@@ -251,22 +214,14 @@ async def test_an_agent_on_gateway_b_sees_live_what_happens_on_gateway_a(
         engine_url = await stack.enter_async_context(serve_engine(ScriptedEngine()))
 
         async def gateway(name: str) -> TestClient:
-            db = Database(database.url)  # each process has its own connection pool
-            stack.push_async_callback(db.dispose)
-            settings = Settings(DATABASE_URL=database.url, engine_url=engine_url,
-                                connectors=("rest",), var_dir=tmp_path / name, offer_timeout=30,
-                                redis_url=REDIS_URL, redis_channel=channel)
-            client = TestClient(TestServer(await create_app(settings, db=db)))
-            await client.start_server()
-            stack.push_async_callback(client.close)
-            return client
+            return await start_gateway(stack, database, engine_url=engine_url, var_dir=tmp_path / name, channel=channel)
 
         gw_a, gw_b = await gateway("a"), await gateway("b")
         assert isinstance(gw_a.app[HUB], RedisHub) and isinstance(gw_b.app[HUB], RedisHub)
 
         agent = await create_agent(database, email="petra@x.de", password=PASSWORD, display_name="Petra Beispiel")
         token = await issue_api_token(database, agent.id)
-        on_b = await _stream(gw_b, token)
+        on_b = await agent_stream(gw_b, token)
         stack.push_async_callback(on_b.close)
 
         async def customer(text: str) -> dict:
@@ -278,24 +233,24 @@ async def test_an_agent_on_gateway_b_sees_live_what_happens_on_gateway_a(
         assert gw_a.app[HUB].local_subscribers == 0
         r = await customer("Hallo")
         conv = r["conversation_id"]
-        bot_turn, before = await _receive(on_b, lambda e: e["type"] == "message" and e["message"]["author"] == "bot")
+        bot_turn, before = await receive_until(on_b, lambda e: e["type"] == "message" and e["message"]["author"] == "bot")
         assert bot_turn["conversation_id"] == conv and bot_turn["message"]["text"] == "bot:greet"
         assert ("customer", "Hallo") in [(e["message"]["author"], e["message"]["text"]) for e in before]
 
         # The customer asks for a person on A: the new handover shows on B's console.
         r = await customer("Ich will einen Menschen sprechen")
         assert r["state"] == "queued"
-        opened, _ = await _receive(on_b, lambda e: e["type"] == "handover" and e["handover"]["conversation_id"] == conv)
+        opened, _ = await receive_until(on_b, lambda e: e["type"] == "handover" and e["handover"]["conversation_id"] == conv)
         assert opened["handover"]["status"] == "waiting" and opened["handover"]["reason"] == "customer_request"
         handover_id = opened["handover"]["id"]
 
         # The agent accepts through B; a console on A learns of it through Redis.
-        on_a = await _stream(gw_a, token)
+        on_a = await agent_stream(gw_a, token)
         stack.push_async_callback(on_a.close)
         resp = await gw_b.post(f"/api/v1/handovers/{handover_id}/accept", headers={"Authorization": f"Bearer {token}"})
         assert resp.status == 200, await resp.text()
-        accepted, _ = await _receive(on_a, lambda e: e["type"] == "handover" and e["handover"]["status"] == "assigned")
+        accepted, _ = await receive_until(on_a, lambda e: e["type"] == "handover" and e["handover"]["status"] == "assigned")
         assert accepted["handover"]["id"] == handover_id
         assert accepted["handover"]["agent"]["display_name"] == "Petra Beispiel"
-        accepted_b, _ = await _receive(on_b, lambda e: e["type"] == "handover" and e["handover"]["status"] == "assigned")
+        accepted_b, _ = await receive_until(on_b, lambda e: e["type"] == "handover" and e["handover"]["status"] == "assigned")
         assert accepted_b["handover"]["id"] == handover_id

@@ -20,7 +20,10 @@ Before the upgrade the Origin header must be the gateway's own origin or one lis
 client address (`rate_limit_ip`) - over the limit a frame is answered with code "rate_limited"
 and dropped; at most `queue_size` messages wait per socket (code "queue_full" beyond). Replies
 reach every open socket of the session through `send()`, so several tabs stay in step; a
-session with no open socket finds them in its history on reconnect.
+session with no open socket finds them in its history on reconnect. With `RESONANZ_REDIS_URL`
+set, `send()` on any gateway process reaches the session's sockets on every process
+(connectors/webchat/relay.py). A "history" frame may come again on an open socket (after the
+gateway lost its Redis connection): the client shows what it does not show yet.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from connectors.base import (
     PushedLive,
 )
 from connectors.webchat.origins import OriginPolicy
+from connectors.webchat.relay import create_relay
 from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
 from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
@@ -149,6 +153,10 @@ class WebChatConnector(Connector):
         self.queue_size = queue_size
         self._redis_pool: Any = None
         self._limiter = MovingWindowRateLimiter(self._limit_storage(ctx))
+        # Sockets of a session held by other gateway processes get its frames through Redis.
+        self.relay = create_relay(ctx.settings.redis_url, ctx.settings.redis_channel,
+                                  deliver=self._push_local, resync=self._resync)
+        self._resyncing = asyncio.Semaphore(8)  # history reads at once after a lost Redis connection
 
     def _limit_storage(self, ctx: ConnectorContext) -> Storage:
         """Redis when the gateway has one (so the per-address limit holds across processes),
@@ -195,11 +203,32 @@ class WebChatConnector(Connector):
             "attachments": [a.to_dict() for a in message.attachments],
             "timestamp": _timestamp(message.created_at),
         }
-        for ws in list(self._sockets.get(address.recipient, ())):
+        # Here at once, elsewhere through the relay (which never brings our own frames back).
+        await self._push_local(address.recipient, frame)
+        self.relay.publish(address.recipient, frame)
+
+    async def _push_local(self, session_id: str, frame: dict[str, Any]) -> None:
+        """A frame to every socket of the session this process holds."""
+        for ws in list(self._sockets.get(session_id, ())):
             try:
                 await ws.send_json(frame)
             except (ConnectionError, RuntimeError):
-                self._forget(address.recipient, ws)
+                self._forget(session_id, ws)
+
+    async def _resync(self, session_ids: Any) -> None:
+        """Each socket of these sessions gets the history again (frames may have been missed)."""
+
+        async def one(session_id: str) -> None:
+            async with self._resyncing:
+                if not self._sockets.get(session_id):
+                    return
+                frame = await self._history_frame(session_id)
+                await self._push_local(session_id, frame)
+
+        await asyncio.gather(*(one(s) for s in session_ids))
+
+    async def startup(self) -> None:
+        await self.relay.start()
 
     async def drain(self) -> None:
         """The gateway stops: 1012 "service restart" tells the widget to reconnect (with back-off);
@@ -210,15 +239,23 @@ class WebChatConnector(Connector):
     async def shutdown(self) -> None:
         await self.drain()
         self._sockets.clear()
+        await self.relay.close()
         if self._redis_pool is not None:
             await self._redis_pool.disconnect()
 
+    async def _remember(self, session_id: str, ws: web.WebSocketResponse) -> None:
+        sockets = self._sockets.setdefault(session_id, set())
+        if ws not in sockets:
+            sockets.add(ws)
+            await self.relay.join(session_id)
+
     def _forget(self, session_id: str, ws: web.WebSocketResponse) -> None:
         sockets = self._sockets.get(session_id)
-        if sockets is not None:
+        if sockets is not None and ws in sockets:
             sockets.discard(ws)
             if not sockets:
                 del self._sockets[session_id]
+            self.relay.leave(session_id)
 
     # --- inbound ---------------------------------------------------------------------------
 
@@ -307,28 +344,31 @@ class WebChatConnector(Connector):
         session["id"] = public_id
         session["language"] = language if language in ("de", "en") else None
         session["touched"] = asyncio.get_running_loop().time()
-        self._sockets.setdefault(public_id, set()).add(ws)
+        # Registered (and, with Redis, subscribed) before the history is read: a message stored
+        # meanwhile comes live or with the history, maybe both (the client skips known ids).
+        await self._remember(public_id, ws)
+        await ws.send_json(await self._history_frame(public_id))
+
+    async def _history_frame(self, public_id: str) -> dict[str, Any]:
         # The customer's view only: the dispatcher's history never carries internal notes.
         history = await self.ctx.history(self.name, public_id)
-        await ws.send_json(
-            {
-                "type": "history",
-                "conversation_id": history.conversation_id if history else None,
-                "state": history.state if history else None,
-                "messages": [
-                    {
-                        "id": m.message_id,
-                        "direction": m.direction,
-                        "author": m.author,
-                        "text": m.text,
-                        "buttons": [b.to_dict() for b in m.buttons],
-                        "attachments": [a.to_dict() for a in m.attachments],
-                        "timestamp": _timestamp(m.created_at),
-                    }
-                    for m in (history.messages if history else ())
-                ],
-            }
-        )
+        return {
+            "type": "history",
+            "conversation_id": history.conversation_id if history else None,
+            "state": history.state if history else None,
+            "messages": [
+                {
+                    "id": m.message_id,
+                    "direction": m.direction,
+                    "author": m.author,
+                    "text": m.text,
+                    "buttons": [b.to_dict() for b in m.buttons],
+                    "attachments": [a.to_dict() for a in m.attachments],
+                    "timestamp": _timestamp(m.created_at),
+                }
+                for m in (history.messages if history else ())
+            ],
+        }
 
     async def _work(
         self, ws: web.WebSocketResponse, session: dict[str, Any], queue: asyncio.Queue[dict[str, Any] | None]
