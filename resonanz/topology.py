@@ -173,10 +173,7 @@ class Topology:
                     action_token=self.action_token, redis_url=self.redis_url, **self.settings,
                 )
                 self.processes.append(GatewayProcess(env, self.var_dir / "log" / f"gateway-{i}.log"))
-            # Migrated once here: each `resonanz run` then finds the schema current.
-            from resonanz.store.migrate import upgrade
-
-            await asyncio.to_thread(upgrade, self.database_url)
+            # All at once, as hosts deployed together: each `resonanz run` migrates (one at a time).
             await asyncio.gather(*(g.start(timeout) for g in self.processes))
         except BaseException:
             await self.stop()
