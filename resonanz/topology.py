@@ -215,6 +215,22 @@ class Topology:
         await self.stop()
 
 
+async def ensure_database(database_url: str) -> None:
+    """Create the PostgreSQL database if it does not exist yet (through the `postgres` database)."""
+    import asyncpg
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(database_url.replace("+asyncpg", ""))
+    name = parts.path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=10)
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await admin.execute(f'CREATE DATABASE "{name.replace(chr(34), "")}"')
+            print(f"created database {name}", flush=True)
+    finally:
+        await admin.close()
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from resonanz.logs import configure
     from resonanz.store.migrate import upgrade
@@ -225,6 +241,7 @@ async def _serve(args: argparse.Namespace) -> int:
         print("error: the topology needs PostgreSQL (DATABASE_URL=postgresql://…)", file=sys.stderr)
         return 2
     redis_url = os.environ.get("RESONANZ_REDIS_URL") or "redis://127.0.0.1:6379/0"
+    await ensure_database(database_url)
     await asyncio.to_thread(upgrade, database_url)
     var_dir = Path(args.var_dir).resolve()
     topology = Topology(database_url, redis_url, var_dir, gateways=args.gateways, engines=args.engines)
