@@ -203,7 +203,9 @@ async def test_kill_9_of_one_gateway_under_load_loses_and_duplicates_nothing(
                 await until(lambda: pipeline_settled(db), "nothing left to process or send", WAIT, tails(topology))
                 # Settled: nothing can still produce a reply, so a duplicate would show now.
                 assert provider.all_answered_once(), provider.report()
-                assert await count(db, Message.status.in_((MessageStatus.UNKNOWN, MessageStatus.FAILED))) == 0
+                # A reply whose provider call was under way at the kill is `unknown` (maybe
+                # delivered, never resent); the providers' counts above show each one arrived once.
+                assert await count(db, Message.status == MessageStatus.FAILED) == 0
                 # The held messages were answered by A after B's lease ran out.
                 assert engine.held >= 4, engine.held
                 assert a.running and not b.running
@@ -371,6 +373,7 @@ async def test_postgresql_restarted_gateways_recover_without_manual_action(
                            for i, who in enumerate(customers)]
                 await until(lambda: len(refused) >= 4, "webhooks refused while the database is down", WAIT,
                             tails(topology))
+                assert all(r.rsplit(": ", 1)[1].startswith("5") for r in refused), refused  # alive, refusing
                 for gateway in (a, b):
                     status, body = await gateway.readyz(http)
                     assert status == 503 and body["database"] is False, body
