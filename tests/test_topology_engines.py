@@ -28,7 +28,7 @@ from resonanz.store.models import Conversation, Message
 from resonanz.store.vocabulary import Direction, MessageStatus
 from resonanz.topology import GatewayProcess, Topology
 from tests.conftest import REDIS_URL, make_database_url, migrated_database, require_redis
-from tests.test_engine_pool_e2e import SCRIPT
+from tests.support.engine_script import SCRIPT
 
 pytestmark = [pytest.mark.engine, pytest.mark.redis]
 

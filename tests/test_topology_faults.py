@@ -30,11 +30,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import WSMsgType
+from sqlalchemy import select
 
 from connectors.fakes.telegram import FakeTelegram, text_update
 from connectors.fakes.twilio import FakeTwilio
-from sqlalchemy import select
-
 from resonanz.store import Database
 from resonanz.store.models import Message
 from resonanz.store.vocabulary import MessageStatus
@@ -42,10 +41,10 @@ from resonanz.topology import GatewayProcess, Topology
 from tests.conftest import (
     REDIS_URL, TELEGRAM_SECRET, _service_missing, make_database_url, migrated_database, require_redis,
 )
+from tests.support.echo_engine import EchoEngine, count
 from tests.support.scripted_engine import serve_engine
 from tests.support.services import PrivatePostgres, PrivateRedis
 from tests.support.settle import pipeline_settled, until
-from tests.test_fault_kill import EchoEngine, count
 
 pytestmark = pytest.mark.redis
 
@@ -248,7 +247,8 @@ async def _rest(http: aiohttp.ClientSession, url: str, sender: str, text: str) -
 
 
 def _bot_reply_to(text: str) -> Callable[[dict], bool]:
-    return lambda e: e.get("type") == "message" and e["message"]["author"] == "bot" and e["message"]["text"] == "re:" + text
+    return lambda e: (e.get("type") == "message" and e["message"]["author"] == "bot"
+                      and e["message"]["text"] == "re:" + text)
 
 
 async def test_redis_restarted_consoles_resync_and_nothing_is_lost(tmp_path: Path) -> None:
