@@ -38,9 +38,12 @@ def free_port() -> int:
 
 
 def gateway_env(*, database_url: str, engine_urls: Sequence[str], port: int, var_dir: Path,
-                connectors: Sequence[str], connector_options: Mapping[str, Any], **settings: object) -> dict[str, str]:
+                connectors: Sequence[str], connector_options: Mapping[str, Any], config_file: Path | None = None,
+                **settings: object) -> dict[str, str]:
     """The environment of `resonanz run` against engines that are already running. `settings`
-    are further Settings fields (RESONANZ_<NAME>), JSON-encoded unless they are strings."""
+    are further Settings fields (RESONANZ_<NAME>), JSON-encoded unless they are strings. Without
+    `config_file` the gateway reads no resonanz.yml (the bot's actions module, customer-number
+    pattern, ...): right for scripted engines, wrong for the reference bot."""
     env = dict(os.environ)
     for name in ("RESONANZ_ENGINE_URL", "RESONANZ_ENGINES", "RESONANZ_REDIS_URL"):
         env.pop(name, None)  # only what this topology says
@@ -51,7 +54,7 @@ def gateway_env(*, database_url: str, engine_urls: Sequence[str], port: int, var
         RESONANZ_PORT=str(port),
         RESONANZ_PUBLIC_URL=f"http://127.0.0.1:{port}",
         RESONANZ_VAR_DIR=str(var_dir),
-        RESONANZ_CONFIG_FILE=str(var_dir / "no-such-resonanz.yml"),
+        RESONANZ_CONFIG_FILE=str(config_file or var_dir / "no-such-resonanz.yml"),
         RESONANZ_CONNECTORS=json.dumps(list(connectors)),
         RESONANZ_CONNECTOR_OPTIONS=json.dumps(connector_options),
         RESONANZ_LOG_FORMAT="json",
@@ -139,6 +142,9 @@ class Topology:
     connectors: Sequence[str] = ("rest", "webchat")
     connector_options: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, object] = field(default_factory=dict)  # further RESONANZ_* for every gateway
+    # The bot's configuration; default: the project's resonanz.yml with Rasa engines, none with
+    # scripted ones (`engine_urls`).
+    config_file: Path | None = None
     engine_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     action_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     ports: list[int] = field(default_factory=list)
@@ -169,7 +175,8 @@ class Topology:
                 env = gateway_env(
                     database_url=self.database_url, engine_urls=self.all_engine_urls, port=port,
                     var_dir=self.var_dir / f"gateway-{i}", connectors=self.connectors,
-                    connector_options=self.connector_options, engine_token=self.engine_token,
+                    connector_options=self.connector_options, config_file=self._config_file(),
+                    engine_token=self.engine_token,
                     action_token=self.action_token, redis_url=self.redis_url, **self.settings,
                 )
                 self.processes.append(GatewayProcess(env, self.var_dir / "log" / f"gateway-{i}.log"))
@@ -178,6 +185,13 @@ class Topology:
         except BaseException:
             await self.stop()
             raise
+
+    def _config_file(self) -> Path | None:
+        if self.config_file is not None or self.engine_urls:
+            return self.config_file
+        from resonanz.settings import Settings
+
+        return Settings().config_file
 
     async def _start_engines(self, timeout: float) -> None:
         from bot.engine_process import EngineConfig, LocalEngines, train

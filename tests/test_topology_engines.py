@@ -80,6 +80,11 @@ async def test_an_engine_killed_under_load_its_conversations_continue_on_the_oth
             for gateway in (a, b):
                 await _engines_up(http, gateway, 2)
             ready = time.monotonic() - started
+            # Custom actions work from both engines (each calls its own gateway's action server).
+            for gateway in (a, b):
+                for n in range(2):
+                    r = await _post(http, gateway, f"action-{secrets.token_hex(3)}-{n}", "Gibt es eine Störung in 10115?")
+                    assert r["state"] == "bot" and r["messages"], r
             victim = topology.local.processes[1]
             run = secrets.token_hex(3)
             customers = [f"kill-{run}-{i}" for i in range(8)]
@@ -114,7 +119,7 @@ async def test_an_engine_killed_under_load_its_conversations_continue_on_the_oth
                 assert await _user_turns(http, survivor, topology.engine_token, senders[c]) == len(SCRIPT)
             async with db.session() as s:
                 inbound = (await s.scalars(select(Message).where(Message.direction == Direction.IN))).all()
-            assert len(inbound) == len(answered)
+            assert len(inbound) == len(answered) + 4  # and the four action turns
             assert all(m.status == MessageStatus.PROCESSED for m in inbound)
             assert not [m.parse_data for m in inbound if (m.parse_data or {}).get("error")]
     finally:
