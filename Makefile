@@ -1,4 +1,4 @@
-.PHONY: run test setup bench
+.PHONY: run test setup bench topology
 
 # Set up everything (environments, model, database) and start engine + gateway.
 run: setup
@@ -13,3 +13,7 @@ setup:
 
 bench: setup
 	.venv/bin/python bench/latency.py
+
+# Two gateways and two engines on this machine's PostgreSQL and Redis (docs/operations.md).
+topology: setup
+	.venv/bin/resonanz topology

@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handover.routing import AgentView, Viewer, handover_scope
 from handover.state import State
-from resonanz.store.models import Agent, Conversation, Handover, Queue
+from resonanz.store.models import Agent, Conversation, Handover, Queue, new_id, utcnow
 from resonanz.store.vocabulary import HandoverStatus
 
 
@@ -57,12 +59,16 @@ async def average_handle_seconds(session: AsyncSession, default: float = 300.0) 
 
 
 async def ensure_queues(session: AsyncSession, skills: set[str], languages: tuple[str, ...] = ("de", "en")) -> None:
-    """Create the queues the configuration implies (at start-up, before any traffic)."""
+    """Create the queues the configuration implies (at start-up, before any traffic). Gateways
+    starting at once all do this: a queue another one just created is skipped, not an error."""
     existing = set((await session.execute(select(Queue.skill, Queue.language))).all())
-    for skill in sorted(skills | {"general"}):
-        for language in languages:
-            if (skill, language) not in existing:
-                session.add(Queue(name=f"{skill}-{language}", skill=skill, language=language, business_hours={}))
+    rows = [{"id": new_id(), "name": f"{skill}-{language}", "skill": skill, "language": language,
+             "business_hours": {}, "created_at": utcnow()}
+            for skill in sorted(skills | {"general"}) for language in languages if (skill, language) not in existing]
+    if not rows:
+        return
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(insert(Queue).values(rows).on_conflict_do_nothing())
 
 
 async def get_or_create_queue(session: AsyncSession, skill: str, language: str) -> Queue:

@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from resonanz.store.models import Base
@@ -16,7 +17,15 @@ if config.cmd_opts is not None:
 target_metadata = Base.metadata
 
 
+# Several gateways started at once (hosts deployed together) each migrate at start-up: on
+# PostgreSQL one takes this transaction-level lock first, the others wait for its commit and
+# then find the schema current, instead of failing on a table being created.
+MIGRATION_LOCK = 0x7265736F6E616E7A  # "resonanz"
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

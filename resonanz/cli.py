@@ -1,4 +1,4 @@
-"""`resonanz` command line: run, train, db upgrade|seed, check-config."""
+"""`resonanz` command line: run, train, db upgrade|seed, agent, telegram, topology, check-config."""
 
 from __future__ import annotations
 
@@ -491,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
     p = tgsub.add_parser("set-webhook", help="register <public_url>/webhooks/telegram/webhook with Telegram")
     p.add_argument("--public-url", help="default: RESONANZ_PUBLIC_URL")
     p.set_defaults(func=cmd_telegram_set_webhook)
+
+    from resonanz.topology import add_command
+
+    add_command(sub)
 
     sub.add_parser("check-config", help="validate settings, connectors, engine and model").set_defaults(
         func=cmd_check_config

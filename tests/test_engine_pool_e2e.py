@@ -29,11 +29,10 @@ from resonanz.store import Database
 from resonanz.store.models import Conversation, Message
 from resonanz.store.vocabulary import Direction, MessageStatus
 from tests.conftest import free_port, make_database_url, migrated_database
+from tests.support.engine_script import SCRIPT
 
 pytestmark = pytest.mark.engine
 
-SCRIPT = ["Wann haben Sie geöffnet?", "Wie kann ich Sie erreichen?", "Welche Zahlungsarten gibt es?",
-          "Wie sind Ihre Öffnungszeiten?"]
 
 
 @dataclass

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from sqlalchemy import func, select
 
 from connectors.fakes.telegram import FakeTelegram, text_update
 from connectors.fakes.twilio import FakeTwilio
@@ -26,38 +24,15 @@ from resonanz.store import Database
 from resonanz.store.models import Message
 from resonanz.store.vocabulary import Direction, MessageStatus
 from tests.conftest import TELEGRAM_SECRET, free_port
+from tests.support.echo_engine import EchoEngine, count
 from tests.support.gateway_process import GatewayProcess, gateway_env
-from tests.support.scripted_engine import ScriptedEngine, serve_engine
+from tests.support.scripted_engine import serve_engine
 from tests.support.settle import pipeline_settled, until
 
 WAIT = 30.0  # seconds any single expected outcome may take (two loaded cores, a process start)
 # Short leases and sweeps: the new process takes over what the killed one left within seconds.
 RECOVERY = {"turn_lease_seconds": 2, "turn_sweep_seconds": 0.5, "outbox_lease_seconds": 2,
             "outbox_sweep_seconds": 0.5, "outbox_backoff_base": 0.05, "offer_choice_at_start": False}
-
-
-class EchoEngine(ScriptedEngine):
-    """Answers "re:<text>"; a message starting with "held" waits until `gate` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.held = 0
-        self.changed = asyncio.Condition()
-
-    async def turn(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.turns.append(body)
-        if body["message"].startswith("held"):
-            async with self.changed:
-                self.held += 1
-                self.changed.notify_all()
-            await self.gate.wait()
-        return web.json_response({
-            "messages": [{"text": "re:" + body["message"]}],
-            "parse_data": {"intent": {"name": "greet", "confidence": 0.97}, "entities": []},
-            "slots": dict(body["set_slots"]), "active_loop": None,
-        })
 
 
 @dataclass
@@ -107,12 +82,6 @@ def twilio(tw: FakeTwilio, name: str) -> Channel:
         lambda phone: tw.fail_next(429, retry_after=3, to=address(phone)),
         lambda phone: any(a.get("To") == address(phone) and a["http_status"] == 429 for a in tw.attempts),
     )
-
-
-async def count(db: Database, *where: Any) -> int:
-    async with db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(Message).where(*where)) or 0)
-
 
 
 @pytest.fixture

@@ -25,3 +25,28 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "No new upgrade operations detected" in done.stdout + done.stderr
+
+
+
+async def test_gateways_starting_at_once_on_a_fresh_postgresql_both_migrate(tmp_path: Path) -> None:
+    """Several hosts deployed at once each run `resonanz run`, which migrates (here `resonanz db
+    upgrade`, the same call, as three processes at once): one migrates, the others wait for it
+    and find the schema current; none fails on a table another one is creating."""
+    import asyncio
+    import os
+
+    from tests.conftest import make_database_url
+    from tests.support.cli import RESONANZ
+
+    url, drop = await make_database_url("postgresql", tmp_path)
+    env = {**os.environ, "DATABASE_URL": url, "RESONANZ_VAR_DIR": str(tmp_path / "var"),
+           "RESONANZ_CONFIG_FILE": str(tmp_path / "none.yml")}
+    try:
+        procs = [await asyncio.create_subprocess_exec(RESONANZ, "db", "upgrade", env=env, stdout=subprocess.PIPE,
+                                                      stderr=subprocess.STDOUT) for _ in range(3)]
+        outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 120)
+        failed = [out.decode(errors="replace")[-1500:] for p, (out, _) in zip(procs, outputs, strict=True)
+                  if p.returncode != 0]
+        assert failed == []
+    finally:
+        await drop()
