@@ -69,26 +69,7 @@ class Intake:
                                 duplicate=True,
                             )
                     customer, conv = await self._resolve(s, inbound)
-                    metadata = dict(inbound.metadata)
-                    if inbound.location is not None:
-                        metadata["location"] = inbound.location.to_dict()
-                    if inbound.control is not None:
-                        metadata["control"] = inbound.control
-                    msg = Message(
-                        conversation_id=conv.id,
-                        customer_id=customer.id,
-                        channel=inbound.channel,
-                        sender_id=inbound.sender_id,
-                        provider_message_id=inbound.provider_message_id,
-                        direction=Direction.IN,
-                        author=Author.CUSTOMER,
-                        text=inbound.text,
-                        attachments=[a.to_dict() for a in inbound.attachments],
-                        metadata_=metadata,
-                        status=MessageStatus.RECEIVED,
-                        created_at=inbound.received_at or utcnow(),
-                        **self.leases.columns(),
-                    )
+                    msg = Message(**self._columns(inbound, conv.id, customer.id))
                     to_agent = None
                     if conv.state == State.AGENT and inbound.control is None:
                         msg.status, msg.processed_at = MessageStatus.PROCESSED, utcnow()
@@ -104,6 +85,22 @@ class Intake:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _columns(self, inbound: InboundMessage, conversation_id: str, customer_id: str) -> dict[str, Any]:
+        """The stored columns of an inbound message (`received`, leased by this process)."""
+        metadata = dict(inbound.metadata)
+        if inbound.location is not None:
+            metadata["location"] = inbound.location.to_dict()
+        if inbound.control is not None:
+            metadata["control"] = inbound.control
+        return dict(
+            conversation_id=conversation_id, customer_id=customer_id, channel=inbound.channel,
+            sender_id=inbound.sender_id, provider_message_id=inbound.provider_message_id,
+            direction=Direction.IN, author=Author.CUSTOMER, text=inbound.text,
+            attachments=[a.to_dict() for a in inbound.attachments], metadata_=metadata,
+            status=MessageStatus.RECEIVED, created_at=inbound.received_at or utcnow(),
+            **self.leases.columns(),
+        )
 
     async def _store_known(self, s: Any, inbound: InboundMessage) -> tuple[int, str, str, None] | None:
         """The common case in two statements without the ORM's unit of work (the ORM costs about a
@@ -132,22 +129,8 @@ class Intake:
             return None
         public_id = new_id()
         pk = await s.scalar(
-            insert(Message).values(
-                public_id=public_id,
-                conversation_id=conversation_id,
-                customer_id=customer_id,
-                channel=inbound.channel,
-                sender_id=inbound.sender_id,
-                provider_message_id=inbound.provider_message_id,
-                direction=Direction.IN,
-                author=Author.CUSTOMER,
-                text=inbound.text,
-                attachments=[a.to_dict() for a in inbound.attachments],
-                metadata_=dict(inbound.metadata),
-                status=MessageStatus.RECEIVED,
-                created_at=inbound.received_at or utcnow(),
-                **self.leases.columns(),
-            ).returning(Message.id)
+            insert(Message).values(public_id=public_id, **self._columns(inbound, conversation_id, customer_id))
+            .returning(Message.id)
         )
         return pk, conversation_id, public_id, None
 
