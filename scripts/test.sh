@@ -27,4 +27,11 @@ if ! command -v sqlite3 >/dev/null 2>&1 || ! command -v pg_dump >/dev/null 2>&1;
   fi
 fi
 
+# The browser tests run axe-core (npm) in the page: installed once, pinned, into .tools/ (not committed).
+AXE_VERSION=4.11.0
+if [ ! -f .tools/node_modules/axe-core/axe.min.js ] || ! grep -q "\"version\": \"$AXE_VERSION\"" .tools/node_modules/axe-core/package.json; then
+  echo "==> Installing axe-core $AXE_VERSION (npm) for the accessibility checks" >&2
+  npm install --silent --no-audit --no-fund --prefix .tools "axe-core@$AXE_VERSION" >/dev/null
+fi
+
 exec .venv/bin/pytest "$@"
