@@ -35,7 +35,7 @@ from sqlalchemy import select
 from connectors.fakes.telegram import FakeTelegram, text_update
 from connectors.fakes.twilio import FakeTwilio
 from resonanz.store import Database
-from resonanz.store.models import Message
+from resonanz.store.models import Conversation, Message
 from resonanz.store.vocabulary import MessageStatus
 from resonanz.topology import GatewayProcess, Topology
 from tests.conftest import (
@@ -124,13 +124,34 @@ class Provider:
             return [str(c.params.get("text")) for c in self.tg.sent if c.params.get("chat_id") == address]
         return [m["Body"] for m in self.tw.messages if m.get("To") == address]
 
-    def all_answered_once(self) -> bool:
-        return all(sorted(self.replies(w)) == sorted(e) for w, e in self.expected.items())
+    def all_answered_once(self, interrupted: frozenset[tuple[str, str, str]] = frozenset()) -> bool:
+        """Every expected reply arrived exactly once. A reply in `interrupted` ((channel,
+        recipient, text) of a reply stored `unknown`: its provider call was under way when its
+        gateway died) may be missing: neither provider can say whether it got it, so it is never
+        resent (bot/outbox.py) - but it may not arrive twice either."""
+        return not self._wrong(interrupted)
 
-    def report(self) -> str:
-        wrong = {w: (sorted(self.replies(w)), sorted(e)) for w, e in self.expected.items()
-                 if sorted(self.replies(w)) != sorted(e)}
-        return f"customers answered wrongly (got, expected): {wrong}"
+    def _wrong(self, interrupted: frozenset[tuple[str, str, str]]) -> dict[Any, tuple[list[str], list[str]]]:
+        wrong = {}
+        for who, expected in self.expected.items():
+            got = sorted(self.replies(who))
+            excused = [t for t in expected if (who[0], str(who[1]), t) in interrupted and t not in got]
+            if got != sorted(t for t in expected if t not in excused):
+                wrong[who] = (got, sorted(expected))
+        return wrong
+
+    def report(self, interrupted: frozenset[tuple[str, str, str]] = frozenset()) -> str:
+        return f"customers answered wrongly (got, expected): {self._wrong(interrupted)}"
+
+
+async def interrupted_replies(db: Database) -> frozenset[tuple[str, str, str]]:
+    """(channel, recipient, text) of every reply stored `unknown`."""
+    async with db.session() as s:
+        rows = (await s.execute(
+            select(Conversation.address, Message.text).join(Conversation, Message.conversation_id == Conversation.id)
+            .where(Message.status == MessageStatus.UNKNOWN)
+        )).all()
+    return frozenset((a["channel"], a["recipient"], text) for a, text in rows)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -197,13 +218,14 @@ async def test_kill_9_of_one_gateway_under_load_loses_and_duplicates_nothing(
                 await load
                 acknowledged = sum(len(e) for e in provider.expected.values())
                 assert acknowledged == 2 + 8 * 6
-                await until(provider.all_answered_once, "every acknowledged message answered", WAIT,
-                            lambda: provider.report() + tails(topology)())
                 await until(lambda: pipeline_settled(db), "nothing left to process or send", WAIT, tails(topology))
-                # Settled: nothing can still produce a reply, so a duplicate would show now.
-                assert provider.all_answered_once(), provider.report()
-                # A reply whose provider call was under way at the kill is `unknown` (maybe
-                # delivered, never resent); the providers' counts above show each one arrived once.
+                # Settled: nothing can still produce a reply, so a loss or a duplicate shows now.
+                # A reply whose provider call was under way at the kill is `unknown`: it may or
+                # may not have reached the provider and is never resent, so it may be missing
+                # (the agent sees it flagged) but never doubled. Only B's sends at the kill can be.
+                interrupted = await interrupted_replies(db)
+                assert len(interrupted) <= len(customers), interrupted
+                assert provider.all_answered_once(interrupted), provider.report(interrupted)
                 assert await count(db, Message.status == MessageStatus.FAILED) == 0
                 # The held messages were answered by A after B's lease ran out.
                 assert engine.held >= 4, engine.held
