@@ -3,13 +3,16 @@
     stored `pending` ──claim──▶ `sending` ──send──▶ `sent`
                                       ├─ timeout, 5xx, 429 ──▶ `pending` + next_attempt_at (backoff)
                                       ├─ 4xx, opted out, no channel ──▶ `failed` (shown to the agent)
-                                      └─ gateway died here ──▶ `unknown` at the next start
+                                      └─ gateway died here ──▶ after the lease, the provider is asked:
+                                           arrived ──▶ `sent` · not there ──▶ `pending` (sent again)
+                                           no answer ──▶ `unknown` (shown to the agent)
 
 Messages of one conversation leave in order: a message waiting for its retry holds back the ones
 after it. The claim is a conditional UPDATE, so two gateway processes never send the same row.
-A row found in `sending` at start-up may or may not have reached the provider (neither Telegram
-nor Twilio offers an idempotency key); it is never resent automatically - that would risk a
-duplicate - but marked `unknown` and shown to the agent.
+A row left `sending` by a process that died may or may not have reached the provider (neither
+Telegram nor Twilio takes an idempotency key). Twilio lists what it got, so an SMS or WhatsApp
+send is settled by asking it; Telegram's Bot API cannot say, so such a message is never resent
+automatically - that would risk a duplicate - but marked `unknown` and shown to the agent.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from resonanz.store.models import ChannelIdentity, Conversation, Message, utcnow
 from resonanz.store.vocabulary import MessageStatus
 
 log = structlog.get_logger(__name__)
+
+# How far the provider's clock may be behind ours when it is asked what it got since a message was stored.
+PROVIDER_CLOCK_SKEW = timedelta(minutes=2)
 
 # Called with (conversation_id, message_public_id) when a message's status changed for good.
 StatusListener = Callable[[str, str], Awaitable[None]]
@@ -277,24 +283,20 @@ class Outbox:
         self.tasks.spawn(f"flush {conversation_id}", lambda: self.flush(conversation_id), retry=True)
 
     async def resume(self) -> int:
-        """At start-up (and then every `outbox_sweep_seconds`, see `start`): mark sends whose
-        lease expired `unknown` (their process died during the provider call), then send (or
-        schedule) what is pending — also retries that were scheduled in a process that died."""
+        """At start-up (and then every `outbox_sweep_seconds`, see `start`): settle the sends
+        whose lease expired (their process died during the provider call, see `_reconcile`),
+        then send (or schedule) what is pending — also retries scheduled in a process that died."""
         now = utcnow()
         expired = (sendable(), Message.status == MessageStatus.SENDING,
                    or_(Message.lease_expires_at.is_(None), Message.lease_expires_at < now))
         async with self.db.session() as s:
-            interrupted = (
-                await s.execute(select(Message.conversation_id, Message.public_id).where(*expired))
-            ).all()
-            if interrupted:
-                await s.execute(
-                    update(Message)
-                    .where(*expired)
-                    .values(status=MessageStatus.UNKNOWN, lease_owner=None, lease_expires_at=None,
-                            error="the gateway stopped while sending this message; "
-                            "it may not have been delivered and is not resent automatically")
-                )
+            ids = (await s.scalars(select(Message.id).where(*expired))).all()
+            if ids:
+                # Taken over under a lease of this process: a peer sweeping now skips them.
+                await s.execute(update(Message).where(Message.id.in_(ids), *expired).values(**self.lease())
+                                .execution_options(synchronize_session=False))
+        interrupted = await self._reconcile(ids) if ids else []
+        async with self.db.session() as s:
             conversations = (
                 await s.scalars(
                     select(Message.conversation_id)
@@ -308,9 +310,60 @@ class Outbox:
             # Sends what is due and schedules the rest; a retry this process scheduled comes anyway.
             if conv_id not in self._timers:
                 await self.flush(conv_id)
-        if interrupted or conversations:
-            log.info("outbox.resumed", conversations=len(conversations), interrupted=len(interrupted))
+        if ids or conversations:
+            log.info("outbox.resumed", conversations=len(conversations), reconciled=len(ids) - len(interrupted),
+                     interrupted=len(interrupted))
         return len(conversations)
+
+    async def _reconcile(self, ids: list[int]) -> list[tuple[str, str]]:
+        """Settle interrupted sends this process took over: the provider is asked what it got
+        (`Connector.sent_since`). Arrived -> `sent` with the provider's id; not arrived -> `pending`,
+        sent again in order; no answer -> `unknown` (maybe delivered: never resent automatically,
+        shown to the agent). Returns (conversation, message) of the `unknown` ones."""
+        async with self.db.session() as s:
+            rows = (await s.scalars(select(Message).where(Message.id.in_(ids), Message.lease_owner == self.owner,
+                                                          Message.status == MessageStatus.SENDING)
+                                    .order_by(Message.id))).all()
+            addresses = {c.id: ChannelAddress.from_dict(c.address) for c in (await s.scalars(
+                select(Conversation).where(Conversation.id.in_({m.conversation_id for m in rows})))).all()}
+            for m in rows:
+                s.expunge(m)
+        taken: set[str] = set()  # provider ids given to a row in this pass
+        unknown: list[tuple[str, str]] = []
+        for m in rows:  # oldest first: of two interrupted sends of one text, the older gets the older id
+            address = addresses[m.conversation_id]
+            found = await self._sent_since(address, m)
+            if found is not None:
+                async with self.db.session() as s:
+                    known = set((await s.scalars(select(Message.provider_message_id).where(
+                        Message.channel == address.channel, Message.provider_message_id.in_(found)))).all())
+                fresh = [sid for sid in reversed(found) if sid not in known and sid not in taken]
+                if fresh:
+                    taken.add(fresh[0])
+                    await self._record(m.id, {"status": MessageStatus.SENT, "provider_message_id": fresh[0][:200],
+                                              "error": None, "next_attempt_at": None})
+                    log.info("outbox.reconciled", channel=address.channel, outcome="arrived")
+                else:
+                    await self._record(m.id, {"status": MessageStatus.PENDING, "next_attempt_at": None,
+                                              "error": "the gateway stopped while sending this message and the "
+                                              "provider did not have it; sent again"})
+                    log.info("outbox.reconciled", channel=address.channel, outcome="resent")
+                continue
+            await self._record(m.id, {"status": MessageStatus.UNKNOWN,
+                                      "error": "the gateway stopped while sending this message; "
+                                      "it may not have been delivered and is not resent automatically"})
+            unknown.append((m.conversation_id, m.public_id))
+        return unknown
+
+    async def _sent_since(self, address: ChannelAddress, m: Message) -> list[str] | None:
+        connector = self._connector(address.channel)
+        if connector is None:
+            return None
+        try:
+            return await connector.sent_since(address, outbound_of(m), m.created_at - PROVIDER_CLOCK_SKEW)
+        except Exception:  # a connector bug: the message stays `unknown`, never resent
+            log.exception("outbox.reconcile_failed", channel=address.channel)
+            return None
 
     def start(self) -> None:
         """Sweep now and then for work whose owner is gone (supervised, restarted on failure)."""

@@ -266,6 +266,14 @@ class Connector(abc.ABC):
         """Deliver one message with ONE provider call; return the provider's id for it (if any),
         raise `DeliveryError` when that fails. Called by the outbox, once per attempt."""
 
+    async def sent_since(self, address: ChannelAddress, message: OutboundMessage, since: datetime) -> list[str] | None:
+        """The provider's ids of the messages with `message`'s content sent to `address` since
+        `since`, newest first; None when the provider cannot be asked (the default: Telegram's Bot
+        API has no such list). The outbox asks this about a send that was under way when its
+        process died: an id it has not stored means that send arrived; none means it did not, and
+        it is sent again. Without an answer the message is `unknown` and never resent."""
+        return None
+
     def split(self, message: OutboundMessage) -> list[OutboundMessage]:
         """The messages `message` is stored (and sent, retried, reported) as: more than one when
         the channel needs several provider calls for it (a caption too long for a picture,

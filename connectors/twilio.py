@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,6 +61,8 @@ MAX_PROFILE_NAME = 200
 ASCII_COUNT = re.compile(r"[0-9]{1,6}")
 ASCII_DEGREES = re.compile(r"[-+]?[0-9]{1,3}(\.[0-9]{1,15})?")
 WHATSAPP_WINDOW = timedelta(hours=24)
+# Messages to one number looked at when an interrupted send is reconciled (the newest ones).
+RECONCILE_PAGE = 50
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 # Carrier keywords (whole message, any case). Twilio's defaults plus German equivalents.
@@ -363,6 +365,27 @@ class TwilioConnector(Connector):
         except (aiohttp.ClientError, asyncio.TimeoutError, TwilioException) as exc:
             raise DeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
         return created.sid
+
+
+    async def sent_since(self, address: ChannelAddress, message: OutboundMessage, since: datetime) -> list[str] | None:
+        """Asks Twilio's message list (newest first) for this text to this number since `since`.
+        A template message (WhatsApp outside its window) cannot be matched by its text: None."""
+        if self.client is None:
+            return None
+        try:
+            params = await self._params(address, message)
+        except DeliveryError:
+            return None
+        if "body" not in params:
+            return None
+        try:
+            listed = await self.client.messages.list_async(to=params["to"], from_=params["from_"], limit=RECONCILE_PAGE,
+                                                           page_size=RECONCILE_PAGE)
+        except (Throttled, TwilioException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("twilio.list_failed", channel=self.name, error=type(exc).__name__)
+            return None
+        return [m.sid for m in listed
+                if m.body == params["body"] and m.date_created is not None and m.date_created >= since]
 
 
 class SmsConnector(TwilioConnector):

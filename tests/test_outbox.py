@@ -21,6 +21,7 @@ from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, utcnow
 from tests.conftest import free_port
 from connectors.fakes.twilio import FakeTwilio
+from twilio.rest import Client
 
 
 def settings_for(db: Database, tw: FakeTwilio, port: int, tmp_path: Path, **extra: object) -> Settings:
@@ -124,17 +125,65 @@ async def test_a_restart_between_attempts_loses_nothing_and_sends_once(
         assert len([a for a in tw.attempts if a["To"] == phone]) == 2
 
 
-async def test_an_interrupted_send_is_never_repeated_but_shown(database: Database, gateway: Start, tmp_path: Path) -> None:
+async def interrupted(db: Database, conv_id: str, text: str) -> str:
+    """What a crash in the middle of a provider call leaves behind: a row `sending`, its lease run out."""
+    return await stored_outbound(db, conv_id, text, status="sending", attempts=1, lease_owner="dead:1",
+                                 lease_expires_at=utcnow() - timedelta(seconds=1))
+
+
+async def test_an_interrupted_send_that_never_reached_twilio_is_sent_once(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
     phone = "+49170" + "".join(random.choices("0123456789", k=7))
     async with FakeTwilio() as tw:
         conv_id = await agent_conversation(database, phone)
-        # What a crash in the middle of a provider call leaves behind.
-        public_id = await stored_outbound(database, conv_id, "Vielleicht schon gesendet", status="sending", attempts=1)
+        public_id = await interrupted(database, conv_id, "Ihr Abschlag wurde geändert.")
+        await gateway(settings_for(database, tw, free_port(), tmp_path))
+        # Twilio's message list for this number does not have it: the gateway died before the
+        # request arrived, so it is sent again, once.
+        sent = await tw.wait_for_message(lambda m: m["To"] == phone, timeout=10)
+        row = await wait_for_status(database, public_id, "sent")
+        assert row.provider_message_id == sent["sid"] and row.attempts == 2
+        assert [m["Body"] for m in tw.messages if m["To"] == phone] == ["Ihr Abschlag wurde geändert."]
+
+
+async def test_an_interrupted_send_that_reached_twilio_is_recorded_not_repeated(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        conv_id = await agent_conversation(database, phone)
+        text = "Vielleicht schon gesendet"
+        client = Client(tw.account_sid, tw.auth_token, http_client=tw.http_client())
+        try:
+            # The same text went out once before, and we know it (its id is stored)...
+            earlier = await client.messages.create_async(to=phone, from_="+4930123456", body=text)
+            await stored_outbound(database, conv_id, text, status="sent", attempts=1, provider_message_id=earlier.sid)
+            # ...and the interrupted send of it arrived at Twilio just before its gateway died.
+            public_id = await interrupted(database, conv_id, text)
+            arrived = await client.messages.create_async(to=phone, from_="+4930123456", body=text)
+        finally:
+            await client.http_client.close()
         app, _stop = await gateway(settings_for(database, tw, free_port(), tmp_path))
-        async with database.session() as s:
-            row = await s.scalar(select(Message).where(Message.public_id == public_id))
-        assert row.status == "unknown" and "not resent" in row.error
+        row = await wait_for_status(database, public_id, "sent")
+        assert row.provider_message_id == arrived.sid and row.attempts == 1
         # Later messages still flow; the interrupted one is not sent again.
+        [payload] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="Neue Nachricht", author="agent")])
+        assert payload["status"] == "sent"
+        assert [m["Body"] for m in tw.messages if m["To"] == phone] == [text, text, "Neue Nachricht"]
+
+
+async def test_an_interrupted_send_nobody_can_confirm_is_never_repeated_but_shown(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        conv_id = await agent_conversation(database, phone)
+        public_id = await interrupted(database, conv_id, "Vielleicht schon gesendet")
+        tw.fail_next_list(503)  # Twilio cannot be asked: maybe delivered, so never resent
+        app, _stop = await gateway(settings_for(database, tw, free_port(), tmp_path))
+        row = await wait_for_status(database, public_id, "unknown")
+        assert "not resent" in row.error
         [payload] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="Neue Nachricht", author="agent")])
         assert payload["status"] == "sent"
         assert [m["Body"] for m in tw.messages if m["To"] == phone] == ["Neue Nachricht"]

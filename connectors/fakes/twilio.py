@@ -124,6 +124,8 @@ class FakeTwilio(LocalServer):
         self.media_requests: list[tuple[str, int]] = []  # (path, HTTP status) of every media GET
         self._media: dict[str, _Media] = {}
         self._failures: list[_Failure] = []
+        self._list_failures: list[int] = []
+        self._resources: list[dict[str, Any]] = []  # every accepted message's resource, oldest first
         self._hold: tuple[int, asyncio.Event, asyncio.Event] | None = None
         self._changed = asyncio.Condition()
 
@@ -134,6 +136,7 @@ class FakeTwilio(LocalServer):
         app.add_routes(
             [
                 web.post(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._handle_create_message),
+                web.get(f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._handle_list_messages),
                 web.get("/{path:.*}", self._handle_media),
                 web.route("*", "/{path:.*}", self._handle_unknown),
             ]
@@ -173,6 +176,10 @@ class FakeTwilio(LocalServer):
         code = code or _DEFAULT_CODES.get(status, status)
         text = message or _ERROR_MESSAGES.get(code, f"Error {code}")
         self._failures.extend(_Failure(status, code, text, retry_after, to) for _ in range(times))
+
+    def fail_next_list(self, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` Messages.json GETs (the message list) with HTTP ``status``."""
+        self._list_failures.extend([status] * times)
 
     def hold(self, skip: int = 0) -> tuple[asyncio.Event, asyncio.Event]:
         """Hold one Messages.json POST, the one after the next ``skip``: ``entered`` is set when it
@@ -382,8 +389,28 @@ class FakeTwilio(LocalServer):
 
         sid = _sid("MM" if record["MediaUrl"] else "SM")
         resource = self._message_resource(sid, record)
+        self._resources.append(resource)
         await self._record(record, sid=sid, http_status=201)
         return web.json_response(resource, status=201)
+
+    async def _handle_list_messages(self, request: web.Request) -> web.Response:
+        """The account's messages, newest first, filtered by ``To`` and ``From`` like Twilio's
+        list (one page of ``PageSize``, at most 1000)."""
+        if not self._authorised(request):
+            return _error(401, 20003, "Authenticate")
+        if request.match_info["account_sid"] != self.account_sid:
+            return _error(404, 20404, f"The requested resource {request.path} was not found")
+        if self._list_failures:
+            status = self._list_failures.pop(0)
+            return _error(status, _DEFAULT_CODES.get(status, status), f"Error {status}")
+        q = request.query
+        size = min(1000, int(q.get("PageSize", "50")))
+        found = [r for r in reversed(self._resources)
+                 if q.get("To") in (None, r["to"]) and q.get("From") in (None, r["from"])][:size]
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages.json"
+        return web.json_response({"messages": found, "end": max(0, len(found) - 1), "first_page_uri": uri,
+                                  "next_page_uri": None, "page": 0, "page_size": size,
+                                  "previous_page_uri": None, "start": 0, "uri": uri})
 
     async def _handle_media(self, request: web.Request) -> web.Response:
         media = self._media.get(request.path)
