@@ -182,6 +182,7 @@ class Outbox:
         assert address is not None
         connector = self._connector(address.channel)
         results: dict[int, dict[str, Any]] = {}
+        taken: set[str] = set()  # provider ids found for a retried message of this batch
         wait: float | None = None
         final: list[str] = []
         for m in batch:
@@ -203,6 +204,11 @@ class Outbox:
                 results[m.id] = {"status": MessageStatus.FAILED, "error": f"channel {address.channel!r} is not enabled"}
             elif opted_out:
                 results[m.id] = {"status": MessageStatus.FAILED, "error": "the customer opted out of this channel (STOP)"}
+            elif m.attempts > 1 and (arrived := await self._arrived(address, m, taken))[1] is not None:
+                # An earlier attempt that failed without an answer (a timeout) did arrive.
+                results[m.id] = {"status": MessageStatus.SENT, "provider_message_id": arrived[1][:200],
+                                 "error": None, "next_attempt_at": None}
+                log.info("outbox.reconciled", channel=address.channel, outcome="arrived before the retry")
             else:
                 try:
                     provider_id = await connector.send(address, outbound)
@@ -332,15 +338,10 @@ class Outbox:
         unknown: list[tuple[str, str]] = []
         for m in rows:  # oldest first: of two interrupted sends of one text, the older gets the older id
             address = addresses[m.conversation_id]
-            found = await self._sent_since(address, m)
-            if found is not None:
-                async with self.db.session() as s:
-                    known = set((await s.scalars(select(Message.provider_message_id).where(
-                        Message.channel == address.channel, Message.provider_message_id.in_(found)))).all())
-                fresh = [sid for sid in reversed(found) if sid not in known and sid not in taken]
-                if fresh:
-                    taken.add(fresh[0])
-                    await self._record(m.id, {"status": MessageStatus.SENT, "provider_message_id": fresh[0][:200],
+            answered, sid = await self._arrived(address, m, taken)
+            if answered:
+                if sid is not None:
+                    await self._record(m.id, {"status": MessageStatus.SENT, "provider_message_id": sid[:200],
                                               "error": None, "next_attempt_at": None})
                     log.info("outbox.reconciled", channel=address.channel, outcome="arrived")
                 else:
@@ -354,6 +355,22 @@ class Outbox:
                                       "it may not have been delivered and is not resent automatically"})
             unknown.append((m.conversation_id, m.public_id))
         return unknown
+
+    async def _arrived(self, address: ChannelAddress, m: Message, taken: set[str]) -> tuple[bool, str | None]:
+        """Did an earlier attempt to send `m` reach the provider? (False, None): it cannot say;
+        (True, id): yes, under that id (one no stored message has, nor one in `taken`, which it
+        is added to); (True, None): no."""
+        found = await self._sent_since(address, m)
+        if found is None:
+            return False, None
+        async with self.db.session() as s:
+            known = set((await s.scalars(select(Message.provider_message_id).where(
+                Message.channel == address.channel, Message.provider_message_id.in_(found)))).all())
+        fresh = [sid for sid in reversed(found) if sid not in known and sid not in taken]
+        if not fresh:
+            return True, None
+        taken.add(fresh[0])
+        return True, fresh[0]
 
     async def _sent_since(self, address: ChannelAddress, m: Message) -> list[str] | None:
         connector = self._connector(address.channel)

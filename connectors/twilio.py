@@ -129,10 +129,13 @@ class ResonanzTwilioHttpClient(AsyncTwilioHttpClient):
         if auth is not None:
             # The same on the wire as the base class's aiohttp.BasicAuth, which aiohttp 3.14 deprecates.
             headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
-        response = await super().request(
-            method, self.rewrite(url), params=params, data=data, headers=headers, auth=None, timeout=timeout,
-            allow_redirects=allow_redirects,
-        )
+        # The base class hands `timeout` to aiohttp as a bare number and never applies its own:
+        # without this, a Twilio call that hangs would hang its outbox send for good.
+        async with asyncio.timeout(timeout or self.timeout):
+            response = await super().request(
+                method, self.rewrite(url), params=params, data=data, headers=headers, auth=None,
+                allow_redirects=allow_redirects,
+            )
         self.check(response)
         return response
 
@@ -167,6 +170,10 @@ class TwilioConnector(Connector):
         self.sender = str(cfg["from"])
         self.public_url = (cfg.get("public_url") or ctx.settings.public_url or "").rstrip("/") or None
         self.api_base_url = cfg.get("api_base_url")
+        try:
+            self.timeout = float(cfg.get("timeout", 15.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"connector {self.name!r}: option timeout must be a number of seconds") from None
         self.validator = RequestValidator(self.auth_token)
         self.client: Client | None = None
         self._http: ResonanzTwilioHttpClient | None = None
@@ -179,7 +186,7 @@ class TwilioConnector(Connector):
 
     async def startup(self) -> None:
         # The async HTTP client must be created inside the running event loop.
-        self._http = ResonanzTwilioHttpClient(self.api_base_url)
+        self._http = ResonanzTwilioHttpClient(self.api_base_url, timeout=self.timeout)
         self.client = Client(self.account_sid, self.auth_token, http_client=self._http)
 
     async def shutdown(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from bot.outbox import backoff
 from connectors.base import OutboundMessage
@@ -187,6 +187,30 @@ async def test_an_interrupted_send_nobody_can_confirm_is_never_repeated_but_show
         [payload] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="Neue Nachricht", author="agent")])
         assert payload["status"] == "sent"
         assert [m["Body"] for m in tw.messages if m["To"] == phone] == ["Neue Nachricht"]
+
+
+async def test_a_timed_out_send_that_reached_twilio_is_not_repeated_by_the_retry(
+    database: Database, gateway: Start, tmp_path: Path
+) -> None:
+    # A timeout does not say whether Twilio got the message: before a retry, Twilio is asked.
+    phone = "+49170" + "".join(random.choices("0123456789", k=7))
+    async with FakeTwilio() as tw:
+        conv_id = await agent_conversation(database, phone)
+        settings = settings_for(database, tw, free_port(), tmp_path, outbox_backoff_base=60.0, outbox_backoff_max=60.0)
+        settings.connector_options["sms"]["timeout"] = 1.0
+        app, _stop = await gateway(settings)
+        entered, release = tw.hold()
+        [payload] = await app[DISPATCHER].emit(conv_id, [OutboundMessage(text="Zählerstand erhalten", author="agent")])
+        assert payload["status"] == "pending" and "Timeout" in payload["error"]
+        await asyncio.wait_for(entered.wait(), 10)  # it did reach Twilio
+        release.set()  # ...and the request, which did reach Twilio, is answered after all
+        arrived = await tw.wait_for_message(lambda m: m["To"] == phone, timeout=10)
+        async with database.session() as s:  # the retry is due now
+            await s.execute(update(Message).where(Message.public_id == payload["id"]).values(next_attempt_at=utcnow()))
+        await app[DISPATCHER].outbox.flush(conv_id)
+        row = await wait_for_status(database, payload["id"], "sent")
+        assert row.provider_message_id == arrived["sid"] and row.attempts == 2
+        assert len([a for a in tw.attempts if a["To"] == phone]) == 1
 
 
 async def test_permanent_errors_are_not_retried_and_rate_limits_are_honoured(

@@ -363,6 +363,7 @@ class FakeTwilio(LocalServer):
             return _error(401, 20003, "Authenticate")
         if request.match_info["account_sid"] != self.account_sid:
             return _error(404, 20404, f"The requested resource {request.path} was not found")
+        form = await request.post()  # received whole: a held request is created even if its caller gave up
         if self._hold is not None:
             skip, entered, release = self._hold
             self._hold = (skip - 1, entered, release) if skip else None
@@ -370,7 +371,6 @@ class FakeTwilio(LocalServer):
                 entered.set()
                 await release.wait()
 
-        form = await request.post()
         record: dict[str, Any] = {k: str(v) for k, v in form.items() if k not in ("MediaUrl", "PersistentAction")}
         record["MediaUrl"] = [str(v) for v in form.getall("MediaUrl", [])]
         if "PersistentAction" in form:

@@ -1,0 +1,87 @@
+"""Storing an inbound message (bot/intake.py), on SQLite and PostgreSQL: the common case — a
+known sender writing into their open bot conversation — costs as little as the database allows,
+and every other case still takes the general path."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from sqlalchemy import event, select
+
+from bot.intake import DispatchResult, Intake
+from bot.leases import InboundLeases
+from connectors.base import ChannelAddress, InboundMessage
+from resonanz.settings import Settings
+from resonanz.store import Database
+from resonanz.store.models import Conversation, Message
+from resonanz.store.vocabulary import MessageStatus
+
+
+def inbound(sender: str, text: str, provider_id: str | None = None, **extra: Any) -> InboundMessage:
+    return InboundMessage(channel="telegram", sender_id=sender, text=text, provider_message_id=provider_id,
+                          address=ChannelAddress("telegram", sender), **extra)
+
+
+class Trips:
+    """Statements the database saw, each with whether it ran on a self-committing connection
+    (PostgreSQL's `Database.statement`), and the transactions begun on the ordinary pool."""
+
+    def __init__(self, db: Database) -> None:
+        self.statements: list[tuple[str, bool]] = []
+        self.transactions = 0
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._statement(autocommit=False))
+        event.listen(db.engine.sync_engine, "begin", self._begin)
+        if db._autocommit is not None:
+            event.listen(db._autocommit.sync_engine, "before_cursor_execute", self._statement(autocommit=True))
+
+    def _statement(self, *, autocommit: bool) -> Any:
+        def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            self.statements.append((statement.split()[0].upper(), autocommit))
+        return record
+
+    def _begin(self, _conn: Any) -> None:
+        self.transactions += 1
+
+
+async def test_a_known_senders_message_is_one_statement_on_postgresql(database: Database) -> None:
+    intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
+    sender = str(random.randint(10**8, 10**9))
+    first = await intake.store(inbound(sender, "Hallo", "u1", display_name="Ada"))
+    assert not isinstance(first, DispatchResult)
+    trips = Trips(database)
+    second = await intake.store(inbound(sender, "Zählerstand 8200", "u2", display_name="Ada"))
+    assert not isinstance(second, DispatchResult)
+    pk, conversation_id, public_id, to_agent = second
+    assert conversation_id == first[1] and to_agent is None
+    if database.is_sqlite:
+        assert trips.statements == [("SELECT", False), ("INSERT", False)]
+    else:  # one self-committing INSERT ... SELECT: no BEGIN, no COMMIT
+        assert trips.statements == [("INSERT", True)] and trips.transactions == 0
+    async with database.session() as s:
+        row = await s.get(Message, pk)
+    assert (row.public_id, row.conversation_id, row.text, row.status, row.lease_owner, row.sender_id) == (
+        public_id, conversation_id, "Zählerstand 8200", MessageStatus.RECEIVED, "me:1", sender)
+    assert row.customer_id is not None and row.metadata_ == {} and row.attachments == []
+    # The same provider id again: stored once, answered as a duplicate.
+    again = await intake.store(inbound(sender, "Zählerstand 8200", "u2", display_name="Ada"))
+    assert isinstance(again, DispatchResult) and again.duplicate and again.message_id == public_id
+
+
+async def test_anything_else_takes_the_general_path(database: Database) -> None:
+    intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
+    sender = str(random.randint(10**8, 10**9))
+    first = await intake.store(inbound(sender, "Hallo", "v1"))
+    assert not isinstance(first, DispatchResult)
+    async with database.session() as s:  # an agent owns the conversation now
+        conv = await s.get(Conversation, first[1])
+        conv.state = "agent"
+    to_agent = await intake.store(inbound(sender, "Sind Sie noch da?", "v2"))
+    assert not isinstance(to_agent, DispatchResult) and to_agent[1] == first[1] and to_agent[3] is not None
+    # A name learnt later is stored (the general path updates the customer).
+    named = await intake.store(inbound(str(random.randint(10**8, 10**9)), "Hi", "v3"))
+    assert not isinstance(named, DispatchResult)
+    async with database.session() as s:
+        statuses = (await s.scalars(select(Message.status).where(Message.conversation_id == first[1])
+                                    .order_by(Message.id))).all()
+    assert statuses == [MessageStatus.RECEIVED, MessageStatus.PROCESSED]
