@@ -21,7 +21,7 @@ from handover.routing import Viewer, is_open
 from handover.schemas import (
     RESOLUTIONS, AgentList, AuditList, CustomerExport, ErasureResponse, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
     CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
-    MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
+    MetaResponse, QueueList, QueueResponse, SearchQuery, SearchResult, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
 )
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
@@ -95,6 +95,7 @@ class AgentApi:
             web.get("/api/v1/meta", require()(self.meta)),
             web.get("/api/v1/handovers", require()(self.list_handovers)),
             web.get("/api/v1/handovers/{id:[0-9a-f]{32}}", require()(self.get_handover)),
+            web.get("/api/v1/search", require()(self.search)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/accept", require()(self.accept)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/messages", require()(self.post_message)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/notes", require()(self.post_note)),
@@ -132,6 +133,10 @@ class AgentApi:
         view = read_query(request, HandoverListQuery).view
         items = await request.app[DESK].read.handovers(_agent(request), view)
         return respond(HandoverList, {"handovers": items})
+
+    async def search(self, request: web.Request) -> web.Response:
+        text = read_query(request, SearchQuery).q
+        return respond(SearchResult, {"handovers": await request.app[DESK].read.search(_agent(request), text)})
 
     async def get_handover(self, request: web.Request) -> web.Response:
         # Outside the agent's scope: NotFound, exactly as for an id that does not exist.

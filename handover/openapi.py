@@ -83,6 +83,9 @@ ROUTES: tuple[Route, ...] = (
           links=_handover_links("/handovers/0/id")),
     Route("get", "/api/v1/handovers" + ID, "getHandover", "A handover with its context and transcript", 200,
           m.HandoverDetail, errors=(401, 403, 404)),
+    Route("get", "/api/v1/search", "search", "Search past and present handovers by customer (name, number, "
+          "channel address) or message text (newest 50)", 200, m.SearchResult, query=m.SearchQuery, errors=(400, 401, 403),
+          links=_handover_links("/handovers/0/id")),
     Route("post", "/api/v1/handovers" + ID + "/accept", "acceptHandover",
           "Accept (of concurrent accepts exactly one wins; the others get 409)", 200, m.HandoverResponse,
           errors=(401, 403, 404, 409), links=_handover_links("/handover/id")),

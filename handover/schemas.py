@@ -514,6 +514,11 @@ class HandoverListQuery(BaseModel):
     view: Literal["queue", "mine", "all"] = "queue"
 
 
+class SearchQuery(BaseModel):
+    model_config = STRICT
+    q: Annotated[str, StringConstraints(min_length=2, max_length=100, pattern=NO_NUL)]
+
+
 class ConversationListQuery(BaseModel):
     model_config = STRICT
     state: Literal["bot", "queued", "agent", "closed"] = "bot"
@@ -612,6 +617,7 @@ class CustomerRef(BaseModel):
     id: str
     name: str | None
     language: str | None
+    display: str | None = None  # name, customer number or channel address; never an internal id
 
 
 class HandoverSummary(BaseModel):
@@ -630,10 +636,18 @@ class HandoverSummary(BaseModel):
     created_at: str | None
     waiting_seconds: int
     last_message: LastMessage | None
+    preview: LastMessage | None = None  # the customer's own latest request (not a system notice)
     rating: int | None
     resolution: str | None
     transfer_note: str | None
     sentiment: float | None
+
+
+class SearchResult(BaseModel):
+    """Handovers (newest first, at most 50) whose customer's name, number or channel address, or
+    whose messages, contain the search text."""
+
+    handovers: list[HandoverSummary]
 
 
 class HandoverResponse(BaseModel):
