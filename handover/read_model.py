@@ -252,7 +252,9 @@ class ReadModel:
             h = await visible_handover(s, handover_id, agent)
             summary = await summary_json(s, h, viewer_id=agent.id)
             msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
-            return {"handover": summary, "context": dict(h.context or {}), "messages": [message_json(m) for m in msgs]}
+            customer = await s.get(Customer, h.customer_id)
+            return {"handover": summary, "context": dict(h.context or {}), "messages": [message_json(m) for m in msgs],
+                    "customer_notes": customer.notes if customer is not None else None}
 
     async def conversations(self, agent: Agent, state: str) -> list[dict[str, Any]]:
         """The latest 100 conversations in `state` the agent may see."""

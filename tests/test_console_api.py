@@ -69,3 +69,45 @@ async def test_search_finds_past_conversations_by_text_and_customer_within_scope
     assert (await (await desk.client.get("/api/v1/search", params={"q": "abschlagszahl"}, headers=other)).json())["handovers"] == []
     assert (await (await desk.client.get("/api/v1/search", params={"q": "100%_"}, headers=auth)).json())["handovers"] == []
     assert (await desk.client.get("/api/v1/search", params={"q": "a"}, headers=auth)).status == 400
+
+
+async def test_admins_manage_canned_responses_in_german_and_english_agents_read_them(desk: Desk) -> None:
+    await desk.agent("admin@x.de", role="admin", status="away")
+    await desk.agent("plain@x.de", status="away")
+    admin, plain = await desk.login("admin@x.de"), await desk.login("plain@x.de")
+    body = {"shortcut": "zaehler", "language": "de", "title": "Zählerstand", "text": "Bitte nennen Sie uns Ihren Zählerstand."}
+    resp = await desk.client.post("/api/v1/canned-responses", json=body, headers=admin)
+    assert resp.status == 201, await resp.text()
+    cid = (await resp.json())["canned_response"]["id"]
+    en = {**body, "language": "en", "title": "Meter reading", "text": "Please tell us your meter reading."}
+    assert (await desk.client.post("/api/v1/canned-responses", json=en, headers=admin)).status == 201
+    assert (await desk.client.post("/api/v1/canned-responses", json=body, headers=admin)).status == 409
+    assert (await desk.client.post("/api/v1/canned-responses", json={**body, "shortcut": "Bad Key"}, headers=admin)).status == 400
+    assert (await desk.client.post("/api/v1/canned-responses", json={**body, "shortcut": "x"}, headers=plain)).status == 403
+    listed = (await (await desk.client.get("/api/v1/canned-responses", headers=plain)).json())["canned_responses"]
+    assert [(c["shortcut"], c["language"]) for c in listed] == [("zaehler", "de"), ("zaehler", "en")]
+    resp = await desk.client.patch(f"/api/v1/canned-responses/{cid}", json={"title": "Zählerstand erfragen"}, headers=admin)
+    assert resp.status == 200 and (await resp.json())["canned_response"]["title"] == "Zählerstand erfragen"
+    assert (await desk.client.patch(f"/api/v1/canned-responses/{cid}", json={"language": "en"}, headers=admin)).status == 409
+    assert (await desk.client.delete(f"/api/v1/canned-responses/{cid}", headers=plain)).status == 403
+    assert (await desk.client.delete(f"/api/v1/canned-responses/{cid}", headers=admin)).status == 200
+    listed = (await (await desk.client.get("/api/v1/canned-responses", headers=plain)).json())["canned_responses"]
+    assert [c["language"] for c in listed] == ["en"]
+
+
+async def test_agents_keep_notes_about_a_customer_they_see(desk: Desk) -> None:
+    await desk.agent("nora@x.de", status="away")
+    await desk.agent("english@x.de", status="away", languages=("en",))
+    auth, other = await desk.login("nora@x.de"), await desk.login("english@x.de")
+    r = await desk.customer("notes-1", "Mensch bitte")
+    hid = (await desk.handover_of(r["conversation_id"])).id
+    detail = await (await desk.client.get(f"/api/v1/handovers/{hid}", headers=auth)).json()
+    assert detail["customer_notes"] is None
+    customer_id = detail["handover"]["customer"]["id"]
+    resp = await desk.client.put(f"/api/v1/customers/{customer_id}/notes", json={"notes": "Ruft lieber abends an"}, headers=auth)
+    assert resp.status == 200, await resp.text()
+    detail = await (await desk.client.get(f"/api/v1/handovers/{hid}", headers=auth)).json()
+    assert detail["customer_notes"] == "Ruft lieber abends an"
+    # An agent who sees none of the customer's handovers: as if the customer did not exist.
+    assert (await desk.client.put(f"/api/v1/customers/{customer_id}/notes", json={"notes": "x"}, headers=other)).status == 404
+    assert (await desk.client.put(f"/api/v1/customers/{'0' * 32}/notes", json={"notes": "x"}, headers=auth)).status == 404
