@@ -63,7 +63,8 @@ function sorted(items, sort) {
   const out = items.slice();
   if (sort === "wait") out.sort((a, b) => b.waiting_seconds - a.waiting_seconds);
   else out.sort((a, b) => activity(b) - activity(a));
-  return out;
+  // Offers to this agent come first: they expire if nobody answers them.
+  return [...out.filter((x) => x.offered_to_me), ...out.filter((x) => !x.offered_to_me)];
 }
 
 function valueText(v) {
@@ -649,6 +650,8 @@ function Context({ detail, meta }) {
         ${!slots.length && t("ctx.none")}</dd>
       <dt>${t("ctx.profile")}</dt>
       <dd><ul data-testid="context-profile">${profile.map(([k, v]) => html`<li>${t(k)}: ${v}</li>`)}</ul></dd>
+      <dt>${t("profile.notes")}</dt>
+      <dd><${Notes} key=${h0.customer.id} customerId=${h0.customer.id} initial=${detail.customer_notes || ""} /></dd>
       <dt>${t("ctx.sentiment")}</dt>
       <dd data-testid="context-sentiment">${mood ? t("sent." + mood) : "–"}${s.trend ? " · " + t("trend." + s.trend) : ""}${
         (s.matches || []).length ? " · " + s.matches.join(", ") : ""}</dd>
@@ -676,6 +679,22 @@ function Context({ detail, meta }) {
       <dt>${t("ctx.rating")}</dt><dd data-testid="rating">${h0.rating ? "★ " + h0.rating + " / 5" : "–"}</dd>
     </dl>
   </aside>`;
+}
+
+function Notes({ customerId, initial }) {
+  const [state, setState] = useState("");
+  const save = (ev) => {
+    ev.preventDefault();
+    setState("");
+    api("PUT", "/api/v1/customers/" + customerId + "/notes", { notes: ev.currentTarget.notes.value })
+      .then(() => setState(t("profile.notes.saved"))).catch((e) => setState(e.message));
+  };
+  return html`<form class="notes" onSubmit=${save}>
+    <label class="sr" for="customer-notes">${t("profile.notes")}</label>
+    <textarea id="customer-notes" name="notes" rows="3" maxlength="4096" data-testid="customer-notes" defaultValue=${initial}></textarea>
+    <button type="submit" data-testid="customer-notes-save">${t("profile.notes.save")}</button>
+    <span role="status" data-testid="customer-notes-state">${state}</span>
+  </form>`;
 }
 
 // --- administration -------------------------------------------------------------------------
