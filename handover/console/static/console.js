@@ -414,7 +414,7 @@ function Lists({ lists, meta, currentId, open, takeOver, filters, setFilters, so
     <form class="search" role="search" onSubmit=${runSearch}>
       <label for="search-input" class="sr">${t("search.label")}</label>
       <input id="search-input" name="q" type="search" data-testid="search-input" placeholder=${t("search.placeholder")} minlength="2" />
-      <button type="submit" data-testid="search-submit">🔍<span class="sr">${t("search.label")}</span></button>
+      <button type="submit" data-testid="search-submit">${t("search.submit")}</button>
     </form>
     <div class="filters">
       ${["queue", "language", "reason", "channel"].map((k) => html`
@@ -631,7 +631,7 @@ function Context({ detail, meta }) {
   const s = c.sentiment || {};
   const [openHist, setOpenHist] = useState(null);
   const mood = s.latest === undefined ? "" : s.latest > 0.2 ? "positive" : s.latest < -0.2 ? "negative" : "neutral";
-  const slots = Object.entries(c.slots || {}).filter(([, v]) => v !== null && v !== "" && !(typeof v === "string" && HEXISH.test(v)));
+  const slots = Object.entries(c.slots || {}).filter(([k, v]) => k !== "language" && v !== null && v !== "" && !(typeof v === "string" && HEXISH.test(v)));
   const profile = [
     ["profile.name", p.name], ["profile.number", p.customer_number], ["profile.language", label(meta, "lang", p.language)],
     ["profile.preference", p.preference ? channelLabel(p.preference) : ""],
