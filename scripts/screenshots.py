@@ -123,6 +123,11 @@ async def main(out: Path) -> None:
             if await launcher.count():
                 await launcher.dispatch_event("click")  # the cookie bar may cover it until the widget is isolated
                 await site.wait_for_timeout(500)
+            box = site.get_by_test_id("resonanz-input")
+            if await box.count():
+                await box.fill("Wann haben Sie geöffnet?")
+                await site.get_by_test_id("resonanz-send").click()
+                await site.locator('[data-testid="resonanz-message"][data-author="bot"]').first.wait_for(timeout=15_000)
             await site.screenshot(path=str(out / "widget.png"))
             await ctx.close()
             # The agent console.

@@ -238,6 +238,10 @@ async def test_work_at_volume_real_offers_paging_filters_search_and_phone(gatewa
         # Going online: only what the agent can take is offered to them.
         await page.get_by_test_id("status-select").select_option("online")
         await expect(page.get_by_test_id("offered-badge")).to_have_count(2, timeout=10_000)
+        # A notice (sound, title) for each real offer, not for the hundred waiting.
+        notices = await page.evaluate("window.resonanzConsole.notifications.map(n => n.kind)")
+        assert notices == ["offer", "offer"], notices
+        await expect(page).to_have_title(re.compile(r"^\(2\) "))
 
         # Offers first; then, sorted by waiting time, the longest waiting first.
         offered = page.get_by_test_id("queue-item").filter(has=page.get_by_test_id("offered-badge"))
