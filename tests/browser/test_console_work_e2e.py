@@ -10,12 +10,11 @@ visible at 1024 px) and notifications (title badge, sound, desktop; each switcha
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,8 @@ from sqlalchemy import select
 from handover.auth import create_agent, issue_api_token
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import Agent
+from resonanz.store.models import (Agent, ChannelIdentity, Conversation, Customer, Handover, Message, Queue, new_id,
+                                   utcnow)
 from tests.browser.axe import assert_accessible
 from tests.conftest import make_database_url, migrated_database
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
@@ -95,6 +95,31 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gat
             await server.close()
             await db.dispose()
             await drop()
+
+
+async def seed_waiting(gw: Gateway, senders: list[str]) -> None:
+    """Waiting handovers as the help desk stores them (customer, identity, conversation, the
+    customer's message, the handover in the general German queue), one minute apart."""
+    now = utcnow()
+    async with gw.db.session() as s:
+        queue = await s.scalar(select(Queue).where(Queue.skill == "general", Queue.language == "de"))
+        for i, sender in enumerate(senders):
+            at = now - timedelta(minutes=len(senders) - i)
+            customer = Customer(id=new_id(), language="de", created_at=at)
+            address = {"channel": "rest", "recipient": sender, "extra": {}}
+            conv = Conversation(id=new_id(), customer_id=customer.id, channel="rest", address=address, state="queued",
+                                language="de", created_at=at, updated_at=at)
+            s.add(customer)
+            await s.flush()
+            s.add(conv)
+            await s.flush()
+            s.add_all([
+                ChannelIdentity(customer_id=customer.id, channel="rest", external_id=sender, address=address),
+                Message(conversation_id=conv.id, customer_id=customer.id, channel="rest", direction="in", author="customer",
+                        text=f"Mensch bitte, Anliegen {i}", status="processed", created_at=at),
+                Handover(conversation_id=conv.id, customer_id=customer.id, queue_id=queue.id, reason="customer_request",
+                         trigger="intent:request_human", status="waiting", context={"reason": "customer_request"}, created_at=at),
+            ])
 
 
 async def log_in(page: Page, gw: Gateway, email: str) -> None:
@@ -190,6 +215,10 @@ async def test_clear_workflow_composer_and_notifications(gateway: Gateway, brows
         assert await page.evaluate("window.resonanzConsole.sounds") == 1
         assert await page.evaluate("window.__desktop") == [[f"Neue Nachricht · {phone}", "Hallo?"]]
 
+        # Alt+N goes to the note field.
+        await page.keyboard.press("Alt+n")
+        await expect(page.get_by_test_id("note-input")).to_be_focused()
+
         # Notes about the customer are kept.
         await page.get_by_test_id("customer-notes").fill("Ruft lieber abends an")
         await page.get_by_test_id("customer-notes-save").click()
@@ -217,11 +246,10 @@ async def test_clear_workflow_composer_and_notifications(gateway: Gateway, brows
 
 async def test_work_at_volume_real_offers_paging_filters_search_and_phone(gateway: Gateway, browser: Browser) -> None:
     email = await gateway.agent("Olga Viel", capacity=2)
-    tag = uuid.uuid4().hex[:6]
+    tag = str(uuid.uuid4().int)[:6]
     senders = [f"+4917{tag}{i:03d}" for i in range(100)]
-    for chunk in range(0, 100, 20):
-        await asyncio.gather(*(gateway.customer(s, f"Mensch bitte, Anliegen {i}") for i, s in enumerate(senders[chunk:chunk + 20], chunk)))
-    await gateway.customer(senders[7], "Zählernummer 4711-XY ist falsch, Mensch bitte")
+    await seed_waiting(gateway, senders[1:])  # 99 waiting, stored at once (a minute apart)
+    await gateway.customer(senders[0], "Zählernummer 4711-XY ist falsch, Mensch bitte")  # one through the channel
 
     ctx = await browser.new_context(locale="de-DE", bypass_csp=True,  # axe is injected as a script
                                     viewport={"width": 1280, "height": 800})
@@ -242,6 +270,12 @@ async def test_work_at_volume_real_offers_paging_filters_search_and_phone(gatewa
         notices = await page.evaluate("window.resonanzConsole.notifications.map(n => n.kind)")
         assert notices == ["offer", "offer"], notices
         await expect(page).to_have_title(re.compile(r"^\(2\) "))
+
+        # Newest activity first (the default), after the offers.
+        queue = (await gateway.call(email, "GET", "/api/v1/handovers?view=queue"))["handovers"]
+        latest = {h["id"]: (h["last_message"] or {}).get("timestamp") or h["created_at"] for h in queue}
+        shown = [latest[i] for i in await page.get_by_test_id("queue-item").evaluate_all("els => els.map(e => e.dataset.id)")][2:]
+        assert shown == sorted(shown, reverse=True)
 
         # Offers first; then, sorted by waiting time, the longest waiting first.
         offered = page.get_by_test_id("queue-item").filter(has=page.get_by_test_id("offered-badge"))
@@ -266,7 +300,7 @@ async def test_work_at_volume_real_offers_paging_filters_search_and_phone(gatewa
         await page.get_by_test_id("search-input").fill("4711-xy")
         await page.get_by_test_id("search-submit").click()
         await expect(page.get_by_test_id("search-item")).to_have_count(1)
-        await expect(page.get_by_test_id("search-item")).to_contain_text(senders[7])
+        await expect(page.get_by_test_id("search-item")).to_contain_text(senders[0])
 
         # Keyboard: Alt+J opens the next conversation, Alt+A accepts it.
         await page.get_by_test_id("search-clear").click()
@@ -285,5 +319,36 @@ async def test_work_at_volume_real_offers_paging_filters_search_and_phone(gatewa
         await page.get_by_test_id("back").click()
         await expect(page.get_by_test_id("queue-item").first).to_be_visible()
         await assert_accessible(page)
+    finally:
+        await ctx.close()
+
+
+async def test_admins_manage_canned_responses_and_english_agents_see_english(gateway: Gateway, browser: Browser) -> None:
+    admin = await gateway.agent("Alex Admin", role="admin")
+    ctx = await browser.new_context(locale="en-GB", bypass_csp=True, viewport={"width": 1280, "height": 800})
+    try:
+        page = await ctx.new_page()
+        await log_in(page, gateway, admin)
+        await expect(page.locator("#h-queue")).to_contain_text("Queue")
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        await page.get_by_test_id("admin-toggle").click()
+        shortcut = "hello" + uuid.uuid4().hex[:4]
+        for language, text in (("de", "Guten Tag!"), ("en", "Good morning!")):
+            await page.get_by_test_id("canned-shortcut").fill(shortcut)
+            await page.get_by_test_id("canned-language").select_option(language)
+            await page.get_by_test_id("canned-title").fill("Greeting " + language)
+            await page.get_by_test_id("canned-text").fill(text)
+            await page.get_by_test_id("canned-create").click()
+            await expect(page.get_by_test_id("canned-row").filter(has_text=text)).to_contain_text(f"/{shortcut}")
+        await page.get_by_test_id("canned-shortcut").fill(shortcut)  # the same shortcut and language again
+        await page.get_by_test_id("canned-title").fill("again")
+        await page.get_by_test_id("canned-text").fill("again")
+        await page.get_by_test_id("canned-create").click()
+        await expect(page.get_by_test_id("admin-error")).to_contain_text("exists")
+        await assert_accessible(page)
+        await page.get_by_test_id("canned-row").filter(has_text="Guten Tag!").get_by_test_id("canned-delete").click()
+        await expect(page.get_by_test_id("canned-row").filter(has_text="Guten Tag!")).to_have_count(0)
+        listed = (await gateway.call(admin, "GET", "/api/v1/canned-responses"))["canned_responses"]
+        assert [(c["language"], c["text"]) for c in listed if c["shortcut"] == shortcut] == [("en", "Good morning!")]
     finally:
         await ctx.close()

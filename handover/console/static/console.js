@@ -630,12 +630,16 @@ function Context({ detail, meta }) {
   const p = c.profile || {};
   const s = c.sentiment || {};
   const [openHist, setOpenHist] = useState(null);
+  // Step-up verification of this conversation: its channel's identity is proven.
+  const verified = c.verification && c.verification.status === "verified";
   const mood = s.latest === undefined ? "" : s.latest > 0.2 ? "positive" : s.latest < -0.2 ? "negative" : "neutral";
   const slots = Object.entries(c.slots || {}).filter(([k, v]) => k !== "language" && v !== null && v !== "" && !(typeof v === "string" && HEXISH.test(v)));
   const profile = [
     ["profile.name", p.name], ["profile.number", p.customer_number], ["profile.language", label(meta, "lang", p.language)],
     ["profile.preference", p.preference ? channelLabel(p.preference) : ""],
-    ["profile.channels", (p.channels || []).map((x) => channelLabel(x) + ((p.opted_out || []).includes(x) ? " (" + t("profile.opted_out") + ")" : "")).join(", ")],
+    ["profile.channels", (p.channels || []).map((x) => channelLabel(x)
+      + (verified && x === h0.channel ? " (" + t("profile.verified") + ")" : "")
+      + ((p.opted_out || []).includes(x) ? " (" + t("profile.opted_out") + ")" : "")).join(", ")],
   ].filter(([, v]) => v);
   return html`<aside class="context" id="context" aria-labelledby="ctx-title">
     <h2 id="ctx-title">${t("ctx")}</h2>
