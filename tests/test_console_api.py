@@ -108,6 +108,11 @@ async def test_agents_keep_notes_about_a_customer_they_see(desk: Desk) -> None:
     assert resp.status == 200, await resp.text()
     detail = await (await desk.client.get(f"/api/v1/handovers/{hid}", headers=auth)).json()
     assert detail["customer_notes"] == "Ruft lieber abends an"
+    # The notes are the customer's data: in their export.
+    await desk.agent("datenschutz@x.de", role="admin", status="away")
+    admin = await desk.login("datenschutz@x.de")
+    export = await (await desk.client.get(f"/api/v1/customers/{customer_id}/export", headers=admin)).json()
+    assert export["customer"]["notes"] == "Ruft lieber abends an"
     # An agent who sees none of the customer's handovers: as if the customer did not exist.
     assert (await desk.client.put(f"/api/v1/customers/{customer_id}/notes", json={"notes": "x"}, headers=other)).status == 404
     assert (await desk.client.put(f"/api/v1/customers/{'0' * 32}/notes", json={"notes": "x"}, headers=auth)).status == 404
