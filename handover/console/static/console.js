@@ -167,6 +167,7 @@ function Console({ me: initialMe, onLogout }) {
   const notify = useCallback((kind, title, body) => {
     const p = ref.current.prefs;
     probe.notifications.push({ kind, title, body, sound: p.sound, desktop: p.desktop, title_badge: p.title });
+    if (probe.notifications.length > 50) probe.notifications.shift();  // a long shift keeps only the latest
     if (p.sound) beep();
     if (p.desktop && "Notification" in window && Notification.permission === "granted") {
       try { new Notification(title, { body, tag: "resonanz-" + kind }); } catch (e) { /* not allowed here */ }
