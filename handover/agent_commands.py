@@ -186,7 +186,7 @@ class AgentCommands:
         if to_queue_id:
             await self.offers.route(handover_id)
             await self.offers.tell_position(handover_id, force=True)
-        elif was_open and target is not None:
+        elif target is not None:  # the customer learns who they talk to now
             await self.emit(conversation_id, [OutboundMessage(text=now_talking_to(language, target), author=Author.SYSTEM)])
         summary = await self.read.summary(handover_id)
         self.read.publish_handover(summary, was=was)

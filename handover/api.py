@@ -17,17 +17,19 @@ from sqlalchemy import func, select
 from connectors.base import Attachment
 from handover.auth import (AUTH_EVENT, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
                            principal_still_valid, require, revoke_credentials, same_origin)
+from handover.queries import visible_handovers
 from handover.routing import Viewer, is_open
 from handover.schemas import (
-    RESOLUTIONS, AgentList, AuditList, CustomerExport, ErasureResponse, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
+    RESOLUTIONS, AgentList, CannedList, CannedResponseOut, CreateCannedRequest, CustomerNotesRequest, CustomerNotesResponse, OkResponse, UpdateCannedRequest, AuditList, CustomerExport, ErasureResponse, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
     CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
-    MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
+    MetaResponse, QueueList, QueueResponse, SearchQuery, SearchResult, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
 )
+from resonanz import texts
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
 from resonanz.keys import DESK
 from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
-from resonanz.store.models import Agent, Handover, Queue, utcnow
+from resonanz.store.models import Agent, CannedResponse, Customer, Handover, Queue, utcnow
 from resonanz.privacy import audit, erase_customer, export_customer
 from resonanz.store.vocabulary import AgentRole, DataAction, HandoverStatus
 
@@ -44,6 +46,10 @@ def _agent(request: web.Request) -> Agent:
 def agent_json(a: Agent) -> dict[str, Any]:
     return {"id": a.id, "email": a.email, "display_name": a.display_name, "role": a.role, "status": a.status,
             "capacity": a.capacity, "skills": list(a.skills or []), "languages": list(a.languages or []), "active": a.active}
+
+
+def canned_json(c: CannedResponse) -> dict[str, Any]:
+    return {"id": c.id, "shortcut": c.shortcut, "language": c.language, "title": c.title, "text": c.text}
 
 
 def queue_json(q: Queue) -> dict[str, Any]:
@@ -95,6 +101,7 @@ class AgentApi:
             web.get("/api/v1/meta", require()(self.meta)),
             web.get("/api/v1/handovers", require()(self.list_handovers)),
             web.get("/api/v1/handovers/{id:[0-9a-f]{32}}", require()(self.get_handover)),
+            web.get("/api/v1/search", require()(self.search)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/accept", require()(self.accept)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/messages", require()(self.post_message)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/notes", require()(self.post_note)),
@@ -108,6 +115,11 @@ class AgentApi:
             web.get("/api/v1/queues", require()(self.list_queues)),
             web.post("/api/v1/queues", require(AgentRole.ADMIN)(self.create_queue)),
             web.patch("/api/v1/queues/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_queue)),
+            web.get("/api/v1/canned-responses", require()(self.list_canned)),
+            web.post("/api/v1/canned-responses", require(AgentRole.ADMIN)(self.create_canned)),
+            web.patch("/api/v1/canned-responses/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_canned)),
+            web.delete("/api/v1/canned-responses/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.delete_canned)),
+            web.put("/api/v1/customers/{id:[0-9a-f]{32}}/notes", require()(self.put_customer_notes)),
             web.get("/api/v1/customers/{id:[0-9a-f]{32}}/export", require(AgentRole.ADMIN)(self.export_customer)),
             web.delete("/api/v1/customers/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.erase_customer)),
             web.get("/api/v1/audit", require(AgentRole.ADMIN)(self.audit_log)),
@@ -126,12 +138,17 @@ class AgentApi:
         db = request.app[DESK].db
         async with db.session() as s:
             skills = sorted({q for q in (await s.scalars(select(Queue.skill))).all()} | {"general"})
-        return respond(MetaResponse, {"resolutions": RESOLUTIONS, "skills": skills, "languages": ["de", "en"]})
+        labels = {kind: texts.labels(kind) for kind in ("reason", "intent")}
+        return respond(MetaResponse, {"resolutions": RESOLUTIONS, "skills": skills, "languages": ["de", "en"], "labels": labels})
 
     async def list_handovers(self, request: web.Request) -> web.Response:
         view = read_query(request, HandoverListQuery).view
         items = await request.app[DESK].read.handovers(_agent(request), view)
         return respond(HandoverList, {"handovers": items})
+
+    async def search(self, request: web.Request) -> web.Response:
+        text = read_query(request, SearchQuery).q
+        return respond(SearchResult, {"handovers": await request.app[DESK].read.search(_agent(request), text)})
 
     async def get_handover(self, request: web.Request) -> web.Response:
         # Outside the agent's scope: NotFound, exactly as for an id that does not exist.
@@ -240,6 +257,62 @@ class AgentApi:
             announce(request.app, agent.id, end_streams=False)
         await desk.route_waiting()
         return respond(AgentResponse, {"agent": out})
+
+    # --- canned responses and customer notes (the console) ------------------------------------------
+
+    async def list_canned(self, request: web.Request) -> web.Response:
+        async with request.app[DESK].db.session() as s:
+            rows = (await s.scalars(select(CannedResponse).order_by(CannedResponse.language, CannedResponse.shortcut))).all()
+            return respond(CannedList, {"canned_responses": [canned_json(c) for c in rows]})
+
+    async def create_canned(self, request: web.Request) -> web.Response:
+        body = await read_body(request, CreateCannedRequest)
+        async with request.app[DESK].db.session() as s:
+            if await s.scalar(select(CannedResponse.id).where(CannedResponse.shortcut == body.shortcut,
+                                                              CannedResponse.language == body.language)):
+                raise Conflict("a canned response with this shortcut and language exists")
+            c = CannedResponse(shortcut=body.shortcut, language=body.language, title=body.title, text=body.text)
+            s.add(c)
+            await s.flush()
+            return respond(CannedResponseOut, {"canned_response": canned_json(c)}, 201)
+
+    async def update_canned(self, request: web.Request) -> web.Response:
+        changes = (await read_body(request, UpdateCannedRequest)).changes()
+        async with request.app[DESK].db.session() as s:
+            c = await s.get(CannedResponse, request.match_info["id"])
+            if c is None:
+                raise NotFound("no such canned response")
+            shortcut, language = changes.get("shortcut", c.shortcut), changes.get("language", c.language)
+            if await s.scalar(select(CannedResponse.id).where(CannedResponse.shortcut == shortcut, CannedResponse.language == language,
+                                                              CannedResponse.id != c.id)):
+                raise Conflict("a canned response with this shortcut and language exists")
+            for key, value in changes.items():
+                setattr(c, key, value)
+            await s.flush()
+            return respond(CannedResponseOut, {"canned_response": canned_json(c)})
+
+    async def delete_canned(self, request: web.Request) -> web.Response:
+        async with request.app[DESK].db.session() as s:
+            c = await s.get(CannedResponse, request.match_info["id"])
+            if c is None:
+                raise NotFound("no such canned response")
+            await s.delete(c)
+        return respond(OkResponse, {"ok": True})
+
+    async def put_customer_notes(self, request: web.Request) -> web.Response:
+        """Notes about a customer, by an agent who sees one of the customer's handovers (others:
+        NotFound, as for a customer that does not exist)."""
+        body = await read_body(request, CustomerNotesRequest)
+        agent, db = _agent(request), request.app[DESK].db
+        customer_id = request.match_info["id"]
+        async with db.session() as s:
+            customer = await s.get(Customer, customer_id)
+            seen = await s.scalar(select(Handover.id).where(Handover.customer_id == customer_id,
+                                                            visible_handovers(Viewer.of(agent))).limit(1))
+            if customer is None or seen is None:
+                raise NotFound("no such customer")
+            customer.notes = body.notes
+        return respond(CustomerNotesResponse, {"customer_id": customer_id, "notes": body.notes})
 
     # --- data protection (docs/data-protection.md) ----------------------------------------------
 

@@ -83,6 +83,9 @@ ROUTES: tuple[Route, ...] = (
           links=_handover_links("/handovers/0/id")),
     Route("get", "/api/v1/handovers" + ID, "getHandover", "A handover with its context and transcript", 200,
           m.HandoverDetail, errors=(401, 403, 404)),
+    Route("get", "/api/v1/search", "search", "Search past and present handovers by customer (name, number, "
+          "channel address) or message text (newest 50)", 200, m.SearchResult, query=m.SearchQuery, errors=(400, 401, 403),
+          links=_handover_links("/handovers/0/id")),
     Route("post", "/api/v1/handovers" + ID + "/accept", "acceptHandover",
           "Accept (of concurrent accepts exactly one wins; the others get 409)", 200, m.HandoverResponse,
           errors=(401, 403, 404, 409), links=_handover_links("/handover/id")),
@@ -121,6 +124,18 @@ ROUTES: tuple[Route, ...] = (
           links={"UpdateQueue": _link("updateQueue", "/queue/id", "Change the queue just created")}),
     Route("patch", "/api/v1/queues" + ID, "updateQueue", "Change a queue's name or business hours", 200, m.QueueResponse,
           request=m.UpdateQueueRequest, errors=(*BODY, 401, 403, 404, 409), auth="admin"),
+    Route("get", "/api/v1/canned-responses", "listCannedResponses", "Canned responses (German and English)", 200,
+          m.CannedList, errors=(401, 403)),
+    Route("post", "/api/v1/canned-responses", "createCannedResponse", "Create a canned response; 409 if its shortcut "
+          "exists in its language", 201, m.CannedResponseOut, request=m.CreateCannedRequest, errors=(*BODY, 401, 403, 409),
+          auth="admin"),
+    Route("patch", "/api/v1/canned-responses" + ID, "updateCannedResponse", "Change a canned response", 200,
+          m.CannedResponseOut, request=m.UpdateCannedRequest, errors=(*BODY, 401, 403, 404, 409), auth="admin"),
+    Route("delete", "/api/v1/canned-responses" + ID, "deleteCannedResponse", "Delete a canned response", 200,
+          m.OkResponse, errors=(401, 403, 404), auth="admin"),
+    Route("put", "/api/v1/customers" + ID + "/notes", "setCustomerNotes", "Notes about a customer (agents who see one "
+          "of the customer's handovers)", 200, m.CustomerNotesResponse, request=m.CustomerNotesRequest,
+          errors=(*BODY, 401, 403, 404)),
     Route("get", "/api/v1/customers" + ID + "/export", "exportCustomer",
           "Everything stored about a customer, as one JSON document (recorded in the audit log)", 200,
           m.CustomerExport, errors=(401, 403, 404), auth="admin"),

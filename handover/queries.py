@@ -17,11 +17,19 @@ from resonanz.store.vocabulary import HandoverStatus
 
 
 async def agent_views(session: AsyncSession) -> list[AgentView]:
+    # An open offer counts as load: an agent coming online with dozens waiting is offered only as
+    # many as they can take, not every waiting handover at once.
     load = dict(
         (await session.execute(
             select(Handover.agent_id, func.count()).where(Handover.status == HandoverStatus.ASSIGNED).group_by(Handover.agent_id)
         )).all()
     )
+    offered = (await session.execute(
+        select(Handover.offered_agent_id, func.count()).where(Handover.status == HandoverStatus.OFFERED)
+        .group_by(Handover.offered_agent_id)
+    )).all()
+    for agent_id, count in offered:
+        load[agent_id] = load.get(agent_id, 0) + count
     agents = (await session.scalars(select(Agent).where(Agent.active.is_(True)))).all()
     return [
         AgentView(a.id, a.status, a.capacity, int(load.get(a.id, 0)), tuple(a.skills or ()), tuple(a.languages or ()), a.last_seen_at)

@@ -9,9 +9,10 @@ IN-query (`summaries_json`, `conversations_json`). A single summary is a list of
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+import re
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handover.hub import Hub
@@ -21,8 +22,8 @@ from handover.state import State
 from resonanz.errors import NotFound
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import Agent, Base, Conversation, Customer, Handover, Message, Queue, utcnow
-from resonanz.store.vocabulary import Direction, HandoverStatus
+from resonanz.store.models import Agent, Base, ChannelIdentity, Conversation, Customer, Handover, Message, Queue, utcnow
+from resonanz.store.vocabulary import Author, Direction, HandoverStatus
 
 T = TypeVar("T", bound=Base)
 HandoverView = Literal["queue", "mine", "all"]
@@ -78,6 +79,47 @@ async def _last_messages(s: AsyncSession, conversation_ids: Iterable[str], *, no
     return {cid: {"text": text, "author": author, "timestamp": iso(at)} for cid, text, author, at in rows}
 
 
+async def _customer_requests(s: AsyncSession, conversation_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each conversation's latest message the customer typed (not a system notice, not a button's
+    payload): the preview the lists show."""
+    wanted = set(conversation_ids)
+    if not wanted:
+        return {}
+    last = (select(func.max(Message.id)).where(Message.conversation_id.in_(wanted), Message.direction == Direction.IN,
+                                               Message.author == Author.CUSTOMER, ~Message.text.startswith("/"))
+            .group_by(Message.conversation_id))
+    rows = (await s.execute(
+        select(Message.conversation_id, Message.text, Message.created_at).where(Message.id.in_(last))
+    )).all()
+    return {cid: {"text": text, "author": Author.CUSTOMER, "timestamp": iso(at)} for cid, text, at in rows}
+
+
+_OPAQUE = re.compile(r"^[0-9a-fA-F-]{16,}$")
+
+
+async def _addresses(s: AsyncSession, customer_ids: Iterable[str]) -> dict[str, str]:
+    """A readable channel address per customer (a phone number, a user name): the first identity
+    whose external id is not an opaque hex token (web chat sessions are)."""
+    wanted = set(customer_ids)
+    if not wanted:
+        return {}
+    rows = (await s.execute(
+        select(ChannelIdentity.customer_id, ChannelIdentity.external_id).where(ChannelIdentity.customer_id.in_(wanted))
+        .order_by(ChannelIdentity.id)
+    )).all()
+    out: dict[str, str] = {}
+    for cid, external in rows:
+        if cid not in out and external and not _OPAQUE.match(external):
+            out[cid] = external
+    return out
+
+
+def customer_display(customer: Customer, address: str | None) -> str | None:
+    """How agents see a customer: the name, else the customer number, else a channel address;
+    never an internal id (None: the console names the channel instead)."""
+    return customer.name or (f"#{customer.customer_number}" if customer.customer_number else None) or address
+
+
 async def summaries_json(s: AsyncSession, handovers: Sequence[Handover], *, viewer_id: str | None = None) -> list[dict[str, Any]]:
     """The summary of each handover, in their order (six queries at most, for any number)."""
     conversations = await _by_id(s, Conversation, (h.conversation_id for h in handovers))
@@ -85,6 +127,8 @@ async def summaries_json(s: AsyncSession, handovers: Sequence[Handover], *, view
     queues = await _by_id(s, Queue, (h.queue_id for h in handovers))
     agents = await _by_id(s, Agent, (h.agent_id for h in handovers))
     last = await _last_messages(s, conversations, notes=False)
+    requests = await _customer_requests(s, conversations)
+    addresses = await _addresses(s, customers)
     now = utcnow()
     out = []
     for h in handovers:
@@ -98,7 +142,8 @@ async def summaries_json(s: AsyncSession, handovers: Sequence[Handover], *, view
             "reason": h.reason,
             "trigger": h.trigger,
             "queue": {"id": queue.id, "name": queue.name, "skill": queue.skill, "language": queue.language} if queue else None,
-            "customer": {"id": customer.id, "name": customer.name, "language": conv.language if conv else customer.language},
+            "customer": {"id": customer.id, "name": customer.name, "language": conv.language if conv else customer.language,
+                         "display": customer_display(customer, addresses.get(customer.id))},
             "channel": conv.channel if conv else None,
             "conversation_state": conv.state if conv else None,
             "agent": {"id": agent.id, "display_name": agent.display_name} if agent else None,
@@ -107,6 +152,7 @@ async def summaries_json(s: AsyncSession, handovers: Sequence[Handover], *, view
             "created_at": iso(h.created_at),
             "waiting_seconds": max(0, int((end - h.created_at).total_seconds())),
             "last_message": last.get(h.conversation_id),
+            "preview": requests.get(h.conversation_id),
             "rating": h.rating,
             "resolution": h.resolution,
             "transfer_note": h.transfer_note,
@@ -185,12 +231,30 @@ class ReadModel:
         async with self.db.session() as s:
             return await summaries_json(s, (await s.scalars(q)).all(), viewer_id=agent.id)
 
+    async def search(self, agent: Agent, text: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Past and present handovers the agent may see whose customer (name, customer number,
+        channel address) or messages (not internal notes) contain `text`, newest first."""
+        like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        by_customer = select(Customer.id).where(or_(func.lower(Customer.name).like(like, escape="\\"),
+                                                    func.lower(Customer.customer_number).like(like, escape="\\")))
+        by_identity = select(ChannelIdentity.customer_id).where(func.lower(ChannelIdentity.external_id).like(like, escape="\\"))
+        by_message = select(Message.conversation_id).where(Message.direction != Direction.NOTE,
+                                                           func.lower(Message.text).like(like, escape="\\"))
+        q = (select(Handover).where(visible_handovers(Viewer.of(agent)),
+                                    or_(Handover.customer_id.in_(by_customer), Handover.customer_id.in_(by_identity),
+                                        Handover.conversation_id.in_(by_message)))
+             .order_by(Handover.created_at.desc()).limit(limit))
+        async with self.db.session() as s:
+            return await summaries_json(s, (await s.scalars(q)).all(), viewer_id=agent.id)
+
     async def handover_detail(self, handover_id: str, agent: Agent) -> dict[str, Any]:
         async with self.db.session() as s:
             h = await visible_handover(s, handover_id, agent)
             summary = await summary_json(s, h, viewer_id=agent.id)
             msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
-            return {"handover": summary, "context": dict(h.context or {}), "messages": [message_json(m) for m in msgs]}
+            customer = await s.get(Customer, h.customer_id)
+            return {"handover": summary, "context": dict(h.context or {}), "messages": [message_json(m) for m in msgs],
+                    "customer_notes": customer.notes if customer is not None else None}
 
     async def conversations(self, agent: Agent, state: str) -> list[dict[str, Any]]:
         """The latest 100 conversations in `state` the agent may see."""

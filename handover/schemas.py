@@ -509,9 +509,48 @@ class UpdateQueueRequest(BaseModel):
     business_hours: BusinessHours = KEEP
 
 
+CannedShortcut = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9_-]+$")]
+CannedTitle = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
+
+
+class CreateCannedRequest(BaseModel):
+    """A canned response: typed "/" + shortcut in the console's composer; one per shortcut and language."""
+
+    model_config = STRICT
+    shortcut: CannedShortcut
+    language: Language
+    title: CannedTitle
+    text: MessageText
+
+
+class UpdateCannedRequest(BaseModel):
+    """Only the fields given change; the rest stay."""
+
+    model_config = STRICT
+    shortcut: CannedShortcut = KEEP
+    language: Language = KEEP
+    title: CannedTitle = KEEP
+    text: MessageText = KEEP
+
+    def changes(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.model_fields_set}
+
+
+class CustomerNotesRequest(BaseModel):
+    """What agents note about a customer (replaces the notes; empty clears them)."""
+
+    model_config = STRICT
+    notes: Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=NO_NUL)]
+
+
 class HandoverListQuery(BaseModel):
     model_config = STRICT
     view: Literal["queue", "mine", "all"] = "queue"
+
+
+class SearchQuery(BaseModel):
+    model_config = STRICT
+    q: Annotated[str, StringConstraints(min_length=2, max_length=100, pattern=NO_NUL)]
 
 
 class ConversationListQuery(BaseModel):
@@ -573,6 +612,8 @@ class MetaResponse(BaseModel):
     resolutions: list[Resolution]
     skills: list[str]
     languages: list[Language]
+    # Readable names for codes, by kind ("reason", "intent") and code: {"de": ..., "en": ...}.
+    labels: dict[str, dict[str, dict[str, str]]] = {}
 
 
 class QueueOut(BaseModel):
@@ -612,6 +653,7 @@ class CustomerRef(BaseModel):
     id: str
     name: str | None
     language: str | None
+    display: str | None = None  # name, customer number or channel address; never an internal id
 
 
 class HandoverSummary(BaseModel):
@@ -630,10 +672,18 @@ class HandoverSummary(BaseModel):
     created_at: str | None
     waiting_seconds: int
     last_message: LastMessage | None
+    preview: LastMessage | None = None  # the customer's own latest request (not a system notice)
     rating: int | None
     resolution: str | None
     transfer_note: str | None
     sentiment: float | None
+
+
+class SearchResult(BaseModel):
+    """Handovers (newest first, at most 50) whose customer's name, number or channel address, or
+    whose messages, contain the search text."""
+
+    handovers: list[HandoverSummary]
 
 
 class HandoverResponse(BaseModel):
@@ -674,6 +724,28 @@ class HandoverDetail(BaseModel):
     handover: HandoverSummary
     context: dict[str, Any]
     messages: list[MessageOut]
+    customer_notes: str | None = None  # what agents noted about the customer (editable)
+
+
+class CannedOut(BaseModel):
+    id: str
+    shortcut: str
+    language: str
+    title: str
+    text: str
+
+
+class CannedResponseOut(BaseModel):
+    canned_response: CannedOut
+
+
+class CannedList(BaseModel):
+    canned_responses: list[CannedOut]
+
+
+class CustomerNotesResponse(BaseModel):
+    customer_id: str
+    notes: str
 
 
 class CustomerName(BaseModel):

@@ -203,6 +203,16 @@ def has(key: str) -> bool:
     return key in _current()
 
 
+def labels(prefix: str) -> dict[str, dict[str, str]]:
+    """Every text under `prefix.` without placeholders, by name: {"customer_request": {"de":
+    ..., "en": ...}} for "reason" (the console's labels for codes)."""
+    out = {}
+    for key, texts in _current().items():
+        if key.startswith(prefix + ".") and not any(f for _, f, _, _ in string.Formatter().parse(texts.get("de", "")) if f):
+            out[key[len(prefix) + 1:]] = {lang: texts[lang] for lang in LANGUAGES if lang in texts}
+    return out
+
+
 def text(key: str, language: str | None, **fields: Any) -> str:
     """The text for `key` in the customer's language, its placeholders filled from `fields`."""
     texts = _current()[key]

@@ -1,4 +1,4 @@
-"""The agent console: a single page (plain JavaScript) over the agent API."""
+"""The agent console: a single page (Preact + htm, vendored; no build step) over the agent API."""
 
 from __future__ import annotations
 
@@ -18,15 +18,20 @@ HEADERS = {
 }
 
 
+# The page's files (JavaScript modules must be served as JavaScript).
+ASSETS = {"console.js": "text/javascript", "i18n.js": "text/javascript", "console.css": "text/css"}
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "console.html", headers=HEADERS)
 
 
 async def asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name not in ("console.js", "console.css"):
+    if name not in ASSETS:
         raise web.HTTPNotFound()
-    return web.FileResponse(STATIC / name, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
+    return web.FileResponse(STATIC / name, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache",
+                                                    "Content-Type": ASSETS[name]})
 
 
 def console_routes() -> list[web.RouteDef]:

@@ -61,6 +61,8 @@ class Customer(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     customer_number: Mapped[str | None] = mapped_column(String(32), index=True)
     preference: Mapped[str | None] = mapped_column(String(32))
+    # What agents note about the customer (the console's profile); exported and erased with the row.
+    notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -310,3 +312,18 @@ class DataAccess(Base):
     customer_id: Mapped[str | None] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(String(64))  # e.g. the handover opened
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class CannedResponse(Base):
+    """A prepared answer agents insert in the console (typing "/" and its shortcut), per language."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("shortcut", "language", name="uq_canned_shortcut_language"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    shortcut: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -56,19 +56,19 @@ async def test_agent_takes_a_handover_from_queue_to_rating(live_gateway: LiveGat
         await agent.get_by_test_id("login-email").fill(email)
         await agent.get_by_test_id("login-password").fill("geheim-geheim-42")
         await agent.get_by_test_id("login-submit").click()
-        item = agent.get_by_test_id("queue-item").filter(has_text="customer_request").last
+        item = agent.get_by_test_id("queue-item").filter(has_text="Kunde möchte eine Person").last
         await expect(item).to_be_visible(timeout=15_000)
         await item.click()
-        await expect(agent.get_by_test_id("context-reason")).to_contain_text("customer_request")
+        await expect(agent.get_by_test_id("context-reason")).to_contain_text("Kunde möchte eine Person")
         await expect(agent.get_by_test_id("context-slots")).to_contain_text(acc.customer_number)
         await expect(agent.get_by_test_id("context-summary")).to_contain_text("Zählerstand")
-        await expect(agent.get_by_test_id("context-intents").first).to_contain_text("submit_meter_reading")
+        await expect(agent.get_by_test_id("context-intents").first).to_contain_text("Zählerstand melden")
         xss_bubble = agent.locator('[data-testid="transcript-message"][data-author="customer"] p', has_text="<script>")
         await expect(xss_bubble).to_have_text(XSS)
         assert await agent.locator(".transcript img").count() == 0
 
         await agent.get_by_test_id("accept").click()
-        await expect(agent.get_by_test_id("conv-status")).to_have_text("assigned", timeout=15_000)
+        await expect(agent.get_by_test_id("conv-status")).to_have_attribute("data-status", "assigned", timeout=15_000)
         await agent.get_by_test_id("reply-input").fill("Guten Tag, hier ist Petra. Wie kann ich helfen?")
         await agent.get_by_test_id("reply-send").click()
         agent_bubble = customer.locator('[data-testid="resonanz-message"][data-author="agent"]')

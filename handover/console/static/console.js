@@ -1,371 +1,818 @@
 /*
- * Resonanz agent console. Plain JavaScript over the agent API (/api/v1, see /api/openapi.json).
- * Every text from customers, the bot or agents is set with textContent — never as HTML.
+ * Resonanz agent console: Preact + htm, vendored and served by the gateway (/static/vendor), no
+ * build step (docs/console.md says why). It talks only to the agent API (/api/v1, see
+ * /api/openapi.json) and its live stream.
+ *
+ * Customer, bot and agent text is only ever a Preact text node: never HTML.
  */
-(function () {
-  "use strict";
+import { h, render } from "/static/vendor/preact.mjs";
+import { useCallback, useEffect, useMemo, useRef, useState } from "/static/vendor/hooks.mjs";
+import htm from "/static/vendor/htm.mjs";
+import { LANG, ago, channelLabel, label, t, when } from "/console/static/i18n.js";
 
-  var $ = function (id) { return document.getElementById(id); };
-  var state = { me: null, csrf: null, current: null, detail: null, meta: null, ws: null, backoff: 500 };
+const html = htm.bind(h);
 
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
+/* Pages of the console, shown in the navigation. Other pages (reports, review queue …) add an
+ * entry here: {href, de, en, admin: true if only admins see it}. */
+export const PAGES = [
+  { href: "/console", de: "Gespräche", en: "Conversations" },
+];
+
+const PAGE_SIZE = 25;
+const QUEUED = ["waiting", "offered"];
+const FINAL = ["closed", "returned", "cancelled"];
+
+// What tests and the screenshots script may observe (no secrets in it).
+const probe = (window.resonanzConsole = { sounds: 0, notifications: [] });
+
+// --- the API --------------------------------------------------------------------------------
+
+let csrf = null;
+let onUnauthenticated = () => {};
+
+async function api(method, path, body, isForm) {
+  const headers = {};
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const opts = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    if (isForm) opts.body = body;
+    else { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
   }
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  const resp = await fetch(path, opts);
+  const data = await resp.json().catch(() => ({}));
+  if (resp.status === 401 && path !== "/api/v1/login") onUnauthenticated();
+  if (!resp.ok) {
+    const e = new Error(data.error || "HTTP " + resp.status);
+    e.status = resp.status;
+    throw e;
+  }
+  return data;
+}
 
-  function api(method, path, body, isForm) {
-    var headers = {};
-    if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
-    var opts = { method: method, headers: headers, credentials: "same-origin" };
-    if (body !== undefined) {
-      if (isForm) { opts.body = body; } else { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+// --- small helpers --------------------------------------------------------------------------
+
+function customerName(c, channel) {
+  return (c && (c.display || c.name)) || t("visitor", { channel: channelLabel(channel) || "?" });
+}
+
+function activity(h) {
+  return Date.parse((h.last_message && h.last_message.timestamp) || h.created_at || 0) || 0;
+}
+
+function sorted(items, sort) {
+  const out = items.slice();
+  if (sort === "wait") out.sort((a, b) => b.waiting_seconds - a.waiting_seconds);
+  else out.sort((a, b) => activity(b) - activity(a));
+  // Offers to this agent come first: they expire if nobody answers them.
+  return [...out.filter((x) => x.offered_to_me), ...out.filter((x) => !x.offered_to_me)];
+}
+
+function valueText(v) {
+  if (v === true) return t("yes");
+  if (v === false) return t("no");
+  if (Array.isArray(v)) return v.map(valueText).join(", ");
+  if (v && typeof v === "object") return Object.entries(v).map(([k, x]) => k.replace(/_/g, " ") + ": " + valueText(x)).join("; ");
+  return String(v);
+}
+
+const HEXISH = /^[0-9a-f]{16,}$/i;
+
+let audio = null;
+function beep() {
+  probe.sounds += 1;
+  try {
+    audio = audio || new AudioContext();
+    const osc = audio.createOscillator(), gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.value = 0.08;
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.15);
+  } catch (e) { /* no audio device: the title and desktop notices still work */ }
+}
+
+function usePrefs() {
+  const read = () => {
+    try { return { sound: true, desktop: false, title: true, ...JSON.parse(localStorage.getItem("resonanz.notify") || "{}") }; }
+    catch (e) { return { sound: true, desktop: false, title: true }; }
+  };
+  const [prefs, setPrefs] = useState(read);
+  const set = (key, value) => {
+    const next = { ...prefs, [key]: value };
+    localStorage.setItem("resonanz.notify", JSON.stringify(next));
+    setPrefs(next);
+    if (key === "desktop" && value && "Notification" in window && Notification.permission === "default") {
+      Notification.requestPermission();
     }
-    return fetch(path, opts).then(function (resp) {
-      return resp.json().catch(function () { return {}; }).then(function (data) {
-        if (resp.status === 401 && path !== "/api/v1/login") showLogin();
-        if (!resp.ok) { var e = new Error(data.error || ("HTTP " + resp.status)); e.status = resp.status; throw e; }
-        return data;
-      });
-    });
-  }
+  };
+  return [prefs, set];
+}
 
-  // --- login -------------------------------------------------------------------------------
-  function showLogin() {
-    $("app").hidden = true;
-    $("login").hidden = false;
-    if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
-  }
-  function started(data) {
-    state.me = data.agent;
-    state.csrf = data.csrf_token;
-    // Whoever used this tab before (perhaps an admin) leaves nothing open behind.
-    state.current = null;
-    state.detail = null;
-    $("admin").hidden = true;
-    $("conversation").hidden = true;
-    $("context").hidden = true;
-    editQueue(null);
-    $("login").hidden = true;
-    $("app").hidden = false;
-    $("me-name").textContent = state.me.display_name;
-    $("status-select").value = state.me.status;
-    $("admin-toggle").hidden = state.me.role !== "admin";
-    api("GET", "/api/v1/meta").then(function (meta) {
-      state.meta = meta;
-      var sel = $("close-resolution");
-      clear(sel);
-      meta.resolutions.forEach(function (r) { sel.appendChild(el("option", { value: r }, r)); });
-    });
-    refreshLists();
-    connect();
-  }
-  $("login-form").addEventListener("submit", function (ev) {
+// --- the application ------------------------------------------------------------------------
+
+function App() {
+  const [session, setSession] = useState(undefined);
+  useEffect(() => {
+    document.documentElement.lang = LANG;
+    document.title = t("app.title");
+    onUnauthenticated = () => setSession(null);
+    api("GET", "/api/v1/me").then((d) => { csrf = d.csrf_token; setSession(d); }).catch(() => setSession(null));
+  }, []);
+  if (session === undefined) return null;
+  if (!session) return html`<${Login} onDone=${(d) => { csrf = d.csrf_token; setSession(d); }} />`;
+  return html`<${Console} key=${session.agent.id + session.csrf_token} me=${session.agent} onLogout=${() => setSession(null)} />`;
+}
+
+function Login({ onDone }) {
+  const [error, setError] = useState("");
+  const submit = (ev) => {
     ev.preventDefault();
-    $("login-error").textContent = "";
-    api("POST", "/api/v1/login", { email: $("login-email").value, password: $("login-password").value })
-      .then(started)
-      .catch(function (e) { $("login-error").textContent = e.message; });
-  });
-  $("logout").addEventListener("click", function () {
-    api("POST", "/api/v1/logout").finally(showLogin);
-  });
-  $("status-select").addEventListener("change", function () {
-    api("PUT", "/api/v1/me/status", { status: $("status-select").value }).catch(showError);
-  });
+    setError("");
+    const f = ev.currentTarget;
+    api("POST", "/api/v1/login", { email: f.email.value, password: f.password.value })
+      .then(onDone).catch((e) => setError(e.message));
+  };
+  return html`<main class="login" id="login">
+    <form onSubmit=${submit}>
+      <h1>Resonanz</h1>
+      <label>${t("login.email")} <input type="email" name="email" data-testid="login-email" autocomplete="username" required /></label>
+      <label>${t("login.password")} <input type="password" name="password" data-testid="login-password" autocomplete="current-password" required /></label>
+      <button type="submit" data-testid="login-submit">${t("login.submit")}</button>
+      <p class="error" data-testid="login-error" role="alert">${error}</p>
+    </form>
+  </main>`;
+}
 
-  // --- lists -------------------------------------------------------------------------------
-  function ago(seconds) {
-    if (seconds < 60) return seconds + " s";
-    return Math.round(seconds / 60) + " min";
-  }
-  function handoverItem(h, testid) {
-    var li = el("li", { "data-testid": testid, "data-id": h.id });
-    if (state.current === h.id) li.className = "active";
-    li.appendChild(el("strong", {}, h.customer.name || h.customer.id.slice(0, 8)));
-    if (h.offered_to_me) li.appendChild(el("span", { "class": "badge offer", "data-testid": "offered-badge" }, "für Sie / for you"));
-    li.appendChild(el("span", { "class": "meta" }, h.reason + " · " + (h.channel || "") + " · " + h.status +
-      (h.status === "waiting" || h.status === "offered" ? " · " + ago(h.waiting_seconds) : "")));
-    if (h.last_message) li.appendChild(el("span", { "class": "meta" }, h.last_message.text.slice(0, 80)));
-    if (h.rating) li.appendChild(el("span", { "class": "meta", "data-testid": "list-rating" }, "★ " + h.rating));
-    li.addEventListener("click", function () { open(h.id); });
-    return li;
-  }
-  var pending = null;
-  function refreshLists() {
-    if (pending) return;
-    pending = setTimeout(function () { pending = null; }, 150);
-    api("GET", "/api/v1/handovers?view=queue").then(function (d) { fill("queue", d.handovers, "queue-item"); });
-    api("GET", "/api/v1/handovers?view=mine").then(function (d) { fill("mine", d.handovers, "mine-item"); });
-    api("GET", "/api/v1/handovers?view=all").then(function (d) {
-      fill("closed", d.handovers.filter(function (h) { return h.status === "closed" || h.status === "returned"; }).slice(0, 20), "closed-item");
-    });
-    api("GET", "/api/v1/conversations?state=bot").then(function (d) {
-      var ul = $("live-bot");
-      clear(ul);
-      d.conversations.slice(0, 30).forEach(function (c) {
-        var li = el("li", { "data-testid": "live-item" });
-        li.appendChild(el("strong", {}, c.customer.name || c.customer.id.slice(0, 8)));
-        if (c.last_message) li.appendChild(el("span", { "class": "meta" }, c.last_message.text.slice(0, 80)));
-        var b = el("button", { type: "button", "data-testid": "take-over" }, "Übernehmen / Take over");
-        b.addEventListener("click", function (ev) {
-          ev.stopPropagation();
-          api("POST", "/api/v1/conversations/" + c.id + "/take-over").then(function (r) { open(r.handover.id); refreshLists(); }).catch(showError);
-        });
-        li.appendChild(b);
-        ul.appendChild(li);
-      });
-    });
-  }
-  function fill(id, items, testid) {
-    var ul = $(id);
-    clear(ul);
-    items.forEach(function (h) { ul.appendChild(handoverItem(h, testid)); });
-  }
+function Console({ me: initialMe, onLogout }) {
+  const [me, setMe] = useState(initialMe);
+  const [meta, setMeta] = useState(null);
+  const [lists, setLists] = useState({ queue: [], mine: [], closed: [], bot: [] });
+  const [currentId, setCurrentId] = useState(null);
+  const [detail, setDetail] = useState(null);
+  const [error, setError] = useState("");
+  const [live, setLive] = useState(false);
+  const [view, setView] = useState("desk");
+  const [filters, setFilters] = useState({ queue: "", language: "", reason: "", channel: "" });
+  const [sort, setSort] = useState("activity");
+  const [search, setSearch] = useState({ q: "", results: null });
+  const [unseen, setUnseen] = useState(0);
+  const [prefs, setPref] = usePrefs();
+  const [canned, setCanned] = useState([]);
 
-  // --- one conversation --------------------------------------------------------------------
-  function showError(e) { $("action-error").textContent = e && e.message ? e.message : String(e); }
+  const ref = useRef({});
+  ref.current = { currentId, detail, lists, prefs, me };
+  const offersSeen = useRef(null);
 
-  function renderMessage(m) {
-    var li = el("li", { "data-testid": "transcript-message", "data-author": m.author, "data-direction": m.direction, "data-id": m.id });
-    var who = m.direction === "note" ? "Notiz" + (m.agent_name ? " · " + m.agent_name : "") : m.author;
-    li.appendChild(el("span", { "class": "who" }, who + " · " + (m.timestamp || "").slice(11, 16)));
-    li.appendChild(el("p", {}, m.text));
-    if (m.status === "failed" || m.status === "unknown") {
-      li.appendChild(el("p", { "class": "delivery-error", "data-testid": "delivery-error" },
-        (m.status === "failed" ? "Nicht zugestellt: " : "Zustellung unklar: ") + (m.error || "")));
+  // --- notifications ---
+  const notify = useCallback((kind, title, body) => {
+    const p = ref.current.prefs;
+    probe.notifications.push({ kind, title, body, sound: p.sound, desktop: p.desktop, title_badge: p.title });
+    if (probe.notifications.length > 50) probe.notifications.shift();  // a long shift keeps only the latest
+    if (p.sound) beep();
+    if (p.desktop && "Notification" in window && Notification.permission === "granted") {
+      try { new Notification(title, { body, tag: "resonanz-" + kind }); } catch (e) { /* not allowed here */ }
     }
-    if (m.location) {
-      li.appendChild(el("span", { "class": "parse" }, "📍 " + m.location.latitude + ", " + m.location.longitude + (m.location.label ? " · " + m.location.label : "")));
-    }
-    (m.attachments || []).forEach(function (a) {
-      var safe = /^(https?:\/\/[^\s]+|\/media\/[A-Za-z0-9_.-]+)$/.test(a.url);
-      if (a.kind === "image" && safe) li.appendChild(el("img", { src: a.url, alt: a.name || "" }));
-      else if (safe) li.appendChild(el("a", { href: a.url, target: "_blank", rel: "noopener" }, a.name || "Datei"));
-    });
-    if (m.parse && m.parse.intent) {
-      var ents = (m.parse.entities || []).map(function (e) { return e.entity + "=" + e.value; }).join(", ");
-      li.appendChild(el("span", { "class": "parse", "data-testid": "context-intents" },
-        m.parse.intent + " " + Math.round((m.parse.confidence || 0) * 100) + "%" + (ents ? " · " + ents : "")));
-    }
-    return li;
-  }
+    if (p.title) setUnseen((n) => n + 1);
+  }, []);
+  useEffect(() => {
+    document.title = (unseen && prefs.title ? "(" + unseen + ") " : "") + t("app.title");
+  }, [unseen, prefs.title]);
+  useEffect(() => {
+    const seen = () => { if (!document.hidden) setUnseen(0); };
+    window.addEventListener("focus", seen);
+    return () => window.removeEventListener("focus", seen);
+  }, []);
 
-  function renderContext(d) {
-    var c = d.context || {};
-    $("ctx-reason").textContent = (c.reason || d.handover.reason) + " (" + (c.trigger || d.handover.trigger) + ")";
-    $("ctx-summary").textContent = c.summary || "";
-    var slots = $("ctx-slots"); clear(slots);
-    Object.keys(c.slots || {}).forEach(function (k) { slots.appendChild(el("li", {}, k + ": " + JSON.stringify(c.slots[k]))); });
-    var prof = $("ctx-profile"); clear(prof);
-    var p = c.profile || {};
-    [["Name", p.name], ["Kundennummer", p.customer_number], ["Sprache", p.language], ["Präferenz", p.preference],
-     ["Kanäle", (p.channels || []).map(function (c) { return (p.opted_out || []).indexOf(c) >= 0 ? c + " (abgemeldet: STOP)" : c; }).join(", ")]].forEach(function (row) {
-      if (row[1]) prof.appendChild(el("li", {}, row[0] + ": " + row[1]));
-    });
-    var s = c.sentiment || {};
-    $("ctx-sentiment").textContent = (s.latest !== undefined ? s.latest : "–") + " · " + (s.trend || "") +
-      ((s.matches || []).length ? " · " + s.matches.join(", ") : "");
-    var hist = $("ctx-history"); clear(hist);
-    (c.history || []).forEach(function (h) {
-      var outcome = (h.handovers || []).map(function (x) { return x.reason + "→" + x.status + (x.resolution ? " (" + x.resolution + ")" : "") + (x.rating ? " ★" + x.rating : ""); }).join("; ");
-      hist.appendChild(el("li", {}, (h.started_at || "").slice(0, 10) + " · " + (h.channel || "") + " · " + h.state + (outcome ? " · " + outcome : "")));
-    });
-    $("ctx-rating").textContent = d.handover.rating ? "★ " + d.handover.rating + " / 5" : "–";
-  }
-
-  function renderHead(h) {
-    $("conv-title").textContent = (h.customer.name || h.customer.id.slice(0, 8)) + " · " + (h.channel || "");
-    $("conv-status").textContent = h.status;
-    $("accept").hidden = !(h.status === "waiting" || h.status === "offered");
-  }
-
-  function open(id) {
-    state.current = id;
-    $("action-error").textContent = "";
-    $("admin").hidden = true;
-    api("GET", "/api/v1/handovers/" + id).then(function (d) {
-      state.detail = d;
-      $("conversation").hidden = false;
-      $("context").hidden = false;
-      renderHead(d.handover);
-      var ol = $("transcript"); clear(ol);
-      d.messages.forEach(function (m) { ol.appendChild(renderMessage(m)); });
-      ol.scrollTop = ol.scrollHeight;
-      renderContext(d);
-      fillTransfer();
-      refreshLists();
-    }).catch(showError);
-  }
-
-  function fillTransfer() {
-    var sel = $("transfer-target"); clear(sel);
-    Promise.all([api("GET", "/api/v1/agents"), api("GET", "/api/v1/queues")]).then(function (r) {
-      r[0].agents.filter(function (a) { return a.id !== state.me.id; }).forEach(function (a) {
-        sel.appendChild(el("option", { value: "agent:" + a.id }, "→ " + a.display_name + " (" + a.status + ")"));
-      });
-      r[1].queues.forEach(function (q) { sel.appendChild(el("option", { value: "queue:" + q.id }, "→ Queue " + q.name)); });
-    });
-  }
-
-  $("accept").addEventListener("click", function () {
-    api("POST", "/api/v1/handovers/" + state.current + "/accept").then(function () { open(state.current); }).catch(showError);
-  });
-  $("reply-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var text = $("reply-input").value, file = $("reply-image").files[0];
-    if (!text.trim() && !file) return;
-    var req;
-    if (file) {
-      var fd = new FormData();
-      fd.append("text", text);
-      fd.append("image", file);
-      req = api("POST", "/api/v1/handovers/" + state.current + "/messages", fd, true);
-    } else {
-      req = api("POST", "/api/v1/handovers/" + state.current + "/messages", { text: text });
-    }
-    req.then(function () { $("reply-input").value = ""; $("reply-image").value = ""; }).catch(showError);
-  });
-  $("note-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var text = $("note-input").value;
-    if (!text.trim()) return;
-    api("POST", "/api/v1/handovers/" + state.current + "/notes", { text: text }).then(function () { $("note-input").value = ""; }).catch(showError);
-  });
-  $("transfer-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var target = $("transfer-target").value.split(":");
-    var body = { note: $("transfer-note").value };
-    body[target[0] === "agent" ? "agent_id" : "queue_id"] = target[1];
-    api("POST", "/api/v1/handovers/" + state.current + "/transfer", body).then(function () { open(state.current); }).catch(showError);
-  });
-  $("close-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var slots = {};
-    if ($("close-customer-number").value.trim()) slots.customer_number = $("close-customer-number").value.trim();
-    api("POST", "/api/v1/handovers/" + state.current + "/close",
-      { resolution: $("close-resolution").value, return_to_bot: $("close-return").checked, slots: slots })
-      .then(function () { open(state.current); }).catch(showError);
-  });
-
-  // --- live updates ------------------------------------------------------------------------
-  function connect() {
-    var url = new URL("/api/v1/stream", location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    var ws = new WebSocket(url.toString());
-    state.ws = ws;
-    ws.onopen = function () { state.backoff = 500; $("live").textContent = "live"; refreshLists(); };
-    ws.onmessage = function (ev) {
-      var e;
-      try { e = JSON.parse(ev.data); } catch (x) { return; }
-      if (e.type === "handover") {
-        refreshLists();
-        if (e.handover.id === state.current && state.detail) {
-          state.detail.handover = e.handover;
-          renderHead(e.handover);
-          $("ctx-rating").textContent = e.handover.rating ? "★ " + e.handover.rating + " / 5" : "–";
+  // --- lists ---
+  const timer = useRef(null);
+  const dirty = useRef(false);
+  const refresh = useCallback(() => {
+    if (timer.current) { dirty.current = true; return; }
+    timer.current = setTimeout(() => { timer.current = null; if (dirty.current) { dirty.current = false; refresh(); } }, 250);
+    Promise.all([
+      api("GET", "/api/v1/handovers?view=queue"), api("GET", "/api/v1/handovers?view=mine"),
+      api("GET", "/api/v1/handovers?view=all"), api("GET", "/api/v1/conversations?state=bot"),
+    ]).then(([q, m, a, b]) => {
+      const next = {
+        queue: q.handovers, mine: m.handovers, bot: b.conversations,
+        closed: a.handovers.filter((x) => FINAL.includes(x.status)),
+      };
+      // Real offers only: a notice for each offer to this agent not seen before.
+      const offered = new Set(next.queue.filter((x) => x.offered_to_me).map((x) => x.id));
+      if (offersSeen.current !== null) {
+        for (const x of next.queue) {
+          if (x.offered_to_me && !offersSeen.current.has(x.id)) {
+            notify("offer", t("notify.offer"), customerName(x.customer, x.channel) + ": " + ((x.preview && x.preview.text) || ""));
+          }
         }
-      } else if (e.type === "message") {
-        if (state.detail && e.conversation_id === state.detail.handover.conversation_id) {
-          var ol = $("transcript");
-          var known = ol.querySelector('[data-id="' + e.message.id + '"]');
-          // A message published again (its delivery status changed) replaces the shown one.
-          if (known) ol.replaceChild(renderMessage(e.message), known); else ol.appendChild(renderMessage(e.message));
-          ol.scrollTop = ol.scrollHeight;
-        }
-        refreshLists();
-      } else if (e.type === "handover_removed") {
-        // Transferred out of this agent's queues: it is no longer theirs to see.
-        if (e.id === state.current) {
-          state.current = null; state.detail = null;
-          $("conversation").hidden = true; $("context").hidden = true;
-        }
-        refreshLists();
-      } else if (e.type === "resync") {
-        refreshLists();
-        if (state.current) open(state.current);
       }
-    };
-    ws.onclose = function (ev) {
-      $("live").textContent = "offline…";
-      if (!state.me) return;
-      // 1008: the server ended the stream because the login ended (logout elsewhere, revoked,
-      // deactivated, expired). Asking /me shows the login form on its 401 instead of retrying.
-      if (ev.code === 1008) { api("GET", "/api/v1/me").then(function () { setTimeout(connect, state.backoff); }).catch(function () {}); return; }
-      setTimeout(connect, state.backoff);
-      state.backoff = Math.min(state.backoff * 2, 15000);
-    };
-  }
+      offersSeen.current = offered;
+      setLists(next);
+    }).catch(() => {});
+  }, [notify]);
 
-  // --- administration ----------------------------------------------------------------------
-  $("admin-toggle").addEventListener("click", function () {
-    $("conversation").hidden = true;
-    $("context").hidden = true;
-    $("admin").hidden = false;
-    loadAdmin();
-  });
-  function loadAdmin() {
-    api("GET", "/api/v1/agents").then(function (d) {
-      var ul = $("agents"); clear(ul);
-      d.agents.forEach(function (a) {
-        ul.appendChild(el("li", { "data-testid": "agent-item" }, a.display_name + " <" + a.email + "> · " + a.role + " · " + a.status +
-          " · " + a.load + "/" + a.capacity + " · " + a.skills.join(",") + " · " + a.languages.join(",")));
-      });
-    });
-    api("GET", "/api/v1/queues").then(function (d) {
-      var ul = $("queues"); clear(ul);
-      d.queues.forEach(function (q) {
-        var li = el("li", { "data-testid": "queue-admin-item", "data-id": q.id }, q.name + " · " + q.skill + "/" + q.language + " · " +
-          (q.open_now ? "offen / open" : "geschlossen / closed") + " · " + JSON.stringify(q.business_hours));
-        var edit = el("button", { type: "button", "data-testid": "queue-edit" }, "Bearbeiten / Edit");
-        edit.addEventListener("click", function () { editQueue(q); });
-        li.appendChild(edit);
-        ul.appendChild(li);
-      });
-    });
-  }
-  // The queue form creates a queue, or edits one (name and business hours; skill and language stay).
-  var editing = null;
-  function editQueue(q) {
-    editing = q ? q.id : null;
-    $("queue-form").reset();
-    $("queue-skill").disabled = $("queue-language").disabled = !!q;
-    $("queue-cancel").hidden = !q;
-    $("queue-submit").textContent = q ? "Speichern / Save" : "Anlegen / Create";
+  const open = useCallback((id) => {
+    setCurrentId(id);
+    setError("");
+    setView("desk");
+    setUnseen(0);
+    return api("GET", "/api/v1/handovers/" + id).then((d) => { setDetail(d); refresh(); }).catch((e) => setError(e.message));
+  }, [refresh]);
+
+  useEffect(() => {
+    api("GET", "/api/v1/meta").then(setMeta).catch(() => {});
+    api("GET", "/api/v1/canned-responses").then((d) => setCanned(d.canned_responses)).catch(() => setCanned([]));
+    refresh();
+  }, []);
+
+  // --- the live stream ---
+  useEffect(() => {
+    let ws = null, stopped = false, backoff = 500;
+    const connect = () => {
+      const url = new URL("/api/v1/stream", location.href);
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      ws = new WebSocket(url.toString());
+      ws.onopen = () => { backoff = 500; setLive(true); refresh(); };
+      ws.onmessage = (ev) => {
+        let e;
+        try { e = JSON.parse(ev.data); } catch (x) { return; }
+        const cur = ref.current;
+        if (e.type === "handover") {
+          refresh();
+          if (cur.detail && e.handover.id === cur.detail.handover.id) setDetail((d) => d && { ...d, handover: e.handover });
+        } else if (e.type === "message") {
+          const m = e.message;
+          if (cur.detail && e.conversation_id === cur.detail.handover.conversation_id) {
+            setDetail((d) => {
+              if (!d) return d;
+              const at = d.messages.findIndex((x) => x.id === m.id);
+              const messages = d.messages.slice();
+              if (at >= 0) messages[at] = m; else messages.push(m);
+              return { ...d, messages };
+            });
+          }
+          const mine = cur.lists.mine.find((x) => x.conversation_id === e.conversation_id);
+          if (mine && m.author === "customer" && m.direction === "in") {
+            notify("message", t("notify.message") + " · " + customerName(mine.customer, mine.channel), m.text || "");
+          }
+          refresh();
+        } else if (e.type === "handover_removed") {
+          if (cur.currentId === e.id) { setCurrentId(null); setDetail(null); }
+          refresh();
+        } else if (e.type === "resync") {
+          refresh();
+          if (cur.currentId) open(cur.currentId);
+        }
+      };
+      ws.onclose = (ev) => {
+        setLive(false);
+        if (stopped) return;
+        if (ev.code === 1008) { api("GET", "/api/v1/me").then(() => setTimeout(connect, backoff)).catch(() => {}); return; }
+        setTimeout(connect, backoff);
+        backoff = Math.min(backoff * 2, 15000);
+      };
+    };
+    connect();
+    return () => { stopped = true; if (ws) { ws.onclose = null; ws.close(); } };
+  }, []);
+
+  // --- actions ---
+  const h0 = detail && detail.handover;
+  const accept = () => h0 && api("POST", "/api/v1/handovers/" + h0.id + "/accept").then(() => open(h0.id)).catch((e) => setError(e.message));
+  const takeOver = (c) => api("POST", "/api/v1/conversations/" + c.id + "/take-over").then((r) => open(r.handover.id)).catch((e) => setError(e.message));
+
+  // Alt+J next conversation, Alt+A accept, Alt+N note, Alt+C close (announced in the page).
+  useEffect(() => {
+    const onKey = (ev) => {
+      if (!ev.altKey || ev.ctrlKey || ev.metaKey) return;
+      const key = ev.key.toLowerCase();
+      const cur = ref.current;
+      if (key === "j" || ev.code === "KeyJ") {
+        const all = [...cur.lists.mine, ...cur.lists.queue];
+        if (!all.length) return;
+        const at = all.findIndex((x) => x.id === cur.currentId);
+        open(all[(at + 1) % all.length].id);
+      } else if (key === "a" || ev.code === "KeyA") {
+        document.querySelector('[data-testid="accept"]')?.click();
+      } else if (key === "n" || ev.code === "KeyN") {
+        document.getElementById("note-input")?.focus();
+      } else if (key === "c" || ev.code === "KeyC") {
+        const d = document.getElementById("close-details");
+        if (d) { d.open = true; document.getElementById("close-resolution")?.focus(); }
+      } else return;
+      ev.preventDefault();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [open]);
+
+  const logout = () => api("POST", "/api/v1/logout").catch(() => {}).finally(onLogout);
+  const setStatus = (ev) => api("PUT", "/api/v1/me/status", { status: ev.currentTarget.value })
+    .then((d) => { setMe(d.agent || me); refresh(); }).catch((e) => setError(e.message));
+
+  const runSearch = (ev) => {
+    ev.preventDefault();
+    const q = ev.currentTarget.q.value.trim();
+    if (q.length < 2) { setSearch({ q: "", results: null }); return; }
+    api("GET", "/api/v1/search?q=" + encodeURIComponent(q)).then((d) => setSearch({ q, results: d.handovers }))
+      .catch((e) => setError(e.message));
+  };
+
+  return html`
+    <div class=${"app" + (detail && view === "desk" ? " has-conv" : "")} id="app">
+      <header class="top">
+        <strong class="brand">Resonanz</strong>
+        <nav class="pages" aria-label=${t("nav.label")} data-testid="pages">
+          ${PAGES.filter((p) => !p.admin || me.role === "admin").map((p) => html`
+            <a href=${p.href} aria-current=${location.pathname === p.href ? "page" : undefined}>${p[LANG] || p.de}</a>`)}
+        </nav>
+        <span data-testid="me-name">${me.display_name}</span>
+        <label>${t("status")}
+          <select data-testid="status-select" value=${me.status} onChange=${setStatus}>
+            ${["online", "away", "offline"].map((s) => html`<option value=${s}>${t("status." + s)}</option>`)}
+          </select>
+        </label>
+        <fieldset class="notify">
+          <legend>${t("notify.label")}</legend>
+          ${["sound", "desktop", "title"].map((k) => html`
+            <label><input type="checkbox" data-testid=${"notify-" + k} checked=${prefs[k]}
+              onChange=${(ev) => setPref(k, ev.currentTarget.checked)} /> ${t("notify." + k)}</label>`)}
+        </fieldset>
+        ${me.role === "admin" && html`<button type="button" data-testid="admin-toggle"
+            onClick=${() => setView(view === "admin" ? "desk" : "admin")}>${t("admin")}</button>`}
+        <button type="button" data-testid="logout" onClick=${logout}>${t("logout")}</button>
+        <span class="live" data-testid="live" role="status">${live ? "live" : t("offline")}</span>
+      </header>
+      <main class="cols">
+        <${Lists} lists=${lists} meta=${meta} currentId=${currentId} open=${open} takeOver=${takeOver}
+          filters=${filters} setFilters=${setFilters} sort=${sort} setSort=${setSort}
+          search=${search} runSearch=${runSearch} clearSearch=${() => setSearch({ q: "", results: null })} />
+        ${view === "admin" && me.role === "admin"
+          ? html`<${Admin} />`
+          : detail && html`
+            <${Conversation} key=${detail.handover.id} detail=${detail} meta=${meta} me=${me} canned=${canned}
+              error=${error} setError=${setError} open=${open} accept=${accept} back=${() => { setCurrentId(null); setDetail(null); }} />
+            <${Context} detail=${detail} meta=${meta} />`}
+        ${!detail && view === "desk" && error && html`<p class="error" role="alert">${error}</p>`}
+      </main>
+    </div>`;
+}
+
+// --- the lists ------------------------------------------------------------------------------
+
+function Lists({ lists, meta, currentId, open, takeOver, filters, setFilters, sort, setSort, search, runSearch, clearSearch }) {
+  const [pages, setPages] = useState({});
+  const all = [...lists.queue, ...lists.mine, ...lists.closed];
+  const options = {
+    queue: [...new Set(all.map((x) => x.queue && x.queue.name).filter(Boolean))].sort(),
+    language: [...new Set(all.map((x) => x.customer.language).filter(Boolean))].sort(),
+    reason: [...new Set(all.map((x) => x.reason))].sort(),
+    channel: [...new Set([...all.map((x) => x.channel), ...lists.bot.map((c) => c.channel)].filter(Boolean))].sort(),
+  };
+  const names = {
+    queue: (v) => v, language: (v) => label(meta, "lang", v), reason: (v) => label(meta, "reason", v), channel: channelLabel,
+  };
+  const keep = (x) => (!filters.queue || (x.queue && x.queue.name) === filters.queue)
+    && (!filters.language || x.customer.language === filters.language)
+    && (!filters.reason || x.reason === filters.reason)
+    && (!filters.channel || x.channel === filters.channel);
+  const keepBot = (c) => (!filters.channel || c.channel === filters.channel) && (!filters.language || c.language === filters.language)
+    && !filters.queue && !filters.reason;
+
+  const section = (key, items, testid, item) => {
+    const shown = items.slice(0, pages[key] || PAGE_SIZE);
+    return html`<section class="section" aria-labelledby=${"h-" + key}>
+      <h2 id=${"h-" + key}>${t("section." + key)} <span class="count" data-testid=${"count-" + key}>${items.length}</span></h2>
+      <ul data-testid=${key === "bot" ? "live-bot" : key}>
+        ${shown.map(item)}
+      </ul>
+      ${!items.length && html`<p class="empty">${t("empty")}</p>`}
+      ${items.length > shown.length && html`<button type="button" class="more" data-testid=${"more-" + key}
+          onClick=${() => setPages({ ...pages, [key]: shown.length + PAGE_SIZE })}>${t("more", { n: items.length - shown.length })}</button>`}
+    </section>`;
+  };
+  const handoverItem = (testid) => (x) => html`
+    <li data-testid=${testid} data-id=${x.id} class=${x.id === currentId ? "active" : ""}>
+      <button type="button" class="item" aria-current=${x.id === currentId ? "true" : undefined} onClick=${() => open(x.id)}>
+        <span class="line"><strong>${customerName(x.customer, x.channel)}</strong>
+          ${x.offered_to_me && html`<span class="badge offer" data-testid="offered-badge">${t("for_you")}</span>`}
+          ${QUEUED.includes(x.status) && html`<span class="wait" data-testid="waiting">${ago(x.waiting_seconds)}</span>`}
+          ${FINAL.includes(x.status) && x.resolution && html`<span class="badge">${label(meta, "resolution", x.resolution)}</span>`}
+        </span>
+        <span class="meta">${label(meta, "reason", x.reason)} · ${channelLabel(x.channel)}${x.queue ? " · " + x.queue.name : ""}</span>
+        ${x.preview && html`<span class="preview" data-testid="preview">${x.preview.text.slice(0, 90)}</span>`}
+        ${x.rating && html`<span class="meta" data-testid="list-rating">★ ${x.rating}</span>`}
+      </button>
+    </li>`;
+  const botItem = (c) => html`
+    <li data-testid="live-item">
+      <span class="line"><strong>${customerName(c.customer, c.channel)}</strong> <span class="meta">${channelLabel(c.channel)}</span></span>
+      ${c.last_message && html`<span class="preview">${c.last_message.text.slice(0, 90)}</span>`}
+      <button type="button" data-testid="take-over" onClick=${() => takeOver(c)}>${t("take_over")}</button>
+    </li>`;
+
+  return html`<nav class="lists" aria-label=${t("nav.conversations")}>
+    <form class="search" role="search" onSubmit=${runSearch}>
+      <label for="search-input" class="sr">${t("search.label")}</label>
+      <input id="search-input" name="q" type="search" data-testid="search-input" placeholder=${t("search.placeholder")} minlength="2" />
+      <button type="submit" data-testid="search-submit">${t("search.submit")}</button>
+    </form>
+    <div class="filters">
+      ${["queue", "language", "reason", "channel"].map((k) => html`
+        <label>${t("filter." + k)}
+          <select data-testid=${"filter-" + k} value=${filters[k]} onChange=${(ev) => setFilters({ ...filters, [k]: ev.currentTarget.value })}>
+            <option value="">${t("filter.all")}</option>
+            ${options[k].map((v) => html`<option value=${v}>${names[k](v)}</option>`)}
+          </select>
+        </label>`)}
+      <label>${t("sort")}
+        <select data-testid="sort" value=${sort} onChange=${(ev) => setSort(ev.currentTarget.value)}>
+          <option value="activity">${t("sort.activity")}</option>
+          <option value="wait">${t("sort.wait")}</option>
+        </select>
+      </label>
+    </div>
+    ${search.results && html`<div class="search-results">
+      ${section("search", search.results, "search-item", handoverItem("search-item"))}
+      <button type="button" class="more" data-testid="search-clear" onClick=${clearSearch}>${t("search.clear")}</button>
+    </div>`}
+    ${section("queue", sorted(lists.queue.filter(keep), sort), "queue-item", handoverItem("queue-item"))}
+    ${section("mine", sorted(lists.mine.filter(keep), sort), "mine-item", handoverItem("mine-item"))}
+    ${section("bot", lists.bot.filter(keepBot), "live-item", botItem)}
+    ${section("closed", lists.closed.filter(keep), "closed-item", handoverItem("closed-item"))}
+  </nav>`;
+}
+
+// --- one conversation -----------------------------------------------------------------------
+
+function Message({ m, customer, meta }) {
+  const note = m.direction === "note";
+  const who = note ? t("who.note") + (m.agent_name ? " · " + m.agent_name : "")
+    : m.author === "customer" ? customer
+    : m.author === "agent" ? (m.agent_name || t("who.agent")) : t("who." + m.author);
+  const safe = (url) => /^(https?:\/\/[^\s]+|\/media\/[A-Za-z0-9_.-]+)$/.test(url || "");
+  return html`<li data-testid="transcript-message" data-author=${m.author} data-direction=${m.direction} data-id=${m.id}>
+    <span class="who">${who} · <time datetime=${m.timestamp} data-testid="message-time">${when(m.timestamp)}</time></span>
+    <p>${m.text}</p>
+    ${(m.status === "failed" || m.status === "unknown") && html`<p class="delivery-error" data-testid="delivery-error">
+      ${(m.status === "failed" ? t("undelivered") : t("unclear")) + (m.error || "")}</p>`}
+    ${m.location && html`<span class="parse">📍 ${m.location.latitude}, ${m.location.longitude}${m.location.label ? " · " + m.location.label : ""}</span>`}
+    ${(m.attachments || []).filter((a) => safe(a.url)).map((a) => a.kind === "image"
+      ? html`<img src=${a.url} alt=${a.name || t("file")} />`
+      : html`<a href=${a.url} target="_blank" rel="noopener">${a.name || t("file")}</a>`)}
+    ${m.parse && m.parse.intent && html`<span class="parse" data-testid="context-intents">
+      ${label(meta, "intent", m.parse.intent)} · ${Math.round((m.parse.confidence || 0) * 100)} %${
+        (m.parse.entities || []).length ? " · " + m.parse.entities.map((e) => e.entity.replace(/_/g, " ") + ": " + e.value).join(", ") : ""}</span>`}
+  </li>`;
+}
+
+function Conversation({ detail, meta, me, canned, error, setError, open, accept, back }) {
+  const h0 = detail.handover;
+  const mine = h0.status === "assigned" && h0.agent && h0.agent.id === me.id;
+  const queued = QUEUED.includes(h0.status);
+  const closed = FINAL.includes(h0.status);
+  const who = customerName(h0.customer, h0.channel);
+  const transcript = useRef(null);
+  useEffect(() => { const el = transcript.current; if (el) el.scrollTop = el.scrollHeight; }, [detail.messages.length]);
+
+  return html`<section class="conversation" id="conversation" aria-labelledby="conv-title">
+    <div class="conv-head">
+      <button type="button" class="back" data-testid="back" onClick=${back}>← ${t("back")}</button>
+      <h2 id="conv-title" data-testid="conv-title">${who} · ${channelLabel(h0.channel)}</h2>
+      <span class="badge" data-testid="conv-status" data-status=${h0.status}>${label(meta, "hstatus", h0.status)}</span>
+      ${queued && html`<button type="button" data-testid="accept" aria-keyshortcuts="Alt+A" onClick=${accept}>${t("accept")}</button>`}
+    </div>
+    <ol class="transcript" data-testid="transcript" ref=${transcript} tabindex="0" aria-label=${t("ctx.history")}>
+      ${detail.messages.map((m) => html`<${Message} key=${m.id} m=${m} customer=${who} meta=${meta} />`)}
+    </ol>
+    <p class="error" data-testid="action-error" role="alert">${error}</p>
+    ${closed
+      ? html`<p class="closed-note" data-testid="conv-closed">${t("closed.note", { resolution: label(meta, "resolution", h0.resolution) || label(meta, "hstatus", h0.status) })}</p>`
+      : html`<${Work} h0=${h0} meta=${meta} me=${me} mine=${mine} queued=${queued} canned=${canned} setError=${setError} open=${open} />`}
+    <p class="shortcuts">${t("shortcuts")}</p>
+  </section>`;
+}
+
+function Composer({ h0, queued, canned, setError, open }) {
+  const [text, setText] = useState("");
+  const [menu, setMenu] = useState(null); // null: closed; else the filter typed after "/"
+  const [pick, setPick] = useState(0);
+  const input = useRef(null), file = useRef(null);
+  const language = h0.customer.language === "en" ? "en" : "de";
+  const matches = menu === null ? [] : canned.filter((c) => c.language === language
+    && (c.shortcut.toLowerCase().startsWith(menu) || c.title.toLowerCase().includes(menu)));
+
+  const send = async () => {
+    const image = file.current && file.current.files[0];
+    if (!text.trim() && !image) return;
+    try {
+      // Not accepted yet: sending takes it first (the customer is told who answers).
+      if (queued) await api("POST", "/api/v1/handovers/" + h0.id + "/accept");
+      if (image) {
+        const fd = new FormData();
+        fd.append("text", text);
+        fd.append("image", image);
+        await api("POST", "/api/v1/handovers/" + h0.id + "/messages", fd, true);
+      } else {
+        await api("POST", "/api/v1/handovers/" + h0.id + "/messages", { text });
+      }
+      setText("");
+      if (file.current) file.current.value = "";
+      setError("");
+      if (queued) open(h0.id);
+    } catch (e) { setError(e.message); }
+  };
+  const choose = (c) => { setText(c.text); setMenu(null); input.current && input.current.focus(); };
+  const onInput = (ev) => {
+    const v = ev.currentTarget.value;
+    setText(v);
+    if (v.startsWith("/") && !v.includes("\n")) { setMenu(v.slice(1).toLowerCase()); setPick(0); } else setMenu(null);
+  };
+  const onKeyDown = (ev) => {
+    if (menu !== null && matches.length) {
+      if (ev.key === "ArrowDown") { setPick((pick + 1) % matches.length); ev.preventDefault(); return; }
+      if (ev.key === "ArrowUp") { setPick((pick + matches.length - 1) % matches.length); ev.preventDefault(); return; }
+      if (ev.key === "Enter" || ev.key === "Tab") { choose(matches[pick] || matches[0]); ev.preventDefault(); return; }
+    }
+    if (menu !== null && ev.key === "Escape") { setMenu(null); ev.preventDefault(); return; }
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); send(); }
+  };
+  return html`<form class="composer" id="reply-form" onSubmit=${(ev) => { ev.preventDefault(); send(); }}>
+    ${queued && html`<p class="hint" data-testid="reply-hint">${t("reply.hint.queued")}</p>`}
+    ${menu !== null && html`<ul class="canned" role="listbox" id="canned-list" aria-label=${t("canned")} data-testid="canned-menu">
+      ${matches.map((c, i) => html`<li role="option" id=${"canned-" + i} aria-selected=${i === pick ? "true" : "false"}
+          data-testid="canned-option" onMouseDown=${(ev) => { ev.preventDefault(); choose(c); }}>
+        <strong>/${c.shortcut}</strong> ${c.title}</li>`)}
+      ${!matches.length && html`<li class="empty">${t("canned.none")}</li>`}
+    </ul>`}
+    <label class="sr" for="reply-input">${t("reply.label")}</label>
+    <textarea id="reply-input" data-testid="reply-input" ref=${input} rows="3" maxlength="4096" value=${text}
+      placeholder=${t("reply.placeholder")} onInput=${onInput} onKeyDown=${onKeyDown}
+      aria-controls=${menu !== null ? "canned-list" : undefined}
+      aria-activedescendant=${menu !== null && matches.length ? "canned-" + pick : undefined}></textarea>
+    <div class="composer-side">
+      <label class="file">${t("reply.image")}
+        <input id="reply-image" data-testid="reply-image" ref=${file} type="file" accept="image/png,image/jpeg,image/gif" />
+      </label>
+      <button type="submit" class="primary" data-testid="reply-send">${queued ? t("reply.take") : t("reply.send")}</button>
+    </div>
+  </form>`;
+}
+
+function Work({ h0, meta, me, mine, queued, canned, setError, open }) {
+  const [targets, setTargets] = useState([]);
+  useEffect(() => {
+    Promise.all([api("GET", "/api/v1/agents"), api("GET", "/api/v1/queues")]).then(([a, q]) => setTargets([
+      ...a.agents.filter((x) => x.id !== me.id && x.active).map((x) => ({ value: "agent:" + x.id, text: "→ " + x.display_name + " (" + t("status." + x.status) + ")" })),
+      ...q.queues.map((x) => ({ value: "queue:" + x.id, text: "→ " + t("transfer.queue", { name: x.name }) })),
+    ])).catch(() => {});
+  }, [h0.id]);
+  const act = (path, body) => api("POST", "/api/v1/handovers/" + h0.id + path, body).then(() => { setError(""); open(h0.id); })
+    .catch((e) => setError(e.message));
+  const note = (ev) => {
+    ev.preventDefault();
+    const f = ev.currentTarget, text = f.note.value;
+    if (!text.trim()) return;
+    api("POST", "/api/v1/handovers/" + h0.id + "/notes", { text }).then(() => { f.reset(); setError(""); }).catch((e) => setError(e.message));
+  };
+  const transfer = (ev) => {
+    ev.preventDefault();
+    const f = ev.currentTarget, [kind, id] = f.target.value.split(":");
+    act("/transfer", { note: f.note.value, [kind === "agent" ? "agent_id" : "queue_id"]: id });
+  };
+  const close = (ev) => {
+    ev.preventDefault();
+    const f = ev.currentTarget, number = f.number.value.trim();
+    act("/close", { resolution: f.resolution.value, return_to_bot: f.back.checked, slots: number ? { customer_number: number } : {} });
+  };
+  const owner = h0.agent ? h0.agent.display_name : "";
+  return html`
+    ${(mine || queued) ? html`<${Composer} h0=${h0} queued=${queued} canned=${canned} setError=${setError} open=${open} />`
+      : html`<p class="hint" data-testid="reply-hint">${t("reply.hint.other", { name: owner })}</p>`}
+    <form class="row" id="note-form" onSubmit=${note}>
+      <label class="sr" for="note-input">${t("note.label")}</label>
+      <input id="note-input" name="note" data-testid="note-input" maxlength="4096" placeholder=${t("note.placeholder")} aria-keyshortcuts="Alt+N" />
+      <button type="submit" data-testid="note-send">${t("note.send")}</button>
+    </form>
+    ${(mine || me.role === "admin") && html`<details class="row-block">
+      <summary data-testid="transfer-open">${t("transfer")}</summary>
+      <form class="row" onSubmit=${transfer}>
+        <label class="sr" for="transfer-target">${t("transfer.target")}</label>
+        <select id="transfer-target" name="target" data-testid="transfer-target">
+          ${targets.map((x) => html`<option value=${x.value}>${x.text}</option>`)}
+        </select>
+        <label class="sr" for="transfer-note">${t("transfer.note")}</label>
+        <input id="transfer-note" name="note" data-testid="transfer-note" placeholder=${t("transfer.note")} />
+        <button type="submit" data-testid="transfer-submit">${t("transfer.submit")}</button>
+      </form>
+    </details>`}
+    ${mine && html`<details class="row-block" id="close-details">
+      <summary data-testid="close-open" aria-keyshortcuts="Alt+C">${t("close")}</summary>
+      <form class="row" onSubmit=${close}>
+        <label>${t("close.resolution")}
+          <select id="close-resolution" name="resolution" data-testid="close-resolution">
+            ${((meta && meta.resolutions) || ["solved", "callback", "forwarded", "no_response", "other"]).map((r) =>
+              html`<option value=${r}>${label(meta, "resolution", r)}</option>`)}
+          </select>
+        </label>
+        <label><input type="checkbox" name="back" data-testid="close-return-to-bot" /> ${t("close.return")}</label>
+        <label class="sr" for="close-customer-number">${t("close.number")}</label>
+        <input id="close-customer-number" name="number" data-testid="close-customer-number" placeholder=${t("close.number")} />
+        <button type="submit" data-testid="close-submit">${t("close.submit")}</button>
+      </form>
+    </details>`}`;
+}
+
+// --- the context panel ----------------------------------------------------------------------
+
+function Context({ detail, meta }) {
+  const c = detail.context || {};
+  const h0 = detail.handover;
+  const p = c.profile || {};
+  const s = c.sentiment || {};
+  const [openHist, setOpenHist] = useState(null);
+  // Step-up verification of this conversation: its channel's identity is proven.
+  const verified = c.verification && c.verification.status === "verified";
+  const mood = s.latest === undefined ? "" : s.latest > 0.2 ? "positive" : s.latest < -0.2 ? "negative" : "neutral";
+  const slots = Object.entries(c.slots || {}).filter(([k, v]) => k !== "language" && v !== null && v !== "" && !(typeof v === "string" && HEXISH.test(v)));
+  const profile = [
+    ["profile.name", p.name], ["profile.number", p.customer_number], ["profile.language", label(meta, "lang", p.language)],
+    ["profile.preference", p.preference ? channelLabel(p.preference) : ""],
+    ["profile.channels", (p.channels || []).map((x) => channelLabel(x)
+      + (verified && x === h0.channel ? " (" + t("profile.verified") + ")" : "")
+      + ((p.opted_out || []).includes(x) ? " (" + t("profile.opted_out") + ")" : "")).join(", ")],
+  ].filter(([, v]) => v);
+  return html`<aside class="context" id="context" aria-labelledby="ctx-title">
+    <h2 id="ctx-title">${t("ctx")}</h2>
+    <dl>
+      <dt>${t("ctx.reason")}</dt>
+      <dd data-testid="context-reason">${label(meta, "reason", c.reason || h0.reason)}</dd>
+      <dt>${t("ctx.summary")}</dt><dd data-testid="context-summary">${c.summary || ""}</dd>
+      ${c.verification && c.verification.text && html`<dt>${t("ctx.verification")}</dt>
+        <dd data-testid="context-verification">${c.verification.text}</dd>`}
+      <dt>${t("ctx.slots")}</dt>
+      <dd><ul data-testid="context-slots">${slots.map(([k, v]) => html`<li>${label(null, "slot", k)}: ${valueText(v)}</li>`)}</ul>
+        ${!slots.length && t("ctx.none")}</dd>
+      <dt>${t("ctx.profile")}</dt>
+      <dd><ul data-testid="context-profile">${profile.map(([k, v]) => html`<li>${t(k)}: ${v}</li>`)}</ul></dd>
+      <dt>${t("profile.notes")}</dt>
+      <dd><${Notes} key=${h0.customer.id} customerId=${h0.customer.id} initial=${detail.customer_notes || ""} /></dd>
+      <dt>${t("ctx.sentiment")}</dt>
+      <dd data-testid="context-sentiment">${mood ? t("sent." + mood) : "–"}${s.trend ? " · " + t("trend." + s.trend) : ""}${
+        (s.matches || []).length ? " · " + s.matches.join(", ") : ""}</dd>
+      <dt>${t("ctx.history")}</dt>
+      <dd><ul data-testid="context-history" class="history">
+        ${(c.history || []).map((x) => {
+          const outcome = (x.handovers || []).map((y) => label(meta, "reason", y.reason) + " → " + label(meta, "hstatus", y.status)
+            + (y.resolution ? " (" + label(meta, "resolution", y.resolution) + ")" : "") + (y.rating ? " ★" + y.rating : "")).join("; ");
+          const shown = openHist === x.conversation_id;
+          const msgs = (c.transcript || []).filter((m) => m.conversation_id === x.conversation_id);
+          return html`<li data-testid="history-item">
+            <button type="button" aria-expanded=${shown ? "true" : "false"} data-testid="history-toggle"
+              onClick=${() => setOpenHist(shown ? null : x.conversation_id)}>
+              ${when(x.started_at)} · ${channelLabel(x.channel)} · ${label(meta, "cstate", x.state)}${outcome ? " · " + outcome : ""}
+            </button>
+            ${shown && html`<ol class="transcript small" data-testid="history-transcript">
+              ${msgs.map((m) => html`<li data-testid="history-message" data-author=${m.author} data-direction=${m.direction}>
+                <span class="who">${m.direction === "note" ? t("who.note") : t("who." + m.author)} · ${when(m.timestamp)}</span>
+                <p>${m.text}</p></li>`)}
+              ${!msgs.length && html`<li>${t("history.empty")}</li>`}
+            </ol>`}
+          </li>`;
+        })}
+      </ul>${!(c.history || []).length && t("ctx.none")}</dd>
+      <dt>${t("ctx.rating")}</dt><dd data-testid="rating">${h0.rating ? "★ " + h0.rating + " / 5" : "–"}</dd>
+    </dl>
+  </aside>`;
+}
+
+function Notes({ customerId, initial }) {
+  const [state, setState] = useState("");
+  const save = (ev) => {
+    ev.preventDefault();
+    setState("");
+    api("PUT", "/api/v1/customers/" + customerId + "/notes", { notes: ev.currentTarget.notes.value })
+      .then(() => setState(t("profile.notes.saved"))).catch((e) => setState(e.message));
+  };
+  return html`<form class="notes" onSubmit=${save}>
+    <label class="sr" for="customer-notes">${t("profile.notes")}</label>
+    <textarea id="customer-notes" name="notes" rows="3" maxlength="4096" data-testid="customer-notes" defaultValue=${initial}></textarea>
+    <button type="submit" data-testid="customer-notes-save">${t("profile.notes.save")}</button>
+    <span role="status" data-testid="customer-notes-state">${state}</span>
+  </form>`;
+}
+
+// --- administration -------------------------------------------------------------------------
+
+function Admin() {
+  const [agents, setAgents] = useState([]);
+  const [queues, setQueues] = useState([]);
+  const [error, setError] = useState("");
+  const [editing, setEditing] = useState(null);
+  const queueForm = useRef(null);
+  const load = () => {
+    api("GET", "/api/v1/agents").then((d) => setAgents(d.agents)).catch((e) => setError(e.message));
+    api("GET", "/api/v1/queues").then((d) => setQueues(d.queues)).catch((e) => setError(e.message));
+  };
+  useEffect(load, []);
+  const edit = (q) => {
+    setEditing(q ? q.id : null);
+    const f = queueForm.current;
+    f.reset();
     if (q) {
-      $("queue-name").value = q.name;
-      $("queue-skill").value = q.skill;
-      $("queue-language").value = q.language;
-      $("queue-hours").value = Object.keys(q.business_hours || {}).length ? JSON.stringify(q.business_hours, null, 1) : "";
-      $("queue-name").focus();
+      f.elements["queue-name"].value = q.name;
+      f.elements["queue-skill"].value = q.skill;
+      f.elements["queue-language"].value = q.language;
+      f.elements["queue-hours"].value = Object.keys(q.business_hours || {}).length ? JSON.stringify(q.business_hours, null, 1) : "";
+      f.elements["queue-name"].focus();
     }
-  }
-  $("queue-cancel").addEventListener("click", function () { $("admin-error").textContent = ""; editQueue(null); });
-  $("agent-form").addEventListener("submit", function (ev) {
+  };
+  const split = (v) => v.split(",").map((x) => x.trim()).filter(Boolean);
+  const createAgent = (ev) => {
     ev.preventDefault();
-    $("admin-error").textContent = "";
-    var split = function (v) { return v.split(",").map(function (x) { return x.trim(); }).filter(Boolean); };
+    setError("");
+    const f = ev.currentTarget, v = (id) => f.elements[id].value;
     api("POST", "/api/v1/agents", {
-      email: $("agent-email").value, display_name: $("agent-name").value, password: $("agent-password").value,
-      role: $("agent-role").value, skills: split($("agent-skills").value), languages: split($("agent-languages").value),
-      capacity: parseInt($("agent-capacity").value, 10)
-    }).then(function () { $("agent-form").reset(); loadAdmin(); }).catch(function (e) { $("admin-error").textContent = e.message; });
-  });
-  $("queue-form").addEventListener("submit", function (ev) {
+      email: v("agent-email"), display_name: v("agent-name"), password: v("agent-password"), role: v("agent-role"),
+      skills: split(v("agent-skills")), languages: split(v("agent-languages")), capacity: parseInt(v("agent-capacity"), 10),
+    }).then(() => { f.reset(); load(); }).catch((e) => setError(e.message));
+  };
+  const saveQueue = (ev) => {
     ev.preventDefault();
-    $("admin-error").textContent = "";
-    var hours = {};
-    if ($("queue-hours").value.trim()) {
-      try { hours = JSON.parse($("queue-hours").value); } catch (e) { $("admin-error").textContent = "business hours: not valid JSON"; return; }
+    setError("");
+    const f = ev.currentTarget, v = (id) => f.elements[id].value;
+    let hours = {};
+    if (v("queue-hours").trim()) {
+      try { hours = JSON.parse(v("queue-hours")); } catch (e) { setError("business hours: not valid JSON"); return; }
     }
-    var req = editing
-      ? api("PATCH", "/api/v1/queues/" + editing, { name: $("queue-name").value, business_hours: hours })
-      : api("POST", "/api/v1/queues", { name: $("queue-name").value, skill: $("queue-skill").value, language: $("queue-language").value, business_hours: hours });
-    req.then(function () { editQueue(null); loadAdmin(); }).catch(function (e) { $("admin-error").textContent = e.message; });
-  });
+    const req = editing
+      ? api("PATCH", "/api/v1/queues/" + editing, { name: v("queue-name"), business_hours: hours })
+      : api("POST", "/api/v1/queues", { name: v("queue-name"), skill: v("queue-skill"), language: v("queue-language"), business_hours: hours });
+    req.then(() => { edit(null); load(); }).catch((e) => setError(e.message));
+  };
+  return html`<section class="admin" id="admin" aria-label=${t("admin")}>
+    <h2>Agents</h2>
+    <ul data-testid="agents">
+      ${agents.map((a) => html`<li data-testid="agent-item">${a.display_name + " <" + a.email + "> · " + a.role + " · " + a.status +
+        " · " + a.load + "/" + a.capacity + " · " + a.skills.join(",") + " · " + a.languages.join(",")}</li>`)}
+    </ul>
+    <form class="grid" onSubmit=${createAgent}>
+      <label class="sr" for="agent-email">E-Mail</label><input id="agent-email" placeholder="E-Mail" required />
+      <label class="sr" for="agent-name">Name</label><input id="agent-name" placeholder="Name" required />
+      <label class="sr" for="agent-password">Passwort</label><input id="agent-password" type="password" placeholder="Passwort (≥10)" required />
+      <label class="sr" for="agent-role">Rolle</label><select id="agent-role"><option>agent</option><option>admin</option></select>
+      <label class="sr" for="agent-skills">Skills</label><input id="agent-skills" placeholder="skills: general,contracts" value="general" />
+      <label class="sr" for="agent-languages">Sprachen</label><input id="agent-languages" placeholder="de,en" value="de,en" />
+      <label class="sr" for="agent-capacity">Kapazität</label><input id="agent-capacity" type="number" min="0" max="1000" value="3" />
+      <button type="submit" data-testid="agent-create">Anlegen / Create</button>
+    </form>
+    <h2>Queues</h2>
+    <ul data-testid="queues">
+      ${queues.map((q) => html`<li data-testid="queue-admin-item" data-id=${q.id}>
+        ${q.name + " · " + q.skill + "/" + q.language + " · " + (q.open_now ? "offen / open" : "geschlossen / closed") + " · " + JSON.stringify(q.business_hours)}
+        <button type="button" data-testid="queue-edit" onClick=${() => edit(q)}>Bearbeiten / Edit</button>
+      </li>`)}
+    </ul>
+    <form class="grid" ref=${queueForm} onSubmit=${saveQueue}>
+      <label class="sr" for="queue-name">Name</label><input id="queue-name" placeholder="Name" required />
+      <label class="sr" for="queue-skill">Skill</label><input id="queue-skill" placeholder="skill" required disabled=${!!editing} />
+      <label class="sr" for="queue-language">Sprache</label>
+      <select id="queue-language" disabled=${!!editing}><option>de</option><option>en</option></select>
+      <label class="sr" for="queue-hours">Geschäftszeiten</label>
+      <textarea id="queue-hours" rows="3" placeholder='{"timezone": "Europe/Berlin", "days": {"mon": [["08:00","18:00"]]}}'></textarea>
+      <button type="submit" id="queue-submit" data-testid="queue-create">${editing ? "Speichern / Save" : "Anlegen / Create"}</button>
+      ${editing && html`<button type="button" data-testid="queue-cancel" onClick=${() => { setError(""); edit(null); }}>Abbrechen / Cancel</button>`}
+    </form>
+    <${CannedAdmin} setError=${setError} />
+    <p class="error" role="alert" data-testid="admin-error">${error}</p>
+  </section>`;
+}
 
-  // --- start -------------------------------------------------------------------------------
-  api("GET", "/api/v1/me").then(started).catch(showLogin);
-})();
+function CannedAdmin({ setError }) {
+  const [items, setItems] = useState([]);
+  const load = () => api("GET", "/api/v1/canned-responses").then((d) => setItems(d.canned_responses)).catch(() => setItems([]));
+  useEffect(load, []);
+  const create = (ev) => {
+    ev.preventDefault();
+    const f = ev.currentTarget, v = (n) => f.elements[n].value;
+    api("POST", "/api/v1/canned-responses", { shortcut: v("shortcut"), language: v("language"), title: v("title"), text: v("text") })
+      .then(() => { f.reset(); setError(""); load(); }).catch((e) => setError(e.message));
+  };
+  const remove = (c) => api("DELETE", "/api/v1/canned-responses/" + c.id).then(load).catch((e) => setError(e.message));
+  return html`<h2>${t("canned")}</h2>
+    <table class="canned-table" data-testid="canned-table">
+      <thead><tr><th scope="col">Kürzel</th><th scope="col">Sprache</th><th scope="col">Titel</th><th scope="col">Text</th><th scope="col"><span class="sr">Aktion</span></th></tr></thead>
+      <tbody>${items.map((c) => html`<tr data-testid="canned-row">
+        <td>/${c.shortcut}</td><td>${c.language}</td><td>${c.title}</td><td>${c.text}</td>
+        <td><button type="button" data-testid="canned-delete" onClick=${() => remove(c)}>Löschen / Delete</button></td></tr>`)}</tbody>
+    </table>
+    <form class="grid" onSubmit=${create} data-testid="canned-form">
+      <label>Kürzel / Shortcut <input name="shortcut" data-testid="canned-shortcut" required pattern="[a-z0-9_-]{1,40}" /></label>
+      <label>Sprache / Language <select name="language" data-testid="canned-language"><option>de</option><option>en</option></select></label>
+      <label>Titel / Title <input name="title" data-testid="canned-title" required maxlength="200" /></label>
+      <label>Text <textarea name="text" data-testid="canned-text" required maxlength="4096" rows="2"></textarea></label>
+      <button type="submit" data-testid="canned-create">Anlegen / Create</button>
+    </form>`;
+}
+
+render(html`<${App} />`, document.getElementById("root"));

@@ -1,0 +1,151 @@
+/*
+ * The console's labels in German and English (the agent's browser language picks; German when it
+ * is neither). Codes the server sends (reasons, intents) are named by the server's text catalogue
+ * (/api/v1/meta "labels"); everything else is here.
+ */
+const DE = {
+  "app.title": "Resonanz – Agentenkonsole",
+  "nav.label": "Konsolenseiten", "nav.conversations": "Gespräche",
+  "login.email": "E-Mail", "login.password": "Passwort", "login.submit": "Anmelden",
+  "status": "Status", "status.online": "online", "status.away": "abwesend", "status.offline": "offline",
+  "logout": "Abmelden", "admin": "Verwaltung", "live": "live", "offline": "getrennt …",
+  "notify.label": "Benachrichtigungen", "notify.sound": "Ton", "notify.desktop": "Desktop", "notify.title": "Titel",
+  "notify.offer": "Neues Gespräch für Sie", "notify.message": "Neue Nachricht",
+  "section.search": "Suchergebnisse", "section.queue": "Warteschlange", "section.mine": "Meine Gespräche",
+  "section.bot": "Bot-Gespräche", "section.closed": "Abgeschlossen",
+  "search.label": "Frühere Gespräche und Kunden suchen", "search.placeholder": "Name, Nummer, Text …",
+  "search.none": "Nichts gefunden.", "search.submit": "Suchen", "search.clear": "Suche leeren",
+  "filter.queue": "Warteschlange", "filter.language": "Sprache", "filter.reason": "Grund", "filter.channel": "Kanal",
+  "filter.all": "alle", "sort": "Sortierung", "sort.activity": "neueste Aktivität", "sort.wait": "längste Wartezeit",
+  "more": "Weitere anzeigen ({n})", "empty": "Keine Gespräche.", "for_you": "für Sie",
+  "take_over": "Übernehmen", "accept": "Annehmen", "back": "Zurück zur Liste",
+  "who.customer": "Kunde", "who.bot": "Bot", "who.agent": "Mitarbeiter/in", "who.system": "System", "who.note": "Notiz",
+  "visitor": "Besucher ({channel})",
+  "hstatus.waiting": "wartet", "hstatus.offered": "angeboten", "hstatus.assigned": "in Bearbeitung",
+  "hstatus.closed": "abgeschlossen", "hstatus.returned": "zurück an den Bot", "hstatus.cancelled": "abgebrochen",
+  "cstate.bot": "beim Bot", "cstate.queued": "wartet", "cstate.agent": "bei Mitarbeitenden", "cstate.closed": "abgeschlossen",
+  "res.solved": "Gelöst", "res.callback": "Rückruf vereinbart", "res.forwarded": "Weitergeleitet",
+  "res.no_response": "Kunde antwortet nicht", "res.other": "Sonstiges", "res.abandoned": "Kunde hat verlassen",
+  "reply.label": "Antwort an den Kunden", "reply.placeholder": "Antwort … (Enter sendet, Umschalt+Enter neue Zeile, / für Textbausteine)",
+  "reply.send": "Senden", "reply.take": "Annehmen und senden", "reply.image": "Bild anhängen",
+  "reply.hint.queued": "Noch nicht angenommen: Senden übernimmt das Gespräch, der Kunde erfährt, wer antwortet.",
+  "reply.hint.other": "Wird von {name} bearbeitet: Sie können nur Notizen schreiben.",
+  "closed.note": "Gespräch abgeschlossen: {resolution}",
+  "note.label": "Interne Notiz", "note.placeholder": "Interne Notiz (nur für das Team)", "note.send": "Notiz speichern",
+  "transfer": "Weiterleiten", "transfer.target": "Ziel", "transfer.note": "Notiz zur Weiterleitung", "transfer.submit": "Weiterleiten",
+  "transfer.queue": "Warteschlange {name}",
+  "close": "Abschließen", "close.resolution": "Ergebnis", "close.return": "zurück zum Bot",
+  "close.number": "Kundennummer (optional)", "close.submit": "Abschließen",
+  "canned": "Textbausteine", "canned.none": "Keine passenden Textbausteine.",
+  "shortcuts": "Tastatur: Alt+J nächstes Gespräch · Alt+A annehmen · Alt+N Notiz · Alt+C abschließen · / Textbausteine",
+  "ctx": "Kontext", "ctx.reason": "Grund", "ctx.summary": "Zusammenfassung", "ctx.verification": "Identität",
+  "ctx.slots": "Angaben aus dem Gespräch", "ctx.profile": "Kunde", "ctx.sentiment": "Stimmung",
+  "ctx.history": "Frühere Gespräche", "ctx.rating": "Bewertung", "ctx.none": "keine",
+  "profile.name": "Name", "profile.number": "Kundennummer", "profile.language": "Sprache", "profile.preference": "Bevorzugt",
+  "profile.channels": "Kanäle", "profile.opted_out": "abgemeldet (STOP)", "profile.verified": "verifiziert", "profile.notes": "Notizen zum Kunden",
+  "profile.notes.save": "Notizen speichern", "profile.notes.saved": "gespeichert",
+  "sent.positive": "positiv", "sent.neutral": "neutral", "sent.negative": "negativ",
+  "trend.improving": "bessert sich", "trend.worsening": "verschlechtert sich", "trend.steady": "gleichbleibend",
+  "history.show": "Verlauf zeigen", "history.hide": "Verlauf ausblenden", "history.empty": "Keine Nachrichten gespeichert.",
+  "lang.de": "Deutsch", "lang.en": "Englisch",
+  "yes": "ja", "no": "nein", "file": "Datei",
+  "undelivered": "Nicht zugestellt: ", "unclear": "Zustellung unklar: ",
+};
+const EN = {
+  "app.title": "Resonanz – Agent console",
+  "nav.label": "Console pages", "nav.conversations": "Conversations",
+  "login.email": "E-mail", "login.password": "Password", "login.submit": "Log in",
+  "status": "Status", "status.online": "online", "status.away": "away", "status.offline": "offline",
+  "logout": "Log out", "admin": "Administration", "live": "live", "offline": "disconnected …",
+  "notify.label": "Notifications", "notify.sound": "Sound", "notify.desktop": "Desktop", "notify.title": "Title",
+  "notify.offer": "New conversation for you", "notify.message": "New message",
+  "section.search": "Search results", "section.queue": "Queue", "section.mine": "My conversations",
+  "section.bot": "Bot conversations", "section.closed": "Closed",
+  "search.label": "Search past conversations and customers", "search.placeholder": "Name, number, text …",
+  "search.none": "Nothing found.", "search.submit": "Search", "search.clear": "Clear search",
+  "filter.queue": "Queue", "filter.language": "Language", "filter.reason": "Reason", "filter.channel": "Channel",
+  "filter.all": "all", "sort": "Sort", "sort.activity": "newest activity", "sort.wait": "longest waiting",
+  "more": "Show more ({n})", "empty": "No conversations.", "for_you": "for you",
+  "take_over": "Take over", "accept": "Accept", "back": "Back to the list",
+  "who.customer": "Customer", "who.bot": "Bot", "who.agent": "Agent", "who.system": "System", "who.note": "Note",
+  "visitor": "Visitor ({channel})",
+  "hstatus.waiting": "waiting", "hstatus.offered": "offered", "hstatus.assigned": "in progress",
+  "hstatus.closed": "closed", "hstatus.returned": "back to the bot", "hstatus.cancelled": "cancelled",
+  "cstate.bot": "with the bot", "cstate.queued": "waiting", "cstate.agent": "with an agent", "cstate.closed": "closed",
+  "res.solved": "Solved", "res.callback": "Call-back arranged", "res.forwarded": "Forwarded",
+  "res.no_response": "Customer did not answer", "res.other": "Other", "res.abandoned": "Customer left",
+  "reply.label": "Reply to the customer", "reply.placeholder": "Reply … (Enter sends, Shift+Enter new line, / for canned responses)",
+  "reply.send": "Send", "reply.take": "Accept and send", "reply.image": "Attach a picture",
+  "reply.hint.queued": "Not accepted yet: sending takes the conversation; the customer is told who answers.",
+  "reply.hint.other": "{name} handles this conversation: you can only write notes.",
+  "closed.note": "Conversation closed: {resolution}",
+  "note.label": "Internal note", "note.placeholder": "Internal note (team only)", "note.send": "Save note",
+  "transfer": "Transfer", "transfer.target": "Target", "transfer.note": "Transfer note", "transfer.submit": "Transfer",
+  "transfer.queue": "Queue {name}",
+  "close": "Close", "close.resolution": "Outcome", "close.return": "back to the bot",
+  "close.number": "Customer number (optional)", "close.submit": "Close",
+  "canned": "Canned responses", "canned.none": "No matching canned responses.",
+  "shortcuts": "Keys: Alt+J next conversation · Alt+A accept · Alt+N note · Alt+C close · / canned responses",
+  "ctx": "Context", "ctx.reason": "Reason", "ctx.summary": "Summary", "ctx.verification": "Identity",
+  "ctx.slots": "Details from the conversation", "ctx.profile": "Customer", "ctx.sentiment": "Sentiment",
+  "ctx.history": "Earlier conversations", "ctx.rating": "Rating", "ctx.none": "none",
+  "profile.name": "Name", "profile.number": "Customer number", "profile.language": "Language", "profile.preference": "Prefers",
+  "profile.channels": "Channels", "profile.opted_out": "opted out (STOP)", "profile.verified": "verified", "profile.notes": "Notes about the customer",
+  "profile.notes.save": "Save notes", "profile.notes.saved": "saved",
+  "sent.positive": "positive", "sent.neutral": "neutral", "sent.negative": "negative",
+  "trend.improving": "improving", "trend.worsening": "worsening", "trend.steady": "steady",
+  "history.show": "Show transcript", "history.hide": "Hide transcript", "history.empty": "No messages stored.",
+  "lang.de": "German", "lang.en": "English",
+  "yes": "yes", "no": "no", "file": "File",
+  "undelivered": "Not delivered: ", "unclear": "Delivery unclear: ",
+};
+const CHANNELS = {
+  de: { webchat: "Web-Chat", rest: "REST", telegram: "Telegram", whatsapp: "WhatsApp", sms: "SMS", console: "Konsole" },
+  en: { webchat: "Web chat", rest: "REST", telegram: "Telegram", whatsapp: "WhatsApp", sms: "SMS", console: "Console" },
+};
+
+export const LANG = (navigator.language || "de").toLowerCase().startsWith("en") ? "en" : "de";
+const TABLE = LANG === "en" ? EN : DE;
+
+export function t(key, fields) {
+  let text = TABLE[key] ?? DE[key] ?? key;
+  if (fields) for (const [k, v] of Object.entries(fields)) text = text.replace("{" + k + "}", String(v));
+  return text;
+}
+
+export const has = (key) => key in TABLE;
+
+/** A code made readable: the server's catalogue (`meta.labels[kind]`), this table, else the
+ * code with its underscores as spaces. */
+export function label(meta, kind, code) {
+  if (code === null || code === undefined || code === "") return "";
+  const server = meta && meta.labels && meta.labels[kind] && meta.labels[kind][code];
+  if (server) return server[LANG] || server.de;
+  const local = { resolution: "res.", hstatus: "hstatus.", cstate: "cstate.", lang: "lang." }[kind];
+  if (local && has(local + code)) return t(local + code);
+  return String(code).replace(/_/g, " ");
+}
+
+export function channelLabel(channel) {
+  if (!channel) return "";
+  return CHANNELS[LANG][channel] || channel;
+}
+
+const TIME = new Intl.DateTimeFormat(LANG === "en" ? "en-GB" : "de-DE", { hour: "2-digit", minute: "2-digit" });
+const DATE_TIME = new Intl.DateTimeFormat(LANG === "en" ? "en-GB" : "de-DE",
+  { day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit" });
+
+/** A server timestamp (ISO, UTC) in the agent's time zone: the time today, else date and time. */
+export function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (isNaN(d)) return "";
+  const today = new Date();
+  return d.toDateString() === today.toDateString() ? TIME.format(d) : DATE_TIME.format(d);
+}
+
+export function ago(seconds) {
+  if (seconds < 60) return seconds + " s";
+  if (seconds < 3600) return Math.round(seconds / 60) + " min";
+  return Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
+}
