@@ -22,12 +22,16 @@ async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "console.html", headers=HEADERS)
 
 
+async def review_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "review.html", headers=HEADERS)
+
+
 async def asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name not in ("console.js", "console.css"):
+    if name not in ("console.js", "console.css", "review.js", "review.css"):
         raise web.HTTPNotFound()
     return web.FileResponse(STATIC / name, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
 def console_routes() -> list[web.RouteDef]:
-    return [web.get("/console", page), web.get("/console/static/{name}", asset)]
+    return [web.get("/console", page), web.get("/console/review", review_page), web.get("/console/static/{name}", asset)]
