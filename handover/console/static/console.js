@@ -39,6 +39,7 @@
     if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
   }
   function started(data) {
+    if (data.agent.role === "trainer") { location.assign("/console/review"); return; }  // trainers only review
     state.me = data.agent;
     state.csrf = data.csrf_token;
     // Whoever used this tab before (perhaps an admin) leaves nothing open behind.
