@@ -30,7 +30,7 @@ from handover.auth import create_agent
 from resonanz.review.export import EXPORT_FILE
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import ReviewItem
+from resonanz.store.models import Customer, ReviewItem
 from tests.browser.axe import assert_accessible
 from tests.conftest import free_port
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
@@ -156,20 +156,29 @@ async def run(*cmd: str, env: dict[str, str]) -> str:
     return out.decode()
 
 
+# Rasa's training and model load are about 30 s of CPU; on a machine shared with other runs the
+# wall time can be far longer than the suite's default limit.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 async def test_a_missed_message_is_reviewed_exported_retrained_and_then_understood(
         gateway: Gateway, browser: Browser, tmp_path: Path) -> None:
     gw = gateway
     async with ClientSession() as http:
-        for sender, text in (("rita", "Ich bin Rita Rasch, Kundennummer 40034567"), ("rita", MISSED),
-                             ("otto", MISSED.replace("viel", "VIEL") + "!")):
+        for sender, text in (("otto", MISSED.replace("viel", "VIEL") + "!"),
+                             ("rita", "Ich bin Rita Rasch, Kundennummer 40034567"), ("rita", MISSED)):
             resp = await http.post(gw.url + "/webhooks/rest/webhook", json={"sender": sender, "message": text})
             assert resp.status == 200
     async with gw.db.session() as s:
-        assert len((await s.scalars(select(ReviewItem))).all()) == 3
+        items = (await s.scalars(select(ReviewItem).order_by(ReviewItem.created_at))).all()
+        assert [i.reason for i in items] == ["fallback", "fallback"]  # the greeting was understood
+        # What the bot learnt about Rita (slots in a real conversation): never shown to the trainer.
+        rita = await s.get(Customer, items[1].customer_id)
+        rita.name, rita.customer_number = "Rita Rasch", "40034567"
 
     # A trainer sees the kind of message twice, without who wrote it, and labels it.
-    trainer = await (await browser.new_context(locale="de-DE")).new_page()
+    # axe is injected as an inline script, which the console's CSP forbids: this context lets it in
+    # (the admin's context below runs the page under the CSP).
+    trainer = await (await browser.new_context(locale="de-DE", bypass_csp=True)).new_page()
     await login(trainer, gw, "trainer")
     group = trainer.get_by_test_id("group").filter(has_text=MISSED)
     await expect(group.get_by_test_id("group-count")).to_have_text("2×")
