@@ -180,3 +180,52 @@ async def test_missed_messages_are_queued_by_kind_reviewed_and_exported(gateway:
     assert doc["nlu"] == [{"intent": "submit_meter_reading",
                            "examples": "- blorf [40012345](customer_number) Zählerstand [1234](number)!\n"}]
     assert "40034567" not in (g.root / EXPORT_FILE).read_text()
+
+
+# --- the command line ------------------------------------------------------------------------------
+
+
+async def test_trainers_are_created_and_the_export_written_from_the_command_line(tmp_path: Path) -> None:
+    import asyncio
+
+    from resonanz.store.models import Conversation
+    from tests.conftest import migrated_database
+    from tests.support.cli import RESONANZ, _env
+
+    root = bot_copy(tmp_path / "bot")
+    env = _env(tmp_path, RESONANZ_TRAINING_ROOT=str(root), RESONANZ_AGENT_PASSWORD=PASSWORD)
+    db = await migrated_database(env["DATABASE_URL"])
+    try:
+        async with db.session() as s:
+            s.add(Customer(id="c" * 32))
+            await s.flush()
+            s.add(Conversation(id="d" * 32, customer_id="c" * 32, channel="rest", address={}))
+            await s.flush()
+            s.add(ReviewItem(conversation_id="d" * 32, customer_id="c" * 32, text="Wann kommt die Jahresabrechnung endlich",
+                             group_key="k", reason="fallback", status="labelled", label_intent="bill_when",
+                             label_entities=[]))
+
+        async def run(*args: str) -> tuple[int, str, str]:
+            proc = await asyncio.create_subprocess_exec(RESONANZ, *args, env=env, stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.PIPE)
+            out, err = await proc.communicate()
+            return proc.returncode or 0, out.decode(), err.decode()
+
+        code, out, err = await run("agent", "create", "--role", "trainer", "--email", "T@example.org", "--name", "Tina")
+        assert code == 0, err
+        assert out.strip() == "created trainer t@example.org"
+        async with db.session() as s:
+            assert await s.scalar(select(Agent.role).where(Agent.email == "t@example.org")) == "trainer"
+        code, out, err = await run("review", "export")
+        assert code == 0, err
+        assert "wrote 1 examples (1 new" in out and "resonanz train" in err
+        doc = yaml.safe_load((root / EXPORT_FILE).read_text())
+        assert doc["nlu"] == [{"intent": "bill_when", "examples": "- Wann kommt die Jahresabrechnung endlich\n"}]
+    finally:
+        await db.dispose()
+
+
+def test_nothing_labelled_writes_no_file(tmp_path: Path) -> None:
+    root = bot_copy(tmp_path)
+    assert write_export(root, []).written == 0
+    assert not (root / EXPORT_FILE).exists()

@@ -137,10 +137,13 @@ def write_export(root: Path, labelled: Sequence[tuple[str, str, list[dict[str, A
     examples = {i: e for i, e in examples.items() if e}
     domain_intents, _ = domain_vocabulary(root)
     new_intents = sorted(i for i in examples if i not in domain_intents)
+    result = ExportResult(path=path, written=sum(len(e) for e in examples.values()),
+                          added=len(set(owner.items()) - before), skipped=skipped,
+                          intents=sorted(examples), new_intents=new_intents)
+    if not examples and not path.exists():
+        return result  # nothing labelled yet: no empty file in the training data
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".yml.tmp")
     tmp.write_text(render(examples, new_intents), encoding="utf-8")
     tmp.replace(path)
-    return ExportResult(path=path, written=sum(len(e) for e in examples.values()),
-                        added=len(set(owner.items()) - before), skipped=skipped,
-                        intents=sorted(examples), new_intents=new_intents)
+    return result
