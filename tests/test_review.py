@@ -185,17 +185,23 @@ async def test_missed_messages_are_queued_by_kind_reviewed_and_exported(gateway:
 # --- the command line ------------------------------------------------------------------------------
 
 
-async def test_trainers_are_created_and_the_export_written_from_the_command_line(tmp_path: Path) -> None:
+def test_trainers_are_created_and_the_export_written_from_the_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process (`resonanz.cli.main`): the same parser and commands, without two interpreter start-ups."""
     import asyncio
 
+    from resonanz.cli import main
     from resonanz.store.models import Conversation
     from tests.conftest import migrated_database
-    from tests.support.cli import RESONANZ, _env
 
     root = bot_copy(tmp_path / "bot")
-    env = _env(tmp_path, RESONANZ_TRAINING_ROOT=str(root), RESONANZ_AGENT_PASSWORD=PASSWORD)
-    db = await migrated_database(env["DATABASE_URL"])
-    try:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    for name, value in {"DATABASE_URL": url, "RESONANZ_TRAINING_ROOT": str(root), "RESONANZ_AGENT_PASSWORD": PASSWORD,
+                        "RESONANZ_VAR_DIR": str(tmp_path / "var")}.items():
+        monkeypatch.setenv(name, value)
+
+    async def seed() -> None:
+        db = await migrated_database(url)
         async with db.session() as s:
             s.add(Customer(id="c" * 32))
             await s.flush()
@@ -204,25 +210,24 @@ async def test_trainers_are_created_and_the_export_written_from_the_command_line
             s.add(ReviewItem(conversation_id="d" * 32, customer_id="c" * 32, text="Wann kommt die Jahresabrechnung endlich",
                              group_key="k", reason="fallback", status="labelled", label_intent="bill_when",
                              label_entities=[]))
-
-        async def run(*args: str) -> tuple[int, str, str]:
-            proc = await asyncio.create_subprocess_exec(RESONANZ, *args, env=env, stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.PIPE)
-            out, err = await proc.communicate()
-            return proc.returncode or 0, out.decode(), err.decode()
-
-        code, out, err = await run("agent", "create", "--role", "trainer", "--email", "T@example.org", "--name", "Tina")
-        assert code == 0, err
-        assert out.strip() == "created trainer t@example.org"
-        async with db.session() as s:
-            assert await s.scalar(select(Agent.role).where(Agent.email == "t@example.org")) == "trainer"
-        code, out, err = await run("review", "export")
-        assert code == 0, err
-        assert "wrote 1 examples (1 new" in out and "resonanz train" in err
-        doc = yaml.safe_load((root / EXPORT_FILE).read_text())
-        assert doc["nlu"] == [{"intent": "bill_when", "examples": "- Wann kommt die Jahresabrechnung endlich\n"}]
-    finally:
         await db.dispose()
+
+    async def role() -> str | None:
+        db = Database(url)
+        async with db.session() as s:
+            found = await s.scalar(select(Agent.role).where(Agent.email == "t@example.org"))
+        await db.dispose()
+        return found
+
+    asyncio.run(seed())
+    assert main(["agent", "create", "--role", "trainer", "--email", "T@example.org", "--name", "Tina"]) == 0
+    assert capsys.readouterr().out.strip() == "created trainer t@example.org"
+    assert asyncio.run(role()) == "trainer"
+    assert main(["review", "export"]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 1 examples (1 new" in out and "resonanz train" in err
+    doc = yaml.safe_load((root / EXPORT_FILE).read_text())
+    assert doc["nlu"] == [{"intent": "bill_when", "examples": "- Wann kommt die Jahresabrechnung endlich\n"}]
 
 
 def test_nothing_labelled_writes_no_file(tmp_path: Path) -> None:
