@@ -188,7 +188,7 @@ async def discard(db: Database, item_id: str, *, reviewer_id: str, whole_group: 
                  else [ReviewItem.id == item.id])
         result = await s.execute(update(ReviewItem).where(*where).values(
             status=ReviewStatus.DISCARDED, reviewer_id=reviewer_id, reviewed_at=utcnow()))
-        return int(result.rowcount) or (1 if item.status == ReviewStatus.DISCARDED else 0)  # type: ignore[attr-defined]
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def labelled(db: Database) -> list[tuple[str, str, list[dict[str, Any]], str]]:
