@@ -774,8 +774,8 @@ class ReviewContextMessage(BaseModel):
 
 class ReviewEntity(BaseModel):
     model_config = STRICT
-    start: int = Field(ge=0, le=MAX_TEXT)
-    end: int = Field(ge=1, le=MAX_TEXT)
+    start: Annotated[int, Field(ge=0, le=MAX_TEXT), BeforeValidator(_whole_number)]
+    end: Annotated[int, Field(ge=1, le=MAX_TEXT), BeforeValidator(_whole_number)]
     entity: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")]
 
 
