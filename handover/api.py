@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy import func, select
 
 from connectors.base import Attachment
-from handover.auth import (AUTH_EVENT, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
+from handover.auth import (AUTH_EVENT, NOT_DESK, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
                            principal_still_valid, require, revoke_credentials, same_origin)
 from handover.queries import visible_handovers
 from handover.routing import Viewer, is_open
@@ -381,6 +381,8 @@ class AgentApi:
             raise Unauthenticated("login required")
         if not same_origin(request, principal):
             raise Forbidden("this origin may not open the stream")
+        if principal.agent.role in NOT_DESK:
+            raise Forbidden("not allowed for the role " + str(principal.agent.role))
         agent = principal.agent
         viewer = Viewer.of(agent)  # a change of role, skills or languages applies from the next connection
         desk = request.app[DESK]

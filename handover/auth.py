@@ -184,7 +184,7 @@ async def create_agent(
     if len(password) < MIN_PASSWORD:
         raise Invalid(f"the password must have at least {MIN_PASSWORD} characters")
     if role not in tuple(AgentRole):
-        raise Invalid("role must be agent or admin")
+        raise Invalid("role must be one of " + ", ".join(AgentRole))
     if not 0 <= capacity <= 1000:
         raise Invalid("capacity must be from 0 to 1000")
     # The same rules as the admin API (handover/schemas.py), for the CLI and every other caller.
@@ -459,8 +459,17 @@ def same_origin(request: web.Request, principal: Principal) -> bool:
     return scheme in ("http", "https") and netloc == request.host.lower()
 
 
-def require(role: AgentRole | None = None) -> Callable[[Handler], Handler]:
-    """Wrap a handler: login required (401), the role if given (403), CSRF for cookie sessions."""
+# Roles that do not work the help desk: `require()` without roles refuses them.
+NOT_DESK = frozenset({AgentRole.TRAINER})
+# Every role: for what any logged-in person may do (who am I, log out).
+ANY_ROLE = tuple(AgentRole)
+
+
+def require(*roles: AgentRole) -> Callable[[Handler], Handler]:
+    """Wrap a handler: login required (401), one of `roles` (403), CSRF for cookie sessions.
+    Without roles: any role that works the help desk (a trainer only reviews what the bot missed
+    and never sees the desk's conversations)."""
+    allowed = frozenset(roles) if roles else frozenset(AgentRole) - NOT_DESK
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -468,8 +477,9 @@ def require(role: AgentRole | None = None) -> Callable[[Handler], Handler]:
             principal = await authenticate(request)
             if principal is None:
                 raise Unauthenticated("login required")
-            if role is not None and principal.agent.role != role:
-                raise Forbidden("admins only")
+            if principal.agent.role not in allowed:
+                raise Forbidden("admins only" if allowed == {AgentRole.ADMIN}
+                                else "not allowed for the role " + str(principal.agent.role))
             if principal.via == "session" and request.method not in ("GET", "HEAD", "OPTIONS"):
                 given = request.headers.get("X-CSRF-Token", "")
                 if not principal.csrf_token or not hmac.compare_digest(given.encode(), principal.csrf_token.encode()):
@@ -517,7 +527,7 @@ async def login_handler(request: web.Request) -> web.Response:
     return resp
 
 
-@require()
+@require(*ANY_ROLE)
 async def logout_handler(request: web.Request) -> web.Response:
     """Ends the credential the request came with: the cookie session, or the bearer token."""
     principal = request[PRINCIPAL]
@@ -542,7 +552,7 @@ async def revoke_handler(request: web.Request) -> web.Response:
     return respond(OkResponse, {"ok": True})
 
 
-@require()
+@require(*ANY_ROLE)
 async def me_handler(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     return respond(MeResponse, {"agent": agent_public(principal.agent), "csrf_token": principal.csrf_token})

@@ -22,7 +22,7 @@ REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
     400: "Bad input: the body, a query parameter or a value in it is invalid (`details` lists each)",
     401: "Login required (no session cookie or bearer token, or it is no longer valid)",
-    403: "Not allowed: admins only, CSRF token missing or wrong (cookie sessions), or not your conversation",
+    403: "Not allowed: admins only (or admins and trainers), a trainer on the help desk, CSRF token missing or wrong (cookie sessions), or not your conversation",
     404: "No such resource",
     409: "Conflict: taken by someone else, changed meanwhile, already exists, or would leave no active admin",
     413: "Body too large",
@@ -31,7 +31,7 @@ ERROR_TEXT = {
     503: "The login limiter's store (Redis) is unreachable: nothing was checked; try again",
 }
 
-Auth = Literal["none", "agent", "admin"]
+Auth = Literal["none", "agent", "admin", "reviewer"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ def _handover_links(pointer: str) -> dict[str, dict[str, Any]]:
     }
 
 
+SUMMARY_SUFFIX = {"admin": " (admins)", "reviewer": " (admins and trainers)"}
 BODY = (400, 413, 415)  # any operation that reads a JSON body
 ID = "/{id}"
 
@@ -144,6 +145,22 @@ ROUTES: tuple[Route, ...] = (
           m.ErasureResponse, errors=(401, 403, 404), auth="admin"),
     Route("get", "/api/v1/audit", "listDataAccess", "Who opened which customer's data (latest 200)", 200,
           m.AuditList, errors=(401, 403), auth="admin"),
+    Route("get", "/api/v1/review/groups", "listReviewGroups",
+          "The review queue: kinds of missed message with how often each came (most frequent first, 200)", 200,
+          m.ReviewGroupList, query=m.ReviewGroupQuery, errors=(400, 401, 403), auth="reviewer",
+          links={"GetReviewItem": _link("getReviewItem", "/groups/0/item_id")}),
+    Route("get", "/api/v1/review/items" + ID, "getReviewItem",
+          "A missed message with its conversation (nothing that names the customer)", 200, m.ReviewItemDetail,
+          errors=(401, 403, 404), auth="reviewer"),
+    Route("post", "/api/v1/review/items" + ID + "/label", "labelReviewItem",
+          "Label a missed message (and its kind) with an intent and entities", 200, m.ReviewCountResponse,
+          request=m.ReviewLabelRequest, errors=(*BODY, 401, 403, 404, 409), auth="reviewer"),
+    Route("post", "/api/v1/review/items" + ID + "/discard", "discardReviewItem",
+          "Discard a missed message (and its kind)", 200, m.ReviewCountResponse,
+          request=m.ReviewDiscardRequest, errors=(*BODY, 401, 403, 404), auth="reviewer"),
+    Route("post", "/api/v1/review/export", "exportReviewed",
+          "Write the labelled examples to training_data/nlu/reviewed.yml (Rasa YAML)", 200,
+          m.ReviewExportResponse, errors=(401, 403), auth="admin"),
 )
 
 ID_PARAMETER = {"name": "id", "in": "path", "required": True,
@@ -199,7 +216,7 @@ def document() -> dict[str, Any]:
             responses[str(r.status)]["links"] = r.links
         for status in sorted(set(r.errors)):
             responses[str(status)] = {"description": ERROR_TEXT[status], "content": _content(error_ref)}
-        op: dict[str, Any] = {"operationId": r.operation_id, "summary": r.summary + (" (admins)" if r.auth == "admin" else ""),
+        op: dict[str, Any] = {"operationId": r.operation_id, "summary": r.summary + SUMMARY_SUFFIX.get(r.auth, ""),
                               "responses": responses}
         if r.auth == "none":
             op["security"] = []

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handover.routing import AgentView, Viewer, handover_scope
 from handover.state import State
 from resonanz.store.models import Agent, Conversation, Handover, Queue, new_id, utcnow
-from resonanz.store.vocabulary import HandoverStatus
+from resonanz.store.vocabulary import AgentRole, HandoverStatus
 
 
 async def agent_views(session: AsyncSession) -> list[AgentView]:
@@ -30,7 +30,8 @@ async def agent_views(session: AsyncSession) -> list[AgentView]:
     )).all()
     for agent_id, count in offered:
         load[agent_id] = load.get(agent_id, 0) + count
-    agents = (await session.scalars(select(Agent).where(Agent.active.is_(True)))).all()
+    # Trainers review what the bot missed: they are never offered a conversation.
+    agents = (await session.scalars(select(Agent).where(Agent.active.is_(True), Agent.role != AgentRole.TRAINER))).all()
     return [
         AgentView(a.id, a.status, a.capacity, int(load.get(a.id, 0)), tuple(a.skills or ()), tuple(a.languages or ()), a.last_seen_at)
         for a in agents

@@ -260,7 +260,7 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Language = Literal["de", "en"]
 LANGUAGES: tuple[str, ...] = ("de", "en")
-Role = Literal["agent", "admin"]
+Role = Literal["agent", "admin", "trainer"]
 AgentStatus = Literal["online", "away", "offline"]
 Resolution = Literal["solved", "callback", "forwarded", "no_response", "other"]
 RESOLUTIONS: list[str] = ["solved", "callback", "forwarded", "no_response", "other"]
@@ -801,3 +801,103 @@ class AuditEntry(BaseModel):
 
 class AuditList(BaseModel):
     entries: list[AuditEntry]
+
+
+# --- the review queue (resonanz.review; trainers and admins) -------------------------------------
+
+IntentName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,99}$")]
+ReviewText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT, pattern=r"^[^\x00\n\r]*[^\x00\t\n\x0b\x0c\r ][^\x00\n\r]*$")]
+
+
+class ReviewGroup(BaseModel):
+    """One kind of missed message: items whose normalised text is the same."""
+
+    key: str
+    count: int = Field(description="How often this kind of message came")
+    item_id: str | None = Field(description="The latest item: open it, label or discard the kind through it")
+    text: str
+    texts: list[str] = Field(description="Up to five different wordings, the latest first")
+    reasons: dict[str, int] = Field(description="fallback (not understood) / low_confidence, with counts")
+    handed_over: int = Field(description="How many of them ended with a person")
+    languages: list[str]
+    intents: list[str] = Field(description="What the bot thought they were")
+    label_intent: str | None
+    first_seen: str | None
+    last_seen: str | None
+
+
+class ReviewGroupList(BaseModel):
+    groups: list[ReviewGroup]
+    intents: list[str] = Field(description="The domain's intents (a new name may be given too)")
+    entities: list[str] = Field(description="The domain's entities (the only ones that may be marked)")
+
+
+class ReviewGroupQuery(BaseModel):
+    model_config = STRICT
+    status: Literal["open", "labelled", "discarded"] = "open"
+
+
+class ReviewContextMessage(BaseModel):
+    author: str
+    text: str
+    at: str | None
+    missed: bool = Field(description="The missed message itself")
+
+
+class ReviewEntity(BaseModel):
+    model_config = STRICT
+    start: Annotated[int, Field(ge=0, le=MAX_TEXT), BeforeValidator(_whole_number)]
+    end: Annotated[int, Field(ge=1, le=MAX_TEXT), BeforeValidator(_whole_number)]
+    entity: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")]
+
+
+class ReviewEntityValue(ReviewEntity):
+    model_config = ConfigDict(extra="forbid")
+    value: str
+
+
+class ReviewItemDetail(BaseModel):
+    """A missed message with its conversation, without anything that names the customer."""
+
+    id: str
+    text: str
+    key: str
+    count: int
+    reason: str
+    intent: str | None
+    confidence: float | None
+    language: str | None
+    handed_over: bool
+    status: str
+    label_intent: str | None
+    label_entities: list[ReviewEntityValue]
+    created_at: str | None
+    conversation: list[ReviewContextMessage]
+
+
+class ReviewLabelRequest(BaseModel):
+    model_config = STRICT
+    intent: IntentName
+    entities: list[ReviewEntity] = Field(default_factory=list, max_length=50,
+                                         description="Spans of `text` (offsets) that are entity values")
+    text: ReviewText | None = Field(default=None, description="The wording to learn (default: the message as "
+                                    "the customer wrote it); replace personal data here")
+    whole_group: bool = Field(default=True, description="Label every open item of this kind")
+
+
+class ReviewDiscardRequest(BaseModel):
+    model_config = STRICT
+    whole_group: bool = True
+
+
+class ReviewCountResponse(BaseModel):
+    items: int = Field(description="How many items changed")
+
+
+class ReviewExportResponse(BaseModel):
+    path: str
+    written: int = Field(description="Examples in the file")
+    added: int = Field(description="New in this export")
+    skipped: int = Field(description="Left out: the same text is in the training data already")
+    intents: list[str]
+    new_intents: list[str] = Field(description="Not in domain.yml yet: add them there before training")

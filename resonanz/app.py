@@ -21,6 +21,7 @@ from handover.auth import LIMITER, auth_routes, install as install_auth
 from handover.console import console_routes
 from handover.desk import Desk
 from handover.hub import create_hub
+from handover.review import ReviewApi
 from resonanz import vendor
 from resonanz.config import connector_configs
 from resonanz.customer_number import CustomerNumbers
@@ -99,6 +100,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app.router.add_routes(auth_routes())
     agent_api = AgentApi(media)
     app.router.add_routes(agent_api.routes())
+    app.router.add_routes(ReviewApi(settings.training_root).routes())
     app.router.add_routes(console_routes())
     app.router.add_routes(vendor.routes())
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])

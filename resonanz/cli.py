@@ -1,4 +1,5 @@
-"""`resonanz` command line: run, train, db upgrade|seed, agent, telegram, topology, check-config."""
+"""`resonanz` command line: run, train, db upgrade|seed, agent, review, customer, telegram, topology,
+check-config."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from resonanz.settings import Settings
+from resonanz.store.vocabulary import AgentRole
 
 if TYPE_CHECKING:
     from bot.engine_process import EngineConfig
@@ -37,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bot.engine_process import model_path, train
 
     settings = _settings()
-    trained = train(settings.models_dir, force=args.force)
+    trained = train(settings.models_dir, force=args.force, root=settings.training_root)
     print(("trained " if trained else "model is up to date: ") + str(model_path(settings.models_dir)))
     return 0
 
@@ -187,7 +189,7 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 agent = await create_agent(
                     db, email=args.email, password=_password("RESONANZ_AGENT_PASSWORD"),
-                    display_name=args.name, role=AgentRole.ADMIN if args.admin else AgentRole.AGENT,
+                    display_name=args.name, role=AgentRole.ADMIN if args.admin else AgentRole(args.role),
                     skills=tuple(args.skills.split(",")), languages=tuple(args.languages.split(",")),
                     capacity=args.capacity,
                 )
@@ -220,6 +222,29 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     finally:
         await db.dispose()
+
+
+async def _review_export(settings: Settings) -> dict[str, Any]:
+    from handover.review import export_reviewed
+    from resonanz.store import Database
+
+    db = Database(settings.database_url)
+    try:
+        return await export_reviewed(db, settings.training_root)
+    finally:
+        await db.dispose()
+
+
+def cmd_review_export(args: argparse.Namespace) -> int:
+    settings = _settings()
+    result = asyncio.run(_review_export(settings))
+    print(f"wrote {result['written']} examples ({result['added']} new, {result['skipped']} already in the training "
+          f"data) to {result['path']}")
+    if result["new_intents"]:
+        print("new intents, add them to domain.yml before training: " + ", ".join(result["new_intents"]),
+              file=sys.stderr)
+    print("next: commit the file, then `resonanz train`", file=sys.stderr)
+    return 0
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -458,7 +483,9 @@ def main(argv: list[str] | None = None) -> int:
                             "(password from RESONANZ_AGENT_PASSWORD or typed)")
     p.add_argument("--email", required=True)
     p.add_argument("--name", required=True)
-    p.add_argument("--admin", action="store_true")
+    p.add_argument("--admin", action="store_true", help="the same as --role admin")
+    p.add_argument("--role", choices=[r.value for r in AgentRole], default="agent",
+                   help="agent (takes conversations), admin, or trainer (reviews what the bot missed)")
     p.add_argument("--skills", default="general")
     p.add_argument("--languages", default="de,en")
     p.add_argument("--capacity", type=int, default=3)
@@ -471,6 +498,11 @@ def main(argv: list[str] | None = None) -> int:
     p = agentsub.add_parser("revoke", help="end every console session and the API token of an agent")
     p.add_argument("--email", required=True)
     p.set_defaults(func=cmd_agent)
+
+    review = sub.add_parser("review", help="the review queue: messages the bot missed, labelled by trainers")
+    reviewsub = review.add_subparsers(dest="review_command", required=True)
+    reviewsub.add_parser("export", help="write the labelled examples to training_data/nlu/reviewed.yml "
+                         "(Rasa YAML; then `resonanz train`)").set_defaults(func=cmd_review_export)
 
     cust = sub.add_parser("customer", help="a customer's data: export or erase (GDPR)")
     custsub = cust.add_subparsers(dest="customer_command", required=True)

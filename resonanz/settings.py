@@ -17,6 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 FILE_KEYS = frozenset({
     "actions", "texts", "customer_number_pattern", "handover_intents", "handover_skills",
     "handover_collect_customer_number", "fallback_intents", "fallback_confidence", "offer_choice_at_start",
+    "review_confidence", "review_collect",
     "start_text",
 })
 
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
     max_message_chars: int = 4096
     fallback_intents: tuple[str, ...] = ("nlu_fallback", "out_of_scope")
     fallback_confidence: float = 0.4
+    # Understood, but with less confidence than this: the message goes to the review queue
+    # (resonanz.review) beside the not-understood ones. 0 collects only the not-understood.
+    review_confidence: float = 0.7
+    # Collect missed messages for review at all (the review queue, docs/review.md).
+    review_collect: bool = True
     # Intents the bot must never handle alone (reason recorded with the handover). `request_human`
     # is the intent of the start choice's "talk to a person" button; the bot adds its own in resonanz.yml.
     handover_intents: dict[str, str] = {"request_human": "customer_request"}
@@ -197,6 +203,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     var_dir: Path = PROJECT_ROOT / "var"
     models_dir: Path = PROJECT_ROOT / "models"
+    # What the bot is trained from: training_data/, domain.yml and config.yml (`resonanz train`);
+    # the review queue's export writes training_data/nlu/reviewed.yml below it.
+    training_root: Path = PROJECT_ROOT
 
     @field_validator("port", "engine_port")
     @classmethod

@@ -23,6 +23,7 @@ from resonanz.store.models import (
     DataAccess,
     Handover,
     Message,
+    ReviewItem,
     VerificationAttempt,
     WebChatSession,
 )
@@ -34,7 +35,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 async def _seed(db: Database, tag: str, var_dir: Path) -> None:
     """One customer whose every value carries `tag` (alpha / bravo): identities on two channels, a
     web chat session, two conversations with events, messages (one with a picture), a rated
-    handover, verification attempts and the reference bot's rows."""
+    handover, verification attempts, a labelled review item and the reference bot's rows."""
     number = f"{tag.upper()}-1001"
     media = var_dir / "media"
     media.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,9 @@ async def _seed(db: Database, tag: str, var_dir: Path) -> None:
         s.add(Handover(id=f"{tag}handover", conversation_id=f"{tag}conv1", customer_id=f"{tag}cust",
                        reason="customer_request", trigger="pattern", status="closed", summary=f"{tag} summary",
                        rating=4, rated_at=NOW))
+        s.add(ReviewItem(conversation_id=f"{tag}conv1", customer_id=f"{tag}cust", text=f"blorf from {tag}",
+                         group_key=f"blorf from {tag}", reason="fallback", status="labelled", label_intent="greet",
+                         label_entities=[]))
         s.add(DataAccess(actor_id="someagent", actor_role="agent", action="view_handover", customer_id=f"{tag}cust",
                          subject=f"{tag}handover"))
     events = [(f"{tag}conv{n}-{session}", "user", json.dumps({"text": f"hello from {tag}"}))
@@ -122,6 +126,7 @@ async def test_export_holds_all_of_one_customer_and_nothing_of_another(database:
     assert {c["id"] for c in doc["conversations"]} == {"alphaconv1", "alphaconv2"}
     assert len(doc["conversation_events"]) == 2 and len(doc["messages"]) == 4
     assert [h["id"] for h in doc["handovers"]] == ["alphahandover"]
+    assert [(r["text"], r["label_intent"]) for r in doc["review_items"]] == [("blorf from alpha", "greet")]
     assert doc["ratings"] == [{"handover_id": "alphahandover", "rating": 4, "rated_at": NOW.isoformat()}]
     assert len(doc["verification_attempts"]) == 2
     bot = doc["bot_data"]["reference_bot"]
@@ -145,7 +150,7 @@ async def test_erasure_leaves_nothing_of_the_customer_in_any_table_store_or_fold
         await _seed(database, tag, tmp_path)
     before = await _all_rows(database, tmp_path)
     seeded = {t for t, rows in before.items() if any("bravo" in r.lower() for r in rows)}
-    assert {"customers", "messages", "accounts", "data_access_log", "meter_readings", "events" if not database.is_sqlite
+    assert {"customers", "messages", "review_items", "accounts", "data_access_log", "meter_readings", "events" if not database.is_sqlite
             else "trackers.db:events"} <= seeded
 
     counts = await erase_customer(database, "webchat:alphaweb", tmp_path)

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 
 from resonanz.privacy.retention import purge_expired
 from resonanz.store import Database
-from resonanz.store.models import ChannelIdentity, Conversation, ConversationEvent, Customer, Handover, Message
+from resonanz.store.models import ChannelIdentity, Conversation, ConversationEvent, Customer, Handover, Message, ReviewItem
 from tests.support.tracker_store import EVENTS_DDL
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -52,6 +52,8 @@ async def _seed(db: Database, var_dir: Path) -> None:
                         attachments=[{"kind": "image", "url": f"/media/in-{name}.png"}]),
                 ConversationEvent(conversation_id=cid, from_state="bot", to_state=state, reason="x", actor="bot"),
                 Handover(conversation_id=cid, customer_id="retentioncustomer", reason="x", trigger="x", status="closed"),
+                ReviewItem(conversation_id=cid, customer_id="retentioncustomer", text=name, group_key=name,
+                           reason="fallback", status="open", label_entities=[]),
             ])
     events = [(f"{conv_id(n)}-0", "user", json.dumps({"text": n})) for n in CASES]
     if db.is_sqlite:
@@ -86,10 +88,12 @@ async def test_retention_deletes_exactly_what_is_due(database: Database, tmp_pat
 
     assert counts["conversations"] == 2 and counts["messages"] == 2 and counts["media_files"] == 2
     assert counts["engine_events"] == 2 and counts["handovers"] == 2 and counts["conversation_events"] == 2
+    assert counts["review_items"] == 2
     async with database.session() as s:
         assert set(await s.scalars(select(Message.text))) == kept
         assert set(await s.scalars(select(Conversation.id))) == {conv_id(n) for n in kept}
         assert set(await s.scalars(select(Handover.conversation_id))) == {conv_id(n) for n in kept}
+        assert set(await s.scalars(select(ReviewItem.text))) == kept
         assert set(await s.scalars(select(ConversationEvent.conversation_id))) == {conv_id(n) for n in kept}
         # The customer stays known.
         assert await s.get(Customer, "retentioncustomer") is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.pipeline.turn import CARRIED_SLOTS, PENDING_HANDOVER, SKIP_CUSTOMER_NUMBER, Handler, Turn, open_handover
 from connectors.base import Button, OutboundMessage
@@ -14,8 +14,9 @@ from handover import sentiment, triggers
 from resonanz.texts import text as notice
 from handover.state import bot_may_answer
 from resonanz.settings import Settings
-from resonanz.store.models import Conversation
-from resonanz.store.vocabulary import Author
+from resonanz.review.collect import group_key, review_reason
+from resonanz.store.models import Conversation, ReviewItem
+from resonanz.store.vocabulary import Author, ReviewStatus
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,41 @@ def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None
         frustration=sentiment.score(turn.text).frustration,
         upset_threshold=settings.handover_upset_threshold,
     )
+
+
+class CollectMissed(Handler):
+    """A message the bot did not understand, or understood with low confidence, goes to the review
+    queue (resonanz.review) with its conversation; when the turn hands over, the conversation's
+    missed messages are marked as handed over. Never answers the turn."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def check(self, turn: Turn) -> bool:
+        return self.settings.review_collect and turn.engine is not None
+
+    async def handle(self, turn: Turn) -> bool:
+        engine, conv, settings = turn.engine, turn.conv, self.settings
+        assert engine is not None
+        handed_over = turn.decision is not None and bot_may_answer(conv.state)
+        reason = review_reason(
+            text=turn.text if turn.text.startswith("/") else (turn.msg.text or ""), intent=engine.intent, confidence=engine.confidence,
+            fallback=triggers.is_fallback(engine.intent, engine.confidence, settings.fallback_intents,
+                                          settings.fallback_confidence),
+            review_confidence=settings.review_confidence,
+        )
+        if handed_over:
+            await turn.session.execute(
+                update(ReviewItem).where(ReviewItem.conversation_id == conv.id, ReviewItem.status == ReviewStatus.OPEN)
+                .values(handed_over=True))
+        if reason is not None:
+            text = turn.msg.text.strip()
+            turn.session.add(ReviewItem(
+                conversation_id=conv.id, customer_id=conv.customer_id, message_id=turn.msg.id, text=text,
+                group_key=group_key(text), language=turn.language, reason=reason, intent=engine.intent,
+                confidence=engine.confidence, handed_over=handed_over, status=ReviewStatus.OPEN, label_entities=[],
+            ))
+        return False
 
 
 class EngineUnavailable(Handler):
@@ -164,4 +200,4 @@ class BotReplies(Handler):
 
 def after_engine(settings: Settings, choice: Callable[[str], OutboundMessage]) -> list[Handler]:
     """In order; the last one always answers."""
-    return [PrivacyNotice(settings), EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]
+    return [CollectMissed(settings), PrivacyNotice(settings), EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]

@@ -19,11 +19,16 @@ HEADERS = {
 
 
 # The page's files (JavaScript modules must be served as JavaScript).
-ASSETS = {"console.js": "text/javascript", "i18n.js": "text/javascript", "console.css": "text/css"}
+ASSETS = {"console.js": "text/javascript", "i18n.js": "text/javascript", "console.css": "text/css",
+          "review.js": "text/javascript", "review.css": "text/css"}
 
 
 async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "console.html", headers=HEADERS)
+
+
+async def review_page(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC / "review.html", headers=HEADERS)
 
 
 async def asset(request: web.Request) -> web.StreamResponse:
@@ -35,4 +40,4 @@ async def asset(request: web.Request) -> web.StreamResponse:
 
 
 def console_routes() -> list[web.RouteDef]:
-    return [web.get("/console", page), web.get("/console/static/{name}", asset)]
+    return [web.get("/console", page), web.get("/console/review", review_page), web.get("/console/static/{name}", asset)]

@@ -18,6 +18,7 @@ from resonanz.store.models import (
     DataAccess,
     Handover,
     Message,
+    ReviewItem,
     VerificationAttempt,
     WebChatSession,
 )
@@ -51,6 +52,8 @@ async def erase_customer(db: Database, ref: str, var_dir: Path) -> dict[str, int
             ("verification_attempts", delete(VerificationAttempt).where(
                 VerificationAttempt.conversation_id.in_(convs)
                 | VerificationAttempt.customer_number.in_(scope.customer_numbers))),
+            ("review_items", delete(ReviewItem).where(ReviewItem.conversation_id.in_(convs)
+                                                      | (ReviewItem.customer_id == customer.id))),
             ("messages", delete(Message).where(Message.conversation_id.in_(convs) | (Message.customer_id == customer.id))),
             ("conversation_events", delete(ConversationEvent).where(ConversationEvent.conversation_id.in_(convs))),
             ("handovers", delete(Handover).where(Handover.conversation_id.in_(convs) | (Handover.customer_id == customer.id))),

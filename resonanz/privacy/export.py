@@ -21,6 +21,7 @@ from resonanz.store.models import (
     Customer,
     Handover,
     Message,
+    ReviewItem,
     VerificationAttempt,
     WebChatSession,
 )
@@ -61,6 +62,9 @@ async def export_customer(db: Database, ref: str, var_dir: Path) -> dict[str, An
             "conversation_events": await rows(ConversationEvent, ConversationEvent.conversation_id.in_(convs)),
             "messages": await rows(Message, Message.conversation_id.in_(convs)),
             "handovers": handovers,
+            # Their messages the bot missed, as trainers label them (resonanz.review).
+            "review_items": await rows(ReviewItem, ReviewItem.conversation_id.in_(convs)
+                                       | (ReviewItem.customer_id == customer.id)),
             "ratings": [{"handover_id": h["id"], "rating": h["rating"], "rated_at": h["rated_at"]}
                         for h in handovers if h["rating"] is not None],
             "verification_attempts": await rows(

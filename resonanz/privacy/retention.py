@@ -1,5 +1,5 @@
 """Retention: conversations without activity for `Settings.retention_days` go, with their
-messages, ownership events, handovers, verification attempts, media files and the engine's
+messages, ownership events, handovers, review items, verification attempts, media files and the engine's
 tracker events. Due is a conversation that is closed or with the bot (never one waiting for or
 with a person) whose last change (and closing) is older than the period. The customer's profile
 and channel identities stay (a returning customer is known); `resonanz customer erase` removes
@@ -18,7 +18,7 @@ from sqlalchemy import delete, or_, select
 from resonanz.privacy.scope import media_names
 from resonanz.privacy.tracker import TrackerStore
 from resonanz.store import Database
-from resonanz.store.models import Conversation, ConversationEvent, Handover, Message, VerificationAttempt
+from resonanz.store.models import Conversation, ConversationEvent, Handover, Message, ReviewItem, VerificationAttempt
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +51,7 @@ async def purge_expired(db: Database, var_dir: Path, days: int, now: datetime | 
         batch = {"engine_events": await TrackerStore(db, var_dir).erase(convs)}
         async with db.session() as s:
             for table, stmt in (
+                ("review_items", delete(ReviewItem).where(ReviewItem.conversation_id.in_(convs))),
                 ("messages", delete(Message).where(Message.conversation_id.in_(convs))),
                 ("conversation_events", delete(ConversationEvent).where(ConversationEvent.conversation_id.in_(convs))),
                 ("handovers", delete(Handover).where(Handover.conversation_id.in_(convs))),

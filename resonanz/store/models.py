@@ -186,7 +186,8 @@ class WebChatSession(Base):
 
 
 class Agent(Base):
-    """A person who takes conversations in the console. `role` is "agent" or "admin"."""
+    """A person who takes conversations in the console. `role` is "agent", "admin" or "trainer"
+    (reviews what the bot missed, takes no conversations)."""
 
     __tablename__ = "agents"
 
@@ -327,3 +328,34 @@ class CannedResponse(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ReviewItem(Base):
+    """A customer message the bot missed (not understood, or understood with low confidence), kept
+    for a trainer to label (resonanz.review). It belongs to the customer: erased and exported with
+    them. `group_key` is the normalised text, so that the same kind of message is counted once."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_status_group", "status", "group_key"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    # The message's row (messages.id): its place in the conversation.
+    message_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    text: Mapped[str] = mapped_column(Text)
+    group_key: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(32))  # ReviewReason
+    # What the engine made of it.
+    intent: Mapped[str | None] = mapped_column(String(100))
+    confidence: Mapped[float | None] = mapped_column(Numeric(6, 3, asdecimal=False))
+    # The turn (or the fallbacks before it) sent the customer to a person.
+    handed_over: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    status: Mapped[str] = mapped_column(String(16), default="open")  # ReviewStatus
+    label_intent: Mapped[str | None] = mapped_column(String(100))
+    # [{"start": 0, "end": 8, "entity": "customer_number", "value": "40012345"}], offsets into `text`.
+    label_entities: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reviewer_id: Mapped[str | None] = mapped_column(String(32))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

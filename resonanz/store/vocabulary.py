@@ -71,6 +71,23 @@ class AgentStatus(enum.StrEnum):
 class AgentRole(enum.StrEnum):
     AGENT = "agent"
     ADMIN = "admin"
+    # Reviews what the bot missed (the review queue) and takes no conversations.
+    TRAINER = "trainer"
+
+
+class ReviewReason(enum.StrEnum):
+    """Why a customer message went to the review queue."""
+
+    FALLBACK = "fallback"  # not understood (a fallback intent, or below `fallback_confidence`)
+    LOW_CONFIDENCE = "low_confidence"  # understood, but below `review_confidence`
+
+
+class ReviewStatus(enum.StrEnum):
+    """open -> labelled (an intent, maybe entities: exported) | discarded."""
+
+    OPEN = "open"
+    LABELLED = "labelled"
+    DISCARDED = "discarded"
 
 
 class DataAction(enum.StrEnum):

@@ -54,7 +54,7 @@ def _run(tmp: Path, backend: str, ready: threading.Event, box: dict, stop: threa
         url, drop = await make_database_url(backend, tmp)
         db = await migrated_database(url)
         settings = Settings(DATABASE_URL=url, engine_url=f"http://127.0.0.1:{free_port()}", engine_startup_wait=0,
-                            connectors=("rest",), var_dir=tmp, host="127.0.0.1")
+                            connectors=("rest",), var_dir=tmp, host="127.0.0.1", training_root=tmp)
         app = await create_app(settings, db=db)
         admin = await create_agent(db, email=f"admin-{uuid.uuid4().hex[:6]}@example.org", password=ADMIN_PASSWORD,
                                    display_name="Admin", role="admin")

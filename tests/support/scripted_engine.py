@@ -25,9 +25,10 @@ class ScriptedEngine:
         text = body["message"].lower()
         intent = ("request_human" if "mensch" in text or "human" in text else "complaint" if "beschwerde" in text
                   else "terminate_contract" if "kündigen" in text else "nlu_fallback" if "blorf" in text else "greet")
+        confidence = 0.55 if "unsure" in text else 0.97  # understood, but not confidently (the review queue)
         return web.json_response({
             "messages": [{"text": f"bot:{intent}"}],
-            "parse_data": {"intent": {"name": intent, "confidence": 0.97}, "entities": []},
+            "parse_data": {"intent": {"name": intent, "confidence": confidence}, "entities": []},
             "slots": {"language": body["set_slots"].get("language"), **body["set_slots"]},
             "active_loop": None,
         })

@@ -16,6 +16,7 @@ const html = htm.bind(h);
  * entry here: {href, de, en, admin: true if only admins see it}. */
 export const PAGES = [
   { href: "/console", de: "Gespräche", en: "Conversations" },
+  { href: "/console/review", de: "Review", en: "Review", admin: true, testid: "review-link" },
 ];
 
 const PAGE_SIZE = 25;
@@ -120,6 +121,7 @@ function App() {
   }, []);
   if (session === undefined) return null;
   if (!session) return html`<${Login} onDone=${(d) => { csrf = d.csrf_token; setSession(d); }} />`;
+  if (session.agent.role === "trainer") { location.assign("/console/review"); return null; }  // trainers only review
   return html`<${Console} key=${session.agent.id + session.csrf_token} me=${session.agent} onLogout=${() => setSession(null)} />`;
 }
 
@@ -324,7 +326,7 @@ function Console({ me: initialMe, onLogout }) {
         <strong class="brand">Resonanz</strong>
         <nav class="pages" aria-label=${t("nav.label")} data-testid="pages">
           ${PAGES.filter((p) => !p.admin || me.role === "admin").map((p) => html`
-            <a href=${p.href} aria-current=${location.pathname === p.href ? "page" : undefined}>${p[LANG] || p.de}</a>`)}
+            <a href=${p.href} data-testid=${p.testid} aria-current=${location.pathname === p.href ? "page" : undefined}>${p[LANG] || p.de}</a>`)}
         </nav>
         <span data-testid="me-name">${me.display_name}</span>
         <label>${t("status")}
