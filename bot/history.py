@@ -28,6 +28,8 @@ class StoredMessage:
     attachments: tuple[Attachment, ...]
     created_at: Any
     status: str
+    display: str | None = None  # the title of the button a customer pressed (its payload is `text`)
+    sender_name: str | None = None  # the agent's name on an agent's message
 
     def __post_init__(self) -> None:
         if not is_customer_visible(self.direction):
@@ -42,6 +44,7 @@ class StoredMessage:
             attachments=self.attachments,
             message_id=self.message_id,
             created_at=self.created_at,
+            sender_name=self.sender_name,
         )
 
 
@@ -52,6 +55,7 @@ class History:
     conversation_id: str
     state: str
     messages: tuple[StoredMessage, ...]
+    language: str | None = None
 
     @property
     def outbound(self) -> tuple[StoredMessage, ...]:
@@ -73,6 +77,8 @@ def _stored(m: Message) -> StoredMessage:
         attachments=tuple(Attachment(**a) for a in m.attachments or ()),
         created_at=m.created_at,
         status=m.status,
+        display=(m.metadata_ or {}).get("display") if m.direction == Direction.IN else None,
+        sender_name=(m.metadata_ or {}).get("sender_name") if m.direction == Direction.OUT else None,
     )
 
 
@@ -102,4 +108,4 @@ async def read_history(db: Database, channel: str, sender_id: str) -> History | 
                 .order_by(Message.id)
             )
         ).all()
-        return History(conv.id, conv.state, tuple(_stored(m) for m in msgs))
+        return History(conv.id, conv.state, tuple(_stored(m) for m in msgs), conv.language)

@@ -55,7 +55,7 @@ async def test_meter_reading_in_german_survives_a_reload(live_gateway: LiveGatew
     await page.reload()  # same session from localStorage: the history comes back
     await expect(page.locator(CUSTOMER)).to_have_count(4, timeout=15_000)
     await expect(page.locator(BOT)).to_have_count(4)
-    await expect(page.locator(CUSTOMER).first).to_have_text("Sie" + "Ich möchte meinen Zählerstand melden")
+    await expect(page.locator(CUSTOMER).first.locator("p")).to_have_text("Ich möchte meinen Zählerstand melden")
 
 
 async def test_meter_reading_in_english_with_an_implausible_value(live_gateway: LiveGateway, page: Page) -> None:
