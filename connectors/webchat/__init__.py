@@ -8,7 +8,8 @@ by the chat when the file exists (docs/webchat.md).
 Protocol (JSON text frames on /webchat/ws):
     client → {"type": "hello", "token": "<server-issued token>" | absent, "language": "de"|"en"|null}
     server → {"type": "session", "token", "idle_days"}       (only to a hello without a token)
-    server → {"type": "history", "conversation_id", "state", "language", "welcome", "messages": [...]}
+    server → {"type": "history", "conversation_id", "state", "language", "welcome", "extensions",
+              "max_upload_bytes", "messages": [...]}
               (a message from the customer may carry "display": the title of the button pressed)
     client → {"type": "message", "text": "...", "client_id": "<id>", "display": "<button title>"?}
     server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate", "timestamp"}
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -63,6 +64,7 @@ from connectors.webchat.relay import create_relay
 from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
 from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
+from resonanz.media import sniff_image
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
     # {"de": "...", "en": "..."} and a list of {"title": {"de", "en"}, "payload": "/intent"}.
     "greeting": {"de": "Hallo! Wie kann ich Ihnen helfen?", "en": "Hello! How can I help you?"},
     "tasks": [],
+    # Pictures (PNG, JPEG, GIF, WebP) and PDFs a customer sends, checked by their content; the
+    # same 5 MB limit as an agent's picture.
+    "max_upload_bytes": 5 * 1000 * 1000,
 }
 # Optional UI modules in static/ the chat mounts when present (each exports mount(slot, api)).
 EXTENSIONS = ("continue.js",)
@@ -193,6 +198,10 @@ class WebChatConnector(Connector):
             raise ConfigError("connector 'webchat': queue_size must be a whole number from 1 to 1000")
         self.queue_size = queue_size
         self.welcome = {lang: _welcome(options, lang) for lang in ("de", "en")}
+        max_upload = options["max_upload_bytes"]
+        if isinstance(max_upload, bool) or not isinstance(max_upload, int) or max_upload <= 0:
+            raise ConfigError("connector 'webchat': max_upload_bytes must be a positive whole number")
+        self.max_upload = max_upload
         self.extensions = [name for name in EXTENSIONS if (STATIC / name).is_file()]
         self._redis_pool: Any = None
         self._limiter = MovingWindowRateLimiter(self._limit_storage(ctx))
@@ -224,6 +233,8 @@ class WebChatConnector(Connector):
             web.get("/webchat/vendor/{name}", self.vendor_file),
             *(web.get(f"/webchat/{name}", self.static_file) for name in EXTENSIONS),
             web.get("/webchat/ws", self.websocket),
+            web.post("/webchat/upload", self.upload),
+            web.options("/webchat/upload", self.upload_preflight),
         ]
 
     # --- pages -----------------------------------------------------------------------------
@@ -239,6 +250,82 @@ class WebChatConnector(Connector):
         if name not in ("preact.mjs", "hooks.mjs", "htm.mjs"):
             raise web.HTTPNotFound(text="no such file")
         return _static(VENDOR / name)
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+    async def upload_preflight(self, request: web.Request) -> web.StreamResponse:
+        """The widget on an allowed site posts its file here with the session token."""
+        if not self.origins.allows(request):
+            return web.Response(status=403)
+        return web.Response(status=204, headers={
+            **self._cors(request), "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Authorization", "Access-Control-Max-Age": "600"})
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        """A picture or PDF from the customer: multipart field `file` (+ `client_id`), the
+        session token as `Authorization: Bearer`. Checked by its content, stored like any file a
+        customer sends (agents only may fetch it), then a message of the conversation."""
+        if not self.origins.allows(request):
+            return web.json_response({"error": "this page's origin may not use the web chat"}, status=403)
+        cors = self._cors(request)
+
+        def refuse(status: int, error: str, code: str) -> web.Response:
+            return web.json_response({"error": error, "code": code}, status=status, headers=cors)
+
+        auth = request.headers.get("Authorization", "")
+        public_id = await self.sessions.resolve(auth[7:]) if auth.startswith("Bearer ") else None
+        if public_id is None:
+            return refuse(401, "unknown or expired session", "session_invalid")
+        if not await self._allowed(f"upload:{public_id}", client_address(
+                request.remote, request.headers.getall("X-Forwarded-For", ()), self.ctx.settings.trusted_proxies)):
+            return refuse(429, "too many frames; please slow down", "rate_limited")
+        limit_mb = f"{self.max_upload / 1e6:g} MB"
+        if request.content_length is not None and request.content_length > self.max_upload + 16 * 1024:
+            return refuse(413, f"the file is larger than {limit_mb}", "too_large")
+        content, name, client_id = b"", None, None
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.name not in ("file", "client_id"):
+                    return refuse(400, "expected the fields file and client_id", "bad_request")
+                if part.name == "client_id":
+                    client_id = (await part.read(decode=False))[:MAX_CLIENT_ID].decode("utf-8", "replace")
+                    continue
+                name = (part.filename or "")[:200] or None
+                chunks, size = [], 0
+                while chunk := await part.read_chunk(65536):
+                    size += len(chunk)
+                    if size > self.max_upload:
+                        return refuse(413, f"the file is larger than {limit_mb}", "too_large")
+                    chunks.append(chunk)
+                content = b"".join(chunks)
+        except (ValueError, AssertionError):
+            return refuse(400, "the body is not multipart/form-data", "bad_request")
+        mime = sniff_image(content) or ("application/pdf" if content.startswith(b"%PDF-") else None)
+        if mime is None:
+            return refuse(415, "only pictures (PNG, JPEG, GIF, WebP) and PDF files can be sent", "unsupported")
+        if self.ctx.media is None:
+            return refuse(503, "files cannot be received here", "unavailable")
+        if name and text_problem("name", name):
+            name = None
+        attachment = self.ctx.media.save(content, mime, name)
+        received = datetime.now(UTC)
+        result = await self.ctx.on_message(InboundMessage(
+            channel=self.name, sender_id=public_id, text="", address=ChannelAddress(self.name, public_id),
+            provider_message_id=client_id if client_id and not text_problem("client_id", client_id) else None,
+            attachments=(attachment,), received_at=received,
+        ))
+        if not result.duplicate and result.message_id:
+            mine = {"type": "message", "id": result.message_id, "direction": "in", "author": "customer",
+                    "text": "", "buttons": [], "attachments": [attachment.to_dict()],
+                    "timestamp": received.isoformat()}
+            await self._push_local(public_id, mine)
+            self.relay.publish(public_id, mine)
+        return web.json_response({"message_id": result.message_id, "state": result.state}, status=201, headers=cors)
 
     # --- outbound --------------------------------------------------------------------------
 
@@ -411,6 +498,7 @@ class WebChatConnector(Connector):
             "language": history.language if history else None,
             "welcome": self.welcome[language if language in self.welcome else "de"],
             "extensions": self.extensions,
+            "max_upload_bytes": self.max_upload,
             "messages": [
                 {
                     "id": m.message_id,

@@ -57,7 +57,8 @@ class Site:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
-    url, drop = await make_database_url("sqlite", tmp_path_factory.mktemp("webchat-ui"))
+    var_dir = tmp_path_factory.mktemp("webchat-ui")
+    url, drop = await make_database_url("sqlite", var_dir)
     db = await migrated_database(url)
     gateway: dict[str, str] = {}
 
@@ -71,7 +72,7 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     host_origin = str(host.make_url("")).rstrip("/")
     async with serve_engine(ScriptedEngine()) as engine_url:
         settings = Settings(
-            DATABASE_URL=url, engine_url=engine_url, engine_startup_wait=0, connectors=("webchat",),
+            DATABASE_URL=url, engine_url=engine_url, engine_startup_wait=0, connectors=("webchat",), var_dir=var_dir,
             # The reference bot's greeting and tasks (resonanz.yml), and the host page's origin.
             connector_options={"webchat": {**REFERENCE_WEBCHAT, "allowed_origins": [host_origin]}},
         )
@@ -312,3 +313,40 @@ async def test_the_widget_is_isolated_from_a_hostile_host_page(site: Site, conte
     assert (panel["x"], panel["y"], panel["width"], panel["height"]) == (0, 0, PHONE["width"], PHONE["height"])
     await assert_accessible(page, context="resonanz-chat")
     await page.close()
+
+
+# --- 4. attachments ------------------------------------------------------------------------------------
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+async def test_pictures_and_pdfs_are_sent_checked_by_their_content(site: Site, context) -> None:  # noqa: ANN001
+    page = await open_chat(context, site.url + "/chat")
+    other = await open_chat(context, site.url + "/chat")
+    file = page.get_by_test_id("resonanz-file")
+    await file.set_input_files(files=[{"name": "zaehler.png", "mimeType": "image/png", "buffer": PNG}])
+    await expect(page.get_by_test_id("resonanz-attachment")).to_have_text("📎 zaehler.png", timeout=15_000)
+    await expect(other.get_by_test_id("resonanz-attachment")).to_have_text("📎 zaehler.png", timeout=15_000)
+    await file.set_input_files(files=[{"name": "rechnung.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4\n%%EOF\n"}])
+    await expect(page.get_by_test_id("resonanz-attachment")).to_have_count(2, timeout=15_000)
+    # Named and declared a PDF, but a web page: refused by its content.
+    await file.set_input_files(files=[{"name": "rechnung2.pdf", "mimeType": "application/pdf",
+                                       "buffer": b"<html><script>alert(1)</script></html>"}])
+    await expect(page.get_by_test_id("resonanz-error")).to_contain_text("PDF", timeout=15_000)
+    # Larger than the limit (5 MB): refused with the limit.
+    await file.set_input_files(files=[{"name": "gross.pdf", "mimeType": "application/pdf",
+                                       "buffer": b"%PDF-1.4\n" + b"0" * 5_000_000}])
+    await expect(page.get_by_test_id("resonanz-error").last).to_contain_text("5 MB")
+    await page.reload()
+    await expect(page.get_by_test_id("resonanz-attachment")).to_have_count(2, timeout=15_000)
+    async with site.db.session() as s:  # type: ignore[attr-defined]
+        from resonanz.store.models import Message
+        kinds = [(a["mime_type"], a["name"]) for m in (await s.scalars(select(Message).where(
+            Message.attachments != []))).all() for a in m.attachments]
+    assert ("image/png", "zaehler.png") in kinds and ("application/pdf", "rechnung.pdf") in kinds
+    assert not any(name in ("rechnung2.pdf", "gross.pdf") for _, name in kinds)
+    await assert_accessible(page)
+    await page.close()
+    await other.close()

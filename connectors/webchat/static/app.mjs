@@ -17,6 +17,8 @@ const LABELS = {
     withTeam: "Ihre Nachricht liegt dem Team vor; es antwortet hier.",
     agentLeft: "Die Mitarbeiterin / der Mitarbeiter hat das Gespräch beendet.",
     unread: (n) => (n === 1 ? "1 neue Nachricht" : `${n} neue Nachrichten`), log: "Gesprächsverlauf",
+    attach: "Bild oder PDF anhängen", file: "Datei", too_large: "Die Datei ist zu groß (höchstens {mb} MB).",
+    unsupported: "Senden können Sie Bilder (PNG, JPEG, GIF, WebP) und PDF-Dateien.", upload_failed: "Die Datei konnte nicht gesendet werden.",
   },
   en: {
     title: "Customer service", placeholder: "Your message…", send: "Send", open: "Open chat",
@@ -28,6 +30,8 @@ const LABELS = {
     withTeam: "Your message is with the team; they will answer here.",
     agentLeft: "The agent has left the conversation.",
     unread: (n) => (n === 1 ? "1 new message" : `${n} new messages`), log: "Conversation",
+    attach: "Attach a picture or PDF", file: "File", too_large: "The file is too large (at most {mb} MB).",
+    unsupported: "You can send pictures (PNG, JPEG, GIF, WebP) and PDF files.", upload_failed: "The file could not be sent.",
   },
 };
 const STORAGE_KEY = "resonanz.token";
@@ -85,7 +89,8 @@ function reduce(s, a) {
       for (const m of a.frame.messages || []) messages = place(messages, { ...m, acked: true });
       messages = [...messages, ...s.messages.filter((m) => !m.id && m.pending)]; // not acknowledged yet: kept
       return { ...s, messages, state: a.frame.state, language: a.frame.language || s.language,
-        welcome: a.frame.welcome || s.welcome, extensions: a.frame.extensions || [] };
+        welcome: a.frame.welcome || s.welcome, extensions: a.frame.extensions || [],
+        maxUpload: a.frame.max_upload_bytes || s.maxUpload };
     }
     case "message": {
       const live = a.frame;
@@ -104,6 +109,7 @@ function reduce(s, a) {
     case "error": return { ...s, notices: [...s.notices, { kind: "error", text: a.text }] };
     case "notice": return { ...s, notices: [...s.notices, { kind: a.kind, text: a.text }] };
     case "waitingAcked": return { ...s, waitingAcked: true };
+    case "uploading": return { ...s, uploading: a.value };
     case "open": return { ...s, open: a.value, unread: a.value ? 0 : s.unread, preview: a.value ? null : s.preview };
     default: return s;
   }
@@ -194,7 +200,32 @@ function useChat(base) {
     c.pending.push(frame);
     if (c.ready && c.ws && c.ws.readyState === WebSocket.OPEN) c.ws.send(JSON.stringify(frame));
   }
-  return [s, dispatch, send];
+  async function upload(file, T) {
+    const mb = `${Math.round((stateRef.current.maxUpload || 0) / 1e5) / 10}`;
+    if (file && stateRef.current.maxUpload && file.size > stateRef.current.maxUpload) {
+      dispatch({ type: "error", text: T.too_large.replace("{mb}", mb) });
+      return;
+    }
+    const token = loadToken();
+    if (!file || !token) return;
+    const body = new FormData();
+    body.append("client_id", clientId());
+    body.append("file", file, file.name);
+    dispatch({ type: "uploading", value: true });
+    try {
+      const r = await fetch(new URL("/webchat/upload", base), { method: "POST", body,
+        headers: { Authorization: `Bearer ${token}` } });
+      if (!r.ok) {
+        const err = await r.json().catch(() => ({}));
+        dispatch({ type: "error", text: (T[err.code] || T.upload_failed).replace("{mb}", mb) });
+      }
+    } catch (e) {
+      dispatch({ type: "error", text: T.upload_failed });
+    } finally {
+      dispatch({ type: "uploading", value: false });
+    }
+  }
+  return [s, dispatch, send, upload];
 }
 
 // --- views --------------------------------------------------------------------------------------
@@ -208,9 +239,12 @@ function Message({ m, T, lang, base, buttonsUsed, read, onButton }) {
     <li class=${`rz-msg rz-${author}`} data-testid="resonanz-message" data-author=${author}
         data-status=${status ? (m.pending ? "sending" : read ? "read" : "delivered") : undefined}>
       <span class="rz-author">${name}</span>
-      <p class="rz-text">${author === "customer" && m.display ? m.display : m.text}</p>
+      ${m.text || m.display ? html`<p class="rz-text">${author === "customer" && m.display ? m.display : m.text}</p>` : null}
       ${(m.attachments || []).map((a) => {
         const src = /^https?:\/\//.test(a.url) ? a.url : /^\/media\/[A-Za-z0-9_.-]+$/.test(a.url) ? base + a.url : null;
+        if (author === "customer") {
+          return html`<span class="rz-chip" data-testid="resonanz-attachment">📎 ${a.name || T.file}</span>`;
+        }
         if (!src) return null;
         return a.kind === "image"
           ? html`<img class="rz-image" src=${src} alt=${a.name || ""} />`
@@ -231,7 +265,7 @@ function Message({ m, T, lang, base, buttonsUsed, read, onButton }) {
 }
 
 function Chat({ base, full, host }) {
-  const [s, dispatch, send] = useChat(base);
+  const [s, dispatch, send, upload] = useChat(base);
   const lang = s.language === "en" || s.language === "de" ? s.language : browserLanguage;
   const T = LABELS[lang];
   const [text, setText] = useState("");
@@ -347,6 +381,11 @@ function Chat({ base, full, host }) {
           <input id="rz-input" ref=${inputRef} type="text" autocomplete="off" maxlength="4096"
                  placeholder=${leaving ? T.leaveHint : T.placeholder} data-testid="resonanz-input"
                  value=${text} onInput=${(e) => setText(e.currentTarget.value)} />
+          <label class="rz-attach" title=${T.attach}>
+            <span class="rz-sr">${T.attach}</span><span aria-hidden="true">📎</span>
+            <input type="file" accept="image/png,image/jpeg,image/gif,image/webp,application/pdf" data-testid="resonanz-file"
+                   disabled=${!s.connected || s.uploading} onChange=${(e) => { const f = e.currentTarget.files[0]; e.currentTarget.value = ""; upload(f, T); }} />
+          </label>
           <button type="submit" data-testid="resonanz-send">${T.send}</button>
         </form>
       </section>
