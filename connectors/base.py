@@ -273,6 +273,10 @@ class Connector(abc.ABC):
         several files). Each part is its own outbox entry, so a retry never repeats another part."""
         return [message]
 
+    async def signal(self, address: ChannelAddress, kind: str, data: dict[str, Any]) -> None:  # noqa: B027
+        """A passing sign for the customer, never stored and best effort ("typing" with the
+        agent's `name`). Channels that cannot show it ignore it (the default)."""
+
     async def startup(self) -> None:  # noqa: B027 - optional hook
         """Open provider clients; called once the app runs."""
 

@@ -14,6 +14,7 @@ Protocol (JSON text frames on /webchat/ws):
     client → {"type": "message", "text": "...", "client_id": "<id>", "display": "<button title>"?}
     server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate", "timestamp"}
     server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?}
+    server → {"type": "typing", "name"}                       (an agent is typing; never stored)
     server → {"type": "error", "error": "<what is wrong>", "code"?, "client_id"?}
 
 Identity: the server issues the session token (connectors/webchat/sessions.py: 32 random bytes,
@@ -343,6 +344,12 @@ class WebChatConnector(Connector):
         # Here at once, elsewhere through the relay (which never brings our own frames back).
         await self._push_local(address.recipient, frame)
         self.relay.publish(address.recipient, frame)
+
+    async def signal(self, address: ChannelAddress, kind: str, data: dict[str, Any]) -> None:
+        if kind == "typing":
+            frame = {"type": "typing", "name": str(data.get("name") or "")[:200]}
+            await self._push_local(address.recipient, frame)
+            self.relay.publish(address.recipient, frame)
 
     async def _push_local(self, session_id: str, frame: dict[str, Any], skip: Any = None) -> None:
         """A frame to every socket of the session this process holds (but `skip`)."""

@@ -134,7 +134,7 @@ async def agent_api(site: Site, name: str) -> dict[str, str]:
 async def post(site: Site, handover_id: str, path: str, body: dict, auth: dict[str, str]) -> None:
     async with aiohttp.ClientSession(base_url=site.url) as http, \
             http.post(f"/api/v1/handovers/{handover_id}/{path}", json=body, headers=auth) as r:
-        assert r.status in (200, 201), await r.text()
+        assert r.status in (200, 201, 204), await r.text()
 
 
 # --- 1. open with guidance ----------------------------------------------------------------------
@@ -234,10 +234,18 @@ async def test_waiting_then_an_agent_then_the_agent_leaves_and_it_stays_after_a_
         handover_id = await handover_of(site, page)
         eva = await agent_api(site, "Eva")
         await post(site, handover_id, "accept", {}, eva)
+        await post(site, handover_id, "typing", {}, eva)
+        async with aiohttp.ClientSession(base_url=site.url) as http:  # only the owner's typing is shown
+            async with http.post(f"/api/v1/handovers/{handover_id}/typing", headers=await agent_api(site, "Ole")) as r:
+                assert r.status == 403, await r.text()
+            async with http.post(f"/api/v1/handovers/{handover_id}/typing") as r:
+                assert r.status == 401
+        await expect(page.get_by_test_id("resonanz-typing")).to_have_text("Eva Berg schreibt …", timeout=15_000)
         reply = "Guten Tag, ich schaue mir das an."
         await post(site, handover_id, "messages", {"text": reply}, eva)
         agent = page.locator(AGENT, has_text=reply)
         await expect(agent).to_have_count(1, timeout=15_000)
+        await expect(page.get_by_test_id("resonanz-typing")).to_have_count(0)  # the reply ends it
         await expect(banner).to_be_hidden()
         # Receipts: the customer's messages before the answer are read.
         await expect(page.locator(CUSTOMER).last).to_have_attribute("data-status", "read")

@@ -63,6 +63,7 @@ function when(ts) {
 const initial = {
   messages: [], state: null, language: null, welcome: null, extensions: [], connected: false,
   open: false, unread: 0, preview: null, waitingAcked: false, notices: [],
+  agentTyping: null, uploading: false, maxUpload: 0,
 };
 
 function place(messages, msg) {
@@ -97,6 +98,7 @@ function reduce(s, a) {
       const fromUs = live.author === "customer";
       const unread = !s.open && !fromUs ? s.unread + 1 : s.unread;
       return { ...s, messages: place(s.messages, { ...live, acked: true }), unread,
+        agentTyping: live.author === "agent" ? null : s.agentTyping,
         preview: !s.open && !fromUs ? live.text : s.preview };
     }
     case "local": return { ...s, messages: [...s.messages, a.msg] };
@@ -110,6 +112,7 @@ function reduce(s, a) {
     case "notice": return { ...s, notices: [...s.notices, { kind: a.kind, text: a.text }] };
     case "waitingAcked": return { ...s, waitingAcked: true };
     case "uploading": return { ...s, uploading: a.value };
+    case "typing": return { ...s, agentTyping: a.who };
     case "open": return { ...s, open: a.value, unread: a.value ? 0 : s.unread, preview: a.value ? null : s.preview };
     default: return s;
   }
@@ -161,6 +164,10 @@ function useChat(base) {
               }
             }, 150);
           }
+        } else if (f.type === "typing") {
+          dispatch({ type: "typing", who: { name: f.name || null } });
+          clearTimeout(c.typingOff);
+          c.typingOff = setTimeout(() => dispatch({ type: "typing", who: null }), 6000);
         } else if (f.type === "ack") {
           c.pending = c.pending.filter((p) => p.client_id !== f.client_id);
           dispatch({ type: "ack", frame: f });
@@ -373,7 +380,8 @@ function Chat({ base, full, host }) {
           ${waitingFor && s.waitingAcked ? html`<li class="rz-msg rz-system" data-testid="resonanz-with-team">${T.withTeam}</li>` : null}
           ${notices.map((n) => html`<li class=${`rz-msg ${n.kind === "error" ? "rz-error" : "rz-system"}`}
               data-testid=${n.kind === "error" ? "resonanz-error" : "resonanz-notice"} role=${n.kind === "error" ? "alert" : undefined}>${n.text}</li>`)}
-          ${typing ? html`<li class="rz-typing" data-testid="resonanz-typing">${T.bot} ${T.typing}</li>` : null}
+          ${typing || s.agentTyping ? html`<li class="rz-typing" data-testid="resonanz-typing">${
+            typing ? T.bot : s.agentTyping.name || T.agent} ${T.typing}</li>` : null}
         </ol>
         <div class="rz-extensions" data-slot="extensions" ref=${extSlot}></div>
         <form class="rz-form" onSubmit=${submit}>
