@@ -503,7 +503,9 @@ class WebChatConnector(Connector):
             "conversation_id": history.conversation_id if history else None,
             "state": history.state if history else None,
             "language": history.language if history else None,
-            "welcome": self.welcome[language if language in self.welcome else "de"],
+            # In the conversation's language once there is one, else the browser's.
+            "welcome": self.welcome[next((x for x in (history.language if history else None, language)
+                                          if x in self.welcome), "de")],
             "extensions": self.extensions,
             "max_upload_bytes": self.max_upload,
             "messages": [

@@ -209,6 +209,19 @@ async def test_messages_typed_in_one_tab_appear_in_the_others(site: Site, contex
     await two.close()
 
 
+async def test_the_labels_follow_the_conversations_language(site: Site, context) -> None:  # noqa: ANN001
+    page = await open_chat(context, site.url + "/chat")  # a German browser
+    await expect(page.get_by_test_id("resonanz-send")).to_have_text("Senden")
+    await say(page, "Hello, I would like to know your opening hours please")
+    await expect(page.locator(BOT)).to_have_count(1, timeout=15_000)
+    await expect(page.get_by_test_id("resonanz-send")).to_have_text("Send")
+    await expect(page.locator(CUSTOMER).last.locator(".rz-author")).to_have_text("You")
+    await page.reload()
+    await expect(page.get_by_test_id("resonanz-welcome")).to_contain_text("Hello")
+    await expect(page.get_by_test_id("resonanz-input")).to_have_attribute("placeholder", "Your message…")
+    await page.close()
+
+
 # --- 4 + 5 + 2. waiting, the agent, and after the agent closed -------------------------------------------
 
 
@@ -264,10 +277,16 @@ async def test_waiting_then_an_agent_then_the_agent_leaves_and_it_stays_after_a_
         await ctx.close()
 
 
-async def test_cancel_while_waiting_goes_back_to_the_bot(site: Site, context) -> None:  # noqa: ANN001
-    page = await open_chat(context, site.url + "/chat")
+async def test_an_update_when_the_estimate_passed_and_cancel_goes_back_to_the_bot(site: Site, context) -> None:  # noqa: ANN001
+    page = await context.new_page()
+    await page.clock.install()
+    await page.goto(site.url + "/chat")
+    await expect(page.get_by_test_id("resonanz-status")).to_have_text("", timeout=15_000)
     await say(page, "Bitte einen Menschen")
     await expect(page.get_by_test_id("resonanz-waiting")).to_be_visible(timeout=15_000)
+    await expect(page.get_by_test_id("resonanz-overdue")).to_have_count(0)
+    await page.clock.fast_forward("06:00")  # no estimate without agents: 5 minutes
+    await expect(page.get_by_test_id("resonanz-overdue")).to_contain_text("länger als geschätzt")
     await page.get_by_test_id("resonanz-cancel-wait").click()
     await expect(page.get_by_test_id("resonanz-waiting")).to_be_hidden(timeout=15_000)
     await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text("Warten abbrechen")

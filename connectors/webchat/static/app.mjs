@@ -15,6 +15,7 @@ const LABELS = {
     waiting: "Sie warten auf eine Person", cancelWait: "Warten abbrechen",
     leaveMessage: "Nachricht hinterlassen", leaveHint: "Ihre Nachricht an das Team (Rückruf oder E-Mail)…",
     withTeam: "Ihre Nachricht liegt dem Team vor; es antwortet hier.",
+    overdue: "Es dauert leider länger als geschätzt. Sie behalten Ihren Platz – oder hinterlassen Sie uns eine Nachricht.",
     agentLeft: "Die Mitarbeiterin / der Mitarbeiter hat das Gespräch beendet.",
     unread: (n) => (n === 1 ? "1 neue Nachricht" : `${n} neue Nachrichten`), log: "Gesprächsverlauf",
     attach: "Bild oder PDF anhängen", file: "Datei", too_large: "Die Datei ist zu groß (höchstens {mb} MB).",
@@ -28,6 +29,7 @@ const LABELS = {
     waiting: "You are waiting for a person", cancelWait: "Stop waiting",
     leaveMessage: "Leave a message", leaveHint: "Your message for the team (callback or e-mail)…",
     withTeam: "Your message is with the team; they will answer here.",
+    overdue: "This is taking longer than estimated. You keep your place – or leave us a message.",
     agentLeft: "The agent has left the conversation.",
     unread: (n) => (n === 1 ? "1 new message" : `${n} new messages`), log: "Conversation",
     attach: "Attach a picture or PDF", file: "File", too_large: "The file is too large (at most {mb} MB).",
@@ -332,6 +334,18 @@ function Chat({ base, full, host }) {
   const queueNote = waitingFor
     ? [...s.messages].reverse().find((m) => m.author === "system" && /\d/.test(m.text || "")) : null;
   const typing = s.messages.some((m) => m.pending);
+  // The estimate passed (the queue notice's minutes, else 5): say so, once, in the banner.
+  const [overdue, setOverdue] = useState(false);
+  const noteKey = queueNote ? queueNote.id || queueNote.text : null;
+  useEffect(() => {
+    setOverdue(false);
+    if (!waitingFor) return undefined;
+    const since = (queueNote && when(queueNote.timestamp)) || new Date();
+    const match = queueNote && /(\d+)\s*(Minute|minute)/.exec(queueNote.text || "");
+    const minutes = match ? Number(match[1]) : queueNote && /\b(1|one|eine?)\s+(Minute|minute)\b/.test(queueNote.text) ? 1 : 5;
+    const timer = setTimeout(() => setOverdue(true), Math.max(0, since.getTime() + minutes * 60000 - Date.now()));
+    return () => clearTimeout(timer);
+  }, [waitingFor, noteKey]);
   const agentClosed = s.state === "closed" && s.messages.some((m) => m.author === "agent");
   const notices = [...s.notices];
   if (agentClosed && !notices.some((n) => n.kind === "left")) notices.push({ kind: "left", text: T.agentLeft });
@@ -359,6 +373,7 @@ function Chat({ base, full, host }) {
           <div class="rz-banner" role="status" data-testid="resonanz-waiting">
             <strong>${T.waiting}</strong>
             ${queueNote ? html`<span>${queueNote.text}</span>` : null}
+            ${overdue ? html`<span class="rz-overdue" data-testid="resonanz-overdue">${T.overdue}</span>` : null}
             <div class="rz-banner-actions">
               <button type="button" class="rz-button" data-testid="resonanz-cancel-wait"
                       onClick=${() => send("/cancel_handover", T.cancelWait)}>${T.cancelWait}</button>
