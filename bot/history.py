@@ -56,6 +56,9 @@ class History:
     state: str
     messages: tuple[StoredMessage, ...]
     language: str | None = None
+    #: The same identity's closed conversations just before this one (oldest first, at most
+    #: EARLIER_MESSAGES): a chat page shows them above, so a finished conversation stays visible.
+    earlier: tuple[StoredMessage, ...] = ()
 
     @property
     def outbound(self) -> tuple[StoredMessage, ...]:
@@ -82,6 +85,10 @@ def _stored(m: Message) -> StoredMessage:
     )
 
 
+EARLIER_CONVERSATIONS = 3
+EARLIER_MESSAGES = 100
+
+
 async def read_history(db: Database, channel: str, sender_id: str) -> History | None:
     """The customer's view of the current (latest) conversation of a channel identity: their
     messages and what was sent to them, never internal notes."""
@@ -93,14 +100,23 @@ async def read_history(db: Database, channel: str, sender_id: str) -> History | 
         )
         if identity is None:
             return None
-        conv = await s.scalar(
+        convs = (await s.scalars(
             select(Conversation)
             .where(Conversation.customer_id == identity.customer_id)
             .order_by(Conversation.created_at.desc(), Conversation.id.desc())
-            .limit(1)
-        )
-        if conv is None:
+            .limit(1 + EARLIER_CONVERSATIONS)
+        )).all()
+        if not convs:
             return None
+        conv = convs[0]
+        earlier: list[Message] = []
+        if len(convs) > 1:
+            earlier = list(reversed((await s.scalars(
+                select(Message)
+                .where(Message.conversation_id.in_([c.id for c in convs[1:]]), customer_visible())
+                .order_by(Message.id.desc())
+                .limit(EARLIER_MESSAGES)
+            )).all()))
         msgs = (
             await s.scalars(
                 select(Message)
@@ -108,4 +124,5 @@ async def read_history(db: Database, channel: str, sender_id: str) -> History | 
                 .order_by(Message.id)
             )
         ).all()
-        return History(conv.id, conv.state, tuple(_stored(m) for m in msgs), conv.language)
+        return History(conv.id, conv.state, tuple(_stored(m) for m in msgs), conv.language,
+                       tuple(_stored(m) for m in earlier))

@@ -520,7 +520,8 @@ class WebChatConnector(Connector):
                     "attachments": [a.to_dict() for a in m.attachments],
                     "timestamp": _timestamp(m.created_at),
                 }
-                for m in (history.messages if history else ())
+                # Earlier conversations first: a finished one stays on the customer's page.
+                for m in ((*history.earlier, *history.messages) if history else ())
             ],
         }
 

@@ -273,6 +273,12 @@ async def test_waiting_then_an_agent_then_the_agent_leaves_and_it_stays_after_a_
         await expect(page.locator(AGENT, has_text=reply)).to_have_count(1, timeout=15_000)
         await expect(page.get_by_test_id("resonanz-notice")).to_contain_text("beendet")
         await expect(page.locator(CUSTOMER).first.locator("p")).to_have_text("Ich möchte mit einem Menschen sprechen")
+        # Writing again starts a new conversation; the finished one stays above it.
+        await say(page, "Hallo nochmal")
+        await expect(page.locator(BOT)).to_have_count(1, timeout=15_000)
+        await page.reload()
+        await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text("Hallo nochmal", timeout=15_000)
+        await expect(page.locator(AGENT, has_text=reply)).to_have_count(1)
     finally:
         await ctx.close()
 
