@@ -344,6 +344,11 @@ async def test_the_widget_is_isolated_from_a_hostile_host_page(site: Site, conte
     await page.set_viewport_size(PHONE)
     panel = await page.locator(".rz-panel").bounding_box()
     assert (panel["x"], panel["y"], panel["width"], panel["height"]) == (0, 0, PHONE["width"], PHONE["height"])
+    small = await page.locator("resonanz-chat").evaluate(
+        "h => [...h.shadowRoot.querySelectorAll('button, input, .rz-attach')].filter(e => e.offsetParent)"
+        ".map(e => [e.className || e.tagName, e.getBoundingClientRect()]).filter(([, r]) => r.width < 44 || r.height < 44)"
+        ".map(([n, r]) => `${n} ${r.width}x${r.height}`)")
+    assert small == []  # every touch target at least 44 px
     await assert_accessible(page, context="resonanz-chat")
     await page.close()
 
