@@ -36,6 +36,12 @@ const LABELS = {
     unsupported: "You can send pictures (PNG, JPEG, GIF, WebP) and PDF files.", upload_failed: "The file could not be sent.",
   },
 };
+// Icons as SVG (an emoji needs a font the customer's system may not have).
+const ICON_CHAT = html`<svg viewBox="0 0 24 24" width="28" height="28" aria-hidden="true" focusable="false">
+  <path fill="currentColor" d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg>`;
+const ICON_CLIP = html`<svg viewBox="0 0 24 24" width="22" height="22" aria-hidden="true" focusable="false">
+  <path fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"
+        d="M20 11.5l-7.8 7.8a5 5 0 0 1-7.1-7.1l8.5-8.5a3.4 3.4 0 0 1 4.8 4.8l-8.5 8.5a1.7 1.7 0 0 1-2.4-2.4L15.3 6.8"/></svg>`;
 const STORAGE_KEY = "resonanz.token";
 const browserLanguage = (navigator.language || "de").slice(0, 2) === "en" ? "en" : "de";
 
@@ -252,7 +258,7 @@ function Message({ m, T, lang, base, buttonsUsed, read, onButton }) {
       ${(m.attachments || []).map((a) => {
         const src = /^https?:\/\//.test(a.url) ? a.url : /^\/media\/[A-Za-z0-9_.-]+$/.test(a.url) ? base + a.url : null;
         if (author === "customer") {
-          return html`<span class="rz-chip" data-testid="resonanz-attachment">📎 ${a.name || T.file}</span>`;
+          return html`<span class="rz-chip" data-testid="resonanz-attachment">${ICON_CLIP} ${a.name || T.file}</span>`;
         }
         if (!src) return null;
         return a.kind === "image"
@@ -356,7 +362,7 @@ function Chat({ base, full, host }) {
       ${full ? null : html`
         <button type="button" class="rz-launcher" ref=${launcherRef} aria-label=${s.unread ? `${T.open}: ${T.unread(s.unread)}` : T.open}
                 aria-expanded=${open ? "true" : "false"} data-testid="resonanz-launcher" onClick=${() => setOpen(true)}>
-          <span aria-hidden="true">💬</span>
+          ${ICON_CHAT}
           ${s.unread ? html`<span class="rz-badge" data-testid="resonanz-badge" aria-hidden="true">${s.unread}</span>` : null}
         </button>
         ${!open && s.preview ? html`
@@ -405,7 +411,7 @@ function Chat({ base, full, host }) {
                  placeholder=${leaving ? T.leaveHint : T.placeholder} data-testid="resonanz-input"
                  value=${text} onInput=${(e) => setText(e.currentTarget.value)} />
           <label class="rz-attach" title=${T.attach}>
-            <span class="rz-sr">${T.attach}</span><span aria-hidden="true">📎</span>
+            <span class="rz-sr">${T.attach}</span>${ICON_CLIP}
             <input type="file" accept="image/png,image/jpeg,image/gif,image/webp,application/pdf" data-testid="resonanz-file"
                    disabled=${!s.connected || s.uploading} onChange=${(e) => { const f = e.currentTarget.files[0]; e.currentTarget.value = ""; upload(f, T); }} />
           </label>
