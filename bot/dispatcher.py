@@ -252,6 +252,17 @@ class Dispatcher:
         """The customer's view of the current (latest) conversation of a channel identity."""
         return await read_history(self.db, channel, sender_id)
 
+    async def signal(self, conversation_id: str, kind: str, data: dict[str, Any]) -> None:
+        """A passing sign ("typing") to the conversation's channel; never stored (Connector.signal)."""
+        async with self.db.session() as s:
+            conv = await s.get(Conversation, conversation_id)
+        if conv is None:
+            return
+        address = ChannelAddress.from_dict(conv.address)
+        connector = self.outbound.connector(address.channel)
+        if connector is not None:
+            await connector.signal(address, kind, data)
+
     async def delivery_status(self, channel: str, provider_id: str, status: str, error: str | None) -> bool:
         return await self.outbound.delivery_status(channel, provider_id, status, error)
 

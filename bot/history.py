@@ -28,6 +28,8 @@ class StoredMessage:
     attachments: tuple[Attachment, ...]
     created_at: Any
     status: str
+    display: str | None = None  # the title of the button a customer pressed (its payload is `text`)
+    sender_name: str | None = None  # the agent's name on an agent's message
 
     def __post_init__(self) -> None:
         if not is_customer_visible(self.direction):
@@ -42,6 +44,7 @@ class StoredMessage:
             attachments=self.attachments,
             message_id=self.message_id,
             created_at=self.created_at,
+            sender_name=self.sender_name,
         )
 
 
@@ -52,6 +55,10 @@ class History:
     conversation_id: str
     state: str
     messages: tuple[StoredMessage, ...]
+    language: str | None = None
+    #: The same identity's closed conversations just before this one (oldest first, at most
+    #: EARLIER_MESSAGES): a chat page shows them above, so a finished conversation stays visible.
+    earlier: tuple[StoredMessage, ...] = ()
 
     @property
     def outbound(self) -> tuple[StoredMessage, ...]:
@@ -73,7 +80,13 @@ def _stored(m: Message) -> StoredMessage:
         attachments=tuple(Attachment(**a) for a in m.attachments or ()),
         created_at=m.created_at,
         status=m.status,
+        display=(m.metadata_ or {}).get("display") if m.direction == Direction.IN else None,
+        sender_name=(m.metadata_ or {}).get("sender_name") if m.direction == Direction.OUT else None,
     )
+
+
+EARLIER_CONVERSATIONS = 3
+EARLIER_MESSAGES = 100
 
 
 async def read_history(db: Database, channel: str, sender_id: str) -> History | None:
@@ -87,14 +100,23 @@ async def read_history(db: Database, channel: str, sender_id: str) -> History | 
         )
         if identity is None:
             return None
-        conv = await s.scalar(
+        convs = (await s.scalars(
             select(Conversation)
             .where(Conversation.customer_id == identity.customer_id)
             .order_by(Conversation.created_at.desc(), Conversation.id.desc())
-            .limit(1)
-        )
-        if conv is None:
+            .limit(1 + EARLIER_CONVERSATIONS)
+        )).all()
+        if not convs:
             return None
+        conv = convs[0]
+        earlier: list[Message] = []
+        if len(convs) > 1:
+            earlier = list(reversed((await s.scalars(
+                select(Message)
+                .where(Message.conversation_id.in_([c.id for c in convs[1:]]), customer_visible())
+                .order_by(Message.id.desc())
+                .limit(EARLIER_MESSAGES)
+            )).all()))
         msgs = (
             await s.scalars(
                 select(Message)
@@ -102,4 +124,5 @@ async def read_history(db: Database, channel: str, sender_id: str) -> History | 
                 .order_by(Message.id)
             )
         ).all()
-        return History(conv.id, conv.state, tuple(_stored(m) for m in msgs))
+        return History(conv.id, conv.state, tuple(_stored(m) for m in msgs), conv.language,
+                       tuple(_stored(m) for m in earlier))

@@ -111,6 +111,7 @@ class OutboundMessages:
                 status=status,
                 attempts=1 if status in (MessageStatus.SENT, MessageStatus.SENDING) else 0,
                 created_at=utcnow(),
+                metadata_={"sender_name": r.sender_name} if r.sender_name else {},
                 # Stored already claimed: this process holds the lease until the send returns.
                 **(self.outbox.lease() if status == MessageStatus.SENDING else {}),
             )

@@ -60,4 +60,5 @@ def outbound_of(m: Message) -> OutboundMessage:
         attachments=tuple(Attachment(**a) for a in m.attachments or ()),
         message_id=m.public_id,
         created_at=m.created_at,
+        sender_name=(m.metadata_ or {}).get("sender_name"),
     )

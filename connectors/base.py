@@ -124,6 +124,7 @@ class OutboundMessage:
     attachments: tuple[Attachment, ...] = ()
     message_id: str | None = None  # the stored message's id, when it has been persisted
     created_at: datetime | None = None
+    sender_name: str | None = None  # an agent's display name, for channels that show it
 
     def as_text_with_options(self) -> str:
         """Text-only rendering for channels without native buttons: numbered options."""
@@ -279,6 +280,10 @@ class Connector(abc.ABC):
         the channel needs several provider calls for it (a caption too long for a picture,
         several files). Each part is its own outbox entry, so a retry never repeats another part."""
         return [message]
+
+    async def signal(self, address: ChannelAddress, kind: str, data: dict[str, Any]) -> None:  # noqa: B027
+        """A passing sign for the customer, never stored and best effort ("typing" with the
+        agent's `name`). Channels that cannot show it ignore it (the default)."""
 
     async def startup(self) -> None:  # noqa: B027 - optional hook
         """Open provider clients; called once the app runs."""

@@ -112,14 +112,15 @@ class AgentCommands:
                 self._conversation_of.clear()
             self._conversation_of[handover_id] = conversation_id  # never changes for a handover
 
-        [sent] = await self.emit(conversation_id, [OutboundMessage(text=text, author=Author.AGENT, attachments=attachments)],
+        [sent] = await self.emit(conversation_id, [OutboundMessage(
+            text=text, author=Author.AGENT, attachments=attachments, sender_name=agent.display_name)],
                                  guard=(handover_id, lambda h: check_action(h, agent, "reply")))
         return sent
 
-    async def check_reply(self, handover_id: str, agent: Agent) -> None:
-        """Refuse early (before a picture is stored) what `reply` would refuse."""
+    async def check_reply(self, handover_id: str, agent: Agent) -> str:
+        """Refuse early (before a picture is stored) what `reply` would refuse; the conversation's id."""
         async with self.db.session() as s:
-            check_action(await visible_handover(s, handover_id, agent), agent, "reply")
+            return check_action(await visible_handover(s, handover_id, agent), agent, "reply").conversation_id
 
     async def note(self, handover_id: str, agent: Agent, text: str) -> dict[str, Any]:
         """An internal note: stored with the conversation, never sent to the customer."""

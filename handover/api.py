@@ -105,6 +105,7 @@ class AgentApi:
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/accept", require()(self.accept)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/messages", require()(self.post_message)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/notes", require()(self.post_note)),
+            web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/typing", require()(self.typing)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/transfer", require()(self.transfer)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/close", require()(self.close)),
             web.get("/api/v1/conversations", require()(self.list_conversations)),
@@ -189,6 +190,11 @@ class AgentApi:
             text = (await read_body(request, TextRequest)).text
         message = await desk.reply(request.match_info["id"], _agent(request), text, attachments)
         return respond(MessageResponse, {"message": message}, 201)
+
+    async def typing(self, request: web.Request) -> web.Response:
+        """The owner types a reply (the console calls this every few seconds while typing)."""
+        await request.app[DESK].typing(request.match_info["id"], _agent(request))
+        return web.Response(status=204)
 
     async def post_note(self, request: web.Request) -> web.Response:
         text = (await read_body(request, TextRequest)).text

@@ -14,6 +14,7 @@ agent consoles learn of every change through the `Hub`. Refusals are `resonanz.e
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +34,10 @@ from resonanz.store.models import Agent, Conversation, Handover
 
 
 class Desk:
-    def __init__(self, *, db: Database, settings: Settings, hub: Hub, emit: Emit) -> None:
+    def __init__(self, *, db: Database, settings: Settings, hub: Hub, emit: Emit,
+                 signal: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None) -> None:
         self.db = db
+        self.signal = signal
         self.settings = settings
         self.hub = hub
         self.emit = emit
@@ -86,6 +89,12 @@ class Desk:
 
     async def check_reply(self, handover_id: str, agent: Agent) -> None:
         await self.agents.check_reply(handover_id, agent)
+
+    async def typing(self, handover_id: str, agent: Agent) -> None:
+        """The owner is typing: the customer sees it where the channel can show it."""
+        conversation_id = await self.agents.check_reply(handover_id, agent)
+        if self.signal is not None:
+            await self.signal(conversation_id, "typing", {"name": agent.display_name})
 
     async def note(self, handover_id: str, agent: Agent, text: str) -> dict[str, Any]:
         return await self.agents.note(handover_id, agent, text)

@@ -76,7 +76,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app[DISPATCHER] = dispatcher
     app[HUB] = hub = create_hub(settings.redis_url, settings.redis_channel)
     install_auth(app, settings, hub)
-    app[DESK] = desk = Desk(db=app[DB], settings=settings, hub=hub, emit=dispatcher.emit)
+    app[DESK] = desk = Desk(db=app[DB], settings=settings, hub=hub, emit=dispatcher.emit, signal=dispatcher.signal)
     dispatcher.desk = desk
     dispatcher.outbox.listeners.append(desk.message_changed)
     media = MediaStore(settings.var_dir / "media", settings.public_url)

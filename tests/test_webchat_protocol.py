@@ -33,7 +33,10 @@ async def client(database: Database) -> AsyncIterator[TestClient]:
 async def test_history_is_empty_for_a_new_session(client: TestClient) -> None:
     async with connect(client) as ws:
         _token, history = await open_session(ws)
-    assert history == {"type": "history", "conversation_id": None, "state": None, "messages": []}
+    welcome = history.pop("welcome")
+    assert history == {"type": "history", "conversation_id": None, "state": None, "language": None,
+                       "extensions": [], "max_upload_bytes": 5_000_000, "messages": []}
+    assert welcome["text"] and isinstance(welcome["tasks"], list)  # the greeting shown on open
 
 
 async def test_message_is_acknowledged_and_replies_reach_every_tab(client: TestClient) -> None:

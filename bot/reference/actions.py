@@ -6,6 +6,7 @@ Every reply is a named response from domain.yml (German and English variations c
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import datetime
@@ -97,11 +98,25 @@ def max_plausible_reading(account: Account, now: datetime) -> int:
     return account.last_reading + math.ceil(PLAUSIBLE_FACTOR * expected + PLAUSIBLE_MARGIN_KWH)
 
 
-def reading_problem(account: Account, reading: int, now: datetime) -> str | None:
+# An unusually high reading the customer confirmed ("yes, that is right"): the button's payload
+# carries the reading with this prefix, and the slot keeps it so the submit stores it anyway.
+# Only the upper bound is waived: a reading below the last one is never stored.
+CONFIRMED = "confirmed:"
+CONFIRM_BUTTON = {"de": "Ja, der Stand stimmt", "en": "Yes, that is right"}
+PERSON_BUTTON = {"de": "Mit einer Person sprechen", "en": "Talk to a person"}
+
+
+def confirmed_reading(value: Any) -> tuple[int | None, bool]:
+    """(the reading, whether the customer confirmed it) of a slot value or a button's entity."""
+    confirmed = isinstance(value, str) and value.startswith(CONFIRMED)
+    return parse_reading(value[len(CONFIRMED):] if confirmed else value), confirmed
+
+
+def reading_problem(account: Account, reading: int, now: datetime, *, confirmed: bool = False) -> str | None:
     """None if plausible, else "too_low" or "too_high"."""
     if reading < account.last_reading:
         return "too_low"
-    if reading > max_plausible_reading(account, now):
+    if reading > max_plausible_reading(account, now) and not confirmed:
         return "too_high"
     return None
 
@@ -195,8 +210,14 @@ def explain_reading_problem(ctx: ActionContext, account: Account, reading: int, 
             last_date=fmt_date(account.last_reading_at, lang),
         )
     else:
+        lang_key = "en" if lang == "en" else "de"
+        # No dead end: the same reading confirmed, or a person.
         ctx.utter(
             "utter_meter_reading_too_high",
+            buttons=[
+                {"title": CONFIRM_BUTTON[lang_key], "payload": "/inform" + json.dumps({"number": f"{CONFIRMED}{reading}"})},
+                {"title": PERSON_BUTTON[lang_key], "payload": "/request_human"},
+            ],
             reading=fmt_kwh(reading, lang),
             last_reading=fmt_kwh(account.last_reading, lang),
             last_date=fmt_date(account.last_reading_at, lang),
@@ -250,9 +271,9 @@ async def meter_factor(value: Any, ctx: ActionContext) -> str | None:
     # A reading given before verification is checked now that the account may be shown.
     if result == VERIFIED and "meter_reading" not in pending and ctx.get_slot("meter_reading") is not None:
         account = await verified_account(ctx)
-        reading = parse_reading(ctx.get_slot("meter_reading"))
+        reading, confirmed = confirmed_reading(ctx.get_slot("meter_reading"))
         if account is not None and reading is not None:
-            problem = reading_problem(account, reading, utcnow())
+            problem = reading_problem(account, reading, utcnow(), confirmed=confirmed)
             if problem:
                 explain_reading_problem(ctx, account, reading, problem)
                 ctx.set_slot("meter_reading", None)
@@ -260,8 +281,8 @@ async def meter_factor(value: Any, ctx: ActionContext) -> str | None:
 
 
 @meter_form.slot("meter_reading")
-async def meter_reading(value: Any, ctx: ActionContext) -> int | None:
-    reading = parse_reading(value)
+async def meter_reading(value: Any, ctx: ActionContext) -> int | str | None:
+    reading, confirmed = confirmed_reading(value)
     if reading is None:
         ctx.utter("utter_meter_reading_invalid")
         return None
@@ -269,11 +290,11 @@ async def meter_reading(value: Any, ctx: ActionContext) -> int | None:
     # the last reading. The factor's validator checks it once the customer is verified.
     account = await verified_account(ctx)
     if account is not None:
-        problem = reading_problem(account, reading, utcnow())
+        problem = reading_problem(account, reading, utcnow(), confirmed=confirmed)
         if problem:
             explain_reading_problem(ctx, account, reading, problem)
             return None
-    return reading
+    return f"{CONFIRMED}{reading}" if confirmed else reading
 
 
 @action("action_submit_meter_reading")
@@ -293,14 +314,17 @@ async def submit_meter_reading(ctx: ActionContext) -> None:
     if not await ctx.verification.is_verified(str(number)):
         ctx.utter("utter_verification_expired")
         return
-    reading = int(reading)
+    reading, confirmed = confirmed_reading(reading)
+    if reading is None:
+        ctx.utter("utter_meter_reading_cancelled")
+        return
     async with ctx.db.session() as s:
         account = await s.get(Account, str(number), with_for_update=True)
         if account is None:  # verified, so it existed: deleted in the meantime
             ctx.utter("utter_meter_reading_cancelled")
             return
         now = utcnow()
-        problem = reading_problem(account, reading, now)
+        problem = reading_problem(account, reading, now, confirmed=confirmed)
         if problem:  # e.g. another reading was stored in the meantime
             explain_reading_problem(ctx, account, reading, problem)
             return

@@ -1,12 +1,20 @@
-"""Web chat: a WebSocket endpoint and an embeddable widget (plain JavaScript, no build step).
+"""Web chat: a WebSocket endpoint and an embeddable widget (Preact + htm, vendored; no build step).
+
+Files (connectors/webchat/static): widget.js is the loader a host page embeds; it mounts the chat
+(app.mjs, with the vendored Preact served here as /webchat/vendor/*.mjs) in a Shadow DOM so the
+host page's CSS cannot reach it. Optional modules listed in EXTENSIONS (continue.js) are mounted
+by the chat when the file exists (docs/webchat.md).
 
 Protocol (JSON text frames on /webchat/ws):
     client → {"type": "hello", "token": "<server-issued token>" | absent, "language": "de"|"en"|null}
     server → {"type": "session", "token", "idle_days"}       (only to a hello without a token)
-    server → {"type": "history", "conversation_id", "state", "messages": [...]}
+    server → {"type": "history", "conversation_id", "state", "language", "welcome", "extensions",
+              "max_upload_bytes", "messages": [...]}
+              (a message from the customer may carry "display": the title of the button pressed)
     client → {"type": "message", "text": "...", "client_id": "<id>", "display": "<button title>"?}
-    server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate"}
-    server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp"}
+    server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate", "timestamp"}
+    server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?}
+    server → {"type": "typing", "name"}                       (an agent is typing; never stored)
     server → {"type": "error", "error": "<what is wrong>", "code"?, "client_id"?}
 
 Identity: the server issues the session token (connectors/webchat/sessions.py: 32 random bytes,
@@ -19,7 +27,8 @@ Before the upgrade the Origin header must be the gateway's own origin or one lis
 `allowed_origins` (403 otherwise). Frames are limited per socket (`rate_limit_socket`) and per
 client address (`rate_limit_ip`) - over the limit a frame is answered with code "rate_limited"
 and dropped; at most `queue_size` messages wait per socket (code "queue_full" beyond). Replies
-reach every open socket of the session through `send()`, so several tabs stay in step; a
+reach every open socket of the session through `send()`, and a customer's message reaches the
+session's other sockets as a "message" frame with author "customer", so several tabs stay in step; a
 session with no open socket finds them in its history on reconnect. With `RESONANZ_REDIS_URL`
 set, `send()` on any gateway process reaches the session's sockets on every process
 (connectors/webchat/relay.py). A "history" frame may come again on an open socket (after the
@@ -33,12 +42,12 @@ import contextlib
 import html
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -56,6 +65,7 @@ from connectors.webchat.relay import create_relay
 from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
 from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
+from resonanz.media import sniff_image
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +84,18 @@ DEFAULTS: dict[str, Any] = {
     "queue_size": 8,
     # The title of the stand-alone chat page (/chat): the bot's name, from resonanz.yml.
     "title": "Customer service",
+    # What the chat shows on open, in the browser's language (resonanz.yml names the bot's tasks):
+    # {"de": "...", "en": "..."} and a list of {"title": {"de", "en"}, "payload": "/intent"}.
+    "greeting": {"de": "Hallo! Wie kann ich Ihnen helfen?", "en": "Hello! How can I help you?"},
+    "tasks": [],
+    # Pictures (PNG, JPEG, GIF, WebP) and PDFs a customer sends, checked by their content; the
+    # same 5 MB limit as an agent's picture.
+    "max_upload_bytes": 5 * 1000 * 1000,
 }
+# Optional UI modules in static/ the chat mounts when present (each exports mount(slot, api)).
+EXTENSIONS = ("continue.js",)
+VENDOR = Path(__file__).resolve().parents[2] / "resonanz" / "static" / "vendor"
+_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
@@ -94,6 +115,21 @@ def _limit(key: str, value: Any) -> RateLimitItem:
         return parse(str(value))
     except ValueError as exc:
         raise ConfigError(f"connector 'webchat': {key} {value!r} is not a rate like '20 per 10 seconds'") from exc
+
+
+def _pick(value: Any, language: str) -> str:
+    """A text given per language ({"de": ..., "en": ...}) or as one string."""
+    if isinstance(value, dict):
+        return str(value.get(language) or value.get("de") or next(iter(value.values()), ""))
+    return str(value or "")
+
+
+def _welcome(options: dict[str, Any], language: str) -> dict[str, Any]:
+    tasks = options["tasks"]
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and "payload" in t and "title" in t for t in tasks):
+        raise ConfigError("connector 'webchat': tasks must be a list of {title, payload}")
+    return {"text": _pick(options["greeting"], language),
+            "tasks": [{"title": _pick(t["title"], language), "payload": str(t["payload"])} for t in tasks]}
 
 
 def parse_frame(raw: str) -> dict[str, Any] | str:
@@ -118,6 +154,17 @@ def text_problem(name: str, value: str) -> str | None:
     except UnicodeEncodeError:
         return f"field {name!r} is not valid Unicode (lone surrogate)"
     return None
+
+
+def _static(path: Path) -> web.StreamResponse:
+    """A file of the widget. Public code (no customer data), so any page may load it: the host
+    page embedding the widget imports the modules from here, and module scripts need CORS."""
+    if not path.is_file():
+        raise web.HTTPNotFound(text="no such file")
+    return web.FileResponse(path, headers={
+        "Content-Type": _TYPES.get(path.suffix, "application/octet-stream"),
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*",
+    })
 
 
 class WebChatConnector(Connector):
@@ -151,6 +198,12 @@ class WebChatConnector(Connector):
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or not 1 <= queue_size <= 1000:
             raise ConfigError("connector 'webchat': queue_size must be a whole number from 1 to 1000")
         self.queue_size = queue_size
+        self.welcome = {lang: _welcome(options, lang) for lang in ("de", "en")}
+        max_upload = options["max_upload_bytes"]
+        if isinstance(max_upload, bool) or not isinstance(max_upload, int) or max_upload <= 0:
+            raise ConfigError("connector 'webchat': max_upload_bytes must be a positive whole number")
+        self.max_upload = max_upload
+        self.extensions = [name for name in EXTENSIONS if (STATIC / name).is_file()]
         self._redis_pool: Any = None
         self._limiter = MovingWindowRateLimiter(self._limit_storage(ctx))
         # Sockets of a session held by other gateway processes get its frames through Redis.
@@ -175,8 +228,14 @@ class WebChatConnector(Connector):
         return [
             web.get("/chat", self.page),
             web.get("/webchat/widget.js", self.static_file),
-            web.get("/webchat/widget.css", self.static_file),
+            web.get("/webchat/app.mjs", self.static_file),
+            web.get("/webchat/app.css", self.static_file),
+            web.get("/webchat/favicon.svg", self.static_file),
+            web.get("/webchat/vendor/{name}", self.vendor_file),
+            *(web.get(f"/webchat/{name}", self.static_file) for name in EXTENSIONS),
             web.get("/webchat/ws", self.websocket),
+            web.post("/webchat/upload", self.upload),
+            web.options("/webchat/upload", self.upload_preflight),
         ]
 
     # --- pages -----------------------------------------------------------------------------
@@ -185,11 +244,89 @@ class WebChatConnector(Connector):
         return web.Response(text=self.page_html, content_type="text/html", headers=SECURITY_HEADERS)
 
     async def static_file(self, request: web.Request) -> web.StreamResponse:
-        name = request.path.rsplit("/", 1)[-1]
-        return web.FileResponse(
-            STATIC / name,
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
-        )
+        return _static(STATIC / request.path.rsplit("/", 1)[-1])
+
+    async def vendor_file(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in ("preact.mjs", "hooks.mjs", "htm.mjs"):
+            raise web.HTTPNotFound(text="no such file")
+        return _static(VENDOR / name)
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    def _cors(self, request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+    async def upload_preflight(self, request: web.Request) -> web.StreamResponse:
+        """The widget on an allowed site posts its file here with the session token."""
+        if not self.origins.allows(request):
+            return web.Response(status=403)
+        return web.Response(status=204, headers={
+            **self._cors(request), "Access-Control-Allow-Methods": "POST",
+            "Access-Control-Allow-Headers": "Authorization", "Access-Control-Max-Age": "600"})
+
+    async def upload(self, request: web.Request) -> web.StreamResponse:
+        """A picture or PDF from the customer: multipart field `file` (+ `client_id`), the
+        session token as `Authorization: Bearer`. Checked by its content, stored like any file a
+        customer sends (agents only may fetch it), then a message of the conversation."""
+        if not self.origins.allows(request):
+            return web.json_response({"error": "this page's origin may not use the web chat"}, status=403)
+        cors = self._cors(request)
+
+        def refuse(status: int, error: str, code: str) -> web.Response:
+            return web.json_response({"error": error, "code": code}, status=status, headers=cors)
+
+        auth = request.headers.get("Authorization", "")
+        public_id = await self.sessions.resolve(auth[7:]) if auth.startswith("Bearer ") else None
+        if public_id is None:
+            return refuse(401, "unknown or expired session", "session_invalid")
+        if not await self._allowed(f"upload:{public_id}", client_address(
+                request.remote, request.headers.getall("X-Forwarded-For", ()), self.ctx.settings.trusted_proxies)):
+            return refuse(429, "too many frames; please slow down", "rate_limited")
+        limit_mb = f"{self.max_upload / 1e6:g} MB"
+        if request.content_length is not None and request.content_length > self.max_upload + 16 * 1024:
+            return refuse(413, f"the file is larger than {limit_mb}", "too_large")
+        content, name, client_id = b"", None, None
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or part.name not in ("file", "client_id"):
+                    return refuse(400, "expected the fields file and client_id", "bad_request")
+                if part.name == "client_id":
+                    client_id = (await part.read(decode=False))[:MAX_CLIENT_ID].decode("utf-8", "replace")
+                    continue
+                name = (part.filename or "")[:200] or None
+                chunks, size = [], 0
+                while chunk := await part.read_chunk(65536):
+                    size += len(chunk)
+                    if size > self.max_upload:
+                        return refuse(413, f"the file is larger than {limit_mb}", "too_large")
+                    chunks.append(chunk)
+                content = b"".join(chunks)
+        except (ValueError, AssertionError):
+            return refuse(400, "the body is not multipart/form-data", "bad_request")
+        mime = sniff_image(content) or ("application/pdf" if content.startswith(b"%PDF-") else None)
+        if mime is None:
+            return refuse(415, "only pictures (PNG, JPEG, GIF, WebP) and PDF files can be sent", "unsupported")
+        if self.ctx.media is None:
+            return refuse(503, "files cannot be received here", "unavailable")
+        if name and text_problem("name", name):
+            name = None
+        attachment = self.ctx.media.save(content, mime, name)
+        received = datetime.now(UTC)
+        result = await self.ctx.on_message(InboundMessage(
+            channel=self.name, sender_id=public_id, text="", address=ChannelAddress(self.name, public_id),
+            provider_message_id=client_id if client_id and not text_problem("client_id", client_id) else None,
+            attachments=(attachment,), received_at=received,
+        ))
+        if not result.duplicate and result.message_id:
+            mine = {"type": "message", "id": result.message_id, "direction": "in", "author": "customer",
+                    "text": "", "buttons": [], "attachments": [attachment.to_dict()],
+                    "timestamp": received.isoformat()}
+            await self._push_local(public_id, mine)
+            self.relay.publish(public_id, mine)
+        return web.json_response({"message_id": result.message_id, "state": result.state}, status=201, headers=cors)
 
     # --- outbound --------------------------------------------------------------------------
 
@@ -202,14 +339,23 @@ class WebChatConnector(Connector):
             "buttons": [b.to_dict() for b in message.buttons],
             "attachments": [a.to_dict() for a in message.attachments],
             "timestamp": _timestamp(message.created_at),
+            **({"sender_name": message.sender_name} if message.sender_name else {}),
         }
         # Here at once, elsewhere through the relay (which never brings our own frames back).
         await self._push_local(address.recipient, frame)
         self.relay.publish(address.recipient, frame)
 
-    async def _push_local(self, session_id: str, frame: dict[str, Any]) -> None:
-        """A frame to every socket of the session this process holds."""
+    async def signal(self, address: ChannelAddress, kind: str, data: dict[str, Any]) -> None:
+        if kind == "typing":
+            frame = {"type": "typing", "name": str(data.get("name") or "")[:200]}
+            await self._push_local(address.recipient, frame)
+            self.relay.publish(address.recipient, frame)
+
+    async def _push_local(self, session_id: str, frame: dict[str, Any], skip: Any = None) -> None:
+        """A frame to every socket of the session this process holds (but `skip`)."""
         for ws in list(self._sockets.get(session_id, ())):
+            if ws is skip:
+                continue
             try:
                 await ws.send_json(frame)
             except (ConnectionError, RuntimeError):
@@ -347,26 +493,35 @@ class WebChatConnector(Connector):
         # Registered (and, with Redis, subscribed) before the history is read: a message stored
         # meanwhile comes live or with the history, maybe both (the client skips known ids).
         await self._remember(public_id, ws)
-        await ws.send_json(await self._history_frame(public_id))
+        await ws.send_json(await self._history_frame(public_id, session["language"]))
 
-    async def _history_frame(self, public_id: str) -> dict[str, Any]:
+    async def _history_frame(self, public_id: str, language: str | None = None) -> dict[str, Any]:
         # The customer's view only: the dispatcher's history never carries internal notes.
         history = await self.ctx.history(self.name, public_id)
         return {
             "type": "history",
             "conversation_id": history.conversation_id if history else None,
             "state": history.state if history else None,
+            "language": history.language if history else None,
+            # In the conversation's language once there is one, else the browser's.
+            "welcome": self.welcome[next((x for x in (history.language if history else None, language)
+                                          if x in self.welcome), "de")],
+            "extensions": self.extensions,
+            "max_upload_bytes": self.max_upload,
             "messages": [
                 {
                     "id": m.message_id,
                     "direction": m.direction,
                     "author": m.author,
                     "text": m.text,
+                    **({"display": m.display} if m.display else {}),
+                    **({"sender_name": m.sender_name} if m.sender_name else {}),
                     "buttons": [b.to_dict() for b in m.buttons],
                     "attachments": [a.to_dict() for a in m.attachments],
                     "timestamp": _timestamp(m.created_at),
                 }
-                for m in (history.messages if history else ())
+                # Earlier conversations first: a finished one stays on the customer's page.
+                for m in ((*history.earlier, *history.messages) if history else ())
             ],
         }
 
@@ -422,7 +577,15 @@ class WebChatConnector(Connector):
             metadata={"display": display[:200]} if display else {},
             language_hint=session["language"],
         )
+        received = datetime.now(UTC)  # before the message is stored: it sorts before the replies
         result = await self.ctx.on_message(inbound)
+        if not result.duplicate and result.message_id:
+            # The session's other tabs show what was typed here (this tab shows it already).
+            mine = {"type": "message", "id": result.message_id, "direction": "in", "author": "customer",
+                    "text": text, **({"display": display[:200]} if display else {}),
+                    "buttons": [], "attachments": [], "timestamp": received.isoformat()}
+            await self._push_local(session_id, mine, skip=ws)
+            self.relay.publish(session_id, mine)
         if not ws.closed:
             await ws.send_json(
                 {
@@ -432,6 +595,7 @@ class WebChatConnector(Connector):
                     "conversation_id": result.conversation_id,
                     "state": result.state,
                     "duplicate": result.duplicate,
+                    "timestamp": received.isoformat(),
                 }
             )
 

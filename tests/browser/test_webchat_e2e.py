@@ -55,7 +55,7 @@ async def test_meter_reading_in_german_survives_a_reload(live_gateway: LiveGatew
     await page.reload()  # same session from localStorage: the history comes back
     await expect(page.locator(CUSTOMER)).to_have_count(4, timeout=15_000)
     await expect(page.locator(BOT)).to_have_count(4)
-    await expect(page.locator(CUSTOMER).first).to_have_text("Sie" + "Ich möchte meinen Zählerstand melden")
+    await expect(page.locator(CUSTOMER).first.locator("p")).to_have_text("Ich möchte meinen Zählerstand melden")
 
 
 async def test_meter_reading_in_english_with_an_implausible_value(live_gateway: LiveGateway, page: Page) -> None:
@@ -104,3 +104,21 @@ async def test_customer_text_is_shown_as_text_never_html(live_gateway: LiveGatew
     await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text(payload, timeout=15_000)
     assert await page.locator(".rz-log img, .rz-log script, .rz-log b").count() == 0
     assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+async def test_an_unusually_high_reading_can_be_confirmed(live_gateway: LiveGateway, page: Page) -> None:
+    """No dead end: the real engine takes the confirmation button's payload as the reading."""
+    acc = demo_account("40045678")
+    before = await stored_readings(live_gateway, acc.customer_number)
+    high = await last_reading(live_gateway, acc.customer_number) + 90_000
+    await page.goto(live_gateway.url + "/chat")
+    await say(page, "Ich möchte meinen Zählerstand melden", 1)
+    await say(page, acc.customer_number, 2)
+    await say(page, acc.meter_number[-4:], 3)
+    await say(page, str(high))
+    explained = page.locator(BOT, has_text="ungewöhnlich hohe")
+    await expect(explained).to_have_count(1, timeout=30_000)
+    await explained.get_by_test_id("resonanz-button").filter(has_text="Ja, der Stand stimmt").click()
+    await expect(page.locator(BOT).last).to_contain_text("gespeichert", timeout=30_000)
+    await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text("Ja, der Stand stimmt")
+    assert await stored_readings(live_gateway, acc.customer_number) == [*before, high]
