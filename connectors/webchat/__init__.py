@@ -54,6 +54,7 @@ from connectors.base import (
 from connectors.webchat.origins import OriginPolicy
 from connectors.webchat.relay import create_relay
 from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
+from resonanz import continuity
 from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
 
@@ -176,6 +177,8 @@ class WebChatConnector(Connector):
             web.get("/chat", self.page),
             web.get("/webchat/widget.js", self.static_file),
             web.get("/webchat/widget.css", self.static_file),
+            web.get("/webchat/continue.js", self.static_file),
+            web.post("/webchat/continue", self.continue_code),
             web.get("/webchat/ws", self.websocket),
         ]
 
@@ -190,6 +193,37 @@ class WebChatConnector(Connector):
             STATIC / name,
             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
         )
+
+    async def continue_code(self, request: web.Request) -> web.StreamResponse:
+        """A continue code for the session's conversation (resonanz/continuity.py), with its links
+        and a QR code. Authenticated by the session token (`Authorization: Bearer <token>`), from
+        an allowed origin only, counted like frames per address."""
+        if not self.origins.allows(request):
+            return web.json_response({"error": "this page's origin may not use the web chat"}, status=403)
+        ip = client_address(request.remote, request.headers.getall("X-Forwarded-For", ()),
+                            self.ctx.settings.trusted_proxies)
+        if not await self._allowed("continue:" + ip, ip):
+            return web.json_response({"error": "too many requests; please slow down"}, status=429)
+        auth = request.headers.get("Authorization", "")
+        public_id = await self.sessions.resolve(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
+        if public_id is None:
+            return web.json_response({"error": "unknown or expired session"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        history = await self.ctx.history(self.name, public_id)
+        if history is None or history.conversation_id is None:
+            return web.json_response({"error": "there is no conversation to continue yet"}, status=409)
+        language = request.query.get("language")
+        try:
+            issued = await continuity.issue(self.ctx.db, history.conversation_id, self.ctx.settings)  # type: ignore[arg-type]
+        except continuity.NothingToContinue:
+            return web.json_response({"error": "this conversation has ended"}, status=409)
+        links = continuity.links(issued.code, self.ctx.settings, language if language in ("de", "en") else None)
+        return web.json_response({
+            "code": issued.code,
+            "expires_at": issued.expires_at.isoformat(),
+            "links": links,
+            "qr": continuity.qr_svg_data_uri(links["browser"]),
+        }, headers={"Cache-Control": "no-store"})
 
     # --- outbound --------------------------------------------------------------------------
 
@@ -328,6 +362,14 @@ class WebChatConnector(Connector):
 
     async def _hello_checked(self, ws: web.WebSocketResponse, session: dict[str, Any], data: dict[str, Any]) -> None:
         token = data.get("token")
+        customer_key = None
+        if data.get("identity") is not None:
+            # Signed by the embedding site (resonanz/continuity.py): links this browser to the
+            # host's user on every device. A signature that does not verify opens no chat.
+            customer_key = continuity.verified_host_key(data["identity"], self.ctx.settings.webchat_identity_secret)
+            if customer_key is None:
+                await self._error(ws, "the signed identity does not verify", code="identity_invalid")
+                return
         if token is None:
             public_id, issued = await self.sessions.issue()
             await ws.send_json({"type": "session", "token": issued, "idle_days": self.idle_days})
@@ -342,6 +384,7 @@ class WebChatConnector(Connector):
             self._forget(session["id"], ws)
         language = data.get("language")
         session["id"] = public_id
+        session["customer_key"] = customer_key
         session["language"] = language if language in ("de", "en") else None
         session["touched"] = asyncio.get_running_loop().time()
         # Registered (and, with Redis, subscribed) before the history is read: a message stored
@@ -421,6 +464,7 @@ class WebChatConnector(Connector):
             provider_message_id=client_id,
             metadata={"display": display[:200]} if display else {},
             language_hint=session["language"],
+            customer_key=session.get("customer_key"),
         )
         result = await self.ctx.on_message(inbound)
         if not ws.closed:

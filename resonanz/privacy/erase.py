@@ -12,6 +12,7 @@ from resonanz.privacy.tracker import TrackerStore
 from resonanz.store import Database
 from resonanz.store.models import (
     ChannelIdentity,
+    ContinueCode,
     Conversation,
     ConversationEvent,
     Customer,
@@ -51,6 +52,8 @@ async def erase_customer(db: Database, ref: str, var_dir: Path) -> dict[str, int
             ("verification_attempts", delete(VerificationAttempt).where(
                 VerificationAttempt.conversation_id.in_(convs)
                 | VerificationAttempt.customer_number.in_(scope.customer_numbers))),
+            ("continue_codes", delete(ContinueCode).where(
+                (ContinueCode.customer_id == customer.id) | ContinueCode.conversation_id.in_(convs))),
             ("messages", delete(Message).where(Message.conversation_id.in_(convs) | (Message.customer_id == customer.id))),
             ("conversation_events", delete(ConversationEvent).where(ConversationEvent.conversation_id.in_(convs))),
             ("handovers", delete(Handover).where(Handover.conversation_id.in_(convs) | (Handover.customer_id == customer.id))),

@@ -310,3 +310,21 @@ class DataAccess(Base):
     customer_id: Mapped[str | None] = mapped_column(String(32))
     subject: Mapped[str | None] = mapped_column(String(64))  # e.g. the handover opened
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ContinueCode(Base):
+    """A single-use, short-lived code that moves one conversation to another device or channel
+    (resonanz/continuity.py). Only the code's SHA-256 is stored. Plain keys, no foreign keys:
+    retention and erasure delete conversations without looking here; codes of a conversation that
+    is gone redeem to nothing, and expired rows are purged when new codes are issued."""
+
+    __tablename__ = "continue_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(32), index=True)
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Set once, by the one redemption that wins (a conditional UPDATE): then refused.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(String(240))  # "channel:external id"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
