@@ -17,10 +17,12 @@ from sqlalchemy import func, select
 from connectors.base import Attachment
 from handover.auth import (AUTH_EVENT, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
                            principal_still_valid, require, revoke_credentials, same_origin)
+from handover import customers
 from handover.routing import Viewer, is_open
 from handover.schemas import (
     RESOLUTIONS, AgentList, AuditList, CustomerExport, ErasureResponse, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
     CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
+    CustomerResponse, MergeRequest, SplitRequest, SplitResponse,
     MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
 )
@@ -110,6 +112,9 @@ class AgentApi:
             web.patch("/api/v1/queues/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_queue)),
             web.get("/api/v1/customers/{id:[0-9a-f]{32}}/export", require(AgentRole.ADMIN)(self.export_customer)),
             web.delete("/api/v1/customers/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.erase_customer)),
+            web.get("/api/v1/customers/{id:[0-9a-f]{32}}", require()(self.get_customer)),
+            web.post("/api/v1/customers/{id:[0-9a-f]{32}}/merge", require()(self.merge_customer)),
+            web.post("/api/v1/customers/{id:[0-9a-f]{32}}/split", require()(self.split_customer)),
             web.get("/api/v1/audit", require(AgentRole.ADMIN)(self.audit_log)),
             web.get("/api/v1/stream", self.stream),
             web.get("/media/{name}", self.media),
@@ -258,6 +263,20 @@ class AgentApi:
             raise NotFound("no such customer")
         await audit.record(db, (agent.id, agent.role), DataAction.ERASE, None)
         return respond(ErasureResponse, {"erased": counts})
+
+    async def get_customer(self, request: web.Request) -> web.Response:
+        return respond(CustomerResponse, {"customer": await customers.profile(
+            request.app[DESK].db, request.match_info["id"], _agent(request))})
+
+    async def merge_customer(self, request: web.Request) -> web.Response:
+        body = await read_body(request, MergeRequest)
+        survivor = await customers.merge(request.app[DESK].db, request.match_info["id"], body.merged_id, _agent(request))
+        return respond(CustomerResponse, {"customer": survivor})
+
+    async def split_customer(self, request: web.Request) -> web.Response:
+        body = await read_body(request, SplitRequest)
+        return respond(SplitResponse, await customers.split(request.app[DESK].db, request.match_info["id"],
+                                                            body.identity_id, _agent(request)))
 
     async def audit_log(self, request: web.Request) -> web.Response:
         return respond(AuditList, {"entries": await audit.entries(request.app[DESK].db)})

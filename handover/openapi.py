@@ -127,6 +127,15 @@ ROUTES: tuple[Route, ...] = (
     Route("delete", "/api/v1/customers" + ID, "eraseCustomer",
           "Erase a customer: every row, the engine's tracker events and media files; the counts", 200,
           m.ErasureResponse, errors=(401, 403, 404), auth="admin"),
+    Route("get", "/api/v1/customers" + ID, "getCustomer", "A customer's profile and channel identities", 200,
+          m.CustomerResponse, errors=(401, 403, 404)),
+    Route("post", "/api/v1/customers" + ID + "/merge", "mergeCustomer",
+          "Merge another customer into this one (the survivor keeps everything of both; audited). Admins, or "
+          "an agent who handled both", 200, m.CustomerResponse, request=m.MergeRequest,
+          errors=(*BODY, 401, 403, 404)),
+    Route("post", "/api/v1/customers" + ID + "/split", "splitCustomer",
+          "Split a channel identity off into a new customer (audited); 409 for the only identity", 200,
+          m.SplitResponse, request=m.SplitRequest, errors=(*BODY, 401, 403, 404, 409)),
     Route("get", "/api/v1/audit", "listDataAccess", "Who opened which customer's data (latest 200)", 200,
           m.AuditList, errors=(401, 403), auth="admin"),
 )

@@ -721,7 +721,7 @@ class AuditEntry(BaseModel):
     id: int
     actor_id: str
     actor_role: str
-    action: Literal["export", "erase", "view_handover"]
+    action: Literal["export", "erase", "view_handover", "merge", "split"]
     customer_id: str | None
     subject: str | None
     at: str
@@ -729,3 +729,44 @@ class AuditEntry(BaseModel):
 
 class AuditList(BaseModel):
     entries: list[AuditEntry]
+
+
+# --- one customer across channels (handover/customers.py) -----------------------------------------
+
+
+class MergeRequest(BaseModel):
+    """The customer to merge into the one in the path (the survivor)."""
+
+    model_config = STRICT
+    merged_id: Id
+
+
+class SplitRequest(BaseModel):
+    """The channel identity to split off into a new customer."""
+
+    model_config = STRICT
+    identity_id: Annotated[int, Field(ge=1, le=2**62)]
+
+
+class CustomerIdentityOut(BaseModel):
+    id: int
+    channel: str
+    external_id: str
+
+
+class CustomerProfile(BaseModel):
+    id: str
+    name: str | None
+    language: str | None
+    customer_number: str | None
+    preference: str | None
+    identities: list[CustomerIdentityOut]
+
+
+class CustomerResponse(BaseModel):
+    customer: CustomerProfile
+
+
+class SplitResponse(BaseModel):
+    customer: CustomerProfile
+    new_customer: CustomerProfile

@@ -346,3 +346,49 @@ async def test_a_code_needs_the_session_token(gw: Gateway) -> None:
     assert resp.status == 401
     resp = await gw.client.post("/webchat/continue", headers={"Origin": "https://evil.example"})
     assert resp.status == 403
+
+
+async def test_an_admin_merges_two_customers_and_splits_an_identity_off_again_both_audited(gw: Gateway) -> None:
+    web_sender, tg_chat = f"rest-{secrets.token_hex(4)}", chat_id()
+    await gw.rest(web_sender, "Hallo")
+    await gw.telegram(text_update(random.randint(1, 10**9), tg_chat, "Hallo"))
+    rest_identity, tg_identity = await gw.identity("rest", web_sender), await gw.identity("telegram", str(tg_chat))
+    survivor, merged = rest_identity.customer_id, tg_identity.customer_id
+    assert survivor != merged
+    admin = await create_agent(gw.db, email=f"admin-{secrets.token_hex(4)}@example.org", password="ein-langes-passwort",
+                               display_name="Ada Admin", role="admin")
+    agent = await create_agent(gw.db, email=f"agent-{secrets.token_hex(4)}@example.org", password="ein-langes-passwort",
+                               display_name="Udo Agent")
+    as_admin = {"Authorization": f"Bearer {await issue_api_token(gw.db, admin.id)}"}
+    as_agent = {"Authorization": f"Bearer {await issue_api_token(gw.db, agent.id)}"}
+    # An agent who handled neither customer may not merge them.
+    resp = await gw.client.post(f"/api/v1/customers/{survivor}/merge", json={"merged_id": merged}, headers=as_agent)
+    assert resp.status == 403
+    resp = await gw.client.post(f"/api/v1/customers/{survivor}/merge", json={"merged_id": merged}, headers=as_admin)
+    assert resp.status == 200, await resp.text()
+    body = (await resp.json())["customer"]
+    assert body["id"] == survivor and {i["channel"] for i in body["identities"]} == {"rest", "telegram"}
+    async with gw.db.session() as s:
+        assert set((await s.scalars(select(Conversation.customer_id).where(Conversation.customer_id.in_((survivor, merged))))).all()) == {survivor}
+        assert await s.scalar(select(Message.id).where(Message.customer_id == merged).limit(1)) is None
+    # Telegram's next message lands with the survivor.
+    await gw.telegram(text_update(random.randint(1, 10**9), tg_chat, "Noch da?"))
+    assert (await gw.identity("telegram", str(tg_chat))).customer_id == survivor
+    # Split the Telegram identity off again: a new customer; the survivor keeps REST.
+    resp = await gw.client.post(f"/api/v1/customers/{survivor}/split", json={"identity_id": tg_identity.id}, headers=as_admin)
+    assert resp.status == 200, await resp.text()
+    split = await resp.json()
+    new_id = split["new_customer"]["id"]
+    assert [i["channel"] for i in split["customer"]["identities"]] == ["rest"]
+    assert [i["id"] for i in split["new_customer"]["identities"]] == [tg_identity.id] and new_id not in (survivor, merged)
+    assert (await gw.identity("telegram", str(tg_chat))).customer_id == new_id
+    async with gw.db.session() as s:  # the survivor's open conversations answer on REST again
+        for conv in (await s.scalars(select(Conversation).where(Conversation.customer_id == survivor,
+                                                                 Conversation.state != "closed"))).all():
+            assert conv.channel == "rest"
+    resp = await gw.client.post(f"/api/v1/customers/{survivor}/split", json={"identity_id": rest_identity.id},
+                                headers=as_admin)
+    assert resp.status == 409  # the only identity stays
+    audit = (await (await gw.client.get("/api/v1/audit", headers=as_admin)).json())["entries"]
+    mine = [(e["action"], e["customer_id"], e["subject"], e["actor_id"]) for e in audit if e["customer_id"] == survivor]
+    assert ("merge", survivor, merged, admin.id) in mine and ("split", survivor, new_id, admin.id) in mine
