@@ -28,7 +28,7 @@ from handover.auth import create_agent, issue_api_token
 from resonanz.app import DISPATCHER, create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import ChannelIdentity, ContinueCode, Conversation, Handover, Message, utcnow
+from resonanz.store.models import Agent, ChannelIdentity, ContinueCode, Conversation, Handover, Message, utcnow
 from tests.conftest import BACKENDS, TELEGRAM_SECRET, free_port, make_database_url, migrated_database
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
 from tests.support.settle import until
@@ -392,3 +392,52 @@ async def test_an_admin_merges_two_customers_and_splits_an_identity_off_again_bo
     audit = (await (await gw.client.get("/api/v1/audit", headers=as_admin)).json())["entries"]
     mine = [(e["action"], e["customer_id"], e["subject"], e["actor_id"]) for e in audit if e["customer_id"] == survivor]
     assert ("merge", survivor, merged, admin.id) in mine and ("split", survivor, new_id, admin.id) in mine
+
+
+async def test_the_agent_who_served_the_customer_on_the_web_is_offered_first_on_telegram(gw: Gateway) -> None:
+    async def agent(name: str) -> tuple[str, dict[str, str]]:
+        a = await create_agent(gw.db, email=f"{name}-{secrets.token_hex(4)}@example.org", password="ein-langes-passwort",
+                               display_name=name, capacity=5)
+        return a.id, {"Authorization": f"Bearer {await issue_api_token(gw.db, a.id)}"}
+
+    async def status(headers: dict[str, str], value: str) -> None:
+        resp = await gw.client.put("/api/v1/me/status", json={"status": value}, headers=headers)
+        assert resp.status == 200, await resp.text()
+
+    async def offered(conversation_id: str) -> Handover:
+        async def ready() -> bool:
+            async with gw.db.session() as s:
+                h = await s.scalar(select(Handover).where(Handover.conversation_id == conversation_id,
+                                                          Handover.status == "offered"))
+                return h is not None
+        await until(ready, "an offer", timeout=10)
+        async with gw.db.session() as s:
+            return await s.scalar(select(Handover).where(Handover.conversation_id == conversation_id,
+                                                         Handover.status == "offered"))
+
+    first_id, first = await agent("Anna")
+    other_id, other = await agent("Bert")
+    await status(first, "online")
+    try:
+        async with connect(gw.client) as ws:
+            token, _ = await open_session(ws)
+            conversation_id = (await say(ws, "Ich möchte mit einem Menschen sprechen"))[-1]["conversation_id"]
+            handover = await offered(conversation_id)
+            assert handover.offered_agent_id == first_id
+            assert (await gw.client.post(f"/api/v1/handovers/{handover.id}/accept", headers=first)).status == 200
+            resp = await gw.client.post(f"/api/v1/handovers/{handover.id}/close", headers=first,
+                                        json={"resolution": "solved", "return_to_bot": True})
+            assert resp.status == 200, await resp.text()
+            code = (await gw.code_for(token))["code"]
+        # Bert is online too and would be next by load and last activity; Anna served this customer.
+        await status(other, "online")
+        async with gw.db.session() as s:
+            await s.execute(update(Agent).where(Agent.id == other_id).values(last_seen_at=None))
+        chat = chat_id()
+        await gw.telegram(start_update(random.randint(1, 10**9), chat, payload=code))
+        await gw.telegram(text_update(random.randint(1, 10**9), chat, "Ich möchte mit einem Menschen sprechen"))
+        again = await offered(conversation_id)
+        assert again.id != handover.id and again.offered_agent_id == first_id
+    finally:
+        await status(first, "offline")
+        await status(other, "offline")
