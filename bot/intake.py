@@ -269,6 +269,7 @@ class Intake:
             identity.address = address
         if customer.name is None and inbound.display_name:
             customer.name = inbound.display_name
+        customer.preferred_channel = inbound.channel
         previous = conv.channel
         conv.channel = inbound.channel
         conv.address = address

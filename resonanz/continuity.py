@@ -89,17 +89,36 @@ class NothingToContinue(Exception):
 
 async def issue(db: Database, conversation_id: str, settings: Settings) -> Issued:
     """A new code for an open conversation. Expired codes are purged on the way."""
-    now = utcnow()
-    code = new_code()
-    expires = now + timedelta(minutes=settings.continue_code_minutes)
     async with db.session() as s:
         conv = await s.get(Conversation, conversation_id)
         if conv is None or conv.state == "closed":
             raise NothingToContinue(conversation_id)
-        await s.execute(delete(ContinueCode).where(ContinueCode.expires_at < now))
-        s.add(ContinueCode(code_hash=code_hash(code), conversation_id=conv.id, customer_id=conv.customer_id,
-                           expires_at=expires, created_at=now))
-    return Issued(code, conversation_id, expires)
+        return await issue_in(s, conv, settings)
+
+
+async def issue_in(s: Any, conv: Conversation, settings: Settings) -> Issued:
+    """The same in the caller's transaction (a turn answering "continue on my phone")."""
+    now = utcnow()
+    code = new_code()
+    expires = now + timedelta(minutes=settings.continue_code_minutes)
+    await s.execute(delete(ContinueCode).where(ContinueCode.expires_at < now))
+    s.add(ContinueCode(code_hash=code_hash(code), conversation_id=conv.id, customer_id=conv.customer_id,
+                       expires_at=expires, created_at=now))
+    await s.flush()
+    return Issued(code, conv.id, expires)
+
+
+# "Continue on my phone" (or another device / channel), asked for in words on any channel.
+ASK_TO_CONTINUE = re.compile(
+    r"\b(continue|carry on|go on)\b.{0,30}\b(phone|mobile|another device|other device|telegram|whatsapp|laptop|computer)\b"
+    r"|\b(handy|smartphone|telefon|anderen gerät|anderem gerät|telegram|whatsapp|laptop|computer)\b.{0,30}\bweiter"
+    r"|\bweiter\w*\b.{0,30}\b(handy|smartphone|telefon|anderen gerät|anderem gerät|telegram|whatsapp|laptop|computer)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_to_continue(text: str) -> bool:
+    return len(text) <= 200 and ASK_TO_CONTINUE.search(text) is not None
 
 
 def whatsapp_number(settings: Settings) -> str | None:

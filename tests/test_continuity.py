@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from handover.auth import create_agent, issue_api_token
 from resonanz.app import DISPATCHER, create_app
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import Agent, ChannelIdentity, ContinueCode, Conversation, Handover, Message, utcnow
+from resonanz.store.models import Agent, ChannelIdentity, ContinueCode, Conversation, Customer, Handover, Message, utcnow
 from tests.conftest import BACKENDS, TELEGRAM_SECRET, free_port, make_database_url, migrated_database
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
 from tests.support.settle import until
@@ -441,3 +442,31 @@ async def test_the_agent_who_served_the_customer_on_the_web_is_offered_first_on_
     finally:
         await status(first, "offline")
         await status(other, "offline")
+
+
+async def test_continue_on_my_phone_in_words_then_greeted_by_name_and_the_preference_forgotten(gw: Gateway) -> None:
+    chat, since = chat_id(), len(gw.tg.calls)
+    await gw.telegram(text_update(random.randint(1, 10**9), chat, "Hallo", first_name="Erika"))
+    await gw.telegram(text_update(random.randint(1, 10**9), chat, "Kann ich auf dem Handy weitermachen?"))
+    offer = gw.telegram_texts(chat, since)[-1]
+    found = re.search(r"Code: (rz[A-Za-z0-9_-]{16})", offer)
+    assert found and f"https://t.me/{BOT_USERNAME}?start={found.group(1)}" in offer and "wa.me/4930123456" in offer, offer
+    number = phone()
+    await gw.whatsapp(number, f"Gespräch fortsetzen: {found.group(1)}")
+    tg, wa = await gw.identity("telegram", str(chat)), await gw.identity("whatsapp", number)
+    assert tg.customer_id == wa.customer_id
+    async with gw.db.session() as s:
+        customer = await s.get(Customer, tg.customer_id)
+        assert customer.preferred_channel == "whatsapp"
+        customer.preference = "human"
+    await gw.whatsapp(number, "Bitte vergiss meine Präferenz")
+    await gw.tw.wait_for_message(lambda m: m["To"] == f"whatsapp:{number}" and "gelöscht" in m["Body"])
+    async with gw.db.session() as s:
+        customer = await s.get(Customer, tg.customer_id)
+        assert (customer.preference, customer.preferred_channel) == (None, None)
+        await s.execute(update(Conversation).where(Conversation.customer_id == customer.id).values(
+            state="closed", closed_at=utcnow()))
+    # A new conversation of the linked customer opens with their name, in their language.
+    since = len(gw.tg.calls)
+    await gw.telegram(text_update(random.randint(1, 10**9), chat, "Hallo"))
+    assert "Willkommen zurück, Erika!" in gw.telegram_texts(chat, since)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN, Handler, Turn, open_handover
 from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
 from resonanz.texts import text as notice
 from handover.routing import is_cancel_request
 from handover.state import State, bot_may_answer
-from resonanz.continuity import METADATA_KEY, Outcome
+from resonanz.continuity import METADATA_KEY, Outcome, asks_to_continue, issue_in, links
 from resonanz.customer_number import CustomerNumbers
 from resonanz.settings import Settings
 from sqlalchemy import select
@@ -52,6 +54,42 @@ class Continued(Handler):
             desk, conversation_id = turn.desk, conv.id
             shown = [message_json(turn.msg), message_json(note)]
             turn.after(lambda: desk.conversation_messages(conversation_id, shown))
+        return True
+
+
+class ContinueElsewhere(Handler):
+    """"Continue on my phone": a continue code with its links, in words, on any channel."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def check(self, turn: Turn) -> bool:
+        return turn.conv.state in (State.BOT, State.QUEUED) and asks_to_continue(turn.text)
+
+    async def handle(self, turn: Turn) -> bool:
+        issued = await issue_in(turn.session, turn.conv, self.settings)
+        where = links(issued.code, self.settings, turn.language)
+        shown = "\n".join(f"{name}: {url}" for name, url in where.items())
+        turn.reply(notice("continue.offer", turn.language, minutes=f"{self.settings.continue_code_minutes:g}",
+                          links=f"\n{shown}\nCode: {issued.code}"))
+        return True
+
+
+# "Forget my preference(s)" / "Vergiss meine Vorlieben|Präferenz|Einstellungen".
+FORGET = re.compile(r"\bforget my preferences?\b|\bvergiss meine (vorliebe|vorlieben|präferenz|präferenzen|einstellung|einstellungen)\b",
+                    re.IGNORECASE)
+
+
+class ForgetPreference(Handler):
+    """The customer clears what is kept about them: "always a person" and the preferred channel."""
+
+    def check(self, turn: Turn) -> bool:
+        return len(turn.text) <= 200 and FORGET.search(turn.text) is not None
+
+    async def handle(self, turn: Turn) -> bool:
+        turn.customer.preference = None
+        turn.customer.preferred_channel = None
+        turn.reply(notice("preference.forgotten", turn.language))
         return True
 
 
@@ -168,4 +206,4 @@ class AgentOwned(Handler):
 
 def before_engine(settings: Settings) -> list[Handler]:
     """In order; when none answers, the engine has the turn."""
-    return [Continued(), ChannelControls(), PendingHandover(settings), CustomersChoice(), Rating(), Cancel(), AgentOwned()]
+    return [Continued(), ChannelControls(), ForgetPreference(), ContinueElsewhere(settings), PendingHandover(settings), CustomersChoice(), Rating(), Cancel(), AgentOwned()]

@@ -1,4 +1,5 @@
-"""continue_codes: single-use codes that move a conversation to another device or channel
+"""continue_codes: single-use codes that move a conversation to another device or channel;
+customers.preferred_channel
 
 Revision ID: e7b3c1d9a4f6
 Revises: a9c4e7d2b1f3
@@ -17,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("customers", sa.Column("preferred_channel", sa.String(32), nullable=True))
     op.create_table(
         "continue_codes",
         sa.Column("code_hash", sa.String(64), primary_key=True),
@@ -37,3 +39,5 @@ def downgrade() -> None:
     op.drop_index("ix_continue_codes_customer_id", table_name="continue_codes")
     op.drop_index("ix_continue_codes_conversation_id", table_name="continue_codes")
     op.drop_table("continue_codes")
+    with op.batch_alter_table("customers") as batch:
+        batch.drop_column("preferred_channel")

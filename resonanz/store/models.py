@@ -61,6 +61,9 @@ class Customer(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     customer_number: Mapped[str | None] = mapped_column(String(32), index=True)
     preference: Mapped[str | None] = mapped_column(String(32))
+    # The channel the customer moved their conversation to last (a continue code); cleared with
+    # "forget my preference" like `preference`.
+    preferred_channel: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
