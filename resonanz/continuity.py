@@ -121,6 +121,16 @@ def asks_to_continue(text: str) -> bool:
     return len(text) <= 200 and ASK_TO_CONTINUE.search(text) is not None
 
 
+# "Forget my preference(s)": what is kept about the customer ("always a person", their channel).
+ASK_TO_FORGET = re.compile(
+    r"\bforget my preferences?\b|\bvergiss meine (vorliebe|vorlieben|präferenz|präferenzen|einstellung|einstellungen)\b",
+    re.IGNORECASE)
+
+
+def asks_to_forget(text: str) -> bool:
+    return len(text) <= 200 and ASK_TO_FORGET.search(text) is not None
+
+
 def whatsapp_number(settings: Settings) -> str | None:
     number = settings.continue_whatsapp_number
     if not number:

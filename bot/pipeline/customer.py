@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN, Handler, Turn, open_handover
 from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
 from resonanz.texts import text as notice
 from handover.routing import is_cancel_request
 from handover.state import State, bot_may_answer
-from resonanz.continuity import METADATA_KEY, Outcome, asks_to_continue, issue_in, links
+from resonanz.continuity import METADATA_KEY, Outcome, asks_to_continue, asks_to_forget, issue_in, links
 from resonanz.customer_number import CustomerNumbers
 from resonanz.settings import Settings
 from sqlalchemy import select
@@ -75,16 +73,11 @@ class ContinueElsewhere(Handler):
         return True
 
 
-# "Forget my preference(s)" / "Vergiss meine Vorlieben|Präferenz|Einstellungen".
-FORGET = re.compile(r"\bforget my preferences?\b|\bvergiss meine (vorliebe|vorlieben|präferenz|präferenzen|einstellung|einstellungen)\b",
-                    re.IGNORECASE)
-
-
 class ForgetPreference(Handler):
     """The customer clears what is kept about them: "always a person" and the preferred channel."""
 
     def check(self, turn: Turn) -> bool:
-        return len(turn.text) <= 200 and FORGET.search(turn.text) is not None
+        return asks_to_forget(turn.text)
 
     async def handle(self, turn: Turn) -> bool:
         turn.customer.preference = None

@@ -179,6 +179,7 @@ class WebChatConnector(Connector):
             web.get("/webchat/widget.css", self.static_file),
             web.get("/webchat/continue.js", self.static_file),
             web.post("/webchat/continue", self.continue_code),
+            web.options("/webchat/continue", self.continue_preflight),
             web.get("/webchat/ws", self.websocket),
         ]
 
@@ -194,12 +195,29 @@ class WebChatConnector(Connector):
             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
         )
 
+    @staticmethod
+    def _cors(request: web.Request) -> dict[str, str]:
+        """For a widget embedded on an allowed site (the caller checked the origin)."""
+        return {"Access-Control-Allow-Origin": request.headers["Origin"], "Vary": "Origin"}
+
+    async def continue_preflight(self, request: web.Request) -> web.StreamResponse:
+        if not self.origins.allows(request):
+            return web.json_response({"error": "this page's origin may not use the web chat"}, status=403)
+        return web.Response(status=204, headers={**self._cors(request), "Access-Control-Allow-Methods": "POST",
+                                                 "Access-Control-Allow-Headers": "Authorization",
+                                                 "Access-Control-Max-Age": "600"})
+
     async def continue_code(self, request: web.Request) -> web.StreamResponse:
         """A continue code for the session's conversation (resonanz/continuity.py), with its links
         and a QR code. Authenticated by the session token (`Authorization: Bearer <token>`), from
         an allowed origin only, counted like frames per address."""
         if not self.origins.allows(request):
             return web.json_response({"error": "this page's origin may not use the web chat"}, status=403)
+        response = await self._continue_code(request)
+        response.headers.update(self._cors(request))
+        return response
+
+    async def _continue_code(self, request: web.Request) -> web.Response:
         ip = client_address(request.remote, request.headers.getall("X-Forwarded-For", ()),
                             self.ctx.settings.trusted_proxies)
         if not await self._allowed("continue:" + ip, ip):

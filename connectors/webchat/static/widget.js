@@ -6,6 +6,11 @@
  * Options (data attributes on the script tag):
  *   data-resonanz-url="https://gateway.example"  gateway base URL (default: where the script came from)
  *   data-open="true"                              start open, filling the page (used by /chat)
+ *   data-user-id, data-user-signature             a signed host identity: the site's user id and
+ *                                                 HMAC-SHA256(user id, shared secret) in hex
+ *
+ * Modules (continue.js: "continue on another device") hook in through window.ResonanzChat and
+ * the "resonanz:ready" event (sent on every history frame).
  *
  * Every text from the customer, the bot or an agent is rendered with textContent, never as HTML.
  */
@@ -145,6 +150,9 @@
     ws.addEventListener("open", function () {
       backoff = 500;
       var hello = { type: "hello", language: lang };
+      var userId = script && script.getAttribute("data-user-id");
+      var signature = script && script.getAttribute("data-user-signature");
+      if (userId && signature) hello.identity = { user_id: userId, signature: signature };
       var token = loadToken();
       if (token) hello.token = token;
       ws.send(JSON.stringify(hello));
@@ -160,6 +168,8 @@
         root.setAttribute("data-state", frame.state || "new");
         (frame.messages || []).forEach(render);
         pending.forEach(function (f) { ws.send(JSON.stringify(f)); });
+        window.ResonanzChat.ready = true;
+        document.dispatchEvent(new CustomEvent("resonanz:ready", { detail: { conversation: frame.conversation_id } }));
       } else if (frame.type === "message") {
         render(frame);
         if (!pending.length) typing.hidden = true;
@@ -213,7 +223,11 @@
   });
 
   log.appendChild(typing);
+  // The hook for modules kept in files of their own (continue.js).
+  window.ResonanzChat = { base: base, lang: lang, token: loadToken, submit: submit, header: header, log: log, typing: typing };
+  var modules = el("script", { src: base + "/webchat/continue.js", defer: "" });
   function mount() {
+    document.head.appendChild(modules);
     document.body.appendChild(root);
     if (startOpen) setOpen(true);
     connect();
