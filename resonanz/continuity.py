@@ -139,10 +139,11 @@ def whatsapp_number(settings: Settings) -> str | None:
     return number.lstrip("+").replace(" ", "") if number else None
 
 
-def links(code: str, settings: Settings, language: str | None) -> dict[str, str]:
-    """Where the code can be used: Telegram (deep link), WhatsApp (prefilled text), a browser."""
+def links(code: str, settings: Settings, language: str | None, origin: str | None = None) -> dict[str, str]:
+    """Where the code can be used: Telegram (deep link), WhatsApp (prefilled text), a browser
+    (the gateway's public URL, else `origin`: the address the asking browser used)."""
     out: dict[str, str] = {}
-    base = (settings.public_url or "").rstrip("/")
+    base = (settings.public_url or origin or "").rstrip("/")
     out["browser"] = f"{base}/chat?continue={code}"
     if settings.continue_telegram_bot:
         out["telegram"] = f"https://t.me/{settings.continue_telegram_bot.lstrip('@')}?start={code}"

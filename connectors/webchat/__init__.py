@@ -235,7 +235,8 @@ class WebChatConnector(Connector):
             issued = await continuity.issue(self.ctx.db, history.conversation_id, self.ctx.settings)  # type: ignore[arg-type]
         except continuity.NothingToContinue:
             return web.json_response({"error": "this conversation has ended"}, status=409)
-        links = continuity.links(issued.code, self.ctx.settings, language if language in ("de", "en") else None)
+        links = continuity.links(issued.code, self.ctx.settings, language if language in ("de", "en") else None,
+                                 origin=f"{request.scheme}://{request.host}")
         return web.json_response({
             "code": issued.code,
             "expires_at": issued.expires_at.isoformat(),

@@ -63,7 +63,7 @@
 
   // --- offering: the header button and its panel ------------------------------------------------
   var button = el("button", { type: "button", "class": "rz-continue", "data-testid": "resonanz-continue",
-    "aria-haspopup": "dialog" }, "📱");
+    "aria-expanded": "false" }, "📱");
   button.setAttribute("aria-label", T.button);
   button.setAttribute("title", T.button);
   var closeButton = chat.header.querySelector(".rz-close");
@@ -72,18 +72,20 @@
   var panel = null;
   function hide() {
     if (panel) { panel.remove(); panel = null; }
+    button.setAttribute("aria-expanded", "false");
     button.focus();
   }
 
   function show(offer) {
     if (panel) panel.remove();
-    panel = el("li", { "class": "rz-msg rz-system rz-continue-panel", role: "dialog", "aria-label": T.title,
-      "data-testid": "resonanz-continue-panel" });
-    panel.appendChild(el("strong", {}, T.title));
+    panel = el("li", { "class": "rz-msg rz-system rz-continue-panel" });
+    var box = el("section", { "aria-label": T.title, "data-testid": "resonanz-continue-panel" });
+    panel.appendChild(box);
+    box.appendChild(el("strong", {}, T.title));
     var until = new Date(offer.expires_at);
     var time = until.toLocaleTimeString(chat.lang === "en" ? "en-GB" : "de-DE", { hour: "2-digit", minute: "2-digit" });
-    panel.appendChild(el("p", { "class": "rz-text" }, T.hint.replace("{time}", time)));
-    panel.appendChild(el("img", { src: offer.qr, alt: T.qr, "class": "rz-qr", width: "164", height: "164",
+    box.appendChild(el("p", { "class": "rz-text" }, T.hint.replace("{time}", time)));
+    box.appendChild(el("img", { src: offer.qr, alt: T.qr, "class": "rz-qr", width: "164", height: "164",
       "data-testid": "resonanz-continue-qr" }));
     var list = el("ul", { "class": "rz-continue-links" });
     ["telegram", "whatsapp", "browser"].forEach(function (kind) {
@@ -94,18 +96,20 @@
         "data-testid": "resonanz-continue-" + kind }, T[kind]));
       list.appendChild(item);
     });
-    panel.appendChild(list);
-    panel.appendChild(el("p", { "class": "rz-text" }, T.code + ": " + offer.code));
+    box.appendChild(list);
+    box.appendChild(el("p", { "class": "rz-text" }, T.code + ": " + offer.code));
     var close = el("button", { type: "button", "class": "rz-button" }, T.close);
     close.addEventListener("click", hide);
-    panel.appendChild(close);
+    box.appendChild(close);
     chat.log.insertBefore(panel, chat.typing);
     chat.log.scrollTop = chat.log.scrollHeight;
+    button.setAttribute("aria-expanded", "true");
     close.focus();
   }
 
   function notice(text) {
-    var item = el("li", { "class": "rz-msg rz-error", role: "alert", "data-testid": "resonanz-error" }, text);
+    var item = el("li", { "class": "rz-msg rz-error" });
+    item.appendChild(el("div", { role: "alert", "data-testid": "resonanz-error" }, text));
     chat.log.insertBefore(item, chat.typing);
   }
 
