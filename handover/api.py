@@ -22,7 +22,7 @@ from handover.routing import Viewer, is_open
 from handover.schemas import (
     RESOLUTIONS, AgentList, AuditList, CustomerExport, ErasureResponse, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
     CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
-    CustomerResponse, MergeRequest, SplitRequest, SplitResponse,
+    CustomerResponse, MergeRequest, ReplyChannelRequest, ReplyChannelResponse, SplitRequest, SplitResponse,
     MetaResponse, QueueList, QueueResponse, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
 )
@@ -102,6 +102,7 @@ class AgentApi:
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/notes", require()(self.post_note)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/transfer", require()(self.transfer)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/close", require()(self.close)),
+            web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/channel", require()(self.reply_channel)),
             web.get("/api/v1/conversations", require()(self.list_conversations)),
             web.post("/api/v1/conversations/{id:[0-9a-f]{32}}/take-over", require()(self.take_over)),
             web.get("/api/v1/agents", require()(self.list_agents)),
@@ -263,6 +264,11 @@ class AgentApi:
             raise NotFound("no such customer")
         await audit.record(db, (agent.id, agent.role), DataAction.ERASE, None)
         return respond(ErasureResponse, {"erased": counts})
+
+    async def reply_channel(self, request: web.Request) -> web.Response:
+        body = await read_body(request, ReplyChannelRequest)
+        return respond(ReplyChannelResponse, await customers.reply_channel(
+            request.app[DESK].db, request.match_info["id"], body.identity_id, _agent(request)))
 
     async def get_customer(self, request: web.Request) -> web.Response:
         return respond(CustomerResponse, {"customer": await customers.profile(

@@ -13,6 +13,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from handover.agent_commands import check_action
+from handover.read_model import visible_handover
+from resonanz import texts
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound
 from resonanz.store import Database
 from resonanz.store.models import (
@@ -24,8 +27,9 @@ from resonanz.store.models import (
     DataAccess,
     Handover,
     Message,
+    utcnow,
 )
-from resonanz.store.vocabulary import AgentRole, DataAction
+from resonanz.store.vocabulary import AgentRole, Author, DataAction, Direction, MessageStatus
 
 # Profile fields the survivor takes from the merged customer when it has none of its own.
 PROFILE = ("name", "language", "customer_number", "preference")
@@ -112,3 +116,20 @@ async def split(db: Database, customer_id: str, identity_id: int, agent: Agent) 
                          customer_id=customer_id, subject=new.id))
         await s.flush()
         return {"customer": customer_json(customer, others), "new_customer": customer_json(new, [identity])}
+
+
+async def reply_channel(db: Database, handover_id: str, identity_id: int, agent: Agent) -> dict[str, Any]:
+    """The agent who has the conversation sends the next replies to another of the customer's
+    identities (channels); when the customer writes again, replies follow them as always."""
+    async with db.session() as s:
+        h = check_action(await visible_handover(s, handover_id, agent), agent, "reply")
+        identity = await s.get(ChannelIdentity, identity_id)
+        if identity is None or identity.customer_id != h.customer_id:
+            raise NotFound("no such identity of this customer")
+        conv = await s.get(Conversation, h.conversation_id, with_for_update=True)
+        assert conv is not None
+        conv.channel, conv.address = identity.channel, identity.address
+        s.add(Message(conversation_id=conv.id, customer_id=conv.customer_id, channel="console",
+                      direction=Direction.NOTE, author=Author.SYSTEM, status=MessageStatus.INTERNAL, created_at=utcnow(),
+                      text=texts.text("reply_channel.note", conv.language, channel=identity.channel, agent=agent.display_name)))
+        return {"channel": identity.channel, "identity_id": identity.id}

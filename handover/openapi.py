@@ -97,6 +97,10 @@ ROUTES: tuple[Route, ...] = (
     Route("post", "/api/v1/handovers" + ID + "/close", "closeHandover",
           "Close with a resolution code; optionally return the customer to the bot", 200, m.HandoverResponse,
           request=m.CloseRequest, errors=(*BODY, 401, 403, 404, 409)),
+    Route("post", "/api/v1/handovers" + ID + "/channel", "setReplyChannel",
+          "Send the next replies to another of the customer's channels (only the handover's owner); "
+          "when the customer writes again, replies follow them", 200, m.ReplyChannelResponse,
+          request=m.ReplyChannelRequest, errors=(*BODY, 401, 403, 404, 409)),
     Route("get", "/api/v1/conversations", "listConversations", "Conversations by state (latest 100)", 200,
           m.ConversationList, query=m.ConversationListQuery, errors=(400, 401, 403),
           links={"TakeOver": _link("takeOverConversation", "/conversations/0/id")}),

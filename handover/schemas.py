@@ -745,7 +745,7 @@ class SplitRequest(BaseModel):
     """The channel identity to split off into a new customer."""
 
     model_config = STRICT
-    identity_id: Annotated[int, Field(ge=1, le=2**62)]
+    identity_id: Annotated[int, Field(ge=1, le=2**31 - 1)]  # channel_identities.id is a 32-bit integer
 
 
 class CustomerIdentityOut(BaseModel):
@@ -770,3 +770,15 @@ class CustomerResponse(BaseModel):
 class SplitResponse(BaseModel):
     customer: CustomerProfile
     new_customer: CustomerProfile
+
+
+class ReplyChannelRequest(BaseModel):
+    """Which of the customer's channel identities the next replies go to."""
+
+    model_config = STRICT
+    identity_id: Annotated[int, Field(ge=1, le=2**31 - 1)]  # channel_identities.id is a 32-bit integer
+
+
+class ReplyChannelResponse(BaseModel):
+    channel: str
+    identity_id: int

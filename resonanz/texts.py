@@ -170,6 +170,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "Done: I've forgotten your saved preferences.",
     },
     # --- to the agent ---------------------------------------------------------------------------
+    "reply_channel.note": {
+        "de": "{agent} sendet die Antworten jetzt über {channel}.",
+        "en": "{agent} now sends the replies through {channel}.",
+    },
     "continue.note": {
         "de": "Die Kundin oder der Kunde schreibt jetzt über {channel} (vorher {previous}); Antworten gehen dorthin.",
         "en": "The customer now writes on {channel} (before: {previous}); replies go there.",

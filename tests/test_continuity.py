@@ -223,6 +223,22 @@ async def test_web_chat_to_telegram_mid_form_the_form_finishes_on_telegram_and_t
     assert resp.status in (200, 201), await resp.text()
     await gw.tg.wait_for("sendMessage", lambda p: str(p.get("chat_id")) == str(chat)
                          and p.get("text") == "Hallo, hier ist Jana.", since=since)
+    # The agent chooses the web chat for the next reply: it goes there, not to Telegram.
+    resp = await gw.client.post(f"/api/v1/handovers/{handover_id}/channel", json={"identity_id": web_identity.id},
+                                headers=auth)
+    assert resp.status == 200, await resp.text()
+    assert await resp.json() == {"channel": "webchat", "identity_id": web_identity.id}
+    since = len(gw.tg.calls)
+    resp = await gw.client.post(f"/api/v1/handovers/{handover_id}/messages", json={"text": "Schauen Sie am Laptop."},
+                                headers=auth)
+    assert resp.status in (200, 201), await resp.text()
+    async with gw.db.session() as s:
+        sent = await s.scalar(select(Message).where(Message.conversation_id == conversation_id,
+                                                    Message.text == "Schauen Sie am Laptop."))
+        assert sent.channel == "webchat"
+    assert "Schauen Sie am Laptop." not in gw.telegram_texts(chat, since)
+    resp = await gw.client.post(f"/api/v1/handovers/{handover_id}/channel", json={"identity_id": 2**31 - 1}, headers=auth)
+    assert resp.status == 404
 
 
 async def test_web_chat_to_whatsapp_while_waiting_keeps_the_queue_place(gw: Gateway) -> None:
