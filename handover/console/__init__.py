@@ -22,12 +22,18 @@ async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "console.html", headers=HEADERS)
 
 
+async def customers_page(request: web.Request) -> web.StreamResponse:
+    """Merge and split customers (handover/customers.py): a page of its own beside the console."""
+    return web.FileResponse(STATIC / "customers.html", headers=HEADERS)
+
+
 async def asset(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name not in ("console.js", "console.css"):
+    if name not in ("console.js", "console.css", "customers.js"):
         raise web.HTTPNotFound()
     return web.FileResponse(STATIC / name, headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
 
 def console_routes() -> list[web.RouteDef]:
-    return [web.get("/console", page), web.get("/console/static/{name}", asset)]
+    return [web.get("/console", page), web.get("/console/customers", customers_page),
+            web.get("/console/static/{name}", asset)]

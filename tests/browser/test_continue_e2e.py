@@ -74,3 +74,36 @@ async def test_the_continue_button_shows_a_qr_code_and_a_second_browser_continue
     assert len(owners) == 1  # both browsers are one customer
     await phone.context.close()
     await laptop.context.close()
+
+
+async def test_an_admin_merges_and_splits_customers_on_the_customers_page(gateway, browser) -> None:  # noqa: ANN001
+    import secrets
+
+    from handover.auth import create_agent
+
+    base, db = gateway
+    senders = [f"rest-{secrets.token_hex(4)}" for _ in range(2)]
+    page = await (await browser.new_context(locale="de-DE", bypass_csp=True)).new_page()
+    page.set_default_timeout(10_000)
+    for sender in senders:
+        resp = await page.request.post(base + "/webhooks/rest/webhook", data={"sender": sender, "message": "Hallo"})
+        assert resp.ok
+    async with db.session() as s:  # type: ignore[attr-defined]
+        survivor, merged = [await s.scalar(select(ChannelIdentity.customer_id).where(ChannelIdentity.external_id == x))
+                            for x in senders]
+    email = f"admin-{secrets.token_hex(4)}@example.org"
+    await create_agent(db, email=email, password="ein-langes-passwort", display_name="Ada Admin", role="admin")  # type: ignore[arg-type]
+    resp = await page.request.post(base + "/api/v1/login", data={"email": email, "password": "ein-langes-passwort"})
+    assert resp.ok, await resp.text()
+    await page.goto(f"{base}/console/customers?customer={survivor}")
+    identities = page.get_by_test_id("customers-identities").locator("li")
+    await expect(identities).to_have_count(1)
+    await page.get_by_test_id("customers-merged").fill(merged)
+    await page.get_by_test_id("customers-merge").click()
+    await expect(page.get_by_test_id("customers-status")).to_have_text("Zusammengeführt.")
+    await expect(identities).to_have_count(2)
+    await assert_accessible(page)
+    await identities.nth(1).get_by_role("button", name="abtrennen").click()
+    await expect(page.get_by_test_id("customers-status")).to_contain_text("Abgetrennt")
+    await expect(identities).to_have_count(1)
+    await page.context.close()
