@@ -137,7 +137,7 @@ class Intake:
         row = (
             await s.execute(
                 select(ChannelIdentity.address, Customer.id, Customer.name, Conversation.id, Conversation.state,
-                       Conversation.channel, Conversation.address)
+                       Conversation.channel, Conversation.address, ChannelIdentity.customer_key)
                 .join(Customer, Customer.id == ChannelIdentity.customer_id)
                 .join(Conversation, (Conversation.customer_id == Customer.id) & (Conversation.state != State.CLOSED))
                 .where(ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id)
@@ -147,9 +147,10 @@ class Intake:
         ).first()
         if row is None:
             return None
-        identity_address, customer_id, name, conversation_id, state, channel, conv_address = row
+        identity_address, customer_id, name, conversation_id, state, channel, conv_address, key = row
         if (identity_address != address or conv_address != address or channel != inbound.channel
-                or state == State.AGENT or (name is None and inbound.display_name)):
+                or state == State.AGENT or (name is None and inbound.display_name)
+                or (inbound.customer_key is not None and key != inbound.customer_key)):
             return None
         public_id = new_id()
         pk = await s.scalar(
@@ -207,6 +208,18 @@ class Intake:
             identity, customer, conv = row
             if identity.address != address:
                 identity.address = address
+            if inbound.customer_key is not None and identity.customer_key != inbound.customer_key:
+                # A key the channel vouches for (a signed host identity) arrived for a known
+                # identity: it joins the customer that key already belongs to, if any.
+                identity.customer_key = inbound.customer_key
+                linked = await self._linked_customer(s, inbound, besides=identity.id)
+                if linked is not None and linked.id != customer.id:
+                    identity.customer_id = linked.id
+                    customer = linked
+                    conv = await s.scalar(
+                        select(Conversation)
+                        .where(Conversation.customer_id == customer.id, Conversation.state != State.CLOSED)
+                        .order_by(Conversation.created_at.desc()).limit(1))
             if inbound.control in ("opt_out", "opt_in"):
                 identity.opted_out = inbound.control == "opt_out"
         if inbound.control == "opt_out" and row is None:
@@ -276,13 +289,14 @@ class Intake:
         await s.flush()
         return customer, conv, {"outcome": Outcome.OK, "from": previous}
 
-    async def _linked_customer(self, s: Any, inbound: InboundMessage) -> Customer | None:
+    async def _linked_customer(self, s: Any, inbound: InboundMessage, besides: int | None = None) -> Customer | None:
         """The customer another channel already knows under the same key (same phone number)."""
         if not inbound.customer_key:
             return None
         customer_id = await s.scalar(
             select(ChannelIdentity.customer_id)
-            .where(ChannelIdentity.customer_key == inbound.customer_key)
+            .where(ChannelIdentity.customer_key == inbound.customer_key,
+                   *((ChannelIdentity.id != besides,) if besides is not None else ()))
             .order_by(ChannelIdentity.id)
             .limit(1)
         )

@@ -486,3 +486,20 @@ async def test_continue_on_my_phone_in_words_then_greeted_by_name_and_the_prefer
     since = len(gw.tg.calls)
     await gw.telegram(text_update(random.randint(1, 10**9), chat, "Hallo"))
     assert "Willkommen zurück, Erika!" in gw.telegram_texts(chat, since)
+
+
+async def test_an_anonymous_browser_that_signs_in_later_joins_the_signed_users_customer(gw: Gateway) -> None:
+    user = f"shop-user-{secrets.token_hex(4)}"
+    identity = {"user_id": user, "signature": sign(user)}
+    async with connect(gw.client) as ws:  # the user's laptop, signed in
+        await ws.send_json({"type": "hello", "language": "de", "identity": identity})
+        await ws.receive_json(timeout=10)
+        await ws.receive_json(timeout=10)
+        signed_conversation = (await say(ws, "Hallo vom Laptop"))[-1]["conversation_id"]
+    async with connect(gw.client) as ws:  # the phone: first anonymous, then signed in
+        token, _ = await open_session(ws)
+        anonymous = (await say(ws, "Hallo anonym"))[-1]["conversation_id"]
+        assert anonymous != signed_conversation
+        await ws.send_json({"type": "hello", "token": token, "language": "de", "identity": identity})
+        await ws.receive_json(timeout=10)  # history
+        assert (await say(ws, "Jetzt angemeldet"))[-1]["conversation_id"] == signed_conversation
