@@ -45,6 +45,7 @@ from connectors.base import (
 from handover.desk import message_json
 from handover.state import State
 from resonanz import texts
+from resonanz.continuity import ContinueLimiter
 from resonanz.metrics import Metrics
 from resonanz.settings import Settings
 from resonanz.store import Database
@@ -99,7 +100,8 @@ class Dispatcher:
         self.outbox = Outbox(db=db, settings=settings, connectors=connectors, metrics=self.metrics)
         # This process's inbound messages, leased (by the outbox's owner id) while their turns live.
         self.leases = InboundLeases(db=db, settings=settings, owner=self.outbox.owner)
-        self.intake = Intake(db=db, leases=self.leases, desk=lambda: self.desk)
+        self.continue_limiter = ContinueLimiter(settings)
+        self.intake = Intake(db=db, leases=self.leases, desk=lambda: self.desk, limiter=self.continue_limiter)
         self.outbound = OutboundMessages(db=db, outbox=self.outbox, connectors=connectors, desk=lambda: self.desk,
                                          metrics=self.metrics)
         # Turns of acknowledged messages (`accept`), run after the webhook was answered.
@@ -182,6 +184,7 @@ class Dispatcher:
         await self.turns.close()
         await self.leases.close()
         await self.locks.close()
+        await self.continue_limiter.close()
 
     async def process(self, conversation_id: str, message_pk: int, public_id: str) -> DispatchResult:
         """Answer message `message_pk` under its conversation's lock — after the conversation's

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from bot.leases import InboundLeases
 from connectors.base import InboundMessage, OutboundMessage
 from handover.desk import message_json, parse_rating
 from handover.state import State
+from resonanz import continuity
+from resonanz.continuity import ContinueLimiter, Outcome, Redemption, redeem
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, new_id, utcnow
 from resonanz.store.vocabulary import Author, Direction, MessageStatus
@@ -33,19 +36,34 @@ class DispatchResult:
 class Intake:
     """Stores inbound messages. `desk` returns the help desk (attached after construction) or None."""
 
-    def __init__(self, *, db: Database, leases: InboundLeases, desk: Callable[[], Any]) -> None:
+    def __init__(self, *, db: Database, leases: InboundLeases, desk: Callable[[], Any],
+                 limiter: ContinueLimiter | None = None) -> None:
         self.db = db
         self.leases = leases
         self.desk = desk
+        # Continue codes (resonanz/continuity.py): redemption attempts counted per sender.
+        self.limiter = limiter
 
     async def store(
         self, inbound: InboundMessage
     ) -> tuple[int, str, str, dict[str, Any] | None] | DispatchResult:
         """Store the message (status `received`). The fourth element is set when the message
         needs no processing beyond being shown to the agent who owns the conversation: it is
-        then stored as `processed` right away, and that is its console payload."""
+        then stored as `processed` right away, and that is its console payload.
+
+        A message carrying a continue code (Telegram's start payload, a code in the text) is
+        redeemed here: it links the sender to the code's conversation, which goes on on this
+        channel; the outcome goes to the message's metadata for the pipeline to answer, and the
+        code itself is not stored."""
+        code = continuity.code_in(inbound.text, inbound.metadata) if self.limiter is not None else None
+        allowed = True
+        if code is not None:
+            assert self.limiter is not None
+            allowed = await self.limiter.allow(inbound.channel, inbound.sender_id)
+            metadata = {k: ("[code]" if k == "start_payload" else v) for k, v in inbound.metadata.items()}
+            inbound = dataclasses.replace(inbound, text=continuity.redacted(inbound.text), metadata=metadata)
         first = 0
-        if not self.db.is_sqlite:
+        if not self.db.is_sqlite and code is None:
             try:
                 if (known := await self._store_known_at_once(inbound)) is not None:
                     return known
@@ -54,7 +72,8 @@ class Intake:
         for attempt in range(first, 3):
             try:
                 async with self.db.session(urgent=True) as s:
-                    if attempt == 0 and self.db.is_sqlite and (known := await self._store_known(s, inbound)) is not None:
+                    if (attempt == 0 and code is None and self.db.is_sqlite
+                            and (known := await self._store_known(s, inbound)) is not None):
                         return known
                     # A repeated provider id is rare: the unique constraint catches it on the first
                     # attempt (IntegrityError), and the retry looks the earlier message up. Both are
@@ -77,10 +96,16 @@ class Intake:
                                 message_id=dup.public_id,
                                 duplicate=True,
                             )
-                    customer, conv = await self._resolve(s, inbound)
+                    outcome: dict[str, Any] | None = None
+                    if code is not None:
+                        customer, conv, outcome = await self._redeem(s, inbound, code, allowed)
+                    else:
+                        customer, conv = await self._resolve(s, inbound)
                     msg = Message(**self._columns(inbound, conv.id, customer.id))
+                    if outcome is not None:
+                        msg.metadata_ = {**msg.metadata_, continuity.METADATA_KEY: outcome}
                     to_agent = None
-                    if conv.state == State.AGENT and inbound.control is None:
+                    if conv.state == State.AGENT and inbound.control is None and outcome is None:
                         msg.status, msg.processed_at = MessageStatus.PROCESSED, utcnow()
                         msg.lease_owner = msg.lease_expires_at = None
                     s.add(msg)
@@ -117,7 +142,7 @@ class Intake:
             select(ChannelIdentity.address.label("identity_address"), Customer.id.label("customer_id"),
                    Customer.name.label("name"), Conversation.id.label("conversation_id"),
                    Conversation.state.label("state"), Conversation.channel.label("channel"),
-                   Conversation.address.label("conv_address"))
+                   Conversation.address.label("conv_address"), ChannelIdentity.customer_key.label("customer_key"))
             .join(Customer, Customer.id == ChannelIdentity.customer_id)
             .join(Conversation, (Conversation.customer_id == Customer.id) & (Conversation.state != State.CLOSED))
             .where(ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id)
@@ -137,6 +162,8 @@ class Intake:
                       latest.c.channel == inbound.channel, latest.c.state != State.AGENT]
         if inbound.display_name:
             conditions.append(latest.c.name.is_not(None))
+        if inbound.customer_key is not None:
+            conditions.append(latest.c.customer_key == inbound.customer_key)
         public_id = new_id()
         columns = {"public_id": public_id, **self._columns(inbound, "", "")}
         del columns["conversation_id"], columns["customer_id"]
@@ -172,9 +199,10 @@ class Intake:
         row = (await s.execute(self._latest(inbound))).first()
         if row is None:
             return None
-        identity_address, customer_id, name, conversation_id, state, channel, conv_address = row
+        identity_address, customer_id, name, conversation_id, state, channel, conv_address, key = row
         if (identity_address != address or conv_address != address or channel != inbound.channel
-                or state == State.AGENT or (name is None and inbound.display_name)):
+                or state == State.AGENT or (name is None and inbound.display_name)
+                or (inbound.customer_key is not None and key != inbound.customer_key)):
             return None
         public_id = new_id()
         pk = await s.scalar(
@@ -232,6 +260,18 @@ class Intake:
             identity, customer, conv = row
             if identity.address != address:
                 identity.address = address
+            if inbound.customer_key is not None and identity.customer_key != inbound.customer_key:
+                # A key the channel vouches for (a signed host identity) arrived for a known
+                # identity: it joins the customer that key already belongs to, if any.
+                identity.customer_key = inbound.customer_key
+                linked = await self._linked_customer(s, inbound, besides=identity.id)
+                if linked is not None and linked.id != customer.id:
+                    identity.customer_id = linked.id
+                    customer = linked
+                    conv = await s.scalar(
+                        select(Conversation)
+                        .where(Conversation.customer_id == customer.id, Conversation.state != State.CLOSED)
+                        .order_by(Conversation.created_at.desc()).limit(1))
             if inbound.control in ("opt_out", "opt_in"):
                 identity.opted_out = inbound.control == "opt_out"
         if inbound.control == "opt_out" and row is None:
@@ -269,13 +309,46 @@ class Intake:
             conv.address = address
         return customer, conv
 
-    async def _linked_customer(self, s: Any, inbound: InboundMessage) -> Customer | None:
+    async def _redeem(
+        self, s: Any, inbound: InboundMessage, code: str, allowed: bool
+    ) -> tuple[Customer, Conversation, dict[str, Any]]:
+        """Redeem `code` for the sender: their identity joins the code's customer and the
+        conversation's replies follow them here. Refused (unknown, expired, used, closed, over the
+        limit): nothing about the code's conversation changes; the sender is resolved as usual."""
+        redemption = (await redeem(s, code, channel=inbound.channel, sender_id=inbound.sender_id)
+                      if allowed else Redemption(Outcome.LIMITED))
+        if redemption.outcome != Outcome.OK:
+            customer, conv = await self._resolve(s, inbound)
+            return customer, conv, {"outcome": redemption.outcome}
+        address = inbound.address.to_dict()
+        customer = await s.get(Customer, redemption.customer_id)
+        conv = await s.get(Conversation, redemption.conversation_id)
+        assert customer is not None and conv is not None
+        identity = await s.scalar(select(ChannelIdentity).where(
+            ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id))
+        if identity is None:
+            s.add(ChannelIdentity(customer_id=customer.id, channel=inbound.channel, external_id=inbound.sender_id,
+                                  address=address, customer_key=inbound.customer_key, opted_out=False))
+        else:
+            identity.customer_id = customer.id
+            identity.address = address
+        if customer.name is None and inbound.display_name:
+            customer.name = inbound.display_name
+        customer.preferred_channel = inbound.channel
+        previous = conv.channel
+        conv.channel = inbound.channel
+        conv.address = address
+        await s.flush()
+        return customer, conv, {"outcome": Outcome.OK, "from": previous}
+
+    async def _linked_customer(self, s: Any, inbound: InboundMessage, besides: int | None = None) -> Customer | None:
         """The customer another channel already knows under the same key (same phone number)."""
         if not inbound.customer_key:
             return None
         customer_id = await s.scalar(
             select(ChannelIdentity.customer_id)
-            .where(ChannelIdentity.customer_key == inbound.customer_key)
+            .where(ChannelIdentity.customer_key == inbound.customer_key,
+                   *((ChannelIdentity.id != besides,) if besides is not None else ()))
             .order_by(ChannelIdentity.id)
             .limit(1)
         )

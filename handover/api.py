@@ -18,10 +18,12 @@ from connectors.base import Attachment
 from handover.auth import (AUTH_EVENT, NOT_DESK, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
                            principal_still_valid, require, revoke_credentials, same_origin)
 from handover.queries import visible_handovers
+from handover import customers
 from handover.routing import Viewer, is_open
 from handover.schemas import (
     RESOLUTIONS, AgentList, CannedList, CannedResponseOut, CreateCannedRequest, CustomerNotesRequest, CustomerNotesResponse, OkResponse, UpdateCannedRequest, AuditList, CustomerExport, ErasureResponse, AgentResponse, CloseRequest, ConversationList, ConversationListQuery, CreateAgentRequest,
     CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
+    CustomerResponse, MergeRequest, ReplyChannelRequest, ReplyChannelResponse, SplitRequest, SplitResponse,
     MetaResponse, QueueList, QueueResponse, SearchQuery, SearchResult, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
     is_blank, read_body, read_multipart, read_query, respond,
 )
@@ -108,6 +110,7 @@ class AgentApi:
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/typing", require()(self.typing)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/transfer", require()(self.transfer)),
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/close", require()(self.close)),
+            web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/channel", require()(self.reply_channel)),
             web.get("/api/v1/conversations", require()(self.list_conversations)),
             web.post("/api/v1/conversations/{id:[0-9a-f]{32}}/take-over", require()(self.take_over)),
             web.get("/api/v1/agents", require()(self.list_agents)),
@@ -123,6 +126,9 @@ class AgentApi:
             web.put("/api/v1/customers/{id:[0-9a-f]{32}}/notes", require()(self.put_customer_notes)),
             web.get("/api/v1/customers/{id:[0-9a-f]{32}}/export", require(AgentRole.ADMIN)(self.export_customer)),
             web.delete("/api/v1/customers/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.erase_customer)),
+            web.get("/api/v1/customers/{id:[0-9a-f]{32}}", require()(self.get_customer)),
+            web.post("/api/v1/customers/{id:[0-9a-f]{32}}/merge", require()(self.merge_customer)),
+            web.post("/api/v1/customers/{id:[0-9a-f]{32}}/split", require()(self.split_customer)),
             web.get("/api/v1/audit", require(AgentRole.ADMIN)(self.audit_log)),
             web.get("/api/v1/stream", self.stream),
             web.get("/media/{name}", self.media),
@@ -337,6 +343,25 @@ class AgentApi:
             raise NotFound("no such customer")
         await audit.record(db, (agent.id, agent.role), DataAction.ERASE, None)
         return respond(ErasureResponse, {"erased": counts})
+
+    async def reply_channel(self, request: web.Request) -> web.Response:
+        body = await read_body(request, ReplyChannelRequest)
+        return respond(ReplyChannelResponse, await customers.reply_channel(
+            request.app[DESK].db, request.match_info["id"], body.identity_id, _agent(request)))
+
+    async def get_customer(self, request: web.Request) -> web.Response:
+        return respond(CustomerResponse, {"customer": await customers.profile(
+            request.app[DESK].db, request.match_info["id"], _agent(request))})
+
+    async def merge_customer(self, request: web.Request) -> web.Response:
+        body = await read_body(request, MergeRequest)
+        survivor = await customers.merge(request.app[DESK].db, request.match_info["id"], body.merged_id, _agent(request))
+        return respond(CustomerResponse, {"customer": survivor})
+
+    async def split_customer(self, request: web.Request) -> web.Response:
+        body = await read_body(request, SplitRequest)
+        return respond(SplitResponse, await customers.split(request.app[DESK].db, request.match_info["id"],
+                                                            body.identity_id, _agent(request)))
 
     async def audit_log(self, request: web.Request) -> web.Response:
         return respond(AuditList, {"entries": await audit.entries(request.app[DESK].db)})

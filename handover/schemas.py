@@ -793,7 +793,7 @@ class AuditEntry(BaseModel):
     id: int
     actor_id: str
     actor_role: str
-    action: Literal["export", "erase", "view_handover"]
+    action: Literal["export", "erase", "view_handover", "merge", "split"]
     customer_id: str | None
     subject: str | None
     at: str
@@ -901,3 +901,56 @@ class ReviewExportResponse(BaseModel):
     skipped: int = Field(description="Left out: the same text is in the training data already")
     intents: list[str]
     new_intents: list[str] = Field(description="Not in domain.yml yet: add them there before training")
+
+
+# --- one customer across channels (handover/customers.py) -----------------------------------------
+
+
+class MergeRequest(BaseModel):
+    """The customer to merge into the one in the path (the survivor)."""
+
+    model_config = STRICT
+    merged_id: Id
+
+
+class SplitRequest(BaseModel):
+    """The channel identity to split off into a new customer."""
+
+    model_config = STRICT
+    identity_id: Annotated[int, Field(ge=1, le=2**31 - 1)]  # channel_identities.id is a 32-bit integer
+
+
+class CustomerIdentityOut(BaseModel):
+    id: int
+    channel: str
+    external_id: str
+
+
+class CustomerProfile(BaseModel):
+    id: str
+    name: str | None
+    language: str | None
+    customer_number: str | None
+    preference: str | None
+    identities: list[CustomerIdentityOut]
+
+
+class CustomerResponse(BaseModel):
+    customer: CustomerProfile
+
+
+class SplitResponse(BaseModel):
+    customer: CustomerProfile
+    new_customer: CustomerProfile
+
+
+class ReplyChannelRequest(BaseModel):
+    """Which of the customer's channel identities the next replies go to."""
+
+    model_config = STRICT
+    identity_id: Annotated[int, Field(ge=1, le=2**31 - 1)]  # channel_identities.id is a 32-bit integer
+
+
+class ReplyChannelResponse(BaseModel):
+    channel: str
+    identity_id: int

@@ -147,6 +147,20 @@ class Settings(BaseSettings):
     # Linked in the short privacy notice a customer gets on first contact (None: no notice).
     privacy_url: str | None = None
 
+    # Continue on another device or channel (resonanz/continuity.py, docs/configuration.md): how
+    # long a continue code lives, how many redemptions one sender may try (`limits` notation,
+    # counted in Redis when configured), the Telegram bot's username for the deep link
+    # (t.me/<username>?start=<code>; None: no Telegram link) and the WhatsApp number for the
+    # prefilled link (None: the WhatsApp connector's "from" number, if it has one).
+    continue_code_minutes: float = Field(default=10.0, gt=0, le=24 * 60)
+    continue_limit: str = "10/15minutes"
+    continue_telegram_bot: str | None = None
+    continue_whatsapp_number: str | None = None
+    # The web chat's signed host identity: the embedding site passes a user id and
+    # HMAC-SHA256(user id, this secret) as hex; a valid pair links the browser to that user's
+    # customer on every device. None: signed identities are refused.
+    webchat_identity_secret: str | None = None
+
     # The outbox: retries on timeouts, 5xx and 429 with exponential backoff (seconds).
     outbox_backoff_base: float = 1.0
     outbox_backoff_max: float = 300.0
@@ -251,7 +265,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{net!r} is not an IP address or CIDR network") from None
         return tuple(net.strip() for net in v)
 
-    @field_validator("login_limit_ip_email", "login_limit_ip", "login_limit_email")
+    @field_validator("login_limit_ip_email", "login_limit_ip", "login_limit_email", "continue_limit")
     @classmethod
     def _rate(cls, v: str) -> str:
         from limits import parse

@@ -128,7 +128,56 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "de": "In Ordnung, Sie sind wieder beim digitalen Assistenten. Wie kann ich helfen?",
         "en": "All right, you're back with the digital assistant. How can I help?",
     },
+    # --- to the customer: continue on another device or channel (resonanz/continuity.py) --------
+    "continue.prefill": {
+        "de": "Gespräch fortsetzen: {code}",
+        "en": "Continue my conversation: {code}",
+    },
+    "continue.done": {
+        "de": "Willkommen zurück! Wir machen hier weiter, wo Sie aufgehört haben.",
+        "en": "Welcome back! We'll carry on here where you left off.",
+    },
+    "continue.unknown": {
+        "de": "Diesen Code kenne ich nicht. Bitte fordern Sie im ursprünglichen Chat einen neuen an.",
+        "en": "I don't know this code. Please ask for a new one in your original chat.",
+    },
+    "continue.expired": {
+        "de": "Dieser Code ist abgelaufen. Bitte fordern Sie im ursprünglichen Chat einen neuen an.",
+        "en": "This code has expired. Please ask for a new one in your original chat.",
+    },
+    "continue.used": {
+        "de": "Dieser Code wurde schon benutzt. Bitte fordern Sie im ursprünglichen Chat einen neuen an.",
+        "en": "This code has already been used. Please ask for a new one in your original chat.",
+    },
+    "continue.closed": {
+        "de": "Dieses Gespräch ist schon beendet. Schreiben Sie uns einfach hier, wir helfen gern weiter.",
+        "en": "That conversation has already ended. Just write to us here and we'll be glad to help.",
+    },
+    "continue.limited": {
+        "de": "Zu viele Versuche mit Codes. Bitte warten Sie eine Weile und versuchen Sie es dann erneut.",
+        "en": "Too many attempts with codes. Please wait a while and try again.",
+    },
+    "continue.offer": {
+        "de": "So machen Sie auf einem anderen Gerät weiter (der Code gilt {minutes} Minuten, einmal): {links}",
+        "en": "To carry on on another device (the code works once, for {minutes} minutes): {links}",
+    },
+    "greeting.returning": {
+        "de": "Willkommen zurück, {name}!",
+        "en": "Welcome back, {name}!",
+    },
+    "preference.forgotten": {
+        "de": "Erledigt: Ich habe Ihre gespeicherten Vorlieben gelöscht.",
+        "en": "Done: I've forgotten your saved preferences.",
+    },
     # --- to the agent ---------------------------------------------------------------------------
+    "reply_channel.note": {
+        "de": "{agent} sendet die Antworten jetzt über {channel}.",
+        "en": "{agent} now sends the replies through {channel}.",
+    },
+    "continue.note": {
+        "de": "Die Kundin oder der Kunde schreibt jetzt über {channel} (vorher {previous}); Antworten gehen dorthin.",
+        "en": "The customer now writes on {channel} (before: {previous}); replies go there.",
+    },
     "opted_out_note": {
         "de": "Die Kundin oder der Kunde hat sich auf diesem Kanal abgemeldet (STOP): "
         "bis zu einem START wird hier nichts mehr gesendet.",

@@ -17,6 +17,7 @@ from resonanz.privacy import erase_customer, export_customer
 from resonanz.store import Database
 from resonanz.store.models import (
     ChannelIdentity,
+    ContinueCode,
     Conversation,
     ConversationEvent,
     Customer,
@@ -83,6 +84,8 @@ async def _seed(db: Database, tag: str, var_dir: Path) -> None:
                          label_entities=[]))
         s.add(DataAccess(actor_id="someagent", actor_role="agent", action="view_handover", customer_id=f"{tag}cust",
                          subject=f"{tag}handover"))
+        s.add(ContinueCode(code_hash=f"{tag}codehash", conversation_id=f"{tag}conv1", customer_id=f"{tag}cust",
+                           expires_at=NOW, used_at=NOW, used_by=f"telegram:{tag}tg"))
     events = [(f"{tag}conv{n}-{session}", "user", json.dumps({"text": f"hello from {tag}"}))
               for n in (1, 2) for session in (0, 1)]
     if db.is_sqlite:
@@ -129,6 +132,8 @@ async def test_export_holds_all_of_one_customer_and_nothing_of_another(database:
     assert [(r["text"], r["label_intent"]) for r in doc["review_items"]] == [("blorf from alpha", "greet")]
     assert doc["ratings"] == [{"handover_id": "alphahandover", "rating": 4, "rated_at": NOW.isoformat()}]
     assert len(doc["verification_attempts"]) == 2
+    assert [c["used_by"] for c in doc["continue_codes"]] == ["telegram:alphatg"]
+    assert "code_hash" not in doc["continue_codes"][0]
     bot = doc["bot_data"]["reference_bot"]
     assert [a["customer_number"] for a in bot["accounts"]] == ["ALPHA-1001"]
     assert sorted(r["value"] for r in bot["meter_readings"]) == [101, 102]
@@ -150,7 +155,7 @@ async def test_erasure_leaves_nothing_of_the_customer_in_any_table_store_or_fold
         await _seed(database, tag, tmp_path)
     before = await _all_rows(database, tmp_path)
     seeded = {t for t, rows in before.items() if any("bravo" in r.lower() for r in rows)}
-    assert {"customers", "messages", "review_items", "accounts", "data_access_log", "meter_readings", "events" if not database.is_sqlite
+    assert {"customers", "messages", "review_items", "continue_codes", "accounts", "data_access_log", "meter_readings", "events" if not database.is_sqlite
             else "trackers.db:events"} <= seeded
 
     counts = await erase_customer(database, "webchat:alphaweb", tmp_path)

@@ -19,7 +19,7 @@ FRAMEWORK = ("bot", "connectors", "handover", "resonanz")
 # What customers write is recognised by lexicons and patterns in these modules; they are input, not
 # system texts. connectors/testing.py holds the connector contract's sample messages.
 LEXICONS = {"bot/language.py", "handover/sentiment.py", "handover/triggers.py", "handover/routing.py",
-            "connectors/testing.py", "resonanz/texts.py"}
+            "connectors/testing.py", "resonanz/texts.py", "resonanz/continuity.py"}
 
 
 def framework_files() -> Iterator[Path]:

@@ -7,10 +7,83 @@ from handover.desk import cancelled_notice, message_json, parse_rating, rating_t
 from resonanz.texts import text as notice
 from handover.routing import is_cancel_request
 from handover.state import State, bot_may_answer
+from resonanz.continuity import METADATA_KEY, Outcome, asks_to_continue, asks_to_forget, issue_in, links
 from resonanz.customer_number import CustomerNumbers
 from resonanz.settings import Settings
+from sqlalchemy import select
+
+from connectors.base import Button
 from resonanz.store.models import Message, utcnow
 from resonanz.store.vocabulary import Author, Direction, MessageStatus
+
+
+class Continued(Handler):
+    """A continue code was redeemed (or refused) where the message was stored (bot/intake.py):
+    answered without the engine. Redeemed: the customer is welcomed back on the new channel and
+    sees the last question again (a form goes on with its next answer); the agents see the switch
+    in the transcript as a note. Refused: a clear message, nothing else."""
+
+    def check(self, turn: Turn) -> bool:
+        return isinstance((turn.msg.metadata_ or {}).get(METADATA_KEY), dict)
+
+    async def handle(self, turn: Turn) -> bool:
+        info = turn.msg.metadata_[METADATA_KEY]
+        outcome = info.get("outcome")
+        if outcome != Outcome.OK:
+            turn.reply(notice(f"continue.{outcome}", turn.language))
+            return True
+        conv = turn.conv
+        note = Message(
+            conversation_id=conv.id, customer_id=conv.customer_id, channel=turn.msg.channel,
+            direction=Direction.NOTE, author=Author.SYSTEM, status=MessageStatus.INTERNAL, created_at=utcnow(),
+            text=notice("continue.note", conv.language, channel=turn.msg.channel, previous=info.get("from") or "-"),
+        )
+        turn.session.add(note)
+        await turn.session.flush()
+        turn.reply(notice("continue.done", turn.language))
+        if conv.state in (State.BOT, State.AGENT):
+            last = await turn.session.scalar(
+                select(Message).where(Message.conversation_id == conv.id, Message.direction == Direction.OUT,
+                                      Message.author.in_((Author.BOT, Author.AGENT)), Message.id < turn.msg.id)
+                .order_by(Message.id.desc()).limit(1))
+            if last is not None and last.text:
+                turn.reply(last.text, author=last.author, buttons=[Button(**b) for b in last.buttons or ()])
+        if turn.desk is not None:
+            desk, conversation_id = turn.desk, conv.id
+            shown = [message_json(turn.msg), message_json(note)]
+            turn.after(lambda: desk.conversation_messages(conversation_id, shown))
+        return True
+
+
+class ContinueElsewhere(Handler):
+    """"Continue on my phone": a continue code with its links, in words, on any channel."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def check(self, turn: Turn) -> bool:
+        return turn.conv.state in (State.BOT, State.QUEUED) and asks_to_continue(turn.text)
+
+    async def handle(self, turn: Turn) -> bool:
+        issued = await issue_in(turn.session, turn.conv, self.settings)
+        where = links(issued.code, self.settings, turn.language)
+        shown = "\n".join(f"{name}: {url}" for name, url in where.items())
+        turn.reply(notice("continue.offer", turn.language, minutes=f"{self.settings.continue_code_minutes:g}",
+                          links=f"\n{shown}\nCode: {issued.code}"))
+        return True
+
+
+class ForgetPreference(Handler):
+    """The customer clears what is kept about them: "always a person" and the preferred channel."""
+
+    def check(self, turn: Turn) -> bool:
+        return asks_to_forget(turn.text)
+
+    async def handle(self, turn: Turn) -> bool:
+        turn.customer.preference = None
+        turn.customer.preferred_channel = None
+        turn.reply(notice("preference.forgotten", turn.language))
+        return True
 
 
 class ChannelControls(Handler):
@@ -126,4 +199,4 @@ class AgentOwned(Handler):
 
 def before_engine(settings: Settings) -> list[Handler]:
     """In order; when none answers, the engine has the turn."""
-    return [ChannelControls(), PendingHandover(settings), CustomersChoice(), Rating(), Cancel(), AgentOwned()]
+    return [Continued(), ChannelControls(), ForgetPreference(), ContinueElsewhere(settings), PendingHandover(settings), CustomersChoice(), Rating(), Cancel(), AgentOwned()]

@@ -15,7 +15,7 @@ from resonanz.texts import text as notice
 from handover.state import bot_may_answer
 from resonanz.settings import Settings
 from resonanz.review.collect import group_key, review_reason
-from resonanz.store.models import Conversation, ReviewItem
+from resonanz.store.models import ChannelIdentity, Conversation, ReviewItem
 from resonanz.store.vocabulary import Author, ReviewStatus
 
 log = structlog.get_logger(__name__)
@@ -177,6 +177,30 @@ class PrivacyNotice(Handler):
         return False
 
 
+class ReturningCustomer(Handler):
+    """A returning customer whose identity is linked or verified (several channels, a signed host
+    identity, a known customer number) is greeted by name, in their language, when a new
+    conversation opens."""
+
+    def check(self, turn: Turn) -> bool:
+        return turn.opening and bool(turn.customer.name)
+
+    async def handle(self, turn: Turn) -> bool:
+        customer = turn.customer
+        earlier = await turn.session.scalar(
+            select(Conversation.id).where(Conversation.customer_id == customer.id, Conversation.id != turn.conv.id)
+            .limit(1))
+        if earlier is None:
+            return False
+        identities = (await turn.session.execute(
+            select(ChannelIdentity.channel, ChannelIdentity.customer_key).where(ChannelIdentity.customer_id == customer.id)
+        )).all()
+        linked = len(identities) > 1 or any((key or "").startswith("host:") for _, key in identities)
+        if linked or customer.customer_number:
+            turn.reply(notice("greeting.returning", turn.language, name=customer.name))
+        return False
+
+
 class BotReplies(Handler):
     """The engine's replies; with the first of a conversation, the choice of self-service or a person."""
 
@@ -200,4 +224,4 @@ class BotReplies(Handler):
 
 def after_engine(settings: Settings, choice: Callable[[str], OutboundMessage]) -> list[Handler]:
     """In order; the last one always answers."""
-    return [CollectMissed(settings), PrivacyNotice(settings), EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]
+    return [CollectMissed(settings), PrivacyNotice(settings), ReturningCustomer(), EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]

@@ -63,6 +63,7 @@ from connectors.base import (
 from connectors.webchat.origins import OriginPolicy
 from connectors.webchat.relay import create_relay
 from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
+from resonanz import continuity
 from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
 from resonanz.media import sniff_image
@@ -233,6 +234,8 @@ class WebChatConnector(Connector):
             web.get("/webchat/favicon.svg", self.static_file),
             web.get("/webchat/vendor/{name}", self.vendor_file),
             *(web.get(f"/webchat/{name}", self.static_file) for name in EXTENSIONS),
+            web.post("/webchat/continue", self.continue_code),
+            web.options("/webchat/continue", self.continue_preflight),
             web.get("/webchat/ws", self.websocket),
             web.post("/webchat/upload", self.upload),
             web.options("/webchat/upload", self.upload_preflight),
@@ -327,6 +330,55 @@ class WebChatConnector(Connector):
             await self._push_local(public_id, mine)
             self.relay.publish(public_id, mine)
         return web.json_response({"message_id": result.message_id, "state": result.state}, status=201, headers=cors)
+
+    @staticmethod
+    def _cors(request: web.Request) -> dict[str, str]:
+        """For a widget embedded on an allowed site (the caller checked the origin)."""
+        return {"Access-Control-Allow-Origin": request.headers["Origin"], "Vary": "Origin"}
+
+    async def continue_preflight(self, request: web.Request) -> web.StreamResponse:
+        if not self.origins.allows(request):
+            return web.json_response({"error": "this page's origin may not use the web chat"}, status=403)
+        return web.Response(status=204, headers={**self._cors(request), "Access-Control-Allow-Methods": "POST",
+                                                 "Access-Control-Allow-Headers": "Authorization",
+                                                 "Access-Control-Max-Age": "600"})
+
+    async def continue_code(self, request: web.Request) -> web.StreamResponse:
+        """A continue code for the session's conversation (resonanz/continuity.py), with its links
+        and a QR code. Authenticated by the session token (`Authorization: Bearer <token>`), from
+        an allowed origin only, counted like frames per address."""
+        if not self.origins.allows(request):
+            return web.json_response({"error": "this page's origin may not use the web chat"}, status=403)
+        response = await self._continue_code(request)
+        response.headers.update(self._cors(request))
+        return response
+
+    async def _continue_code(self, request: web.Request) -> web.Response:
+        ip = client_address(request.remote, request.headers.getall("X-Forwarded-For", ()),
+                            self.ctx.settings.trusted_proxies)
+        if not await self._allowed("continue:" + ip, ip):
+            return web.json_response({"error": "too many requests; please slow down"}, status=429)
+        auth = request.headers.get("Authorization", "")
+        public_id = await self.sessions.resolve(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
+        if public_id is None:
+            return web.json_response({"error": "unknown or expired session"}, status=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        history = await self.ctx.history(self.name, public_id)
+        if history is None or history.conversation_id is None:
+            return web.json_response({"error": "there is no conversation to continue yet"}, status=409)
+        language = request.query.get("language")
+        try:
+            issued = await continuity.issue(self.ctx.db, history.conversation_id, self.ctx.settings)  # type: ignore[arg-type]
+        except continuity.NothingToContinue:
+            return web.json_response({"error": "this conversation has ended"}, status=409)
+        links = continuity.links(issued.code, self.ctx.settings, language if language in ("de", "en") else None,
+                                 origin=f"{request.scheme}://{request.host}")
+        return web.json_response({
+            "code": issued.code,
+            "expires_at": issued.expires_at.isoformat(),
+            "links": links,
+            "qr": continuity.qr_svg_data_uri(links["browser"]),
+        }, headers={"Cache-Control": "no-store"})
 
     # --- outbound --------------------------------------------------------------------------
 
@@ -474,6 +526,14 @@ class WebChatConnector(Connector):
 
     async def _hello_checked(self, ws: web.WebSocketResponse, session: dict[str, Any], data: dict[str, Any]) -> None:
         token = data.get("token")
+        customer_key = None
+        if data.get("identity") is not None:
+            # Signed by the embedding site (resonanz/continuity.py): links this browser to the
+            # host's user on every device. A signature that does not verify opens no chat.
+            customer_key = continuity.verified_host_key(data["identity"], self.ctx.settings.webchat_identity_secret)
+            if customer_key is None:
+                await self._error(ws, "the signed identity does not verify", code="identity_invalid")
+                return
         if token is None:
             public_id, issued = await self.sessions.issue()
             await ws.send_json({"type": "session", "token": issued, "idle_days": self.idle_days})
@@ -488,6 +548,7 @@ class WebChatConnector(Connector):
             self._forget(session["id"], ws)
         language = data.get("language")
         session["id"] = public_id
+        session["customer_key"] = customer_key
         session["language"] = language if language in ("de", "en") else None
         session["touched"] = asyncio.get_running_loop().time()
         # Registered (and, with Redis, subscribed) before the history is read: a message stored
@@ -576,6 +637,7 @@ class WebChatConnector(Connector):
             provider_message_id=client_id,
             metadata={"display": display[:200]} if display else {},
             language_hint=session["language"],
+            customer_key=session.get("customer_key"),
         )
         received = datetime.now(UTC)  # before the message is stored: it sorts before the replies
         result = await self.ctx.on_message(inbound)

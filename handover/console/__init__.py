@@ -20,7 +20,8 @@ HEADERS = {
 
 # The page's files (JavaScript modules must be served as JavaScript).
 ASSETS = {"console.js": "text/javascript", "i18n.js": "text/javascript", "console.css": "text/css",
-          "review.js": "text/javascript", "review.css": "text/css"}
+          "review.js": "text/javascript", "review.css": "text/css",
+          "customers.js": "text/javascript"}
 
 
 async def page(request: web.Request) -> web.StreamResponse:
@@ -29,6 +30,11 @@ async def page(request: web.Request) -> web.StreamResponse:
 
 async def review_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / "review.html", headers=HEADERS)
+
+
+async def customers_page(request: web.Request) -> web.StreamResponse:
+    """Merge and split customers (handover/customers.py): a page of its own beside the console."""
+    return web.FileResponse(STATIC / "customers.html", headers=HEADERS)
 
 
 async def asset(request: web.Request) -> web.StreamResponse:
@@ -40,4 +46,5 @@ async def asset(request: web.Request) -> web.StreamResponse:
 
 
 def console_routes() -> list[web.RouteDef]:
-    return [web.get("/console", page), web.get("/console/review", review_page), web.get("/console/static/{name}", asset)]
+    return [web.get("/console", page), web.get("/console/review", review_page), web.get("/console/customers", customers_page),
+            web.get("/console/static/{name}", asset)]

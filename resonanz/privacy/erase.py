@@ -12,6 +12,7 @@ from resonanz.privacy.tracker import TrackerStore
 from resonanz.store import Database
 from resonanz.store.models import (
     ChannelIdentity,
+    ContinueCode,
     Conversation,
     ConversationEvent,
     Customer,
@@ -54,6 +55,8 @@ async def erase_customer(db: Database, ref: str, var_dir: Path) -> dict[str, int
                 | VerificationAttempt.customer_number.in_(scope.customer_numbers))),
             ("review_items", delete(ReviewItem).where(ReviewItem.conversation_id.in_(convs)
                                                       | (ReviewItem.customer_id == customer.id))),
+            ("continue_codes", delete(ContinueCode).where(
+                (ContinueCode.customer_id == customer.id) | ContinueCode.conversation_id.in_(convs))),
             ("messages", delete(Message).where(Message.conversation_id.in_(convs) | (Message.customer_id == customer.id))),
             ("conversation_events", delete(ConversationEvent).where(ConversationEvent.conversation_id.in_(convs))),
             ("handovers", delete(Handover).where(Handover.conversation_id.in_(convs) | (Handover.customer_id == customer.id))),

@@ -16,6 +16,7 @@ from resonanz.privacy.tracker import TrackerStore
 from resonanz.store import Database
 from resonanz.store.models import (
     ChannelIdentity,
+    ContinueCode,
     Conversation,
     ConversationEvent,
     Customer,
@@ -70,6 +71,9 @@ async def export_customer(db: Database, ref: str, var_dir: Path) -> dict[str, An
             "verification_attempts": await rows(
                 VerificationAttempt, VerificationAttempt.conversation_id.in_(convs)
                 | VerificationAttempt.customer_number.in_(scope.customer_numbers)),
+            # Continue codes (resonanz/continuity.py) without their hashes.
+            "continue_codes": [{k: v for k, v in r.items() if k != "code_hash"} for r in await rows(
+                ContinueCode, (ContinueCode.customer_id == customer.id) | ContinueCode.conversation_id.in_(convs))],
             "bot_data": {},
         }
         for source in sources():

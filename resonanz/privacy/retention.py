@@ -18,7 +18,9 @@ from sqlalchemy import delete, or_, select
 from resonanz.privacy.scope import media_names
 from resonanz.privacy.tracker import TrackerStore
 from resonanz.store import Database
-from resonanz.store.models import Conversation, ConversationEvent, Handover, Message, ReviewItem, VerificationAttempt
+from resonanz.store.models import (
+    ContinueCode, Conversation, ConversationEvent, Handover, Message, ReviewItem, VerificationAttempt,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +58,7 @@ async def purge_expired(db: Database, var_dir: Path, days: int, now: datetime | 
                 ("conversation_events", delete(ConversationEvent).where(ConversationEvent.conversation_id.in_(convs))),
                 ("handovers", delete(Handover).where(Handover.conversation_id.in_(convs))),
                 ("verification_attempts", delete(VerificationAttempt).where(VerificationAttempt.conversation_id.in_(convs))),
+                ("continue_codes", delete(ContinueCode).where(ContinueCode.conversation_id.in_(convs))),
                 ("conversations", delete(Conversation).where(Conversation.id.in_(convs))),
             ):
                 batch[table] = (await s.execute(stmt)).rowcount  # type: ignore[attr-defined]

@@ -63,6 +63,9 @@ class Customer(Base):
     preference: Mapped[str | None] = mapped_column(String(32))
     # What agents note about the customer (the console's profile); exported and erased with the row.
     notes: Mapped[str | None] = mapped_column(Text)
+    # The channel the customer moved their conversation to last (a continue code); cleared with
+    # "forget my preference" like `preference`.
+    preferred_channel: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -358,4 +361,21 @@ class ReviewItem(Base):
     label_entities: Mapped[list[Any]] = mapped_column(JSON, default=list)
     reviewer_id: Mapped[str | None] = mapped_column(String(32))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ContinueCode(Base):
+    """A single-use, short-lived code that moves one conversation to another device or channel
+    (resonanz/continuity.py). Only the code's SHA-256 is stored. Plain keys, no foreign keys:
+    retention and erasure delete conversations without looking here; codes of a conversation that
+    is gone redeem to nothing, and expired rows are purged when new codes are issued."""
+
+    __tablename__ = "continue_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(32), index=True)
+    customer_id: Mapped[str] = mapped_column(String(32), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Set once, by the one redemption that wins (a conditional UPDATE): then refused.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(String(240))  # "channel:external id"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

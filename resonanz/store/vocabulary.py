@@ -96,3 +96,5 @@ class DataAction(enum.StrEnum):
     EXPORT = "export"
     ERASE = "erase"
     VIEW_HANDOVER = "view_handover"
+    MERGE = "merge"  # another customer merged into this one (subject: the merged customer's id)
+    SPLIT = "split"  # an identity split off into a new customer (subject: the new customer's id)
