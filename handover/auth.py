@@ -184,7 +184,7 @@ async def create_agent(
     if len(password) < MIN_PASSWORD:
         raise Invalid(f"the password must have at least {MIN_PASSWORD} characters")
     if role not in tuple(AgentRole):
-        raise Invalid("role must be agent or admin")
+        raise Invalid("role must be one of " + ", ".join(AgentRole))
     if not 0 <= capacity <= 1000:
         raise Invalid("capacity must be from 0 to 1000")
     # The same rules as the admin API (handover/schemas.py), for the CLI and every other caller.
@@ -459,8 +459,11 @@ def same_origin(request: web.Request, principal: Principal) -> bool:
     return scheme in ("http", "https") and netloc == request.host.lower()
 
 
-def require(role: AgentRole | None = None) -> Callable[[Handler], Handler]:
-    """Wrap a handler: login required (401), the role if given (403), CSRF for cookie sessions."""
+def require(*roles: AgentRole) -> Callable[[Handler], Handler]:
+    """Wrap a handler: login required (401), one of the roles if any are given (403), CSRF for
+    cookie sessions."""
+    allowed = frozenset(roles)
+    refusal = "admins only" if allowed == {AgentRole.ADMIN} else "only for: " + ", ".join(sorted(allowed))
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -468,8 +471,8 @@ def require(role: AgentRole | None = None) -> Callable[[Handler], Handler]:
             principal = await authenticate(request)
             if principal is None:
                 raise Unauthenticated("login required")
-            if role is not None and principal.agent.role != role:
-                raise Forbidden("admins only")
+            if allowed and principal.agent.role not in allowed:
+                raise Forbidden(refusal)
             if principal.via == "session" and request.method not in ("GET", "HEAD", "OPTIONS"):
                 given = request.headers.get("X-CSRF-Token", "")
                 if not principal.csrf_token or not hmac.compare_digest(given.encode(), principal.csrf_token.encode()):

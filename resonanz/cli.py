@@ -187,7 +187,7 @@ async def _agent_command(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 agent = await create_agent(
                     db, email=args.email, password=_password("RESONANZ_AGENT_PASSWORD"),
-                    display_name=args.name, role=AgentRole.ADMIN if args.admin else AgentRole.AGENT,
+                    display_name=args.name, role=AgentRole.ADMIN if args.admin else AgentRole(args.role),
                     skills=tuple(args.skills.split(",")), languages=tuple(args.languages.split(",")),
                     capacity=args.capacity,
                 )
@@ -458,7 +458,9 @@ def main(argv: list[str] | None = None) -> int:
                             "(password from RESONANZ_AGENT_PASSWORD or typed)")
     p.add_argument("--email", required=True)
     p.add_argument("--name", required=True)
-    p.add_argument("--admin", action="store_true")
+    p.add_argument("--admin", action="store_true", help="the same as --role admin")
+    p.add_argument("--role", choices=["agent", "admin", "supervisor"], default="agent",
+                   help="agent (default), admin, or supervisor (sees the reports)")
     p.add_argument("--skills", default="general")
     p.add_argument("--languages", default="de,en")
     p.add_argument("--capacity", type=int, default=3)

@@ -71,6 +71,7 @@ class AgentStatus(enum.StrEnum):
 class AgentRole(enum.StrEnum):
     AGENT = "agent"
     ADMIN = "admin"
+    SUPERVISOR = "supervisor"  # sees the reports (handover.auth.require(ADMIN, SUPERVISOR))
 
 
 class DataAction(enum.StrEnum):

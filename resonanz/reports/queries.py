@@ -1,0 +1,277 @@
+"""The reports, computed by SQL (SQLAlchemy Core) on PostgreSQL and SQLite.
+
+Every report takes the same `Filters` (a UTC date range, channel, language, queue) and answers
+named tables (`Table`: columns and rows), which the API sends as JSON or CSV. What each figure
+counts, and which filters apply to it, is written beside it and in docs/reports.md.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy.sql.expression import ColumnElement
+
+from handover.routing import is_open
+from resonanz.reports.sql import BUCKET_SECONDS, before_colon, percentiles, quarter_hour, seconds_between, utc_day
+from resonanz.reports.tasks import task_counters
+from resonanz.store import Database
+from resonanz.store.models import Agent, Conversation, Handover, Message, Queue
+from resonanz.store.vocabulary import Author, Direction, HandoverStatus
+
+NONE = "(none)"  # a row for rows without a queue, language, agent...
+ALL = "(all)"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """[start, end) in UTC; the optional filters narrow conversations (channel, language) and
+    handovers (queue)."""
+
+    start: datetime
+    end: datetime
+    channel: str | None = None
+    language: str | None = None
+    queue: str | None = None  # a queue id
+
+    @classmethod
+    def days(cls, first: str, last: str, **kw: Any) -> Filters:
+        """From the first to the last day (both counted, UTC)."""
+        start = datetime.fromisoformat(first).replace(tzinfo=UTC)
+        end = datetime.fromisoformat(last).replace(tzinfo=UTC) + timedelta(days=1)
+        return cls(start, end, **kw)
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"columns": self.columns, "rows": self.rows}
+
+
+def _ratio(part: int | float, whole: int | float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _in_range(col: Any, f: Filters) -> ColumnElement[bool]:
+    return and_(col >= f.start, col < f.end)
+
+
+def _conversation_filters(f: Filters) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if f.channel:
+        out.append(Conversation.channel == f.channel)
+    if f.language:
+        out.append(Conversation.language == f.language)
+    return out
+
+
+def _handover_filters(f: Filters) -> list[ColumnElement[bool]]:
+    out = [_in_range(Handover.created_at, f), *_conversation_filters(f)]
+    if f.queue:
+        out.append(Handover.queue_id == f.queue)
+    return out
+
+
+async def _rows(db: Database, query: Any) -> list[Any]:
+    async with db.session() as s:
+        return list((await s.execute(query)).all())
+
+
+# --- containment ---------------------------------------------------------------------------------
+
+
+async def containment(db: Database, f: Filters) -> dict[str, Table]:
+    """Conversations started in the range, and how many the bot finished without a person (no
+    handover at all), by channel and language. The queue filter does not apply."""
+    handed = exists().where(Handover.conversation_id == Conversation.id)
+    lang = func.coalesce(Conversation.language, NONE)
+    q = (select(Conversation.channel, lang, func.count(), func.sum(case((handed, 1), else_=0)))
+         .where(_in_range(Conversation.created_at, f), *_conversation_filters(f))
+         .group_by(Conversation.channel, lang).order_by(Conversation.channel, lang))
+    table = Table(["channel", "language", "conversations", "handed_over", "bot_only", "containment"])
+    total = handed_total = 0
+    for channel, language, n, handed_n in await _rows(db, q):
+        handed_n = int(handed_n or 0)
+        table.rows.append([channel, language, n, handed_n, n - handed_n, _ratio(n - handed_n, n)])
+        total, handed_total = total + n, handed_total + handed_n
+    table.rows.append([ALL, ALL, total, handed_total, total - handed_total, _ratio(total - handed_total, total)])
+    return {"containment": table}
+
+
+# --- handovers -------------------------------------------------------------------------------------
+
+
+async def handovers(db: Database, f: Filters) -> dict[str, Table]:
+    """Handovers opened in the range by reason and trigger (the trigger's kind: intent, pattern,
+    sentiment, fallbacks, engine, preference...), and by queue and channel."""
+    base = Handover.__table__.join(Conversation, Conversation.id == Handover.conversation_id)
+    kind = before_colon(Handover.trigger)
+    by_reason = (select(Handover.reason, kind, func.count()).select_from(base).where(*_handover_filters(f))
+                 .group_by(Handover.reason, kind).order_by(func.count().desc(), Handover.reason, kind))
+    qname = func.coalesce(Queue.name, NONE)
+    by_queue = (select(qname, Conversation.channel, func.count())
+                .select_from(base.outerjoin(Queue, Queue.id == Handover.queue_id)).where(*_handover_filters(f))
+                .group_by(qname, Conversation.channel).order_by(qname, Conversation.channel))
+    return {
+        "by_reason": Table(["reason", "trigger", "handovers"], [list(r) for r in await _rows(db, by_reason)]),
+        "by_queue": Table(["queue", "channel", "handovers"], [list(r) for r in await _rows(db, by_queue)]),
+    }
+
+
+# --- waiting, handling, business hours ---------------------------------------------------------------
+
+
+async def waiting(db: Database, f: Filters) -> dict[str, Table]:
+    """Per queue, for handovers opened in the range: the wait from the handover to the first agent
+    reply (p50/p90, nearest rank), the handling time from acceptance to close (mean, p50/p90), how
+    many were abandoned while waiting and how many offers to an agent timed out. Then inbound and
+    outbound messages in and out of each queue's business hours."""
+    m = Message.__table__.alias("m")
+    first_reply = (select(func.min(m.c.created_at))
+                   .where(m.c.conversation_id == Handover.conversation_id, m.c.author == Author.AGENT,
+                          m.c.direction == Direction.OUT, m.c.created_at >= Handover.created_at,
+                          or_(Handover.closed_at.is_(None), m.c.created_at <= Handover.closed_at))
+                   .correlate(Handover).scalar_subquery())
+    qname = func.coalesce(Queue.name, NONE)
+    handled = case((and_(Handover.accepted_at.is_not(None), Handover.closed_at.is_not(None)),
+                    seconds_between(Handover.accepted_at, Handover.closed_at)))
+    per = (select(qname.label("queue"), seconds_between(Handover.created_at, first_reply).label("wait"),
+                  handled.label("handle"), Handover.status.label("status"),
+                  func.coalesce(func.json_array_length(Handover.declined_by), 0).label("timed_out"))
+           .select_from(Handover.__table__.join(Conversation, Conversation.id == Handover.conversation_id)
+                        .outerjoin(Queue, Queue.id == Handover.queue_id))
+           .where(*_handover_filters(f))).subquery("per")
+    abandoned = func.sum(case((per.c.status == HandoverStatus.ABANDONED, 1), else_=0))
+    counts_cols = (func.count(), func.count(per.c.wait), func.avg(per.c.handle), abandoned, func.sum(per.c.timed_out))
+    by_queue = await _rows(db, select(per.c.queue, *counts_cols).group_by(per.c.queue).order_by(per.c.queue))
+    overall = (await _rows(db, select(literal(ALL), *counts_cols)))[0]
+    waits = {r[0]: r[2:] for r in await _rows(db, percentiles(per, "wait", ["queue"], (50, 90)))}
+    handles = {r[0]: r[2:] for r in await _rows(db, percentiles(per, "handle", ["queue"], (50, 90)))}
+    waits[ALL] = (await _rows(db, percentiles(per, "wait", [], (50, 90))))[0][1:]
+    handles[ALL] = (await _rows(db, percentiles(per, "handle", [], (50, 90))))[0][1:]
+    table = Table(["queue", "handovers", "answered", "wait_p50_s", "wait_p90_s", "handling_avg_s",
+                   "handling_p50_s", "handling_p90_s", "abandoned", "offers_timed_out"])
+    for queue, n, answered, handle_avg, abandoned_n, timed_out in [*by_queue, overall]:
+        if not n:
+            continue
+        w, h = waits.get(queue, (None, None)), handles.get(queue, (None, None))
+        table.rows.append([queue, n, answered, _seconds(w[0]), _seconds(w[1]), _seconds(handle_avg),
+                           _seconds(h[0]), _seconds(h[1]), int(abandoned_n or 0), int(timed_out or 0)])
+    return {"waiting": table, "business_hours": await business_hours(db, f)}
+
+
+async def business_hours(db: Database, f: Filters) -> Table:
+    """Messages in the range (customer messages in, replies out) inside and outside each queue's
+    business hours (judged per quarter hour; a queue without hours is always open). With a queue
+    filter, that queue only."""
+    bucket = quarter_hour(Message.created_at)
+    q = (select(bucket, Message.direction, func.count())
+         .where(_in_range(Message.created_at, f), Message.direction.in_((Direction.IN, Direction.OUT))))
+    if f.channel:
+        q = q.where(Message.channel == f.channel)
+    if f.language:
+        q = q.where(Message.conversation_id.in_(select(Conversation.id).where(Conversation.language == f.language)))
+    counts = await _rows(db, q.group_by(bucket, Message.direction))
+    queues = select(Queue.name, Queue.business_hours).order_by(Queue.name)
+    if f.queue:
+        queues = queues.where(Queue.id == f.queue)
+    table = Table(["queue", "direction", "in_hours", "out_of_hours"])
+    for name, hours in await _rows(db, queues):
+        tally: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        open_at: dict[int, bool] = {}
+        for b, direction, n in counts:
+            if b not in open_at:
+                open_at[b] = is_open(hours or {}, datetime.fromtimestamp(int(b) * BUCKET_SECONDS, UTC))
+            tally[direction][0 if open_at[b] else 1] += n
+        for direction in (Direction.IN, Direction.OUT):
+            table.rows.append([name, str(direction), *tally[direction]])
+    return table
+
+
+# --- CSAT ------------------------------------------------------------------------------------------
+
+
+async def csat(db: Database, f: Filters) -> dict[str, Table]:
+    """Ratings (1-5) of handovers opened in the range: the distribution, and the mean per agent,
+    queue and reason."""
+    base = (Handover.__table__.join(Conversation, Conversation.id == Handover.conversation_id)
+            .outerjoin(Queue, Queue.id == Handover.queue_id).outerjoin(Agent, Agent.id == Handover.agent_id))
+    where = [*_handover_filters(f), Handover.rating.is_not(None)]
+    dist = dict(await _rows(db, select(Handover.rating, func.count()).select_from(base).where(*where).group_by(Handover.rating)))
+    total = sum(dist.values())
+    out = {"distribution": Table(["rating", "ratings", "share"],
+                                 [[r, dist.get(r, 0), _ratio(dist.get(r, 0), total)] for r in range(1, 6)])}
+    for name, key in (("by_agent", func.coalesce(Agent.display_name, NONE)), ("by_queue", func.coalesce(Queue.name, NONE)),
+                      ("by_reason", Handover.reason)):
+        q = (select(key, func.count(), func.avg(Handover.rating)).select_from(base).where(*where)
+             .group_by(key).order_by(key))
+        out[name] = Table([name[3:], "ratings", "average"],
+                          [[k, n, round(float(avg), 2)] for k, n, avg in await _rows(db, q)])
+    return out
+
+
+# --- self-service ----------------------------------------------------------------------------------
+
+
+async def self_service(db: Database, f: Filters) -> dict[str, Table]:
+    """Tasks the bot finished in the range (counters registered by the bot, `resonanz.reports.tasks`),
+    and where customers left a form: conversations whose last customer message in the range came
+    while a form was open, by form and the slot it was asking for."""
+    tasks = Table(["task", "label", "finished"])
+    for counter in task_counters():
+        t = counter.rows().subquery("t")
+        q = (select(func.count()).select_from(t.join(Conversation, Conversation.id == t.c.conversation_id))
+             .where(_in_range(t.c.at, f), *_conversation_filters(f)))
+        tasks.rows.append([counter.name, counter.label, (await _rows(db, q))[0][0]])
+    last = select(func.max(Message.id).label("mid")).where(Message.direction == Direction.IN, _in_range(Message.created_at, f))
+    if f.channel:
+        last = last.where(Message.channel == f.channel)
+    if f.language:
+        last = last.where(Message.conversation_id.in_(select(Conversation.id).where(Conversation.language == f.language)))
+    last_sq = last.group_by(Message.conversation_id).subquery("last")
+    form = Message.parse_data["active_loop"].as_string()
+    slot = func.coalesce(Message.parse_data[("slots", "requested_slot")].as_string(), NONE)
+    q = (select(form, slot, func.count()).select_from(Message.__table__.join(last_sq, last_sq.c.mid == Message.id))
+         .where(form.is_not(None)).group_by(form, slot).order_by(form, func.count().desc(), slot))
+    dropouts = Table(["form", "slot", "conversations"], [list(r) for r in await _rows(db, q)])
+    return {"tasks": tasks, "form_dropouts": dropouts}
+
+
+# --- intents ----------------------------------------------------------------------------------------
+
+
+async def intents(db: Database, f: Filters, *, fallback_intents: tuple[str, ...], fallback_confidence: float,
+                  top: int = 20) -> dict[str, Table]:
+    """Customer messages in the range the engine classified: the top intents, and per UTC day how
+    many were not understood (a fallback intent, or a confidence below `fallback_confidence`:
+    the same rule as the handover triggers)."""
+    intent = Message.parse_data["intent"].as_string()
+    confidence = Message.parse_data["confidence"].as_float()
+    where = [Message.direction == Direction.IN, _in_range(Message.created_at, f), intent.is_not(None)]
+    if f.channel:
+        where.append(Message.channel == f.channel)
+    if f.language:
+        where.append(Message.conversation_id.in_(select(Conversation.id).where(Conversation.language == f.language)))
+    counted = await _rows(db, select(intent, func.count()).where(*where).group_by(intent)
+                          .order_by(func.count().desc(), intent))
+    total = sum(n for _, n in counted)
+    top_table = Table(["intent", "messages", "share"], [[i, n, _ratio(n, total)] for i, n in counted[:top]])
+    missed = or_(intent.in_(fallback_intents), func.coalesce(confidence, 0.0) < fallback_confidence)
+    day = utc_day(Message.created_at)
+    q = (select(day, func.count(), func.sum(case((missed, 1), else_=0))).where(*where).group_by(day).order_by(day))
+    daily = Table(["day", "messages", "not_understood", "rate"],
+                  [[d, n, int(k or 0), _ratio(int(k or 0), n)] for d, n, k in await _rows(db, q)])
+    return {"top_intents": top_table, "not_understood": daily}
+
+
+REPORTS = ("containment", "handovers", "waiting", "csat", "self_service", "intents")

@@ -1,0 +1,110 @@
+"""Small SQL expressions that PostgreSQL and SQLite spell differently (SQLAlchemy `@compiles`).
+
+Timestamps are UTC on both: PostgreSQL `timestamptz`, SQLite the text SQLAlchemy writes
+("YYYY-MM-DD HH:MM:SS.ffffff", UTC by `UTCDateTime`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Float, Integer, String, case, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+
+class epoch(FunctionElement[float]):  # noqa: N801  (an SQL function)
+    """Seconds since 1970 of a timestamp, as a float."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(epoch, "postgresql")
+def _epoch_pg(element: epoch, compiler: Any, **kw: Any) -> str:
+    return "EXTRACT(EPOCH FROM %s)::float8" % compiler.process(element.clauses, **kw)
+
+
+@compiles(epoch, "sqlite")
+def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
+    return "((julianday(%s) - 2440587.5) * 86400.0)" % compiler.process(element.clauses, **kw)
+
+
+class utc_day(FunctionElement[str]):  # noqa: N801
+    """The UTC calendar day of a timestamp as "YYYY-MM-DD"."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_day, "postgresql")
+def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD')" % compiler.process(element.clauses, **kw)
+
+
+@compiles(utc_day, "sqlite")
+def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return "substr(%s, 1, 10)" % compiler.process(element.clauses, **kw)
+
+
+BUCKET_SECONDS = 900  # business hours are judged per quarter of an hour
+
+
+class quarter_hour(FunctionElement[int]):  # noqa: N801
+    """The number of the quarter hour (since 1970, UTC) a timestamp falls in."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(quarter_hour, "postgresql")
+def _qh_pg(element: quarter_hour, compiler: Any, **kw: Any) -> str:
+    return "floor(EXTRACT(EPOCH FROM %s) / %d)::bigint" % (compiler.process(element.clauses, **kw), BUCKET_SECONDS)
+
+
+@compiles(quarter_hour, "sqlite")
+def _qh_sqlite(element: quarter_hour, compiler: Any, **kw: Any) -> str:
+    return "(CAST(strftime('%%s', %s) AS INTEGER) / %d)" % (compiler.process(element.clauses, **kw), BUCKET_SECONDS)
+
+
+class before_colon(FunctionElement[str]):  # noqa: N801
+    """The part of a string before its first ":" (all of it when there is none)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(before_colon, "postgresql")
+def _bc_pg(element: before_colon, compiler: Any, **kw: Any) -> str:
+    return "split_part(%s, ':', 1)" % compiler.process(element.clauses, **kw)
+
+
+@compiles(before_colon, "sqlite")
+def _bc_sqlite(element: before_colon, compiler: Any, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"(CASE WHEN instr({arg}, ':') > 0 THEN substr({arg}, 1, instr({arg}, ':') - 1) ELSE {arg} END)"
+
+
+def seconds_between(start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+    return epoch(end) - epoch(start)
+
+
+def percentiles(values: Any, value: str, groups: list[str], ps: tuple[int, ...]) -> Any:
+    """Nearest-rank percentiles of `values.c[value]` per group, in SQL (window functions, on
+    PostgreSQL and SQLite alike): the smallest value whose rank r among n satisfies r*100 >= p*n.
+    Rows with a NULL value are left out. One row per group: the groups, n, then p<P> per P."""
+    group_cols = [values.c[g] for g in groups]
+    v = values.c[value]
+    ranked = select(
+        *group_cols, v.label("v"),
+        func.row_number().over(partition_by=group_cols or None, order_by=v).label("r"),
+        func.count().over(partition_by=group_cols or None).label("n"),
+    ).where(v.is_not(None)).subquery("ranked")
+    out_groups = [ranked.c[g] for g in groups]
+    cols = [func.max(ranked.c.n).label("n")]
+    for p in ps:
+        cols.append(func.min(case((ranked.c.r * 100 >= p * ranked.c.n, ranked.c.v))).label(f"p{p}"))
+    q = select(*out_groups, *cols)
+    return q.group_by(*out_groups) if out_groups else q
+
+
+__all__ = ["BUCKET_SECONDS", "before_colon", "epoch", "percentiles", "quarter_hour", "seconds_between", "utc_day"]

@@ -1,0 +1,90 @@
+"""Reports: generated history with known figures (tests/support/report_data.py) → the JSON API and
+the CSV export give exactly those figures, on SQLite and PostgreSQL; who may see them."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests.support.desk import Desk, desk  # noqa: F401 - the fixture
+from tests.support.report_data import DAY, EXPECTED, seed
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _csv_rows(text: str) -> tuple[list[str], list[list[str]]]:
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], rows[1:]
+
+
+def _as_csv(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+async def test_reports_give_the_known_figures_as_json_and_csv(desk: Desk) -> None:  # noqa: F811
+    await seed(desk.db)
+    await desk.agent("sup@example.org", role="supervisor")
+    headers = await desk.login("sup@example.org")
+    for report, tables in EXPECTED.items():
+        resp = await desk.client.get(f"/api/v1/reports/{report}", params={"from": DAY, "to": DAY}, headers=headers)
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+        assert set(body["tables"]) == set(tables), report
+        for name, rows in tables.items():
+            assert body["tables"][name]["rows"] == rows, (report, name)
+            resp = await desk.client.get(f"/api/v1/reports/{report}",
+                                         params={"from": DAY, "to": DAY, "format": "csv", "table": name}, headers=headers)
+            assert resp.status == 200 and resp.content_type == "text/csv"
+            assert "attachment" in resp.headers["Content-Disposition"]
+            columns, csv_rows = _csv_rows(await resp.text())
+            assert columns == body["tables"][name]["columns"]
+            assert csv_rows == [[_as_csv(v) for v in row] for row in rows], (report, name)
+
+
+async def test_report_filters_and_range(desk: Desk) -> None:  # noqa: F811
+    queues = await seed(desk.db)
+    await desk.agent("boss@example.org", role="admin")
+    headers = await desk.login("boss@example.org")
+
+    async def table(report: str, name: str, **params: str) -> list[list[object]]:
+        resp = await desk.client.get(f"/api/v1/reports/{report}", params=params, headers=headers)
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["tables"][name]["rows"]
+
+    day = {"from": DAY, "to": DAY}
+    assert await table("containment", "containment", channel="telegram", **day) == [
+        ["telegram", "de", 1, 1, 0, 0.0], ["telegram", "en", 1, 0, 1, 1.0], ["(all)", "(all)", 2, 1, 1, 0.5]]
+    assert await table("containment", "containment", language="en", **day) == [
+        ["telegram", "en", 1, 0, 1, 1.0], ["web", "en", 1, 1, 0, 0.0], ["(all)", "(all)", 2, 1, 1, 0.5]]
+    assert await table("waiting", "waiting", queue=queues["general-en"], **day) == [
+        ["general-en", 1, 1, 300.0, 300.0, 1200.0, 1200.0, 1200.0, 0, 1],
+        ["(all)", 1, 1, 300.0, 300.0, 1200.0, 1200.0, 1200.0, 0, 1]]
+    assert await table("waiting", "business_hours", queue=queues["billing-de"], channel="telegram", **day) == [
+        ["billing-de", "in", 2, 1], ["billing-de", "out", 1, 0]]
+    # The range 20 Feb - 2 Mar takes in the older conversation, its rating and its instalment change.
+    wide = {"from": "2026-02-20", "to": DAY}
+    assert (await table("csat", "distribution", **wide))[0] == [1, 1, 0.3333]
+    assert ["instalment_change", "Instalment changes", 1] in await table("self_service", "tasks", **wide)
+    assert await table("intents", "not_understood", **wide) == [["2026-02-20", 1, 0, 0.0], [DAY, 7, 3, 0.4286]]
+    # Nothing in an empty range.
+    assert await table("handovers", "by_reason", **{"from": "2026-03-03", "to": "2026-03-04"}) == []
+
+
+async def test_reports_are_for_admins_and_supervisors(desk: Desk) -> None:  # noqa: F811
+    await desk.agent("agent@example.org")
+    await desk.agent("sup@example.org", role="supervisor")
+    anon = await desk.client.get("/api/v1/reports/containment")
+    assert anon.status == 401
+    refused = await desk.client.get("/api/v1/reports/containment", headers=await desk.login("agent@example.org"))
+    assert refused.status == 403
+    sup = await desk.login("sup@example.org")
+    index = await desk.client.get("/api/v1/reports", headers=sup)
+    assert index.status == 200 and "csat" in (await index.json())["reports"]
+    for params, status in (({"from": "2026-03-02", "to": "2026-03-01"}, 400), ({"from": "yesterday"}, 400),
+                           ({"from": "2024-01-01", "to": "2026-01-01"}, 400), ({"queue": "x'; drop"}, 400),
+                           ({"format": "xml"}, 400), ({"format": "csv", "table": "nope"}, 404), ({"bogus": "1"}, 400)):
+        resp = await desk.client.get("/api/v1/reports/containment", params=params, headers=sup)
+        assert resp.status == status, (params, await resp.text())
+    assert (await desk.client.get("/api/v1/reports/nope", headers=sup)).status == 404
