@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from handover.auth import require
 from handover.console import HEADERS, STATIC
@@ -115,8 +115,8 @@ async def report_handler(request: web.Request) -> web.StreamResponse:
 async def index_handler(request: web.Request) -> web.Response:
     """The reports there are, and the values the filters can take."""
     async with request.app[DB].session() as s:
-        channels = sorted((await s.scalars(select(distinct(Conversation.channel)))).all())
-        languages = sorted(x for x in (await s.scalars(select(distinct(Conversation.language)))).all() if x)
+        channels = sorted((await s.scalars(select(Conversation.channel).distinct())).all())
+        languages = sorted(x for x in (await s.scalars(select(Conversation.language).distinct())).all() if x)
         queues = [{"id": i, "name": n} for i, n in (await s.execute(select(Queue.id, Queue.name).order_by(Queue.name))).all()]
     return web.json_response({"reports": list(queries.REPORTS), "channels": channels, "languages": languages,
                               "queues": queues})
