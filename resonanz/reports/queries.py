@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.sql.expression import ColumnElement
 
 from handover.routing import is_open
@@ -84,6 +84,10 @@ def _handover_filters(f: Filters) -> list[ColumnElement[bool]]:
 
 async def _rows(db: Database, query: Any) -> list[Any]:
     async with db.session() as s:
+        if not db.is_sqlite:
+            # PostgreSQL's JIT compiles these plans for seconds (their cost estimates are high)
+            # to save milliseconds: measured on a year of history (bench/reports.py), it only loses.
+            await s.execute(text("SET LOCAL jit = off"))
         return list((await s.execute(query)).all())
 
 
@@ -152,19 +156,26 @@ async def waiting(db: Database, f: Filters) -> dict[str, Table]:
                         .outerjoin(Queue, Queue.id == Handover.queue_id))
            .where(*_handover_filters(f))).subquery("per")
     abandoned = func.sum(case((per.c.status == HandoverStatus.ABANDONED, 1), else_=0))
-    counts_cols = (func.count(), func.count(per.c.wait), func.avg(per.c.handle), abandoned, func.sum(per.c.timed_out))
-    by_queue = await _rows(db, select(per.c.queue, *counts_cols).group_by(per.c.queue).order_by(per.c.queue))
-    overall = (await _rows(db, select(literal(ALL), *counts_cols)))[0]
-    waits = {r[0]: r[2:] for r in await _rows(db, percentiles(per, "wait", ["queue"], (50, 90)))}
-    handles = {r[0]: r[2:] for r in await _rows(db, percentiles(per, "handle", ["queue"], (50, 90)))}
-    waits[ALL] = (await _rows(db, percentiles(per, "wait", [], (50, 90))))[0][1:]
-    handles[ALL] = (await _rows(db, percentiles(per, "handle", [], (50, 90))))[0][1:]
+    counts_q = (select(per.c.queue, func.count(), func.count(per.c.wait), func.sum(per.c.handle), func.count(per.c.handle),
+                       abandoned, func.sum(per.c.timed_out)).group_by(per.c.queue).order_by(per.c.queue))
+    by_queue = [list(r) for r in await _rows(db, counts_q)]
+    overall = [ALL, *(sum((r[i] or 0) for r in by_queue) for i in range(1, 7))]
+    # All four percentile sets in one statement over one `per` (a CTE, computed once).
+    per_cte = per.element.cte("per_all")
+    pct = union_all(
+        percentiles(per_cte, "wait", ["queue"], (50, 90), kind="wait"),
+        percentiles(per_cte, "handle", ["queue"], (50, 90), kind="handle"),
+        percentiles(per_cte, "wait", [], (50, 90), label=ALL, kind="wait"),
+        percentiles(per_cte, "handle", [], (50, 90), label=ALL, kind="handle"),
+    )
+    found: dict[tuple[str, str], tuple[Any, Any]] = {(kind, queue): (p50, p90) for kind, queue, _n, p50, p90 in await _rows(db, pct)}
     table = Table(["queue", "handovers", "answered", "wait_p50_s", "wait_p90_s", "handling_avg_s",
                    "handling_p50_s", "handling_p90_s", "abandoned", "offers_timed_out"])
-    for queue, n, answered, handle_avg, abandoned_n, timed_out in [*by_queue, overall]:
+    for queue, n, answered, handle_sum, handled_n, abandoned_n, timed_out in [*by_queue, overall]:
         if not n:
             continue
-        w, h = waits.get(queue, (None, None)), handles.get(queue, (None, None))
+        w, h = found.get(("wait", queue), (None, None)), found.get(("handle", queue), (None, None))
+        handle_avg = handle_sum / handled_n if handled_n else None
         table.rows.append([queue, n, answered, _seconds(w[0]), _seconds(w[1]), _seconds(handle_avg),
                            _seconds(h[0]), _seconds(h[1]), int(abandoned_n or 0), int(timed_out or 0)])
     return {"waiting": table, "business_hours": await business_hours(db, f)}
@@ -225,24 +236,25 @@ async def csat(db: Database, f: Filters) -> dict[str, Table]:
 
 async def self_service(db: Database, f: Filters) -> dict[str, Table]:
     """Tasks the bot finished in the range (counters registered by the bot, `resonanz.reports.tasks`),
-    and where customers left a form: conversations whose last customer message in the range came
-    while a form was open, by form and the slot it was asking for."""
+    and where customers left a form: conversations started in the range with a form still open,
+    by form and the slot it was asking for."""
     tasks = Table(["task", "label", "finished"])
     for counter in task_counters():
         t = counter.rows().subquery("t")
         q = (select(func.count()).select_from(t.join(Conversation, Conversation.id == t.c.conversation_id))
              .where(_in_range(t.c.at, f), *_conversation_filters(f)))
         tasks.rows.append([counter.name, counter.label, (await _rows(db, q))[0][0]])
-    last = select(func.max(Message.id).label("mid")).where(Message.direction == Direction.IN, _in_range(Message.created_at, f))
-    if f.channel:
-        last = last.where(Message.channel == f.channel)
-    if f.language:
-        last = last.where(Message.conversation_id.in_(select(Conversation.id).where(Conversation.language == f.language)))
-    last_sq = last.group_by(Message.conversation_id).subquery("last")
-    form = Message.parse_data["active_loop"].as_string()
-    slot = func.coalesce(Message.parse_data[("slots", "requested_slot")].as_string(), NONE)
-    q = (select(form, slot, func.count()).select_from(Message.__table__.join(last_sq, last_sq.c.mid == Message.id))
-         .where(form.is_not(None)).group_by(form, slot).order_by(form, func.count().desc(), slot))
+    # The form still open in the conversation (the engine's active loop after its last turn), and
+    # the slot its last customer message was answering (one index lookup each).
+    last_slot = (select(Message.parse_data[("slots", "requested_slot")].as_string())
+                 .where(Message.conversation_id == Conversation.id, Message.direction == Direction.IN)
+                 .order_by(Message.id.desc()).limit(1).correlate(Conversation).scalar_subquery())
+    slot = func.coalesce(last_slot, NONE).label("slot")
+    left = (select(Conversation.active_loop.label("form"), slot)
+            .where(_in_range(Conversation.created_at, f), *_conversation_filters(f), Conversation.active_loop.is_not(None))
+            .subquery("left_form"))
+    q = (select(left.c.form, left.c.slot, func.count()).group_by(left.c.form, left.c.slot)
+         .order_by(left.c.form, func.count().desc(), left.c.slot))
     dropouts = Table(["form", "slot", "conversations"], [list(r) for r in await _rows(db, q)])
     return {"tasks": tasks, "form_dropouts": dropouts}
 
@@ -262,15 +274,24 @@ async def intents(db: Database, f: Filters, *, fallback_intents: tuple[str, ...]
         where.append(Message.channel == f.channel)
     if f.language:
         where.append(Message.conversation_id.in_(select(Conversation.id).where(Conversation.language == f.language)))
-    counted = await _rows(db, select(intent, func.count()).where(*where).group_by(intent)
-                          .order_by(func.count().desc(), intent))
-    total = sum(n for _, n in counted)
-    top_table = Table(["intent", "messages", "share"], [[i, n, _ratio(n, total)] for i, n in counted[:top]])
-    missed = or_(intent.in_(fallback_intents), func.coalesce(confidence, 0.0) < fallback_confidence)
-    day = utc_day(Message.created_at)
-    q = (select(day, func.count(), func.sum(case((missed, 1), else_=0))).where(*where).group_by(day).order_by(day))
+    # One pass over the messages, each parse read once (PostgreSQL stores JSON as text): counts
+    # by day, intent and whether it was understood; the two tables are sums of these rows.
+    inner = (select(utc_day(Message.created_at).label("day"), intent.label("intent"), confidence.label("confidence"))
+             .where(*where).subquery("parsed"))
+    low = case((or_(inner.c.intent.in_(fallback_intents), func.coalesce(inner.c.confidence, 0.0) < fallback_confidence), 1),
+               else_=0).label("missed")
+    by_day_intent = await _rows(db, select(inner.c.day, inner.c.intent, low, func.count()).group_by(inner.c.day, inner.c.intent, low))
+    per_intent: dict[str, int] = defaultdict(int)
+    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for d, i, missed_flag, n in by_day_intent:
+        per_intent[i] += n
+        per_day[d][0] += n
+        per_day[d][1] += n if missed_flag else 0
+    total = sum(per_intent.values())
+    ranked = sorted(per_intent.items(), key=lambda kv: (-kv[1], kv[0]))
+    top_table = Table(["intent", "messages", "share"], [[i, n, _ratio(n, total)] for i, n in ranked[:top]])
     daily = Table(["day", "messages", "not_understood", "rate"],
-                  [[d, n, int(k or 0), _ratio(int(k or 0), n)] for d, n, k in await _rows(db, q)])
+                  [[d, n, k, _ratio(k, n)] for d, (n, k) in sorted(per_day.items())])
     return {"top_intents": top_table, "not_understood": daily}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, case, func, select
+from sqlalchemy import Float, Integer, String, case, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
@@ -88,10 +88,13 @@ def seconds_between(start: ColumnElement[Any], end: ColumnElement[Any]) -> Colum
     return epoch(end) - epoch(start)
 
 
-def percentiles(values: Any, value: str, groups: list[str], ps: tuple[int, ...]) -> Any:
+def percentiles(values: Any, value: str, groups: list[str], ps: tuple[int, ...], label: str | None = None,
+                kind: str | None = None) -> Any:
     """Nearest-rank percentiles of `values.c[value]` per group, in SQL (window functions, on
     PostgreSQL and SQLite alike): the smallest value whose rank r among n satisfies r*100 >= p*n.
-    Rows with a NULL value are left out. One row per group: the groups, n, then p<P> per P."""
+    Rows with a NULL value are left out. One row per group: the groups (or `label` when there are
+    none), n, then p<P> per P; `kind`, when given, as a first column (to tell apart the parts of a
+    UNION)."""
     group_cols = [values.c[g] for g in groups]
     v = values.c[value]
     ranked = select(
@@ -99,12 +102,14 @@ def percentiles(values: Any, value: str, groups: list[str], ps: tuple[int, ...])
         func.row_number().over(partition_by=group_cols or None, order_by=v).label("r"),
         func.count().over(partition_by=group_cols or None).label("n"),
     ).where(v.is_not(None)).subquery("ranked")
-    out_groups = [ranked.c[g] for g in groups]
+    out_groups: list[Any] = [ranked.c[g] for g in groups]
     cols = [func.max(ranked.c.n).label("n")]
     for p in ps:
         cols.append(func.min(case((ranked.c.r * 100 >= p * ranked.c.n, ranked.c.v))).label(f"p{p}"))
-    q = select(*out_groups, *cols)
-    return q.group_by(*out_groups) if out_groups else q
+    first = [literal(kind).label("kind")] if kind is not None else []
+    if out_groups:
+        return select(*first, *out_groups, *cols).group_by(*out_groups)
+    return select(*first, *([literal(label).label("group")] if label is not None else []), *cols)
 
 
 __all__ = ["BUCKET_SECONDS", "before_colon", "epoch", "percentiles", "quarter_hour", "seconds_between", "utc_day"]

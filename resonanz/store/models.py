@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false as sa_false,
+    text as sa_text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -84,7 +85,10 @@ class ChannelIdentity(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_customer_state", "customer_id", "state"),)
+    __table_args__ = (
+        Index("ix_conversations_customer_state", "customer_id", "state"),
+        Index("ix_conversations_created_at", "created_at"),  # the reports' date ranges
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
@@ -134,6 +138,11 @@ class Message(Base):
         Index("ix_messages_channel_provider_id", "channel", "provider_message_id"),
         Index("ix_messages_conversation_seq", "conversation_id", "id"),
         Index("ix_messages_status", "direction", "status"),
+        # The reports: date ranges, and the first agent reply after a handover.
+        Index("ix_messages_created_at", "created_at"),
+        Index("ix_messages_agent_replies", "conversation_id", "created_at",
+              postgresql_where=sa_text("author = 'agent' AND direction = 'out'"),
+              sqlite_where=sa_text("author = 'agent' AND direction = 'out'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
@@ -241,7 +250,10 @@ class Handover(Base):
     """
 
     __tablename__ = "handovers"
-    __table_args__ = (Index("ix_handovers_status_queue", "status", "queue_id"),)
+    __table_args__ = (
+        Index("ix_handovers_status_queue", "status", "queue_id"),
+        Index("ix_handovers_created_at", "created_at"),  # the reports' date ranges
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)

@@ -47,7 +47,8 @@ async def seed(db: Database) -> dict[str, str]:
             cust = Customer(language=lang)
             s.add(cust)
             await s.flush()
-            conv = Conversation(customer_id=cust.id, channel=channel, address={}, language=lang, created_at=created)
+            conv = Conversation(customer_id=cust.id, channel=channel, address={}, language=lang, created_at=created,
+                                active_loop="meter_reading_form" if key == "c2" else None)
             s.add(conv)
             await s.flush()
             convs[key] = conv
