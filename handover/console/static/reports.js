@@ -67,14 +67,18 @@ function Chart({ id, title, table, spec }) {
   useEffect(() => {
     if (!box.current || !rows.length) return undefined;
     const xs = rows.map((_, i) => i);
-    const bars = spec.line ? undefined : uPlot.paths.bars({ size: [0.6 / spec.series.length, 60], align: 0 });
+    // Bars side by side: one series centred on its label, two to the left and right of it.
+    const many = spec.series.length > 1;
+    const bars = (i) => (spec.line ? undefined
+      : uPlot.paths.bars({ size: [many ? 0.35 : 0.6, 60], align: many ? (i === 0 ? -1 : 1) : 0 }));
     const width = Math.min(560, Math.max(300, box.current.clientWidth || 480));
     const plot = new uPlot({
       width, height: 220, legend: { show: true },
-      scales: { x: { time: false, range: [-0.6, Math.max(rows.length - 0.4, 0.6)] } },
+      scales: { x: { time: false, range: [-0.6, Math.max(rows.length - 0.4, 0.6)] },
+                y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [{ values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? labels[v] ?? "" : "")), rotate: 0 }, {}],
       series: [{}, ...spec.series.map((name, i) => ({
-        label: name, stroke: COLOURS[i], fill: spec.line ? undefined : COLOURS[i] + "cc", paths: bars, width: spec.line ? 2 : 1,
+        label: name, stroke: COLOURS[i], fill: spec.line ? undefined : COLOURS[i] + "cc", paths: bars(i), width: spec.line ? 2 : 1,
         points: { show: !!spec.line },
       }))],
     }, [xs, ...series], box.current);
