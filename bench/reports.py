@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/reports.py [--messages 1000000] [--keep]
 
-A fresh database is created (RESONANZ_TEST_PG_URL's server, like the tests) and dropped at the
+A fresh database is created on RESONANZ_TEST_PG_URL's server (the tests' server) and dropped at the
 end. The history is generated inside PostgreSQL (generate_series), ten messages a conversation:
 conversations spread over 2025, a quarter of them handed over (to four queues, twenty agents),
 ratings, readings and instalment changes. Each report runs over the whole year, then over one
@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
-import tempfile
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,7 +34,31 @@ from resonanz.reports import queries  # noqa: E402
 from resonanz.reports.queries import Filters  # noqa: E402
 from resonanz.settings import Settings  # noqa: E402
 from resonanz.store import Database  # noqa: E402
-from tests.conftest import make_database_url, migrated_database  # noqa: E402
+from resonanz.store.migrate import upgrade  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("RESONANZ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+async def create_database() -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A fresh database on the test server, and a function that drops it."""
+    import asyncpg
+
+    admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"resonanz_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(admin, timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+    async def drop() -> None:
+        c = await asyncpg.connect(admin, timeout=5)
+        try:
+            await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await c.close()
+
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}", drop
 
 TARGET_S = 2.0
 
@@ -144,49 +170,50 @@ async def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     args = ap.parse_args()
     settings = Settings(DATABASE_URL="sqlite:///unused.db")
-    with tempfile.TemporaryDirectory() as tmp:
-        url, drop = await make_database_url("postgresql", Path(tmp))
-        db = await migrated_database(url)
-        try:
-            t0 = time.perf_counter()
-            counts = await generate(db, args.messages)
-            generated_s = time.perf_counter() - t0
-            print(f"generated in {generated_s:.1f} s: {counts}")
-            runs = {
-                "year": Filters.days("2025-01-01", "2025-12-31"),
-                "month_web": Filters.days("2025-06-01", "2025-06-30", channel="web"),
-            }
-            results: dict[str, dict] = {}
-            for run, f in runs.items():
-                for name in queries.REPORTS:
-                    seconds, tables = await time_report(db, name, f, settings)
-                    key = f"{name}/{run}"
-                    results[key] = {"seconds": round(seconds, 3), "under_target": seconds < TARGET_S,
-                                    "rows": {t: len(v.rows) for t, v in tables.items()}}
-                    print(f"{key:28s} {seconds * 1000:8.1f} ms  " + ("ok" if seconds < TARGET_S else "SLOW"))
-                    if run == "year":
-                        for t, v in tables.items():
-                            print(f"    {t}: {v.columns}")
-                            for row in v.rows[:6]:
-                                print(f"      {row}")
-                            results[key].setdefault("figures", {})[t] = {"columns": v.columns, "rows": v.rows[:10]}
-            out = {
-                "when": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
-                "python": platform.python_version(), "target_seconds": TARGET_S, "generated": counts,
-                "generate_seconds": round(generated_s, 1), "reports": results,
-            }
-            path = ROOT / "bench" / "results" / "reports.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(out, indent=2, default=str) + "\n")
-            print(f"wrote {path}")
-            slow = [k for k, v in results.items() if not v["under_target"]]
-            return 1 if slow else 0
-        finally:
-            await db.dispose()
-            if args.keep:
-                print("kept:", url)
-            else:
-                await drop()
+    url, drop = await create_database()
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    try:
+        t0 = time.perf_counter()
+        counts = await generate(db, args.messages)
+        generated_s = time.perf_counter() - t0
+        print(f"generated in {generated_s:.1f} s: {counts}")
+        runs = {
+            "year": Filters.days("2025-01-01", "2025-12-31"),
+            "month_web": Filters.days("2025-06-01", "2025-06-30", channel="web"),
+        }
+        results: dict[str, dict] = {}
+        for run, f in runs.items():
+            for name in queries.REPORTS:
+                seconds, tables = await time_report(db, name, f, settings)
+                key = f"{name}/{run}"
+                results[key] = {"seconds": round(seconds, 3), "under_target": seconds < TARGET_S,
+                                "rows": {t: len(v.rows) for t, v in tables.items()}}
+                print(f"{key:28s} {seconds * 1000:8.1f} ms  " + ("ok" if seconds < TARGET_S else "SLOW"))
+                if run == "year":
+                    for t, v in tables.items():
+                        print(f"    {t}: {v.columns}")
+                        for row in v.rows[:6]:
+                            print(f"      {row}")
+                        results[key].setdefault("figures", {})[t] = {"columns": v.columns, "rows": v.rows[:10]}
+        out = {
+            "when": datetime.now(UTC).isoformat(timespec="seconds"), "host": platform.node(),
+            "python": platform.python_version(), "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 1),
+            "target_seconds": TARGET_S, "generated": counts,
+            "generate_seconds": round(generated_s, 1), "reports": results,
+        }
+        path = ROOT / "bench" / "results" / "reports.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+        print(f"wrote {path} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        slow = [k for k, v in results.items() if not v["under_target"]]
+        return 1 if slow else 0
+    finally:
+        await db.dispose()
+        if args.keep:
+            print("kept:", url)
+        else:
+            await drop()
 
 
 if __name__ == "__main__":
