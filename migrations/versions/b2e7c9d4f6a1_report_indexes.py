@@ -20,7 +20,7 @@ AGENT_REPLY = sa.text("author = 'agent' AND direction = 'out'")
 
 def upgrade() -> None:
     op.create_index("ix_conversations_created_at", "conversations", ["created_at"])
-    op.create_index("ix_messages_created_at", "messages", ["created_at"])
+    op.create_index("ix_messages_created_at", "messages", ["created_at", "direction"])  # index-only counts
     op.create_index("ix_handovers_created_at", "handovers", ["created_at"])
     # The reports' wait until the first agent reply: one short index lookup per handover.
     op.create_index("ix_messages_agent_replies", "messages", ["conversation_id", "created_at"],

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select, text, union_all
+from sqlalchemy import Float, String, Text, and_, case, cast, column, exists, func, literal, or_, select, text, true, union_all
 from sqlalchemy.sql.expression import ColumnElement
 
 from handover.routing import is_open
@@ -267,8 +267,18 @@ async def intents(db: Database, f: Filters, *, fallback_intents: tuple[str, ...]
     """Customer messages in the range the engine classified: the top intents, and per UTC day how
     many were not understood (a fallback intent, or a confidence below `fallback_confidence`:
     the same rule as the handover triggers)."""
-    intent = Message.parse_data["intent"].as_string()
-    confidence = Message.parse_data["confidence"].as_float()
+    source: Any = Message.__table__
+    if db.is_sqlite:
+        intent: Any = Message.parse_data["intent"].as_string()
+        confidence: Any = Message.parse_data["confidence"].as_float()
+    else:
+        # PostgreSQL keeps JSON as text: json_to_record parses each message's once for both fields.
+        # (A message without parse data may hold JSON null: only objects are parsed.)
+        objects = case((func.left(cast(Message.parse_data, Text), 1) == "{", Message.parse_data))
+        parsed = func.json_to_record(objects).table_valued(
+            column("intent", String), column("confidence", Float)).render_derived(name="p", with_types=True)
+        source = source.join(parsed, true())
+        intent, confidence = parsed.c.intent, parsed.c.confidence
     where = [Message.direction == Direction.IN, _in_range(Message.created_at, f), intent.is_not(None)]
     if f.channel:
         where.append(Message.channel == f.channel)
@@ -277,7 +287,7 @@ async def intents(db: Database, f: Filters, *, fallback_intents: tuple[str, ...]
     # One pass over the messages, each parse read once (PostgreSQL stores JSON as text): counts
     # by day, intent and whether it was understood; the two tables are sums of these rows.
     inner = (select(utc_day(Message.created_at).label("day"), intent.label("intent"), confidence.label("confidence"))
-             .where(*where).subquery("parsed"))
+             .select_from(source).where(*where).subquery("parsed"))
     low = case((or_(inner.c.intent.in_(fallback_intents), func.coalesce(inner.c.confidence, 0.0) < fallback_confidence), 1),
                else_=0).label("missed")
     by_day_intent = await _rows(db, select(inner.c.day, inner.c.intent, low, func.count()).group_by(inner.c.day, inner.c.intent, low))

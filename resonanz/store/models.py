@@ -139,7 +139,7 @@ class Message(Base):
         Index("ix_messages_conversation_seq", "conversation_id", "id"),
         Index("ix_messages_status", "direction", "status"),
         # The reports: date ranges, and the first agent reply after a handover.
-        Index("ix_messages_created_at", "created_at"),
+        Index("ix_messages_created_at", "created_at", "direction"),  # index-only counts by time
         Index("ix_messages_agent_replies", "conversation_id", "created_at",
               postgresql_where=sa_text("author = 'agent' AND direction = 'out'"),
               sqlite_where=sa_text("author = 'agent' AND direction = 'out'")),
