@@ -43,7 +43,7 @@ async def test_reports_give_the_known_figures_as_json_and_csv(desk: Desk) -> Non
             assert csv_rows == [[_as_csv(v) for v in row] for row in rows], (report, name)
 
 
-async def test_report_filters_and_range(desk: Desk) -> None:  # noqa: F811
+async def test_report_filters_range_and_who_sees_them(desk: Desk) -> None:  # noqa: F811
     queues = await seed(desk.db)
     await desk.agent("boss@example.org", role="admin")
     headers = await desk.login("boss@example.org")
@@ -71,8 +71,7 @@ async def test_report_filters_and_range(desk: Desk) -> None:  # noqa: F811
     # Nothing in an empty range.
     assert await table("handovers", "by_reason", **{"from": "2026-03-03", "to": "2026-03-04"}) == []
 
-
-async def test_reports_are_for_admins_and_supervisors(desk: Desk) -> None:  # noqa: F811
+    # Who may see them: admins (above) and supervisors; not agents, not strangers.
     await desk.agent("agent@example.org")
     await desk.agent("sup@example.org", role="supervisor")
     anon = await desk.client.get("/api/v1/reports/containment")
@@ -88,3 +87,22 @@ async def test_reports_are_for_admins_and_supervisors(desk: Desk) -> None:  # no
         resp = await desk.client.get("/api/v1/reports/containment", params=params, headers=sup)
         assert resp.status == status, (params, await resp.text())
     assert (await desk.client.get("/api/v1/reports/nope", headers=sup)).status == 404
+
+
+async def test_business_hours_check_agrees_with_the_queues_rule_for_a_year() -> None:
+    """The reports' fast check gives handover.routing.is_open's answer for every quarter hour of a
+    year (both clock changes in it), with a closed day."""
+    from datetime import UTC, datetime
+
+    from handover.routing import is_open
+    from resonanz.reports.queries import open_at
+    from tests.support.report_data import HOURS
+
+    hours = {**HOURS, "closed_dates": ["2026-03-02"], "days": {**HOURS["days"], "sat": [["09:30", "12:15"]]}}
+    check = open_at(hours)
+    start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    instants = range(start, start + 366 * 86400, 900)
+    got = [check(ts) for ts in instants]
+    assert got == [is_open(hours, datetime.fromtimestamp(ts, UTC)) for ts in instants]
+    assert 0 < sum(got) < len(got)
+    assert open_at({})(start) is True
