@@ -18,7 +18,7 @@ from sqlalchemy import Float, String, Text, and_, case, cast, column, exists, fu
 from sqlalchemy.sql.expression import ColumnElement
 
 from handover.routing import _spans as opening_spans  # the queues' own rule, day by day
-from resonanz.reports.sql import BUCKET_SECONDS, before_colon, percentiles, quarter_hour, seconds_between, utc_day
+from resonanz.reports.sql import before_colon, bucket_epoch, percentiles, quarter_start, seconds_between, utc_day
 from resonanz.reports.tasks import task_counters
 from resonanz.store import Database
 from resonanz.store.models import Agent, Conversation, Handover, Message, Queue
@@ -140,8 +140,7 @@ async def handovers(db: Database, f: Filters) -> dict[str, Table]:
 async def waiting(db: Database, f: Filters) -> dict[str, Table]:
     """Per queue, for handovers opened in the range: the wait from the handover to the first agent
     reply (p50/p90, nearest rank), the handling time from acceptance to close (mean, p50/p90), how
-    many were abandoned while waiting and how many offers to an agent timed out. Then inbound and
-    outbound messages in and out of each queue's business hours."""
+    many were abandoned while waiting and how many offers to an agent timed out."""
     m = Message.__table__.alias("m")
     first_reply = (select(func.min(m.c.created_at))
                    .where(m.c.conversation_id == Handover.conversation_id, m.c.author == Author.AGENT,
@@ -157,30 +156,34 @@ async def waiting(db: Database, f: Filters) -> dict[str, Table]:
            .select_from(Handover.__table__.join(Conversation, Conversation.id == Handover.conversation_id)
                         .outerjoin(Queue, Queue.id == Handover.queue_id))
            .where(*_handover_filters(f))).subquery("per")
-    abandoned = func.sum(case((per.c.status == HandoverStatus.ABANDONED, 1), else_=0))
-    counts_q = (select(per.c.queue, func.count(), func.count(per.c.wait), func.sum(per.c.handle), func.count(per.c.handle),
-                       abandoned, func.sum(per.c.timed_out)).group_by(per.c.queue).order_by(per.c.queue))
-    by_queue = [list(r) for r in await _rows(db, counts_q)]
-    overall = [ALL, *(sum((r[i] or 0) for r in by_queue) for i in range(1, 7))]
-    # All four percentile sets in one statement over one `per` (a CTE, computed once).
+    # One statement: `per` is a CTE used several times, so PostgreSQL computes it once. Each row is
+    # (kind, queue, x, y, z): counts, sums and nearest-rank percentiles, per queue and for all.
     per_cte = per.element.cte("per_all")
-    pct = union_all(
-        percentiles(per_cte, "wait", ["queue"], (50, 90), kind="wait"),
-        percentiles(per_cte, "handle", ["queue"], (50, 90), kind="handle"),
-        percentiles(per_cte, "wait", [], (50, 90), label=ALL, kind="wait"),
-        percentiles(per_cte, "handle", [], (50, 90), label=ALL, kind="handle"),
-    )
-    found: dict[tuple[str, str], tuple[Any, Any]] = {(kind, queue): (p50, p90) for kind, queue, _n, p50, p90 in await _rows(db, pct)}
+    c = per_cte.c
+    abandoned = func.sum(case((c.status == HandoverStatus.ABANDONED, 1), else_=0))
+    parts: list[Any] = []
+    for queue_col, grouped in ((c.queue, True), (literal(ALL), False)):
+        for kind, x, y, z in (("count", func.count(), func.count(c.wait), func.count(c.handle)),
+                              ("sums", func.sum(c.handle), abandoned, func.sum(c.timed_out))):
+            part = select(literal(kind).label("kind"), queue_col.label("queue"), x.label("x"), y.label("y"), z.label("z"))
+            parts.append(part.group_by(c.queue) if grouped else part)
+        for value in ("wait", "handle"):
+            parts.append(percentiles(per_cte, value, ["queue"] if grouped else [], (50, 90),
+                                     label=None if grouped else ALL, kind=value))
+    found = {(kind, queue): (x, y, z) for kind, queue, x, y, z in await _rows(db, union_all(*parts))}
     table = Table(["queue", "handovers", "answered", "wait_p50_s", "wait_p90_s", "handling_avg_s",
                    "handling_p50_s", "handling_p90_s", "abandoned", "offers_timed_out"])
-    for queue, n, answered, handle_sum, handled_n, abandoned_n, timed_out in [*by_queue, overall]:
+    queues = sorted(q for kind, q in found if kind == "count" and q != ALL)
+    for queue in [*queues, ALL]:
+        n, answered, handled_n = found.get(("count", queue), (0, 0, 0))
         if not n:
             continue
-        w, h = found.get(("wait", queue), (None, None)), found.get(("handle", queue), (None, None))
-        handle_avg = handle_sum / handled_n if handled_n else None
-        table.rows.append([queue, n, answered, _seconds(w[0]), _seconds(w[1]), _seconds(handle_avg),
-                           _seconds(h[0]), _seconds(h[1]), int(abandoned_n or 0), int(timed_out or 0)])
-    return {"waiting": table, "business_hours": await business_hours(db, f)}
+        handle_sum, abandoned_n, timed_out = found[("sums", queue)]
+        w, h = found.get(("wait", queue), (0, None, None)), found.get(("handle", queue), (0, None, None))
+        handle_avg = float(handle_sum) / int(handled_n) if handled_n else None
+        table.rows.append([queue, int(n), int(answered), _seconds(w[1]), _seconds(w[2]), _seconds(handle_avg),
+                           _seconds(h[1]), _seconds(h[2]), int(abandoned_n or 0), int(timed_out or 0)])
+    return {"waiting": table}
 
 
 def open_at(hours: dict[str, Any]) -> Callable[[float], bool]:
@@ -202,19 +205,20 @@ def open_at(hours: dict[str, Any]) -> Callable[[float], bool]:
     return check
 
 
-async def business_hours(db: Database, f: Filters) -> Table:
+async def business_hours(db: Database, f: Filters) -> dict[str, Table]:
     """Messages in the range (customer messages in, replies out) inside and outside each queue's
     business hours (judged per quarter hour; a queue without hours is always open). With a queue
     filter, that queue only."""
-    bucket = quarter_hour(Message.created_at)
-    q = (select(bucket, func.sum(case((Message.direction == Direction.IN, 1), else_=0)),
-                func.sum(case((Message.direction == Direction.OUT, 1), else_=0)))
-         .where(_in_range(Message.created_at, f), Message.direction.in_((Direction.IN, Direction.OUT))))
+    bucket = quarter_start(Message.created_at)
+    n_in = func.sum(case((Message.direction == Direction.IN, 1), else_=0))
+    n_out = func.sum(case((Message.direction == Direction.OUT, 1), else_=0))
+    q = select(bucket.label("b"), n_in.label("n_in"), n_out.label("n_out")).where(_in_range(Message.created_at, f))
     if f.channel:
         q = q.where(Message.channel == f.channel)
     if f.language:
         q = q.where(Message.conversation_id.in_(select(Conversation.id).where(Conversation.language == f.language)))
-    counts = await _rows(db, q.group_by(bucket))
+    grouped = q.group_by(bucket).subquery("quarters")
+    counts = await _rows(db, select(bucket_epoch(grouped.c.b), grouped.c.n_in, grouped.c.n_out))
     queues = select(Queue.name, Queue.business_hours).order_by(Queue.name)
     if f.queue:
         queues = queues.where(Queue.id == f.queue)
@@ -222,13 +226,13 @@ async def business_hours(db: Database, f: Filters) -> Table:
     for name, hours in await _rows(db, queues):
         opened = open_at(hours or {})
         tally = {Direction.IN: [0, 0], Direction.OUT: [0, 0]}
-        for b, n_in, n_out in counts:
-            where_ = 0 if opened(int(b) * BUCKET_SECONDS) else 1
-            tally[Direction.IN][where_] += int(n_in or 0)
-            tally[Direction.OUT][where_] += int(n_out or 0)
+        for ts, ins, outs in counts:
+            at = 0 if opened(ts) else 1
+            tally[Direction.IN][at] += int(ins or 0)
+            tally[Direction.OUT][at] += int(outs or 0)
         for direction in (Direction.IN, Direction.OUT):
             table.rows.append([name, str(direction), *tally[direction]])
-    return table
+    return {"business_hours": table}
 
 
 # --- CSAT ------------------------------------------------------------------------------------------
@@ -327,4 +331,4 @@ async def intents(db: Database, f: Filters, *, fallback_intents: tuple[str, ...]
     return {"top_intents": top_table, "not_understood": daily}
 
 
-REPORTS = ("containment", "handovers", "waiting", "csat", "self_service", "intents")
+REPORTS = ("containment", "handovers", "waiting", "business_hours", "csat", "self_service", "intents")

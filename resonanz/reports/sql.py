@@ -49,21 +49,41 @@ def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
 BUCKET_SECONDS = 900  # business hours are judged per quarter of an hour
 
 
-class quarter_hour(FunctionElement[int]):  # noqa: N801
-    """The number of the quarter hour (since 1970, UTC) a timestamp falls in."""
+class quarter_start(FunctionElement[Any]):  # noqa: N801
+    """The start of the quarter hour (UTC) a timestamp falls in: a timestamp on PostgreSQL
+    (date_bin, cheap on an index-only scan), seconds since 1970 on SQLite. `bucket_epoch`
+    turns either into seconds."""
+
+    inherit_cache = True
+
+
+@compiles(quarter_start, "postgresql")
+def _qs_pg(element: quarter_start, compiler: Any, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"date_bin('{BUCKET_SECONDS} seconds', {arg}, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
+
+
+@compiles(quarter_start, "sqlite")
+def _qs_sqlite(element: quarter_start, compiler: Any, **kw: Any) -> str:
+    arg = compiler.process(element.clauses, **kw)
+    return f"(CAST(strftime('%s', {arg}) AS INTEGER) / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
+
+
+class bucket_epoch(FunctionElement[int]):  # noqa: N801
+    """A `quarter_start` value as whole seconds since 1970 (use it on grouped rows, not per message)."""
 
     type = Integer()
     inherit_cache = True
 
 
-@compiles(quarter_hour, "postgresql")
-def _qh_pg(element: quarter_hour, compiler: Any, **kw: Any) -> str:
-    return "floor(EXTRACT(EPOCH FROM %s) / %d)::bigint" % (compiler.process(element.clauses, **kw), BUCKET_SECONDS)
+@compiles(bucket_epoch, "postgresql")
+def _be_pg(element: bucket_epoch, compiler: Any, **kw: Any) -> str:
+    return "EXTRACT(EPOCH FROM %s)::bigint" % compiler.process(element.clauses, **kw)
 
 
-@compiles(quarter_hour, "sqlite")
-def _qh_sqlite(element: quarter_hour, compiler: Any, **kw: Any) -> str:
-    return "(CAST(strftime('%%s', %s) AS INTEGER) / %d)" % (compiler.process(element.clauses, **kw), BUCKET_SECONDS)
+@compiles(bucket_epoch, "sqlite")
+def _be_sqlite(element: bucket_epoch, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
 
 
 class before_colon(FunctionElement[str]):  # noqa: N801
@@ -112,4 +132,5 @@ def percentiles(values: Any, value: str, groups: list[str], ps: tuple[int, ...],
     return select(*first, *([literal(label).label("group")] if label is not None else []), *cols)
 
 
-__all__ = ["BUCKET_SECONDS", "before_colon", "epoch", "percentiles", "quarter_hour", "seconds_between", "utc_day"]
+__all__ = ["BUCKET_SECONDS", "before_colon", "bucket_epoch", "epoch", "percentiles", "quarter_start", "seconds_between",
+           "utc_day"]

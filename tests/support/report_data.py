@@ -111,6 +111,8 @@ EXPECTED: dict[str, dict[str, list[list[Any]]]] = {
             ["general-en", 1, 1, 300.0, 300.0, 1200.0, 1200.0, 1200.0, 0, 1],
             ["(all)", 3, 2, 120.0, 300.0, 930.0, 660.0, 1200.0, 1, 1],
         ],
+    },
+    "business_hours": {
         "business_hours": [["billing-de", "in", 8, 1], ["billing-de", "out", 6, 0],
                            ["general-en", "in", 9, 0], ["general-en", "out", 6, 0]],
     },

@@ -11,7 +11,8 @@ const html = htm.bind(h);
 const REPORTS = {
   containment: "Containment (vom Bot allein erledigt / finished by the bot)",
   handovers: "Übergaben / Handovers",
-  waiting: "Wartezeit, Bearbeitung, Geschäftszeiten / Waiting, handling, business hours",
+  waiting: "Wartezeit und Bearbeitung / Waiting and handling",
+  business_hours: "Geschäftszeiten / Business hours",
   csat: "Zufriedenheit / CSAT",
   self_service: "Self-Service",
   intents: "Intents und Nicht verstanden / Intents and not understood",
@@ -23,7 +24,7 @@ const CHARTS = {
   "handovers/by_reason": { label: ["reason", "trigger"], series: ["handovers"] },
   "handovers/by_queue": { label: ["queue", "channel"], series: ["handovers"] },
   "waiting/waiting": { label: ["queue"], series: ["wait_p50_s", "wait_p90_s"], skipAll: true },
-  "waiting/business_hours": { label: ["queue", "direction"], series: ["in_hours", "out_of_hours"] },
+  "business_hours/business_hours": { label: ["queue", "direction"], series: ["in_hours", "out_of_hours"] },
   "csat/distribution": { label: ["rating"], series: ["ratings"] },
   "csat/by_agent": { label: ["agent"], series: ["average"] },
   "csat/by_queue": { label: ["queue"], series: ["average"] },
