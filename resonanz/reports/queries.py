@@ -18,7 +18,7 @@ from sqlalchemy import Float, String, Text, and_, case, cast, column, exists, fu
 from sqlalchemy.sql.expression import ColumnElement
 
 from handover.routing import _spans as opening_spans  # the queues' own rule, day by day
-from resonanz.reports.sql import before_colon, bucket_epoch, percentiles, quarter_start, seconds_between, utc_day
+from resonanz.reports.sql import before_colon, bucket_epoch, day_text, percentiles, quarter_start, seconds_between, utc_day
 from resonanz.reports.tasks import task_counters
 from resonanz.store import Database
 from resonanz.store.models import Agent, Conversation, Handover, Message, Queue
@@ -319,7 +319,8 @@ async def intents(db: Database, f: Filters, *, fallback_intents: tuple[str, ...]
     by_day_intent = await _rows(db, select(inner.c.day, inner.c.intent, low, func.count()).group_by(inner.c.day, inner.c.intent, low))
     per_intent: dict[str, int] = defaultdict(int)
     per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for d, i, missed_flag, n in by_day_intent:
+    for day, i, missed_flag, n in by_day_intent:
+        d = day_text(day)
         per_intent[i] += n
         per_day[d][0] += n
         per_day[d][1] += n if missed_flag else 0

@@ -5,6 +5,7 @@ Timestamps are UTC on both: PostgreSQL `timestamptz`, SQLite the text SQLAlchemy
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Float, Integer, String, case, func, literal, select
@@ -29,21 +30,27 @@ def _epoch_sqlite(element: epoch, compiler: Any, **kw: Any) -> str:
     return "((julianday(%s) - 2440587.5) * 86400.0)" % compiler.process(element.clauses, **kw)
 
 
-class utc_day(FunctionElement[str]):  # noqa: N801
-    """The UTC calendar day of a timestamp as "YYYY-MM-DD"."""
+class utc_day(FunctionElement[Any]):  # noqa: N801
+    """The UTC calendar day of a timestamp: its start on PostgreSQL (date_bin: far cheaper per
+    row than to_char), "YYYY-MM-DD" on SQLite. `day_text` turns either into "YYYY-MM-DD"."""
 
-    type = String()
     inherit_cache = True
 
 
 @compiles(utc_day, "postgresql")
 def _day_pg(element: utc_day, compiler: Any, **kw: Any) -> str:
-    return "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD')" % compiler.process(element.clauses, **kw)
+    return "date_bin('1 day', %s, TIMESTAMPTZ '1970-01-01 00:00:00+00')" % compiler.process(element.clauses, **kw)
 
 
 @compiles(utc_day, "sqlite")
 def _day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
     return "substr(%s, 1, 10)" % compiler.process(element.clauses, **kw)
+
+
+def day_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date().isoformat()
+    return str(value)
 
 
 BUCKET_SECONDS = 900  # business hours are judged per quarter of an hour
@@ -133,4 +140,4 @@ def percentiles(values: Any, value: str, groups: list[str], ps: tuple[int, ...],
 
 
 __all__ = ["BUCKET_SECONDS", "before_colon", "bucket_epoch", "epoch", "percentiles", "quarter_start", "seconds_between",
-           "utc_day"]
+           "day_text", "utc_day"]
