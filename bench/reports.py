@@ -118,6 +118,9 @@ SELECT md5('m' || c.i || '.' || k), md5('c' || c.i), md5('cu' || c.i), (ARRAY['w
        timestamptz '2025-01-01 00:00+00' + (c.i::float8 / :convs) * interval '365 days' + k * interval '30 s'
 FROM generate_series(1, :convs) AS c(i) CROSS JOIN generate_series(0, 9) AS k;
 
+UPDATE messages SET intent = parse_data ->> 'intent', intent_confidence = (parse_data ->> 'confidence')::float8
+WHERE direction = 'in' AND parse_data IS NOT NULL;
+
 INSERT INTO accounts (customer_number, name, postcode, meter_number, last_reading, last_reading_at, yearly_consumption,
                       monthly_instalment, instalment_min, instalment_max)
 SELECT 'K' || i, 'Kunde ' || i, '10115', 'M' || i, 1000, now(), 3000, 50, 20, 200 FROM generate_series(1, 1000) AS i;

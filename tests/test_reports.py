@@ -106,3 +106,21 @@ async def test_business_hours_check_agrees_with_the_queues_rule_for_a_year() -> 
     assert got == [is_open(hours, datetime.fromtimestamp(ts, UTC)) for ts in instants]
     assert 0 < sum(got) < len(got)
     assert open_at({})(start) is True
+
+
+async def test_a_customer_message_counts_in_the_intents_report(desk: Desk) -> None:  # noqa: F811
+    """The pipeline stores the engine's intent and confidence beside the parse data (the intents
+    report reads them from an index); the report counts the message."""
+    from sqlalchemy import select
+
+    from resonanz.store.models import Message
+
+    await desk.customer("reports-sender", "beschwerde bitte")
+    async with desk.db.session() as s:
+        msg = (await s.execute(select(Message).where(Message.direction == "in"))).scalars().one()
+    assert (msg.intent, msg.intent_confidence) == (msg.parse_data["intent"], msg.parse_data["confidence"]) == ("complaint", 0.97)
+    await desk.agent("sup2@example.org", role="supervisor")
+    day = msg.created_at.date().isoformat()
+    resp = await desk.client.get("/api/v1/reports/intents", params={"from": day, "to": day},
+                                 headers=await desk.login("sup2@example.org"))
+    assert (await resp.json())["tables"]["top_intents"]["rows"] == [["complaint", 1, 1.0]]

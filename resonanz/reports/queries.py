@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, String, Text, and_, case, cast, column, exists, func, literal, or_, select, text, true, union_all
+from sqlalchemy import and_, case, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.sql.expression import ColumnElement
 
 from handover.routing import _spans as opening_spans  # the queues' own rule, day by day
@@ -293,27 +293,16 @@ async def intents(db: Database, f: Filters, *, fallback_intents: tuple[str, ...]
     """Customer messages in the range the engine classified: the top intents, and per UTC day how
     many were not understood (a fallback intent, or a confidence below `fallback_confidence`:
     the same rule as the handover triggers)."""
-    source: Any = Message.__table__
-    if db.is_sqlite:
-        intent: Any = Message.parse_data["intent"].as_string()
-        confidence: Any = Message.parse_data["confidence"].as_float()
-    else:
-        # PostgreSQL keeps JSON as text: json_to_record parses each message's once for both fields.
-        # (A message without parse data may hold JSON null: only objects are parsed.)
-        objects = case((func.left(cast(Message.parse_data, Text), 1) == "{", Message.parse_data))
-        parsed = func.json_to_record(objects).table_valued(
-            column("intent", String), column("confidence", Float)).render_derived(name="p", with_types=True)
-        source = source.join(parsed, true())
-        intent, confidence = parsed.c.intent, parsed.c.confidence
-    where = [Message.direction == Direction.IN, _in_range(Message.created_at, f), intent.is_not(None)]
+    intent, confidence = Message.intent, Message.intent_confidence  # (set beside the parse data)
+    where = [_in_range(Message.created_at, f), intent.is_not(None)]  # only inbound messages have one
     if f.channel:
         where.append(Message.channel == f.channel)
     if f.language:
         where.append(Message.conversation_id.in_(select(Conversation.id).where(Conversation.language == f.language)))
-    # One pass over the messages, each parse read once (PostgreSQL stores JSON as text): counts
-    # by day, intent and whether it was understood; the two tables are sums of these rows.
+    # One pass over the messages (an index-only scan of ix_messages_intents): counts by day, intent
+    # and whether it was understood; the two tables are sums of these rows.
     inner = (select(utc_day(Message.created_at).label("day"), intent.label("intent"), confidence.label("confidence"))
-             .select_from(source).where(*where).subquery("parsed"))
+             .where(*where).subquery("parsed"))
     low = case((or_(inner.c.intent.in_(fallback_intents), func.coalesce(inner.c.confidence, 0.0) < fallback_confidence), 1),
                else_=0).label("missed")
     by_day_intent = await _rows(db, select(inner.c.day, inner.c.intent, low, func.count()).group_by(inner.c.day, inner.c.intent, low))

@@ -58,7 +58,8 @@ async def seed(db: Database) -> dict[str, str]:
             c = convs[key]
             s.add(Message(conversation_id=c.id, customer_id=c.customer_id, channel=c.channel, direction=direction,
                           author=author, text=text, status="processed" if direction == "in" else "sent",
-                          parse_data=parse_data, created_at=when))
+                          parse_data=parse_data, created_at=when,
+                          intent=(parse_data or {}).get("intent"), intent_confidence=(parse_data or {}).get("confidence")))
 
         msg("c1", at("08:00:00"), "in", "customer", parse("greet", 0.9))
         msg("c1", at("08:00:05"), "out", "bot")
