@@ -124,3 +124,27 @@ async def test_a_customer_message_counts_in_the_intents_report(desk: Desk) -> No
     resp = await desk.client.get("/api/v1/reports/intents", params={"from": day, "to": day},
                                  headers=await desk.login("sup2@example.org"))
     assert (await resp.json())["tables"]["top_intents"]["rows"] == [["complaint", 1, 1.0]]
+
+
+async def test_cli_creates_a_supervisor(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    import asyncio
+
+    from sqlalchemy import select
+
+    from resonanz.cli import main
+    from resonanz.store import Database
+    from resonanz.store.migrate import upgrade
+    from resonanz.store.models import Agent
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    await asyncio.to_thread(upgrade, url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("RESONANZ_AGENT_PASSWORD", "correct horse battery")
+    rc = await asyncio.to_thread(main, ["agent", "create", "--email", "sup@example.org", "--name", "Sup", "--role", "supervisor"])
+    assert rc == 0
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            assert await s.scalar(select(Agent.role).where(Agent.email == "sup@example.org")) == "supervisor"
+    finally:
+        await db.dispose()
