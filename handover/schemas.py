@@ -260,7 +260,7 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Language = Literal["de", "en"]
 LANGUAGES: tuple[str, ...] = ("de", "en")
-Role = Literal["agent", "admin", "trainer"]
+Role = Literal["agent", "admin", "trainer", "supervisor"]
 AgentStatus = Literal["online", "away", "offline"]
 Resolution = Literal["solved", "callback", "forwarded", "no_response", "other"]
 RESOLUTIONS: list[str] = ["solved", "callback", "forwarded", "no_response", "other"]

@@ -19,6 +19,7 @@ from connectors.base import Connector, ConnectorContext
 from handover.api import AgentApi
 from handover.auth import LIMITER, auth_routes, install as install_auth
 from handover.console import console_routes
+from resonanz.reports.api import routes as report_routes
 from handover.desk import Desk
 from handover.hub import create_hub
 from handover.review import ReviewApi
@@ -102,6 +103,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app.router.add_routes(agent_api.routes())
     app.router.add_routes(ReviewApi(settings.training_root).routes())
     app.router.add_routes(console_routes())
+    app.router.add_routes(report_routes())
     app.router.add_routes(vendor.routes())
     app.router.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
     app.router.add_routes(metrics.routes(app[DB], app[ENGINE], settings.metrics_token))

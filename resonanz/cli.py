@@ -485,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--admin", action="store_true", help="the same as --role admin")
     p.add_argument("--role", choices=[r.value for r in AgentRole], default="agent",
-                   help="agent (takes conversations), admin, or trainer (reviews what the bot missed)")
+                   help="agent (takes conversations), admin, trainer (reviews what the bot missed) "
+                   "or supervisor (sees the reports)")
     p.add_argument("--skills", default="general")
     p.add_argument("--languages", default="de,en")
     p.add_argument("--capacity", type=int, default=3)

@@ -44,6 +44,7 @@ def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None
     else:
         conv.consecutive_fallbacks = 0
     turn.msg.parse_data = engine.parse_summary
+    turn.msg.intent, turn.msg.intent_confidence = engine.intent, engine.confidence  # for the reports
     turn.decision = triggers.decide(
         text=turn.text,
         intent=engine.intent,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.actions.api import ActionContext, action, form_validator, verification_factor
 from bot.verification import Outcome
 from bot.reference import customer_data  # noqa: F401  (registers the bot's tables for export and erasure)
+from bot.reference import report_tasks  # noqa: F401  (registers its self-service tasks for the reports)
 from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
 from resonanz.store.models import utcnow
 

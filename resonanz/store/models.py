@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false as sa_false,
+    text as sa_text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -89,7 +91,10 @@ class ChannelIdentity(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_customer_state", "customer_id", "state"),)
+    __table_args__ = (
+        Index("ix_conversations_customer_state", "customer_id", "state"),
+        Index("ix_conversations_created_at", "created_at"),  # the reports' date ranges
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
@@ -139,6 +144,14 @@ class Message(Base):
         Index("ix_messages_channel_provider_id", "channel", "provider_message_id"),
         Index("ix_messages_conversation_seq", "conversation_id", "id"),
         Index("ix_messages_status", "direction", "status"),
+        # The reports: date ranges, and the first agent reply after a handover.
+        Index("ix_messages_created_at", "created_at", "direction"),  # index-only counts by time
+        Index("ix_messages_agent_replies", "conversation_id", "created_at",
+              postgresql_where=sa_text("author = 'agent' AND direction = 'out'"),
+              sqlite_where=sa_text("author = 'agent' AND direction = 'out'")),
+        # The reports' intents and not-understood rate: an index-only scan.
+        Index("ix_messages_intents", "created_at", "intent", "intent_confidence",
+              postgresql_where=sa_text("intent IS NOT NULL"), sqlite_where=sa_text("intent IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
@@ -156,6 +169,10 @@ class Message(Base):
     attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     parse_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Inbound: the engine's intent and confidence, also in parse_data; kept apart so the reports
+    # count a year of them from an index instead of parsing every message's JSON.
+    intent: Mapped[str | None] = mapped_column(String(128))
+    intent_confidence: Mapped[float | None] = mapped_column(Float)
     # in: received -> processed
     # out: pending -> sending -> sent (-> delivered | read) | pending (retry) | failed | unknown
     status: Mapped[str] = mapped_column(String(16))
@@ -247,7 +264,10 @@ class Handover(Base):
     """
 
     __tablename__ = "handovers"
-    __table_args__ = (Index("ix_handovers_status_queue", "status", "queue_id"),)
+    __table_args__ = (
+        Index("ix_handovers_status_queue", "status", "queue_id"),
+        Index("ix_handovers_created_at", "created_at"),  # the reports' date ranges
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)

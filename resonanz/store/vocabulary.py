@@ -73,6 +73,7 @@ class AgentRole(enum.StrEnum):
     ADMIN = "admin"
     # Reviews what the bot missed (the review queue) and takes no conversations.
     TRAINER = "trainer"
+    SUPERVISOR = "supervisor"  # sees the reports (handover.auth.require(ADMIN, SUPERVISOR))
 
 
 class ReviewReason(enum.StrEnum):

@@ -13,10 +13,12 @@ import { LANG, ago, channelLabel, label, t, when } from "/console/static/i18n.js
 const html = htm.bind(h);
 
 /* Pages of the console, shown in the navigation. Other pages (reports, review queue …) add an
- * entry here: {href, de, en, admin: true if only admins see it}. */
+ * entry here: {href, de, en, roles: the roles that see it (default: everyone)}. */
 export const PAGES = [
   { href: "/console", de: "Gespräche", en: "Conversations" },
-  { href: "/console/review", de: "Review", en: "Review", admin: true, testid: "review-link" },
+  { href: "/console/review", de: "Review", en: "Review", roles: ["admin", "trainer"], testid: "review-link" },
+  { href: "/console/reports", de: "Berichte", en: "Reports", roles: ["admin", "supervisor"], testid: "reports-link" },
+  { href: "/console/customers", de: "Kunden", en: "Customers", testid: "customers-link" },
 ];
 
 const PAGE_SIZE = 25;
@@ -325,7 +327,7 @@ function Console({ me: initialMe, onLogout }) {
       <header class="top">
         <strong class="brand">Resonanz</strong>
         <nav class="pages" aria-label=${t("nav.label")} data-testid="pages">
-          ${PAGES.filter((p) => !p.admin || me.role === "admin").map((p) => html`
+          ${PAGES.filter((p) => !p.roles || p.roles.includes(me.role)).map((p) => html`
             <a href=${p.href} data-testid=${p.testid} aria-current=${location.pathname === p.href ? "page" : undefined}>${p[LANG] || p.de}</a>`)}
         </nav>
         <span data-testid="me-name">${me.display_name}</span>

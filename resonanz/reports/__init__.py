@@ -1,0 +1,1 @@
+"""Reports for supervisors and admins (see docs/reports.md)."""
