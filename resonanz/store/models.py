@@ -381,6 +381,7 @@ class ReviewItem(Base):
     label_entities: Mapped[list[Any]] = mapped_column(JSON, default=list)
     reviewer_id: Mapped[str | None] = mapped_column(String(32))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ContinueCode(Base):
