@@ -212,9 +212,11 @@ async def test_messages_typed_in_one_tab_appear_in_the_others(site: Site, contex
 async def test_the_labels_follow_the_conversations_language(site: Site, context) -> None:  # noqa: ANN001
     page = await open_chat(context, site.url + "/chat")  # a German browser
     await expect(page.get_by_test_id("resonanz-send")).to_have_text("Senden")
+    await expect(page.get_by_test_id("resonanz-continue")).to_have_accessible_name("Auf anderem Gerät weiter")
     await say(page, "Hello, I would like to know your opening hours please")
     await expect(page.locator(BOT)).to_have_count(1, timeout=15_000)
     await expect(page.get_by_test_id("resonanz-send")).to_have_text("Send")
+    await expect(page.get_by_test_id("resonanz-continue")).to_have_accessible_name("Continue on another device")
     await expect(page.locator(CUSTOMER).last.locator(".rz-author")).to_have_text("You")
     await page.reload()
     await expect(page.get_by_test_id("resonanz-welcome")).to_contain_text("Hello")
@@ -377,6 +379,11 @@ async def test_the_widget_is_isolated_from_a_hostile_host_page(site: Site, conte
     await expect(page.get_by_test_id("resonanz-badge")).to_have_count(0)
     await expect(page).to_have_title("Host shop")
     await expect(page.locator(AGENT).last.locator(".rz-author")).to_have_text("Kim Berg")
+    # Continue on another device from the widget on another origin (CORS with the session token).
+    await page.get_by_test_id("resonanz-continue").click()
+    await expect(page.get_by_test_id("resonanz-continue-panel")).to_be_visible()
+    link = await page.get_by_test_id("resonanz-continue-browser").get_attribute("href")
+    assert link.startswith(site.url + "/chat?continue=rz"), link
 
     # On a phone the open widget fills the screen.
     await page.set_viewport_size(PHONE)

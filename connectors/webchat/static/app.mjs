@@ -323,6 +323,11 @@ function Chat({ base, full, host }) {
     }
   }, [s.extensions]);
 
+  useEffect(() => { // the modules re-read language() and state() when they change
+    if (!extSlot.current) return;
+    for (const slot of extSlot.current.children) slot.dispatchEvent(new CustomEvent("resonanz:update"));
+  }, [lang, s.state]);
+
   function setOpen(value) {
     dispatch({ type: "open", value });
     if (value) setTimeout(() => inputRef.current && inputRef.current.focus(), 0);

@@ -128,5 +128,7 @@ export function mount(slot, api) {
   // The chat mounts this module once its first history frame arrived: it is ready to send.
   const code = takeCode();
   if (code) api.send(labels(api).prefill + code);
-  render(html`<${Continue} api=${api} />`, slot);
+  const draw = () => render(html`<${Continue} api=${api} />`, slot);
+  slot.addEventListener("resonanz:update", draw); // the conversation's language changed
+  draw();
 }
