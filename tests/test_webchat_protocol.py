@@ -35,7 +35,7 @@ async def test_history_is_empty_for_a_new_session(client: TestClient) -> None:
         _token, history = await open_session(ws)
     welcome = history.pop("welcome")
     assert history == {"type": "history", "conversation_id": None, "state": None, "language": None,
-                       "extensions": [], "max_upload_bytes": 5_000_000, "messages": []}
+                       "extensions": ["continue.js"], "max_upload_bytes": 5_000_000, "messages": []}
     assert welcome["text"] and isinstance(welcome["tasks"], list)  # the greeting shown on open
 
 

@@ -50,7 +50,8 @@ def test_wheel_holds_static_files_and_migrations(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for static in ("handover/console/static/console.html", "handover/console/static/console.js",
                    "handover/console/static/console.css", "connectors/webchat/static/chat.html",
-                   "connectors/webchat/static/widget.js", "connectors/webchat/static/widget.css"):
+                   "connectors/webchat/static/widget.js", "connectors/webchat/static/app.mjs",
+                   "connectors/webchat/static/app.css", "connectors/webchat/static/continue.js"):
         assert static in names, static
     assert {"resonanz/migrations/env.py", "resonanz/migrations/script.py.mako"} <= names
     assert MIGRATIONS and {f"resonanz/migrations/versions/{m}" for m in MIGRATIONS} <= names

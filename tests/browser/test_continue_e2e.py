@@ -50,12 +50,26 @@ async def test_the_continue_button_shows_a_qr_code_and_a_second_browser_continue
     laptop.set_default_timeout(10_000)
     await laptop.goto(base + "/chat")
     await expect(laptop.get_by_test_id("resonanz-status")).to_have_text("", timeout=15_000)
+    # The chat mounts continue.js (an ES module) into a slot of its Shadow DOM; before the first
+    # message there is nothing to continue: it says so.
+    button = laptop.get_by_role("button", name="Auf anderem Gerät weiter")
+    await button.click()
+    await expect(laptop.get_by_test_id("resonanz-error")).to_have_text(
+        "Schreiben Sie zuerst eine Nachricht – dann können Sie woanders weitermachen.")
+    box = await button.bounding_box()
+    assert box and box["height"] >= 44 and box["width"] >= 44  # a touch target
     await laptop.get_by_test_id("resonanz-input").fill("Hallo")
     await laptop.get_by_test_id("resonanz-send").click()
     await expect(laptop.locator(BOT)).to_have_count(1, timeout=15_000)
-    await laptop.get_by_role("button", name="Auf anderem Gerät weiter").click()
+    await button.click()
     panel = laptop.get_by_test_id("resonanz-continue-panel")
     await expect(panel).to_be_visible()
+    await expect(laptop.get_by_test_id("resonanz-error")).to_have_count(0)
+    await expect(button).to_have_attribute("aria-expanded", "true")
+    # Inside the chat's Shadow DOM, styled by app.css (the QR code is centred, the links are 44 px high).
+    assert await panel.evaluate("el => el.getRootNode() instanceof ShadowRoot")
+    assert await laptop.get_by_test_id("resonanz-continue-qr").evaluate("img => getComputedStyle(img).display") == "block"
+    assert (await laptop.get_by_test_id("resonanz-continue-browser").bounding_box())["height"] >= 44
     qr = laptop.get_by_test_id("resonanz-continue-qr")
     assert (await qr.get_attribute("src")).startswith("data:image/svg+xml")
     assert await qr.evaluate("img => img.complete && img.naturalWidth > 0")  # the SVG renders
@@ -63,11 +77,17 @@ async def test_the_continue_button_shows_a_qr_code_and_a_second_browser_continue
     link = await laptop.get_by_test_id("resonanz-continue-browser").get_attribute("href")
     assert telegram.startswith("https://t.me/resonanz_test_bot?start=rz") and "/chat?continue=rz" in link
     await assert_accessible(laptop)
+    await laptop.get_by_test_id("resonanz-continue-close").click()
+    await expect(panel).to_have_count(0)
+    await expect(button).to_be_focused()
 
     phone = await (await browser.new_context(locale="de-DE")).new_page()
     await phone.goto(link)
     await expect(phone.locator(SYSTEM, has_text="Willkommen zurück")).to_have_count(1, timeout=15_000)
     await expect(phone.locator(BOT)).to_contain_text(["bot:greet"])  # the last answer, shown again
+    customer = phone.locator('[data-testid="resonanz-message"][data-author="customer"]')
+    texts = await customer.locator(".rz-text").all_inner_texts()
+    assert sum("Gespräch fortsetzen" in t for t in texts) == 1, texts  # the code was sent once
     assert "continue=" not in phone.url  # the code left the address bar
     async with db.session() as s:  # type: ignore[attr-defined]
         owners = set((await s.scalars(select(ChannelIdentity.customer_id).where(ChannelIdentity.channel == "webchat"))).all())

@@ -212,9 +212,11 @@ async def test_messages_typed_in_one_tab_appear_in_the_others(site: Site, contex
 async def test_the_labels_follow_the_conversations_language(site: Site, context) -> None:  # noqa: ANN001
     page = await open_chat(context, site.url + "/chat")  # a German browser
     await expect(page.get_by_test_id("resonanz-send")).to_have_text("Senden")
+    await expect(page.get_by_test_id("resonanz-continue")).to_have_accessible_name("Auf anderem Gerät weiter")
     await say(page, "Hello, I would like to know your opening hours please")
     await expect(page.locator(BOT)).to_have_count(1, timeout=15_000)
     await expect(page.get_by_test_id("resonanz-send")).to_have_text("Send")
+    await expect(page.get_by_test_id("resonanz-continue")).to_have_accessible_name("Continue on another device")
     await expect(page.locator(CUSTOMER).last.locator(".rz-author")).to_have_text("You")
     await page.reload()
     await expect(page.get_by_test_id("resonanz-welcome")).to_contain_text("Hello")
@@ -283,6 +285,44 @@ async def test_waiting_then_an_agent_then_the_agent_leaves_and_it_stays_after_a_
         await ctx.close()
 
 
+async def test_the_customer_sees_the_agent_typing_in_the_console(site: Site, browser) -> None:  # noqa: ANN001
+    """The console's composer says that the owner types (POST .../typing, at most every 3 s); the
+    customer's chat shows it until the reply arrives."""
+    customer = await browser.new_context(locale="de-DE", viewport=DESKTOP)
+    desk = await browser.new_context(locale="de-DE", viewport=DESKTOP)
+    try:
+        page = await open_chat(customer, site.url + "/chat")
+        await say(page, "Ich möchte mit einem Menschen sprechen")
+        await expect(page.get_by_test_id("resonanz-waiting")).to_be_visible(timeout=15_000)
+        handover_id = await handover_of(site, page)
+        email = f"tina-{uuid.uuid4().hex[:8]}@stadtwerke.example"
+        await create_agent(site.db, email=email, password="correct horse battery", display_name="Tina Berg")
+        async with site.db.session() as s:  # type: ignore[attr-defined]
+            agent_id = await s.scalar(select(Agent.id).where(Agent.email == email))
+        tina = {"Authorization": f"Bearer {await issue_api_token(site.db, agent_id)}"}
+        await post(site, handover_id, "accept", {}, tina)
+
+        console = await desk.new_page()
+        typing_calls: list[str] = []
+        console.on("request", lambda r: typing_calls.append(r.url) if r.url.endswith("/typing") else None)
+        await console.goto(site.url + "/console")
+        await console.get_by_test_id("login-email").fill(email)
+        await console.get_by_test_id("login-password").fill("correct horse battery")
+        await console.get_by_test_id("login-submit").click()
+        await console.locator(f'[data-testid="mine-item"][data-id="{handover_id}"]').click(timeout=15_000)
+        box = console.get_by_test_id("reply-input")
+        await box.press_sequentially("Guten Tag, ich")  # one keystroke after another, well within 3 s
+        await expect(page.get_by_test_id("resonanz-typing")).to_have_text("Tina Berg schreibt …", timeout=15_000)
+        assert typing_calls == [f"{site.url}/api/v1/handovers/{handover_id}/typing"]  # throttled: once
+        await box.press_sequentially(" schaue nach.")
+        await box.press("Enter")
+        await expect(page.locator(AGENT, has_text="Guten Tag, ich schaue nach.")).to_have_count(1, timeout=15_000)
+        await expect(page.get_by_test_id("resonanz-typing")).to_have_count(0)  # the reply ends it
+    finally:
+        await customer.close()
+        await desk.close()
+
+
 async def test_an_update_when_the_estimate_passed_and_cancel_goes_back_to_the_bot(site: Site, context) -> None:  # noqa: ANN001
     page = await context.new_page()
     await page.clock.install()
@@ -339,6 +379,11 @@ async def test_the_widget_is_isolated_from_a_hostile_host_page(site: Site, conte
     await expect(page.get_by_test_id("resonanz-badge")).to_have_count(0)
     await expect(page).to_have_title("Host shop")
     await expect(page.locator(AGENT).last.locator(".rz-author")).to_have_text("Kim Berg")
+    # Continue on another device from the widget on another origin (CORS with the session token).
+    await page.get_by_test_id("resonanz-continue").click()
+    await expect(page.get_by_test_id("resonanz-continue-panel")).to_be_visible()
+    link = await page.get_by_test_id("resonanz-continue-browser").get_attribute("href")
+    assert link.startswith(site.url + "/chat?continue=rz"), link
 
     # On a phone the open widget fills the screen.
     await page.set_viewport_size(PHONE)

@@ -308,6 +308,8 @@ function Chat({ base, full, host }) {
   useEffect(() => { if (host) host.setAttribute("data-state", s.state || "new"); }, [s.state]);
   const extSlot = useRef(null);
   const mounted = useRef(new Set());
+  const live = useRef({}); // what the modules' api reads: the current language and state, not the first
+  live.current = { lang, state: s.state };
   useEffect(() => { // optional modules (continue.js): each mounted once into its own slot
     for (const name of s.extensions) {
       if (mounted.current.has(name) || !extSlot.current) continue;
@@ -316,10 +318,15 @@ function Chat({ base, full, host }) {
       slot.setAttribute("data-extension", name);
       extSlot.current.appendChild(slot);
       import(`${base}/webchat/${name}`).then((mod) => mod.mount && mod.mount(slot, {
-        base, send, language: () => lang, token: loadToken, state: () => s.state,
+        base, send, language: () => live.current.lang, token: loadToken, state: () => live.current.state,
       })).catch(() => { /* an optional module that fails leaves the chat working */ });
     }
   }, [s.extensions]);
+
+  useEffect(() => { // the modules re-read language() and state() when they change
+    if (!extSlot.current) return;
+    for (const slot of extSlot.current.children) slot.dispatchEvent(new CustomEvent("resonanz:update"));
+  }, [lang, s.state]);
 
   function setOpen(value) {
     dispatch({ type: "open", value });

@@ -497,12 +497,21 @@ function Conversation({ detail, meta, me, canned, error, setError, open, accept,
   </section>`;
 }
 
+const TYPING_EVERY_MS = 3000;
+
 function Composer({ h0, queued, canned, setError, open }) {
   const [text, setText] = useState("");
   const [menu, setMenu] = useState(null); // null: closed; else the filter typed after "/"
   const [pick, setPick] = useState(0);
   const input = useRef(null), file = useRef(null);
+  const typedAt = useRef(0); // when the customer was last told that we type (at most every 3 s)
   const language = h0.customer.language === "en" ? "en" : "de";
+  const typing = (v) => {
+    // Only the owner's typing is shown (not while the conversation waits in the queue).
+    if (queued || !v.trim() || Date.now() - typedAt.current < TYPING_EVERY_MS) return;
+    typedAt.current = Date.now();
+    api("POST", "/api/v1/handovers/" + h0.id + "/typing").catch(() => {}); // a hint: a failure changes nothing
+  };
   const matches = menu === null ? [] : canned.filter((c) => c.language === language
     && (c.shortcut.toLowerCase().startsWith(menu) || c.title.toLowerCase().includes(menu)));
 
@@ -521,6 +530,7 @@ function Composer({ h0, queued, canned, setError, open }) {
         await api("POST", "/api/v1/handovers/" + h0.id + "/messages", { text });
       }
       setText("");
+      typedAt.current = 0; // the reply ends the customer's indicator: the next keystroke says so again
       if (file.current) file.current.value = "";
       setError("");
       if (queued) open(h0.id);
@@ -530,6 +540,7 @@ function Composer({ h0, queued, canned, setError, open }) {
   const onInput = (ev) => {
     const v = ev.currentTarget.value;
     setText(v);
+    typing(v);
     if (v.startsWith("/") && !v.includes("\n")) { setMenu(v.slice(1).toLowerCase()); setPick(0); } else setMenu(null);
   };
   const onKeyDown = (ev) => {
