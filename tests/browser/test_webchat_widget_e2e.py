@@ -451,3 +451,30 @@ async def test_a_waiting_customer_leaves_a_message_for_a_callback_and_the_agent_
         await assert_accessible(agent)
     finally:
         await ctx.close()
+
+
+async def test_an_e_mail_request_in_english_in_the_widget(site: Site, browser) -> None:  # noqa: ANN001
+    ctx = await browser.new_context(locale="en-GB", viewport=DESKTOP, bypass_csp=True)
+    try:
+        page = await ctx.new_page()
+        await page.goto(site.host + "/")
+        await page.get_by_test_id("resonanz-launcher").click()
+        await expect(page.get_by_test_id("resonanz-welcome")).to_be_visible(timeout=15_000)
+        await say(page, "I would like to talk to a person please")
+        await expect(page.get_by_test_id("resonanz-waiting")).to_be_visible(timeout=15_000)
+        await page.get_by_test_id("resonanz-leave-message").click()
+        await page.get_by_text("E-mail", exact=True).click()
+        await expect(page.get_by_label("Your e-mail address")).to_be_visible()
+        await page.get_by_test_id("resonanz-callback-send").click()  # no message yet
+        await expect(page.get_by_test_id("resonanz-callback-problem")).to_have_text("Please write your message.")
+        await page.get_by_test_id("resonanz-callback-message").fill("Please send me my last bill.")
+        await page.get_by_test_id("resonanz-callback-contact").fill("kim@")
+        await page.get_by_test_id("resonanz-callback-send").click()
+        await expect(page.get_by_test_id("resonanz-callback-problem")).to_contain_text("valid e-mail address", timeout=15_000)
+        await assert_accessible(page, context="resonanz-chat")
+        await page.get_by_test_id("resonanz-callback-contact").fill("kim@example.org")
+        await page.get_by_test_id("resonanz-callback-send").click()
+        await expect(page.locator(SYSTEM).last).to_contain_text("We will reply by e-mail to kim@example.org", timeout=15_000)
+        await expect(page.get_by_test_id("resonanz-waiting")).to_have_count(0)
+    finally:
+        await ctx.close()
