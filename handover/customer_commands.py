@@ -17,6 +17,8 @@ from resonanz.store.vocabulary import HandoverStatus
 RATING_RE = re.compile(r"^\s*/?(?:rate\s*)?([1-5])\s*(?:sterne?|stars?|/\s*5)?\s*[.!]?\s*$", re.IGNORECASE)
 # How long after the survey an answer still counts as a rating.
 RATING_WINDOW = timedelta(days=1)
+# The resolution of a handover the customer left with a message for a callback or an e-mail.
+CALLBACK_REQUESTED = "callback_requested"
 
 
 def parse_rating(text: str) -> int | None:
@@ -31,6 +33,23 @@ async def cancel_in(s: AsyncSession, conv: Conversation) -> str | None:
         return None
     h.status, h.closed_at, h.resolution, h.version = HandoverStatus.CANCELLED, utcnow(), "cancelled_by_customer", h.version + 1
     await transition(s, conv, State.BOT, reason="customer_cancelled", actor="customer", data={"handover": h.id})
+    restart_engine_session(conv)
+    return h.id
+
+
+async def callback_in(s: AsyncSession, conv: Conversation, *, via: str, contact: str, message: str) -> str | None:
+    """The waiting customer leaves a message for a callback (`via="phone"`) or an e-mail: the
+    handover leaves the queue as "callback requested", keeping the contact and the message in its
+    context for the agents (export and erasure cover handovers); the customer is back with the bot.
+    Returns the handover's id, or None if nothing was waiting."""
+    h = await s.scalar(select(Handover).where(Handover.conversation_id == conv.id, Handover.status.in_(HandoverStatus.queued())))
+    if h is None:
+        return None
+    now = utcnow()
+    callback = {"via": via, "contact": contact, "message": message, "at": now.isoformat()}
+    h.context = {**(h.context or {}), "callback": callback}  # a new dict: the JSON column sees the change
+    h.status, h.closed_at, h.resolution, h.version = HandoverStatus.CANCELLED, now, CALLBACK_REQUESTED, h.version + 1
+    await transition(s, conv, State.BOT, reason="callback_requested", actor="customer", data={"handover": h.id, "via": via})
     restart_engine_session(conv)
     return h.id
 

@@ -24,7 +24,7 @@ from handover import customer_commands
 from handover.agent_commands import AgentCommands
 from handover.customer_commands import parse_rating
 from handover.hub import Hub
-from handover.notices import cancelled_notice, rating_thanks
+from handover.notices import callback_notice, cancelled_notice, rating_thanks
 from handover.offers import Emit, Offers
 from handover.opening import Opening
 from handover.read_model import ReadModel, message_json, summary_json
@@ -115,6 +115,9 @@ class Desk:
     async def cancel_in(self, s: AsyncSession, conv: Conversation) -> str | None:
         return await customer_commands.cancel_in(s, conv)
 
+    async def callback_in(self, s: AsyncSession, conv: Conversation, *, via: str, contact: str, message: str) -> str | None:
+        return await customer_commands.callback_in(s, conv, via=via, contact=contact, message=message)
+
     async def rate_in(self, s: AsyncSession, conv: Conversation, rating: int) -> str | None:
         return await customer_commands.rate_in(s, conv, rating)
 
@@ -146,4 +149,4 @@ class Desk:
 
 
 # Callers of the desk's former single module (bot/dispatcher.py) import these from here.
-__all__ = ["Desk", "cancelled_notice", "message_json", "parse_rating", "rating_thanks", "summary_json"]
+__all__ = ["Desk", "callback_notice", "cancelled_notice", "message_json", "parse_rating", "rating_thanks", "summary_json"]

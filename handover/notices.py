@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from resonanz.store.models import Agent
 
 __all__ = ["now_talking_to", "taking_over", "welcome_back", "survey_message", "rating_thanks",
-           "cancelled_notice"]
+           "cancelled_notice", "callback_notice"]
 
 
 def _first_name(agent: Agent) -> str:
@@ -42,3 +42,8 @@ def rating_thanks(language: str) -> str:
 
 def cancelled_notice(language: str) -> str:
     return texts.text("cancelled", language)
+
+
+def callback_notice(language: str, via: str, contact: str) -> str:
+    """What happens next after a message left for a callback (`via="phone"`) or an e-mail."""
+    return texts.text(f"callback.{'phone' if via == 'phone' else 'email'}", language, contact=contact)

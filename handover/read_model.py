@@ -155,6 +155,8 @@ async def summaries_json(s: AsyncSession, handovers: Sequence[Handover], *, view
             "preview": requests.get(h.conversation_id),
             "rating": h.rating,
             "resolution": h.resolution,
+            # A message left for a callback or an e-mail (handover.customer_commands.callback_in).
+            "callback": (h.context or {}).get("callback"),
             "transfer_note": h.transfer_note,
             "sentiment": h.sentiment,
         })

@@ -656,6 +656,16 @@ class CustomerRef(BaseModel):
     display: str | None = None  # name, customer number or channel address; never an internal id
 
 
+class Callback(BaseModel):
+    """A message the waiting customer left: call back on `contact` (via "phone") or write to it
+    (via "email")."""
+
+    via: Literal["phone", "email"]
+    contact: str
+    message: str
+    at: str
+
+
 class HandoverSummary(BaseModel):
     id: str
     conversation_id: str
@@ -675,6 +685,7 @@ class HandoverSummary(BaseModel):
     preview: LastMessage | None = None  # the customer's own latest request (not a system notice)
     rating: int | None
     resolution: str | None
+    callback: Callback | None = None  # a message left for a callback or an e-mail (then resolution "callback_requested")
     transfer_note: str | None
     sentiment: float | None
 

@@ -128,6 +128,18 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "de": "In Ordnung, Sie sind wieder beim digitalen Assistenten. Wie kann ich helfen?",
         "en": "All right, you're back with the digital assistant. How can I help?",
     },
+    "callback.phone": {
+        "de": "Danke, Ihre Nachricht liegt dem Team vor. Wir rufen Sie unter {contact} zurück, meist innerhalb "
+              "eines Werktags. Sie müssen nicht mehr warten; bis dahin hilft Ihnen hier der digitale Assistent.",
+        "en": "Thank you, your message is with the team. We will call you back on {contact}, usually within one "
+              "working day. You no longer need to wait; until then the digital assistant can help you here.",
+    },
+    "callback.email": {
+        "de": "Danke, Ihre Nachricht liegt dem Team vor. Wir antworten Ihnen per E-Mail an {contact}, meist "
+              "innerhalb eines Werktags. Sie müssen nicht mehr warten; bis dahin hilft Ihnen hier der digitale Assistent.",
+        "en": "Thank you, your message is with the team. We will reply by e-mail to {contact}, usually within one "
+              "working day. You no longer need to wait; until then the digital assistant can help you here.",
+    },
     # --- to the customer: continue on another device or channel (resonanz/continuity.py) --------
     "continue.prefill": {
         "de": "Gespräch fortsetzen: {code}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN, Handler, Turn, open_handover
-from handover.desk import cancelled_notice, message_json, parse_rating, rating_thanks
+from handover.desk import callback_notice, cancelled_notice, message_json, parse_rating, rating_thanks
 from resonanz.texts import text as notice
 from handover.routing import is_cancel_request
 from handover.state import State, bot_may_answer
@@ -184,6 +184,30 @@ class Cancel(Handler):
         return True
 
 
+class CallbackRequest(Handler):
+    """A waiting customer leaves a message for a callback or an e-mail (the channel checked the
+    contact, `metadata["callback"]`): the handover leaves the queue with it, the customer is told
+    what happens next. Not waiting (an agent took it meanwhile): an ordinary message."""
+
+    def check(self, turn: Turn) -> bool:
+        callback = (turn.msg.metadata_ or {}).get("callback")
+        return turn.desk is not None and turn.conv.state == State.QUEUED and isinstance(callback, dict)
+
+    async def handle(self, turn: Turn) -> bool:
+        callback = turn.msg.metadata_["callback"]
+        via, contact = str(callback.get("via")), str(callback.get("contact"))
+        desk = turn.desk
+        left = await desk.callback_in(turn.session, turn.conv, via=via, contact=contact, message=turn.msg.text or "")
+        if left is None:
+            return False
+        turn.conv.language = turn.language
+        conversation_id, payload = turn.conv.id, message_json(turn.msg)
+        turn.after(lambda: desk.customer_wrote(conversation_id, payload))
+        turn.after(lambda: desk.republish(left))
+        turn.reply(callback_notice(turn.language, via, contact))
+        return True
+
+
 class AgentOwned(Handler):
     """Queued, with an agent, or closed: the bot stays silent; the agents' consoles get the message."""
 
@@ -199,4 +223,4 @@ class AgentOwned(Handler):
 
 def before_engine(settings: Settings) -> list[Handler]:
     """In order; when none answers, the engine has the turn."""
-    return [Continued(), ChannelControls(), ForgetPreference(), ContinueElsewhere(settings), PendingHandover(settings), CustomersChoice(), Rating(), Cancel(), AgentOwned()]
+    return [Continued(), ChannelControls(), ForgetPreference(), ContinueElsewhere(settings), PendingHandover(settings), CustomersChoice(), Rating(), CallbackRequest(), Cancel(), AgentOwned()]

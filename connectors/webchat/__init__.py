@@ -11,7 +11,10 @@ Protocol (JSON text frames on /webchat/ws):
     server → {"type": "history", "conversation_id", "state", "language", "welcome", "extensions",
               "max_upload_bytes", "messages": [...]}
               (a message from the customer may carry "display": the title of the button pressed)
-    client → {"type": "message", "text": "...", "client_id": "<id>", "display": "<button title>"?}
+    client → {"type": "message", "text": "...", "client_id": "<id>", "display": "<button title>"?,
+              "callback": {"via": "phone"|"email", "contact": "..."}?}
+              (callback: while waiting, the text is a message left for a callback or an e-mail;
+              a contact the server refuses gets an error with code "callback_contact")
     server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate", "timestamp"}
     server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?}
     server → {"type": "typing", "name"}                       (an agent is typing; never stored)
@@ -66,6 +69,7 @@ from connectors.webchat.sessions import TOUCH_EVERY, SessionStore
 from resonanz import continuity
 from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
+from resonanz.contact import check_contact
 from resonanz.media import sniff_image
 
 log = structlog.get_logger(__name__)
@@ -624,6 +628,16 @@ class WebChatConnector(Connector):
         if problem:
             await self._error(ws, problem, client_id)
             return
+        metadata: dict[str, Any] = {"display": display[:200]} if display else {}
+        callback = data.get("callback")
+        if callback is not None:
+            # A message left for a callback or an e-mail while waiting (the desk takes it).
+            contact = check_contact(callback.get("via"), callback.get("contact")) if isinstance(callback, dict) else None
+            if contact is None:
+                await self._error(ws, "field 'callback' needs 'via' ('phone' or 'email') and a valid 'contact'",
+                                  client_id, code="callback_contact")
+                return
+            metadata["callback"] = {"via": callback["via"], "contact": contact}
         session_id: str = session["id"]
         now = asyncio.get_running_loop().time()
         if now - session["touched"] > TOUCH_EVERY.total_seconds():
@@ -635,7 +649,7 @@ class WebChatConnector(Connector):
             text=text,
             address=ChannelAddress(self.name, session_id),
             provider_message_id=client_id,
-            metadata={"display": display[:200]} if display else {},
+            metadata=metadata,
             language_hint=session["language"],
             customer_key=session.get("customer_key"),
         )

@@ -433,3 +433,93 @@ async def test_pictures_and_pdfs_are_sent_checked_by_their_content(site: Site, c
     await assert_accessible(page)
     await page.close()
     await other.close()
+
+
+# --- 5b. waiting: leave a message for a callback or an e-mail ---------------------------------------
+
+
+async def test_a_waiting_customer_leaves_a_message_for_a_callback_and_the_agent_sees_it(site: Site, browser) -> None:  # noqa: ANN001
+    ctx = await browser.new_context(locale="de-DE", viewport=PHONE, bypass_csp=True)
+    try:
+        page = await open_chat(ctx, site.url + "/chat")
+        await say(page, "Ich möchte mit einem Menschen sprechen")
+        await expect(page.get_by_test_id("resonanz-waiting")).to_be_visible(timeout=15_000)
+        await page.get_by_test_id("resonanz-leave-message").click()
+        form = page.get_by_test_id("resonanz-callback")
+        await expect(form).to_be_visible()
+        await expect(page.get_by_test_id("resonanz-callback-phone")).to_be_focused()
+        await assert_accessible(page)
+        # The server checks the contact: refused, said in the form, nothing sent.
+        message = "<b>Bitte</b> morgen ab 9 Uhr anrufen, es geht um die Rechnung."
+        await page.get_by_test_id("resonanz-callback-contact").fill("keine Nummer")
+        await page.get_by_test_id("resonanz-callback-message").fill(message)
+        await page.get_by_test_id("resonanz-callback-send").click()
+        await expect(page.get_by_test_id("resonanz-callback-problem")).to_contain_text("gültige Telefonnummer", timeout=15_000)
+        await expect(page.get_by_test_id("resonanz-callback-contact")).to_have_attribute("aria-invalid", "true")
+        await expect(page.get_by_test_id("resonanz-waiting")).to_be_visible()
+        await page.get_by_test_id("resonanz-callback-contact").fill("+49 30 1234567")
+        await page.get_by_test_id("resonanz-callback-send").click()
+        # Left: out of the queue, told what happens next, the message in the log as text.
+        await expect(page.get_by_test_id("resonanz-waiting")).to_be_hidden(timeout=15_000)
+        await expect(form).to_have_count(0)
+        await expect(page.locator(SYSTEM).last).to_contain_text("Wir rufen Sie unter +49 30 1234567 zurück")
+        await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text(message)
+        await expect(page.get_by_test_id("resonanz-input")).to_be_focused()
+        handover_id = await handover_of(site, page)
+        async with site.db.session() as s:  # type: ignore[attr-defined]
+            h = await s.get(Handover, handover_id)
+            assert (h.status, h.resolution, h.context["callback"]["contact"]) == ("cancelled", "callback_requested", "+49 30 1234567")
+        await page.reload()  # it stays after a reload
+        await expect(page.locator(CUSTOMER).last.locator("p")).to_have_text(message, timeout=15_000)
+        await expect(page.get_by_test_id("resonanz-waiting")).to_have_count(0)
+    finally:
+        await ctx.close()
+
+    # The agents see it in the console: in the list with the contact, in the detail with the message.
+    email = f"lea-{uuid.uuid4().hex[:8]}@stadtwerke.example"
+    await create_agent(site.db, email=email, password="correct horse battery", display_name="Lea Berg")
+    ctx = await browser.new_context(locale="de-DE", viewport=DESKTOP)
+    try:
+        agent = await ctx.new_page()
+        await agent.goto(site.url + "/console")
+        await agent.get_by_test_id("login-email").fill(email)
+        await agent.get_by_test_id("login-password").fill("correct horse battery")
+        await agent.get_by_test_id("login-submit").click()
+        item = agent.locator(f'[data-testid="closed-item"][data-id="{handover_id}"]')
+        await expect(item.get_by_test_id("list-callback")).to_have_text("Rückruf an: +49 30 1234567", timeout=15_000)
+        await expect(item).to_contain_text("Rückruf/E-Mail erbeten")
+        await item.locator("button").click()
+        detail = agent.get_by_test_id("context-callback")
+        await expect(detail).to_contain_text("Rückruf an: +49 30 1234567")
+        await expect(detail.locator(".callback-message")).to_have_text(message)  # text, never HTML
+        await expect(agent.get_by_test_id("conv-closed")).to_contain_text("Rückruf/E-Mail erbeten")
+        await assert_accessible(agent)
+    finally:
+        await ctx.close()
+
+
+async def test_an_e_mail_request_in_english_in_the_widget(site: Site, browser) -> None:  # noqa: ANN001
+    ctx = await browser.new_context(locale="en-GB", viewport=DESKTOP, bypass_csp=True)
+    try:
+        page = await ctx.new_page()
+        await page.goto(site.host + "/")
+        await page.get_by_test_id("resonanz-launcher").click()
+        await expect(page.get_by_test_id("resonanz-welcome")).to_be_visible(timeout=15_000)
+        await say(page, "I would like to talk to a person please")
+        await expect(page.get_by_test_id("resonanz-waiting")).to_be_visible(timeout=15_000)
+        await page.get_by_test_id("resonanz-leave-message").click()
+        await page.get_by_text("E-mail", exact=True).click()
+        await expect(page.get_by_label("Your e-mail address")).to_be_visible()
+        await page.get_by_test_id("resonanz-callback-send").click()  # no message yet
+        await expect(page.get_by_test_id("resonanz-callback-problem")).to_have_text("Please write your message.")
+        await page.get_by_test_id("resonanz-callback-message").fill("Please send me my last bill.")
+        await page.get_by_test_id("resonanz-callback-contact").fill("kim@")
+        await page.get_by_test_id("resonanz-callback-send").click()
+        await expect(page.get_by_test_id("resonanz-callback-problem")).to_contain_text("valid e-mail address", timeout=15_000)
+        await assert_accessible(page, context="resonanz-chat")
+        await page.get_by_test_id("resonanz-callback-contact").fill("kim@example.org")
+        await page.get_by_test_id("resonanz-callback-send").click()
+        await expect(page.locator(SYSTEM).last).to_contain_text("We will reply by e-mail to kim@example.org", timeout=15_000)
+        await expect(page.get_by_test_id("resonanz-waiting")).to_have_count(0)
+    finally:
+        await ctx.close()

@@ -13,8 +13,13 @@ const LABELS = {
     bot: "Assistent", agent: "Mitarbeiter/in", system: "Hinweis", customer: "Sie",
     sending: "wird gesendet", delivered: "zugestellt", read: "gelesen", typing: "schreibt …",
     waiting: "Sie warten auf eine Person", cancelWait: "Warten abbrechen",
-    leaveMessage: "Nachricht hinterlassen", leaveHint: "Ihre Nachricht an das Team (Rückruf oder E-Mail)…",
+    leaveMessage: "Nachricht hinterlassen",
     withTeam: "Ihre Nachricht liegt dem Team vor; es antwortet hier.",
+    cbTitle: "Nachricht hinterlassen", cbIntro: "Sie müssen nicht warten: Das Team meldet sich bei Ihnen.",
+    cbHow: "Wie erreichen wir Sie?", cbPhone: "Rückruf (Telefon)", cbEmail: "E-Mail",
+    cbPhoneLabel: "Ihre Telefonnummer", cbEmailLabel: "Ihre E-Mail-Adresse", cbMessage: "Ihre Nachricht",
+    cbSend: "Nachricht senden", cbBack: "Zurück", cbInvalidPhone: "Bitte geben Sie eine gültige Telefonnummer an (z. B. +49 30 1234567).",
+    cbInvalidEmail: "Bitte geben Sie eine gültige E-Mail-Adresse an (z. B. name@beispiel.de).", cbEmpty: "Bitte schreiben Sie Ihre Nachricht.",
     overdue: "Es dauert leider länger als geschätzt. Sie behalten Ihren Platz – oder hinterlassen Sie uns eine Nachricht.",
     agentLeft: "Die Mitarbeiterin / der Mitarbeiter hat das Gespräch beendet.",
     unread: (n) => (n === 1 ? "1 neue Nachricht" : `${n} neue Nachrichten`), log: "Gesprächsverlauf",
@@ -27,8 +32,13 @@ const LABELS = {
     bot: "Assistant", agent: "Agent", system: "Notice", customer: "You",
     sending: "sending", delivered: "delivered", read: "read", typing: "is typing …",
     waiting: "You are waiting for a person", cancelWait: "Stop waiting",
-    leaveMessage: "Leave a message", leaveHint: "Your message for the team (callback or e-mail)…",
+    leaveMessage: "Leave a message",
     withTeam: "Your message is with the team; they will answer here.",
+    cbTitle: "Leave a message", cbIntro: "No need to wait: the team will get back to you.",
+    cbHow: "How can we reach you?", cbPhone: "Callback (phone)", cbEmail: "E-mail",
+    cbPhoneLabel: "Your phone number", cbEmailLabel: "Your e-mail address", cbMessage: "Your message",
+    cbSend: "Send message", cbBack: "Back", cbInvalidPhone: "Please enter a valid phone number (e.g. +44 20 7946 0958).",
+    cbInvalidEmail: "Please enter a valid e-mail address (e.g. name@example.com).", cbEmpty: "Please write your message.",
     overdue: "This is taking longer than estimated. You keep your place – or leave us a message.",
     agentLeft: "The agent has left the conversation.",
     unread: (n) => (n === 1 ? "1 new message" : `${n} new messages`), log: "Conversation",
@@ -71,7 +81,7 @@ function when(ts) {
 const initial = {
   messages: [], state: null, language: null, welcome: null, extensions: [], connected: false,
   open: false, unread: 0, preview: null, waitingAcked: false, notices: [],
-  agentTyping: null, uploading: false, maxUpload: 0,
+  agentTyping: null, uploading: false, maxUpload: 0, callback: null,
 };
 
 function place(messages, msg) {
@@ -119,6 +129,8 @@ function reduce(s, a) {
     case "error": return { ...s, notices: [...s.notices, { kind: "error", text: a.text }] };
     case "notice": return { ...s, notices: [...s.notices, { kind: a.kind, text: a.text }] };
     case "waitingAcked": return { ...s, waitingAcked: true };
+    // The message left for a callback or an e-mail: "sending", "refused" (the server's check), "sent".
+    case "callback": return { ...s, callback: a.value };
     case "uploading": return { ...s, uploading: a.value };
     case "typing": return { ...s, agentTyping: a.who };
     case "open": return { ...s, open: a.value, unread: a.value ? 0 : s.unread, preview: a.value ? null : s.preview };
@@ -177,8 +189,17 @@ function useChat(base) {
           clearTimeout(c.typingOff);
           c.typingOff = setTimeout(() => dispatch({ type: "typing", who: null }), 6000);
         } else if (f.type === "ack") {
+          const left = c.pending.find((p) => p.client_id === f.client_id && p.callback);
           c.pending = c.pending.filter((p) => p.client_id !== f.client_id);
+          if (left) {
+            dispatch({ type: "message", frame: { id: f.message_id, author: "customer", direction: "in", text: left.text,
+              timestamp: f.timestamp, buttons: [], attachments: [] } });
+            dispatch({ type: "callback", value: "sent" });
+          }
           dispatch({ type: "ack", frame: f });
+        } else if (f.type === "error" && f.code === "callback_contact") {
+          c.pending = c.pending.filter((p) => p.client_id !== f.client_id);
+          dispatch({ type: "callback", value: "refused" });
         } else if (f.type === "error" && f.code === "session_invalid") {
           saveToken(null);
         } else if (f.type === "error") {
@@ -215,6 +236,14 @@ function useChat(base) {
     c.pending.push(frame);
     if (c.ready && c.ws && c.ws.readyState === WebSocket.OPEN) c.ws.send(JSON.stringify(frame));
   }
+  function leaveMessage(via, contact, text) {
+    // Checked by the server (an error with code "callback_contact" if the contact is not valid).
+    const c = conn.current;
+    const frame = { type: "message", text: text.trim(), client_id: clientId(), callback: { via, contact: contact.trim() } };
+    dispatch({ type: "callback", value: "sending" });
+    c.pending.push(frame);
+    if (c.ready && c.ws && c.ws.readyState === WebSocket.OPEN) c.ws.send(JSON.stringify(frame));
+  }
   async function upload(file, T) {
     const mb = `${Math.round((stateRef.current.maxUpload || 0) / 1e5) / 10}`;
     if (file && stateRef.current.maxUpload && file.size > stateRef.current.maxUpload) {
@@ -240,7 +269,7 @@ function useChat(base) {
       dispatch({ type: "uploading", value: false });
     }
   }
-  return [s, dispatch, send, upload];
+  return [s, dispatch, send, upload, leaveMessage];
 }
 
 // --- views --------------------------------------------------------------------------------------
@@ -279,8 +308,51 @@ function Message({ m, T, lang, base, buttonsUsed, read, onButton }) {
     </li>`;
 }
 
+// While waiting: a message for the team with how to reach the customer (a callback or an e-mail).
+function LeaveMessage({ T, status, onSend, onBack }) {
+  const [via, setVia] = useState("phone");
+  const [contact, setContact] = useState("");
+  const [text, setText] = useState("");
+  const [empty, setEmpty] = useState(false);
+  const first = useRef(null);
+  useEffect(() => { if (first.current) first.current.focus(); }, []);
+  const problem = empty ? T.cbEmpty : status === "refused" ? (via === "phone" ? T.cbInvalidPhone : T.cbInvalidEmail) : "";
+  function submit(event) {
+    event.preventDefault();
+    if (!text.trim()) { setEmpty(true); return; }
+    setEmpty(false);
+    onSend(via, contact, text);
+  }
+  return html`
+    <form class="rz-callback" data-testid="resonanz-callback" aria-labelledby="rz-cb-title" noValidate onSubmit=${submit}
+          onKeyDown=${(e) => { if (e.key === "Escape") { e.stopPropagation(); onBack(); } }}>
+      <h2 id="rz-cb-title" class="rz-cb-title">${T.cbTitle}</h2>
+      <p class="rz-cb-intro">${T.cbIntro}</p>
+      <fieldset class="rz-cb-via">
+        <legend>${T.cbHow}</legend>
+        ${[["phone", T.cbPhone], ["email", T.cbEmail]].map(([v, title], i) => html`
+          <label class="rz-cb-choice"><input type="radio" name="rz-cb-via" value=${v} checked=${via === v}
+            ref=${i === 0 ? first : undefined} data-testid=${`resonanz-callback-${v}`}
+            onChange=${() => setVia(v)} /> ${title}</label>`)}
+      </fieldset>
+      <label for="rz-cb-contact">${via === "phone" ? T.cbPhoneLabel : T.cbEmailLabel}</label>
+      <input id="rz-cb-contact" type=${via === "phone" ? "tel" : "email"} autocomplete=${via === "phone" ? "tel" : "email"}
+             maxlength="200" data-testid="resonanz-callback-contact" value=${contact}
+             aria-invalid=${status === "refused" ? "true" : undefined} aria-describedby="rz-cb-problem"
+             onInput=${(e) => setContact(e.currentTarget.value)} />
+      <label for="rz-cb-message">${T.cbMessage}</label>
+      <textarea id="rz-cb-message" rows="3" maxlength="2000" data-testid="resonanz-callback-message" value=${text}
+                onInput=${(e) => setText(e.currentTarget.value)}></textarea>
+      <p id="rz-cb-problem" class="rz-cb-problem" role="alert" data-testid="resonanz-callback-problem">${problem}</p>
+      <div class="rz-cb-actions">
+        <button type="submit" class="rz-cb-send" data-testid="resonanz-callback-send" disabled=${status === "sending"}>${T.cbSend}</button>
+        <button type="button" class="rz-button" data-testid="resonanz-callback-back" onClick=${onBack}>${T.cbBack}</button>
+      </div>
+    </form>`;
+}
+
 function Chat({ base, full, host }) {
-  const [s, dispatch, send, upload] = useChat(base);
+  const [s, dispatch, send, upload, leaveMessage] = useChat(base);
   const lang = s.language === "en" || s.language === "de" ? s.language : browserLanguage;
   const T = LABELS[lang];
   const [text, setText] = useState("");
@@ -305,6 +377,11 @@ function Chat({ base, full, host }) {
     }
     prevState.current = s.state;
   }, [s.state]);
+  useEffect(() => { // the message was left: the form closes, the customer is back with the bot
+    if (s.callback !== "sent") return;
+    setLeaving(false);
+    setTimeout(() => inputRef.current && inputRef.current.focus(), 0);
+  }, [s.callback]);
   useEffect(() => { if (host) host.setAttribute("data-state", s.state || "new"); }, [s.state]);
   const extSlot = useRef(null);
   const mounted = useRef(new Set());
@@ -338,7 +415,6 @@ function Chat({ base, full, host }) {
     const value = text;
     setText("");
     send(value, null);
-    setLeaving(false);
   }
   const lastCustomer = s.messages.reduce((last, m, i) => (m.author === "customer" || m.direction === "in" ? i : last), -1);
   const hasCustomer = lastCustomer >= 0;
@@ -391,9 +467,12 @@ function Chat({ base, full, host }) {
               <button type="button" class="rz-button" data-testid="resonanz-cancel-wait"
                       onClick=${() => send("/cancel_handover", T.cancelWait)}>${T.cancelWait}</button>
               <button type="button" class="rz-button" data-testid="resonanz-leave-message"
-                      onClick=${() => { setLeaving(true); inputRef.current && inputRef.current.focus(); }}>${T.leaveMessage}</button>
+                      aria-expanded=${leaving ? "true" : "false"}
+                      onClick=${() => { dispatch({ type: "callback", value: null }); setLeaving(!leaving); }}>${T.leaveMessage}</button>
             </div>
           </div>` : null}
+        ${waitingFor && leaving ? html`<${LeaveMessage} T=${T} status=${s.callback}
+            onSend=${leaveMessage} onBack=${() => setLeaving(false)} />` : null}
         <ol class="rz-log" ref=${logRef} aria-live="polite" aria-label=${T.log} data-testid="resonanz-log" tabindex="0">
           ${s.welcome ? html`
             <li class="rz-msg rz-bot rz-welcome" data-testid="resonanz-welcome">
@@ -415,7 +494,7 @@ function Chat({ base, full, host }) {
         <form class="rz-form" onSubmit=${submit}>
           <label for="rz-input" class="rz-sr">${T.label}</label>
           <input id="rz-input" ref=${inputRef} type="text" autocomplete="off" maxlength="4096"
-                 placeholder=${leaving ? T.leaveHint : T.placeholder} data-testid="resonanz-input"
+                 placeholder=${T.placeholder} data-testid="resonanz-input"
                  value=${text} onInput=${(e) => setText(e.currentTarget.value)} />
           <label class="rz-attach" title=${T.attach}>
             <span class="rz-sr">${T.attach}</span>${ICON_CLIP}

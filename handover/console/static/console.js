@@ -404,6 +404,7 @@ function Lists({ lists, meta, currentId, open, takeOver, filters, setFilters, so
           ${FINAL.includes(x.status) && x.resolution && html`<span class="badge">${label(meta, "resolution", x.resolution)}</span>`}
         </span>
         <span class="meta">${label(meta, "reason", x.reason)} · ${channelLabel(x.channel)}${x.queue ? " · " + x.queue.name : ""}</span>
+        ${x.callback && html`<span class="meta callback" data-testid="list-callback">${t("cb." + x.callback.via)}: ${x.callback.contact}</span>`}
         ${x.preview && html`<span class="preview" data-testid="preview">${x.preview.text.slice(0, 90)}</span>`}
         ${x.rating && html`<span class="meta" data-testid="list-rating">★ ${x.rating}</span>`}
       </button>
@@ -662,6 +663,10 @@ function Context({ detail, meta }) {
     <dl>
       <dt>${t("ctx.reason")}</dt>
       <dd data-testid="context-reason">${label(meta, "reason", c.reason || h0.reason)}</dd>
+      ${c.callback && html`<dt>${t("cb.title")}</dt>
+        <dd data-testid="context-callback"><p><strong>${t("cb." + c.callback.via)}: ${c.callback.contact}</strong>
+          <span class="meta"> · ${when(c.callback.at)}</span></p>
+          <p class="callback-message">${c.callback.message}</p></dd>`}
       <dt>${t("ctx.summary")}</dt><dd data-testid="context-summary">${c.summary || ""}</dd>
       ${c.verification && c.verification.text && html`<dt>${t("ctx.verification")}</dt>
         <dd data-testid="context-verification">${c.verification.text}</dd>`}
