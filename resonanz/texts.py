@@ -30,6 +30,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "You can do this with me, or talk to a person at any time.",
     },
     "choice.bot": {"de": "Selbst erledigen", "en": "Do it myself"},
+    # The web chat's greeting on open, unless resonanz.yml sets connectors.webchat.greeting.
+    "webchat.greeting": {"de": "Hallo! Wie kann ich Ihnen helfen?", "en": "Hello! How can I help you?"},
     "choice.person": {"de": "Mit einer Person sprechen", "en": "Talk to a person"},
     "choice.always_person": {"de": "Immer eine Person", "en": "Always a person"},
     "privacy_notice": {

@@ -71,6 +71,7 @@ from resonanz.client_ip import client_address
 from resonanz.config import ConfigError
 from resonanz.contact import check_contact
 from resonanz.media import sniff_image
+from resonanz.texts import text
 
 log = structlog.get_logger(__name__)
 
@@ -91,7 +92,7 @@ DEFAULTS: dict[str, Any] = {
     "title": "Customer service",
     # What the chat shows on open, in the browser's language (resonanz.yml names the bot's tasks):
     # {"de": "...", "en": "..."} and a list of {"title": {"de", "en"}, "payload": "/intent"}.
-    "greeting": {"de": "Hallo! Wie kann ich Ihnen helfen?", "en": "Hello! How can I help you?"},
+    "greeting": {lang: text("webchat.greeting", lang) for lang in ("de", "en")},
     "tasks": [],
     # Pictures (PNG, JPEG, GIF, WebP) and PDFs a customer sends, checked by their content; the
     # same 5 MB limit as an agent's picture.

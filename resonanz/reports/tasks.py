@@ -17,7 +17,7 @@ from sqlalchemy import Select
 
 @dataclass(frozen=True)
 class TaskCounter:
-    name: str  # stable key, e.g. "meter_reading"
+    name: str  # stable key, e.g. "readings"
     label: str  # shown in the console, e.g. "Meter readings"
     rows: Callable[[], Select]  # SELECT conversation_id, at FROM ...
 
