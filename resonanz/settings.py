@@ -18,6 +18,8 @@ FILE_KEYS = frozenset({
     "actions", "texts", "customer_number_pattern", "handover_intents", "handover_skills",
     "handover_collect_customer_number", "fallback_intents", "fallback_confidence", "offer_choice_at_start",
     "start_text",
+    "fallback_actions",
+    "timezone",
 })
 
 
@@ -104,6 +106,9 @@ class Settings(BaseSettings):
     max_message_chars: int = 4096
     fallback_intents: tuple[str, ...] = ("nlu_fallback", "out_of_scope")
     fallback_confidence: float = 0.4
+    # Engine actions that mean "not understood" when the bot answers with them (Rasa's own
+    # fallback; a bot adds its own in resonanz.yml). Such a turn counts like a fallback intent.
+    fallback_actions: tuple[str, ...] = ("action_default_fallback",)
     # Intents the bot must never handle alone (reason recorded with the handover). `request_human`
     # is the intent of the start choice's "talk to a person" button; the bot adds its own in resonanz.yml.
     handover_intents: dict[str, str] = {"request_human": "customer_request"}
@@ -124,6 +129,10 @@ class Settings(BaseSettings):
     handover_after_fallbacks: int = 2
     # Frustration (0-1, handover/sentiment.py) from which an upset customer goes to a person (0: off).
     handover_upset_threshold: float = 0.6
+    # Repeated anger: this many upset messages in a row (each at least `handover_upset_repeated`
+    # frustration) also put the conversation in the queue (0: off).
+    handover_upset_repeated: float = 0.3
+    handover_upset_repeated_turns: int = 2
     # New conversations offer "do it myself" / "talk to a person" (buttons, or numbered options).
     offer_choice_at_start: bool = True
     # Which skill a handover needs, by reason or intent (anything else: "general").
@@ -132,6 +141,8 @@ class Settings(BaseSettings):
     offer_timeout: float = 60.0
     # Ask for satisfaction (1-5) when an agent closes a conversation.
     satisfaction_survey: bool = True
+    # The utility's time zone: times shown to customers (e.g. an outage's expected end) are local.
+    timezone: str = "Europe/Berlin"
 
     # Data protection (docs/data-protection.md): conversations idle (with the bot, or closed) for
     # longer than this are deleted with their messages, media and tracker events (0: keep them);
@@ -221,6 +232,17 @@ class Settings(BaseSettings):
         from resonanz.customer_number import CustomerNumbers
 
         CustomerNumbers(v)  # raises ValueError with the reason
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Berlin)") from exc
         return v
 
     @field_validator("engine_urls", mode="before")

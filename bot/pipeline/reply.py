@@ -19,6 +19,9 @@ from resonanz.store.vocabulary import Author
 
 log = structlog.get_logger(__name__)
 
+# Upset customer messages in a row (in conv.slots; never sent to the engine).
+UPSET_STREAK = "_upset_streak"
+
 
 def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None:
     """Take the engine's answer into the conversation (slots, counters) and let the triggers
@@ -37,7 +40,17 @@ def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None
         customer.customer_number = str(slots["customer_number"])
     if slots.get("customer_name") and not customer.name:
         customer.name = str(slots["customer_name"])
-    if triggers.is_fallback(engine.intent, engine.confidence, settings.fallback_intents, settings.fallback_confidence):
+    # Repeated anger: how many upset messages in a row (kept with the conversation, not sent to the engine).
+    mood = sentiment.score(turn.text)
+    streak = int(slots.get(UPSET_STREAK) or 0)
+    streak = streak + 1 if settings.handover_upset_repeated and mood.frustration >= settings.handover_upset_repeated else 0
+    if streak:
+        slots[UPSET_STREAK] = streak
+    else:
+        slots.pop(UPSET_STREAK, None)
+    conv.slots = slots
+    if triggers.is_fallback(engine.intent, engine.confidence, settings.fallback_intents, settings.fallback_confidence,
+                            engine.actions, settings.fallback_actions):
         conv.consecutive_fallbacks += 1
         conv.fallback_count += 1
     else:
@@ -49,8 +62,10 @@ def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None
         consecutive_fallbacks=conv.consecutive_fallbacks,
         handover_intents=settings.handover_intents,
         fallbacks_limit=settings.handover_after_fallbacks,
-        frustration=sentiment.score(turn.text).frustration,
+        frustration=mood.frustration,
         upset_threshold=settings.handover_upset_threshold,
+        upset_streak=streak,
+        upset_repeated_turns=settings.handover_upset_repeated_turns,
     )
 
 
