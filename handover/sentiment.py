@@ -50,7 +50,7 @@ def score(text: str) -> SentimentScore:
     words = _WORD.findall(lowered)
     total, matches = 0.0, []
     for phrase, weight in LEXICON.items():
-        if " " in phrase:
+        if not _WORD.fullmatch(phrase):  # a phrase ("fed up", "rip-off"): as written
             if phrase in lowered:
                 total += weight
                 matches.append(phrase)

@@ -41,6 +41,7 @@ _HUMAN_PATTERNS = [
     r"\b\w*(abteilung|buchhaltung|kundenbetreuung|kundenservice)\w*\b.{0,30}\b(verbinden|durchstellen|weiterleiten|durch)\b",
     r"\büberhaupt\s+(ein|eine|einen|noch)?\s*(echte\w*\s+)?(mensch\w*|person\w*|leute|jemand)\b",
     r"\b(mensch\w*|jemand|leute)\s+(da|dran|hier)\s+überhaupt\b",
+    r"\b(sitzt|ist)\s+(da|dort|bei\s+\w+)\s+((noch|überhaupt|denn|auch)\s+)*(irgend)?(wer|jemand)\b",
 ]
 _HUMAN_RE = re.compile("|".join(f"(?:{p})" for p in _HUMAN_PATTERNS), re.IGNORECASE)
 

@@ -95,6 +95,21 @@ class PersonTookOver(Handler):
         return True
 
 
+class PersonDeclined(Handler):
+    """The model heard a request for a person in a message that declines one ("bitte keinen
+    Menschen, ..."): no handover (the triggers ignore it), and not the engine's handover words
+    either; the bot asks what it is about instead. Counts as not understood."""
+
+    def check(self, turn: Turn) -> bool:
+        return (turn.engine is not None and turn.decision is None and turn.engine.intent == "request_human"
+                and triggers.declines_person(turn.text))
+
+    async def handle(self, turn: Turn) -> bool:
+        turn.conv.consecutive_fallbacks += 1
+        turn.reply(notice("person_declined", turn.language))
+        return True
+
+
 class CustomerNumberFirst(Handler):
     """Before a complex matter goes to a person, ask once for the customer number if unknown;
     the next turn hands over whatever the answer (`PendingHandover`)."""
@@ -179,4 +194,5 @@ class BotReplies(Handler):
 
 def after_engine(settings: Settings, choice: Callable[[str], OutboundMessage]) -> list[Handler]:
     """In order; the last one always answers."""
-    return [PrivacyNotice(settings), EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]
+    return [PrivacyNotice(settings), EngineUnavailable(), PersonTookOver(), PersonDeclined(), CustomerNumberFirst(settings),
+            Handover(), BotReplies(settings, choice)]
