@@ -99,6 +99,12 @@ def _detector() -> Any:
     return LanguageDetectorBuilder.from_languages(Language.GERMAN, Language.ENGLISH).build()
 
 
+def warm_up() -> None:
+    """Load lingua's language models (the gateway calls this at start-up, off the event loop)."""
+    confidences("Guten Tag, ich möchte meinen Zählerstand melden")
+    confidences("Hello, I would like to submit my meter reading")
+
+
 def confidences(text: str) -> tuple[float, float]:
     """(German, English) confidence from lingua, summing to 1 (0, 0 without letters)."""
     from lingua import Language
