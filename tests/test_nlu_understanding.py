@@ -1,7 +1,7 @@
 """Understand more, finish more (issue 12): the kinds of message customers really write, against
 the REAL trained model through the gateway. German and English, with typos; the phrasings here
-are deliberately not the training examples (training_data/nlu.yml) nor the held-out evaluation
-set (bench/data/nlu_test.yml).
+are not training examples (training_data/nlu.yml); a few of the issue's own sentences are also in
+the held-out evaluation set (bench/data/nlu_test.yml), which is never trained on either.
 
 The understanding does not depend on the database backend, so these turns run once (SQLite);
 the `live_gateway` fixture is shared with the other engine tests.
