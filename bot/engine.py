@@ -45,6 +45,8 @@ class EngineTurn:
     slots: Mapping[str, Any]
     active_loop: str | None
     parse_data: Mapping[str, Any] = field(repr=False)
+    # The engine's actions of this turn, in order (listen and session actions included).
+    actions: tuple[str, ...] = ()
 
     @property
     def parse_summary(self) -> dict[str, Any]:
@@ -87,6 +89,7 @@ def turn_from_wire(body: Mapping[str, Any]) -> EngineTurn:
         slots=dict(body.get("slots") or {}),
         active_loop=body.get("active_loop"),
         parse_data=parse,
+        actions=tuple(str(a) for a in body.get("actions") or ()),
     )
 
 

@@ -1,6 +1,11 @@
 """Which language a customer writes in: German ("de") or English ("en"). Pure, no I/O.
 
-A small, explainable heuristic. Each word scores for a language if it is in that language's
+Messages of two words or more: lingua-language-detector (statistical n-gram models shipped with
+the package, offline, restricted to German and English), which also gets typos, dialect and words
+outside any list right. Single words ("Hallo", "moin", "thanks") are too short for it ("Hallo"
+looks English to n-grams), so they use the small word list below.
+
+The word list (single words): each word scores for a language if it is in that language's
 lexicon (function words and common customer-service words); umlauts and ß count for German;
 word endings "-ung"/"-keit"/"-lich" (German) and "-ing" (English) count a little. Words that are
 common in both languages ("in", "was", "will", "so", "hi", "ok", "bot", "agent") count for neither.
@@ -11,14 +16,20 @@ Rules:
 - once a language is set, it switches only when a message is *clearly* in the other language:
   the other language leads by at least SWITCH_MARGIN points;
 - short/neutral messages ("ok", "123456", "/start", button payloads) keep the current language.
+
+With lingua (two words or more): the first message takes the likelier language; later, a message
+switches only when lingua is at least SWITCH_CONFIDENCE sure of the other language.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
+from typing import Any
 
 DEFAULT_LANGUAGE = "de"
 SWITCH_MARGIN = 2
+SWITCH_CONFIDENCE = 0.7
 
 GERMAN_WORDS = frozenset(
     """
@@ -78,11 +89,43 @@ def scores(text: str) -> tuple[int, int]:
     return de, en
 
 
+_LETTER_WORD_RE = re.compile(r"[^\W\d_]{2,}")
+
+
+@cache
+def _detector() -> Any:
+    from lingua import Language, LanguageDetectorBuilder
+
+    return LanguageDetectorBuilder.from_languages(Language.GERMAN, Language.ENGLISH).build()
+
+
+def warm_up() -> None:
+    """Load lingua's language models (the gateway calls this at start-up, off the event loop)."""
+    confidences("Guten Tag, ich möchte meinen Zählerstand melden")
+    confidences("Hello, I would like to submit my meter reading")
+
+
+def confidences(text: str) -> tuple[float, float]:
+    """(German, English) confidence from lingua, summing to 1 (0, 0 without letters)."""
+    from lingua import Language
+
+    values = {c.language: c.value for c in _detector().compute_language_confidence_values(text)}
+    return values.get(Language.GERMAN, 0.0), values.get(Language.ENGLISH, 0.0)
+
+
 def detect_language(text: str, current: str | None) -> str:
     """"de" or "en" for this message, given the conversation's current language (or None)."""
     stripped = text.strip()
     if not stripped or stripped.startswith("/"):
         return current or DEFAULT_LANGUAGE
+    if len(_LETTER_WORD_RE.findall(stripped)) >= 2:
+        de_conf, en_conf = confidences(stripped)
+        if de_conf == en_conf == 0.0:
+            return current or DEFAULT_LANGUAGE
+        guess = "de" if de_conf >= en_conf else "en"
+        if current not in ("de", "en"):
+            return guess
+        return guess if guess != current and max(de_conf, en_conf) >= SWITCH_CONFIDENCE else current
     de, en = scores(stripped)
     if current not in ("de", "en"):
         if en > de:

@@ -13,6 +13,7 @@ from aiohttp import web
 from bot.actions.server import ActionServer
 from bot.dispatcher import Dispatcher
 from bot.engine_pool import EnginePool
+from bot.language import warm_up as language_warm_up
 from bot.verification import VerificationPolicy
 from connectors import registry
 from connectors.base import Connector, ConnectorContext
@@ -97,6 +98,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     app.router.add_routes(ActionServer(
         app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings), actions=settings.actions,
         customer_numbers=CustomerNumbers(settings.customer_number_pattern), on_verification=metrics.stepup,
+        timezone=settings.timezone,
     ).routes())
     app.router.add_routes(auth_routes())
     agent_api = AgentApi(media)
@@ -125,6 +127,8 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             raise
         for c in connectors.values():
             await c.startup()
+        # Language models loaded now, not on the first customer's message (seconds on a busy host).
+        await asyncio.to_thread(language_warm_up)
         await dispatcher.outbox.resume()
         dispatcher.outbox.start()
         await desk.recover()

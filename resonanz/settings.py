@@ -19,6 +19,8 @@ FILE_KEYS = frozenset({
     "handover_collect_customer_number", "fallback_intents", "fallback_confidence", "offer_choice_at_start",
     "review_confidence", "review_collect",
     "start_text",
+    "fallback_actions",
+    "timezone",
 })
 
 
@@ -110,6 +112,9 @@ class Settings(BaseSettings):
     review_confidence: float = 0.7
     # Collect missed messages for review at all (the review queue, docs/review.md).
     review_collect: bool = True
+    # Engine actions that mean "not understood" when the bot answers with them (Rasa's own
+    # fallback; a bot adds its own in resonanz.yml). Such a turn counts like a fallback intent.
+    fallback_actions: tuple[str, ...] = ("action_default_fallback",)
     # Intents the bot must never handle alone (reason recorded with the handover). `request_human`
     # is the intent of the start choice's "talk to a person" button; the bot adds its own in resonanz.yml.
     handover_intents: dict[str, str] = {"request_human": "customer_request"}
@@ -130,6 +135,10 @@ class Settings(BaseSettings):
     handover_after_fallbacks: int = 2
     # Frustration (0-1, handover/sentiment.py) from which an upset customer goes to a person (0: off).
     handover_upset_threshold: float = 0.6
+    # Repeated anger: this many upset messages in a row (each at least `handover_upset_repeated`
+    # frustration) also put the conversation in the queue (0: off).
+    handover_upset_repeated: float = 0.3
+    handover_upset_repeated_turns: int = 2
     # New conversations offer "do it myself" / "talk to a person" (buttons, or numbered options).
     offer_choice_at_start: bool = True
     # Which skill a handover needs, by reason or intent (anything else: "general").
@@ -138,6 +147,8 @@ class Settings(BaseSettings):
     offer_timeout: float = 60.0
     # Ask for satisfaction (1-5) when an agent closes a conversation.
     satisfaction_survey: bool = True
+    # The utility's time zone: times shown to customers (e.g. an outage's expected end) are local.
+    timezone: str = "Europe/Berlin"
 
     # Data protection (docs/data-protection.md): conversations idle (with the bot, or closed) for
     # longer than this are deleted with their messages, media and tracker events (0: keep them);
@@ -244,6 +255,17 @@ class Settings(BaseSettings):
         from resonanz.customer_number import CustomerNumbers
 
         CustomerNumbers(v)  # raises ValueError with the reason
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Berlin)") from exc
         return v
 
     @field_validator("engine_urls", mode="before")

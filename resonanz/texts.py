@@ -55,6 +55,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "any time. Reply STOP to unsubscribe, START to subscribe again.",
     },
     # --- to the customer: the handover ----------------------------------------------------------
+    # The customer said they do NOT want a person, but the model heard a request for one.
+    "person_declined": {
+        "de": "Alles klar, ich helfe Ihnen selbst weiter. Worum geht es genau?",
+        "en": "All right, I'll help you myself. What exactly is it about?",
+    },
     "handover": {
         "de": "Ich verbinde Sie mit einer Mitarbeiterin oder einem Mitarbeiter. "
         "Bitte bleiben Sie hier – eine Person übernimmt gleich unser Gespräch.",

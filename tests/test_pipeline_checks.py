@@ -10,7 +10,8 @@ import pytest
 from bot.engine import EngineTurn
 from bot.pipeline import Handler, Turn, run
 from bot.pipeline.customer import AgentOwned, Cancel, ChannelControls, CustomersChoice, PendingHandover, Rating, before_engine
-from bot.pipeline.reply import (BotReplies, CollectMissed, CustomerNumberFirst, EngineUnavailable, Handover, PersonTookOver, PrivacyNotice, ReturningCustomer,
+from bot.pipeline.reply import (BotReplies, CollectMissed, CustomerNumberFirst, EngineUnavailable, Handover, PersonDeclined,
+                                PersonTookOver, PrivacyNotice, ReturningCustomer,
                                 after_engine)
 from bot.pipeline.turn import PENDING_HANDOVER, PREFER_HUMAN
 from connectors.base import OutboundMessage
@@ -92,8 +93,12 @@ def test_after_the_engine() -> None:
     asking.engine, asking.decision = engine_turn(), HandoverDecision(reason="complex_matter", trigger="pattern")
     assert not CustomerNumberFirst(SETTINGS).check(asking)  # someone who asks for a person is never delayed
     assert [type(h) for h in after_engine(SETTINGS, lambda _: None)] == [  # type: ignore[arg-type,return-value]
-        CollectMissed, PrivacyNotice, ReturningCustomer, EngineUnavailable, PersonTookOver, CustomerNumberFirst, Handover,
-        BotReplies]
+        CollectMissed, PrivacyNotice, ReturningCustomer, EngineUnavailable, PersonTookOver, PersonDeclined, CustomerNumberFirst,
+        Handover, BotReplies]
+    # "Bitte keinen Menschen, ..." read as request_human: no handover words from the engine.
+    declining = turn("Bitte keinen Menschen, nur die Öffnungszeiten")
+    declining.engine = engine_turn("request_human")
+    assert PersonDeclined().check(declining) and not PersonDeclined().check(asking)
     # The privacy notice: only on a conversation's opening turn, and only with a link configured.
     with_url = Settings(privacy_url="https://example.org/privacy")
     assert not PrivacyNotice(SETTINGS).check(t) and not PrivacyNotice(with_url).check(t)

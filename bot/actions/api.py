@@ -42,7 +42,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.verification import ConversationVerification, FactorLookup, Verification
 from resonanz.customer_number import CustomerNumbers
@@ -131,6 +133,8 @@ class ActionContext:
     # How a customer number looks (Settings.customer_number_pattern): `normalise(typed)` is the
     # number, or None when the text is not one.
     customer_numbers: CustomerNumbers = field(default_factory=lambda: CustomerNumbers(None))
+    # The utility's time zone (Settings.timezone): times shown to customers are local.
+    timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import importlib
 import json
+from zoneinfo import ZoneInfo
 from collections.abc import Callable
 from typing import Any
 
@@ -42,8 +43,10 @@ class ActionServer:
         self, db: Database, token: str, registry: Registry | None = None,
         verification: VerificationPolicy | None = None, actions: str | None = None,
         customer_numbers: CustomerNumbers | None = None, on_verification: Callable[[Outcome], None] | None = None,
+        timezone: str = "Europe/Berlin",
     ) -> None:
         self.db = db
+        self.timezone = ZoneInfo(timezone)
         self.token = token
         self.customer_numbers = customer_numbers or CustomerNumbers(None)
         self.registry = registry if registry is not None else load_actions(actions)
@@ -80,7 +83,7 @@ class ActionServer:
             return web.json_response({"error": "tracker must be an object"}, status=400)
         ctx = ActionContext(
             db=self.db, tracker=Tracker(tracker_data), action_name=name, verifier=self.verification,
-            customer_numbers=self.customer_numbers,
+            customer_numbers=self.customer_numbers, timezone=self.timezone,
         )
         try:
             await fn(ctx)

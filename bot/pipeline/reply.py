@@ -20,6 +20,9 @@ from resonanz.store.vocabulary import Author, ReviewStatus
 
 log = structlog.get_logger(__name__)
 
+# Upset customer messages in a row (in conv.slots; never sent to the engine).
+UPSET_STREAK = "_upset_streak"
+
 
 def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None:
     """Take the engine's answer into the conversation (slots, counters) and let the triggers
@@ -38,7 +41,17 @@ def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None
         customer.customer_number = str(slots["customer_number"])
     if slots.get("customer_name") and not customer.name:
         customer.name = str(slots["customer_name"])
-    if triggers.is_fallback(engine.intent, engine.confidence, settings.fallback_intents, settings.fallback_confidence):
+    # Repeated anger: how many upset messages in a row (kept with the conversation, not sent to the engine).
+    mood = sentiment.score(turn.text)
+    streak = int(slots.get(UPSET_STREAK) or 0)
+    streak = streak + 1 if settings.handover_upset_repeated and mood.frustration >= settings.handover_upset_repeated else 0
+    if streak:
+        slots[UPSET_STREAK] = streak
+    else:
+        slots.pop(UPSET_STREAK, None)
+    conv.slots = slots
+    if triggers.is_fallback(engine.intent, engine.confidence, settings.fallback_intents, settings.fallback_confidence,
+                            engine.actions, settings.fallback_actions):
         conv.consecutive_fallbacks += 1
         conv.fallback_count += 1
     else:
@@ -51,8 +64,10 @@ def absorb(turn: Turn, session_key: tuple[int, int], settings: Settings) -> None
         consecutive_fallbacks=conv.consecutive_fallbacks,
         handover_intents=settings.handover_intents,
         fallbacks_limit=settings.handover_after_fallbacks,
-        frustration=sentiment.score(turn.text).frustration,
+        frustration=mood.frustration,
         upset_threshold=settings.handover_upset_threshold,
+        upset_streak=streak,
+        upset_repeated_turns=settings.handover_upset_repeated_turns,
     )
 
 
@@ -114,6 +129,21 @@ class PersonTookOver(Handler):
 
     async def handle(self, turn: Turn) -> bool:
         log.info("bot.reply_dropped", conversation=turn.conv.id, state=turn.conv.state)
+        return True
+
+
+class PersonDeclined(Handler):
+    """The model heard a request for a person in a message that declines one ("bitte keinen
+    Menschen, ..."): no handover (the triggers ignore it), and not the engine's handover words
+    either; the bot asks what it is about instead. Counts as not understood."""
+
+    def check(self, turn: Turn) -> bool:
+        return (turn.engine is not None and turn.decision is None and turn.engine.intent == "request_human"
+                and triggers.declines_person(turn.text))
+
+    async def handle(self, turn: Turn) -> bool:
+        turn.conv.consecutive_fallbacks += 1
+        turn.reply(notice("person_declined", turn.language))
         return True
 
 
@@ -225,4 +255,5 @@ class BotReplies(Handler):
 
 def after_engine(settings: Settings, choice: Callable[[str], OutboundMessage]) -> list[Handler]:
     """In order; the last one always answers."""
-    return [CollectMissed(settings), PrivacyNotice(settings), ReturningCustomer(), EngineUnavailable(), PersonTookOver(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]
+    return [CollectMissed(settings), PrivacyNotice(settings), ReturningCustomer(), EngineUnavailable(), PersonTookOver(),
+            PersonDeclined(), CustomerNumberFirst(settings), Handover(), BotReplies(settings, choice)]

@@ -6,7 +6,8 @@ loop of that same turn, so the gateway never parses a message twice. Unlike Rasa
 `/webhooks/*` routes (which `--auth-token` does not protect), this route requires the engine token.
 
 Request:  {"sender": str, "message": str, "set_slots": {name: value}, "metadata": {...}}
-Response: {"messages": [...], "parse_data": {...}, "slots": {...}, "active_loop": str | null}
+Response: {"messages": [...], "actions": [name, ...], "parse_data": {...}, "slots": {...},
+          "active_loop": str | null}
 """
 
 import hmac
@@ -14,7 +15,7 @@ import os
 from typing import Any, Awaitable, Callable, Dict, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.shared.core.events import SlotSet
+from rasa.shared.core.events import ActionExecuted, SlotSet, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -88,9 +89,18 @@ class ResonanzInput(InputChannel):
             parse_data = dict(latest.parse_data) if latest else {}
             if latest is not None:
                 parse_data["entities"] = latest.entities
+            # The actions of this turn (e.g. whether the bot answered with a fallback action).
+            actions = []
+            for event in reversed(tracker.events):
+                if isinstance(event, UserUttered):
+                    break
+                if isinstance(event, ActionExecuted) and event.action_name:
+                    actions.append(event.action_name)
+            actions.reverse()
             return response.json(
                 {
                     "messages": collector.messages,
+                    "actions": actions,
                     "parse_data": parse_data,
                     "slots": tracker.current_slot_values(),
                     "active_loop": tracker.active_loop_name,

@@ -11,7 +11,7 @@ import math
 import re
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,10 +35,10 @@ MAX_READING = 999_999
 PLAUSIBLE_FACTOR = 3.0
 PLAUSIBLE_MARGIN_KWH = 250
 
-try:
-    LOCAL_TZ: Any = ZoneInfo("Europe/Berlin")
-except ZoneInfoNotFoundError:  # pragma: no cover - systems without tzdata
-    from datetime import UTC as LOCAL_TZ
+
+# Times shown to customers are in the utility's time zone: ActionContext.timezone (the setting
+# `timezone`); this default only for calls without a context.
+DEFAULT_TZ = ZoneInfo("Europe/Berlin")
 
 
 # --- formatting ---------------------------------------------------------------------------------
@@ -55,13 +55,13 @@ def fmt_eur(value: float, language: str) -> str:
     return f"€{value:,.2f}"
 
 
-def fmt_date(value: datetime, language: str) -> str:
-    local = value.astimezone(LOCAL_TZ)
+def fmt_date(value: datetime, language: str, tz: Any = None) -> str:
+    local = value.astimezone(tz or DEFAULT_TZ)
     return local.strftime("%d.%m.%Y") if language == "de" else local.strftime("%d %B %Y")
 
 
-def fmt_datetime(value: datetime, language: str) -> str:
-    local = value.astimezone(LOCAL_TZ)
+def fmt_datetime(value: datetime, language: str, tz: Any = None) -> str:
+    local = value.astimezone(tz or DEFAULT_TZ)
     if language == "de":
         return local.strftime("%d.%m.%Y, %H:%M Uhr")
     return local.strftime("%d %B %Y, %H:%M")
@@ -208,7 +208,7 @@ def explain_reading_problem(ctx: ActionContext, account: Account, reading: int, 
             "utter_meter_reading_too_low",
             reading=fmt_kwh(reading, lang),
             last_reading=fmt_kwh(account.last_reading, lang),
-            last_date=fmt_date(account.last_reading_at, lang),
+            last_date=fmt_date(account.last_reading_at, lang, ctx.timezone),
         )
     else:
         lang_key = "en" if lang == "en" else "de"
@@ -221,7 +221,7 @@ def explain_reading_problem(ctx: ActionContext, account: Account, reading: int, 
             ],
             reading=fmt_kwh(reading, lang),
             last_reading=fmt_kwh(account.last_reading, lang),
-            last_date=fmt_date(account.last_reading_at, lang),
+            last_date=fmt_date(account.last_reading_at, lang, ctx.timezone),
             yearly=fmt_kwh(account.yearly_consumption, lang),
         )
 
@@ -375,7 +375,7 @@ async def outage_postcode(value: Any, ctx: ActionContext) -> str | None:
         description = known.description_de if lang == "de" else known.description_en
         if known.expected_end is not None:
             ctx.utter("utter_outage_known", postcode=postcode, description=description,
-                      expected_end=fmt_datetime(known.expected_end, lang))
+                      expected_end=fmt_datetime(known.expected_end, lang, ctx.timezone))
         else:
             ctx.utter("utter_outage_known_no_end", postcode=postcode, description=description)
         ctx.set_slot("outage_report", "known")
@@ -550,3 +550,34 @@ async def reset_forms(ctx: ActionContext) -> None:
     for name in FORM_SLOTS:
         if ctx.get_slot(name) is not None:
             ctx.set_slot(name, None)
+
+
+# --- not understood ----------------------------------------------------------------------------------
+
+NOT_UNDERSTOOD_ACTIONS = frozenset({"action_not_understood", "utter_default", "action_default_fallback"})
+NOT_UNDERSTOOD_RESPONSES = ("utter_default", "utter_default_again", "utter_default_last")
+
+
+def not_understood_streak(events: list[dict[str, Any]]) -> int:
+    """How many customer turns in a row, this one included, the bot did not understand."""
+    turns: list[set[str]] = []
+    for event in events:
+        if event.get("event") == "user":
+            turns.append(set())
+        elif event.get("event") == "action" and turns:
+            turns[-1].add(str(event.get("name")))
+    streak = 1
+    for names in reversed(turns[:-1]):
+        if not names & NOT_UNDERSTOOD_ACTIONS:
+            break
+        streak += 1
+    return streak
+
+
+@action("action_not_understood")
+async def not_understood(ctx: ActionContext) -> None:
+    """Not understood: the first time "please rephrase", the second time what the bot can do, from
+    the third time on the offer of a person (the gateway hands over after its configured number
+    of such turns, `handover_after_fallbacks`): never the same answer twice in a row."""
+    streak = not_understood_streak(ctx.tracker.events)
+    ctx.utter(NOT_UNDERSTOOD_RESPONSES[min(streak, len(NOT_UNDERSTOOD_RESPONSES)) - 1])

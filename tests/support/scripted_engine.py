@@ -24,10 +24,14 @@ class ScriptedEngine:
         self.turns.append(body)
         text = body["message"].lower()
         intent = ("request_human" if "mensch" in text or "human" in text else "complaint" if "beschwerde" in text
-                  else "terminate_contract" if "kündigen" in text else "nlu_fallback" if "blorf" in text else "greet")
+                  else "terminate_contract" if "kündigen" in text else "nlu_fallback" if "blorf" in text
+                  else "inform" if "zzz" in text else "greet")
         confidence = 0.55 if "unsure" in text else 0.97  # understood, but not confidently (the review queue)
+        # "zzz": a confident intent that the bot still answers with its not-understood action.
+        actions = ["action_not_understood", "action_listen"] if "zzz" in text else [f"utter_{intent}", "action_listen"]
         return web.json_response({
             "messages": [{"text": f"bot:{intent}"}],
+            "actions": actions,
             "parse_data": {"intent": {"name": intent, "confidence": confidence}, "entities": []},
             "slots": {"language": body["set_slots"].get("language"), **body["set_slots"]},
             "active_loop": None,
