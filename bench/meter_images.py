@@ -266,10 +266,14 @@ def _photograph(rng: random.Random, face: Image.Image) -> bytes:
 # --- the two kinds ----------------------------------------------------------------------------------
 
 
-def roller_meter(rng: random.Random) -> MeterImage:
+def roller_meter(rng: random.Random, value: int | None = None) -> MeterImage:
+    """A roller counter photo; `value` chooses the reading (else a random one)."""
     n = rng.choice((5, 6, 6, 6, 7))  # 7 wheels: the first shows 0 (readings stay below 1 000 000 kWh)
     top = 10 ** min(n, 6)
-    value = rng.randint(1000, top - 1) if rng.random() < 0.2 else rng.randint(top // 100, top - 1)
+    if value is not None:
+        n = max(n, len(str(value)))
+    else:
+        value = rng.randint(1000, top - 1) if rng.random() < 0.2 else rng.randint(top // 100, top - 1)
     digits = str(value).zfill(n)
     red = str(rng.randint(0, 9)) if rng.random() < 0.75 else None
     font = rng.choice(_find_fonts(ROLLER_FONTS))
@@ -306,6 +310,14 @@ def lcd_meter(rng: random.Random) -> MeterImage:
     plate.paste(lcd, (x, y))
     shown = (f"{obis} " if obis else "") + text + " kWh"
     return MeterImage("lcd", value, shown, _photograph(rng, plate))
+
+
+def no_meter(seed: int) -> bytes:
+    """A photo of a wall with stickers and cables, and no meter."""
+    rng = random.Random(seed)
+    buf = io.BytesIO()
+    _background(rng, 640, 480).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def generate(seed: int) -> MeterImage:

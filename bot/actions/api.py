@@ -46,6 +46,7 @@ from typing import Any
 
 from bot.verification import ConversationVerification, FactorLookup, Verification
 from resonanz.customer_number import CustomerNumbers
+from resonanz.media import MediaStore
 from resonanz.store import Database
 
 ActionFn = Callable[["ActionContext"], Awaitable[None]]
@@ -131,6 +132,8 @@ class ActionContext:
     # How a customer number looks (Settings.customer_number_pattern): `normalise(typed)` is the
     # number, or None when the text is not one.
     customer_numbers: CustomerNumbers = field(default_factory=lambda: CustomerNumbers(None))
+    # Files customers sent (resonanz.media.MediaStore), e.g. a photo in `tracker.metadata["attachments"]`.
+    media: MediaStore | None = None
 
     # --- reading -------------------------------------------------------------------------------
 
