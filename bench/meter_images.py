@@ -179,9 +179,10 @@ def _lcd(rng: random.Random, text: str, obis: str | None, digit_h: int) -> Image
             x += sw + sg
         x += small_h * 0.9
     for ch in text:
-        if ch == ".":
+        if ch == ".":  # the decimal point is its own segment in the space between two digits
             d = t * 1.2
-            draw.rectangle((x - gap * 0.5 - d / 2, pad + digit_h - d, x - gap * 0.5 + d / 2, pad + digit_h), fill=ink)
+            draw.rectangle((x - gap * 0.4, pad + digit_h - d, x - gap * 0.4 + d, pad + digit_h), fill=ink)
+            x += d + gap * 0.3
             continue
         _seven_segment(draw, x, pad, w_digit, digit_h, ch, ink, t, slant)
         x += w_digit + gap

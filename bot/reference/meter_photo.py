@@ -128,9 +128,9 @@ def _groups(lines: list[_Line]) -> list[list[_Line]]:
     return groups
 
 
-def _straighten(img: np.ndarray, points: np.ndarray, pad: float) -> np.ndarray:
+def _straighten(img: np.ndarray, points: np.ndarray, pad: float, side: float | None = None) -> np.ndarray:
     """The rotated rectangle around `points`, cut out and turned level, with `pad` × its height
-    added around it."""
+    added above and below and `side` × its height (default `pad`) left and right."""
     import cv2
 
     (cx, cy), (w, h), angle = cv2.minAreaRect(points.astype(np.float32))
@@ -140,7 +140,7 @@ def _straighten(img: np.ndarray, points: np.ndarray, pad: float) -> np.ndarray:
         angle += 180
     if angle > 45:
         angle -= 180
-    w, h = w + 2 * pad * h, h * (1 + 2 * pad)
+    w, h = w + 2 * (pad if side is None else side) * h, h * (1 + 2 * pad)
     m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
     m[0, 2] += w / 2 - cx
     m[1, 2] += h / 2 - cy
@@ -211,6 +211,35 @@ def read_meter(data: bytes) -> PhotoReading:
     ocr = _ocr()
     found, _ = ocr(img)
     lines = [_Line(np.array(b, dtype=np.float32), str(t), float(s)) for b, t, s in (found or [])]
+    text_reading = _read_text_window(img, lines)
+    lcd = _read_lcd_window(img, lines)
+    if lcd is not None and (text_reading.value is None or text_reading.value == lcd):
+        return PhotoReading(lcd, text=text_reading.text, score=max(text_reading.score, MIN_SCORE))
+    if lcd is not None and text_reading.score >= 0.85 and re.search(r"\d[.,]\d", text_reading.text):
+        return text_reading  # a clean read that even saw the decimal point
+    if lcd is not None and text_reading.score < 0.97:
+        # The recogniser is unsure (segment digits are not what it was trained on): the segments win.
+        return PhotoReading(lcd, text=text_reading.text, score=MIN_SCORE)
+    if lcd is not None:
+        return PhotoReading(None, text=text_reading.text, score=text_reading.score, reason="ambiguous")
+    return text_reading
+
+
+def _read_lcd_window(img: np.ndarray, lines: list[_Line]) -> int | None:
+    """The value on a seven-segment display among the tallest detected lines, if one decodes."""
+    for ln in sorted(lines, key=lambda ln: -ln.height)[:3]:
+        got = read_seven_segment(_straighten(img, ln.box, pad=0.15))
+        if got is None:
+            continue
+        digits, _ = got
+        if MIN_DIGITS <= len(digits) <= MAX_DIGITS and int(digits) <= 999_999:
+            return int(digits)
+    return None
+
+
+def _read_text_window(img: np.ndarray, lines: list[_Line]) -> PhotoReading:
+    """The counter window read by the text recogniser (roller counters, clear displays)."""
+    ocr = _ocr()
     groups = [g for g in _groups(lines) if sum(len(ln.digits) for ln in g) >= MIN_DIGITS - 1]
     if not groups:
         return PhotoReading(None, reason="no_counter")
@@ -222,7 +251,8 @@ def read_meter(data: bytes) -> PhotoReading:
         d0, d1 = sum(len(ln.digits) for ln in best), sum(len(ln.digits) for ln in groups[1])
         if h1 > 0.9 * h0 and d1 >= MIN_DIGITS and d0 >= MIN_DIGITS:
             return PhotoReading(None, reason="ambiguous")
-    crop = _straighten(img, np.concatenate([ln.box for ln in best]), pad=0.15)
+    # Wider to the sides: the detector sometimes leaves out a wheel at either end.
+    crop = _straighten(img, np.concatenate([ln.box for ln in best]), pad=0.15, side=0.5)
     red = _red_start(crop)
     if red is not None:
         crop = crop[:, :red]
@@ -237,3 +267,87 @@ def read_meter(data: bytes) -> PhotoReading:
     if score < MIN_SCORE:
         return PhotoReading(None, text=text, score=score, reason="low_confidence")
     return PhotoReading(value, text=text, score=score)
+
+
+# --- seven-segment displays -------------------------------------------------------------------------
+
+_PATTERNS = {  # segments a b c d e f g -> digit
+    (1, 1, 1, 1, 1, 1, 0): 0, (0, 1, 1, 0, 0, 0, 0): 1, (1, 1, 0, 1, 1, 0, 1): 2, (1, 1, 1, 1, 0, 0, 1): 3,
+    (0, 1, 1, 0, 0, 1, 1): 4, (1, 0, 1, 1, 0, 1, 1): 5, (1, 0, 1, 1, 1, 1, 1): 6, (1, 1, 1, 0, 0, 0, 0): 7,
+    (1, 1, 1, 1, 1, 1, 1): 8, (1, 1, 1, 1, 0, 1, 1): 9, (1, 1, 1, 0, 0, 1, 0): 7, (0, 1, 1, 1, 0, 1, 1): 9,
+    (1, 0, 1, 1, 1, 1, 0): 6,
+}
+
+
+def _deslant(ink: np.ndarray) -> np.ndarray:
+    """Undo the italic slant of LCD digits: the shear that leaves the most empty columns."""
+    import cv2
+
+    h, w = ink.shape
+    best, best_empty = ink, -1
+    for shear in np.linspace(-0.05, 0.25, 13):
+        m = np.float32([[1, shear, -shear * h / 2], [0, 1, 0]])
+        out = cv2.warpAffine(ink, m, (w, h), flags=cv2.INTER_NEAREST)
+        empty = int((out.sum(axis=0) == 0).sum())
+        if empty > best_empty:
+            best, best_empty = out, empty
+    return best
+
+
+def read_seven_segment(crop: np.ndarray) -> tuple[str, int | None] | None:
+    """The digits of a dark-on-light seven-segment display in a level crop before its decimal
+    point, and whether there was one: (digits, position or None). None unless every digit before
+    the point is a clean segment pattern."""
+    import cv2
+
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    grey = cv2.GaussianBlur(grey, (3, 3), 0)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    if float(np.median(border)) < float(grey.mean()) - 5 or ink.mean() / 255 > 0.45:
+        return None  # light digits on a dark ground: not an LCD
+    ink = _deslant(ink)
+    h = ink.shape[0]
+    # Join each digit's segments into one blob: segments are a few pixels apart vertically; keep
+    # the horizontal growth small so the decimal point stays apart.
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(1, int(h * 0.03)), max(2, int(h * 0.14))))
+    _, _, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(ink, kernel), 8)
+    blobs = [s for s in stats[1:] if s[3] > h * 0.3]
+    if not blobs:
+        return None
+    digit_h = max(s[3] for s in blobs)
+    digits = sorted((s for s in blobs if s[3] > digit_h * 0.75), key=lambda s: s[0])
+    if len(digits) < MIN_DIGITS:
+        return None
+    base = int(np.median([s[1] + s[3] for s in digits]))
+    top = int(np.median([s[1] for s in digits]))
+    width = int(np.median([s[2] for s in digits if s[2] > digit_h * 0.35] or [digit_h // 2]))
+    # The decimal point: a small blob on the baseline between two digits (in the raw ink).
+    point = None
+    _, _, raw, _ = cv2.connectedComponentsWithStats(ink, 8)
+    for x, y, w, hh, area in raw[1:]:
+        if (hh < digit_h * 0.3 and w < digit_h * 0.3 and area > (digit_h * 0.05) ** 2
+                and abs(int(y + hh) - base) < digit_h * 0.12):
+            before = sum(1 for d in digits if d[0] + d[2] / 2 < x)
+            if 0 < before < len(digits):
+                point = before if point is None else min(point, before)
+    text = ""
+    for x, _, w, _, _ in digits[: point if point is not None else len(digits)]:
+        if w < width * 0.55:  # a "1": only the right segments, a narrow blob
+            text += "1"
+            continue
+        cell = ink[top:base, max(0, x):x + min(w, width)].astype(np.float32) / 255
+        ch, cw = cell.shape
+        if ch < 4 or cw < 3:
+            return None
+
+        def on(y0: float, y1: float, x0: float, x1: float) -> int:
+            part = cell[int(y0 * ch):max(int(y1 * ch), int(y0 * ch) + 1), int(x0 * cw):max(int(x1 * cw), int(x0 * cw) + 1)]
+            return int(part.mean() > 0.3)
+
+        seg = (on(0, 0.15, 0.3, 0.7), on(0.2, 0.42, 0.7, 1), on(0.58, 0.8, 0.7, 1), on(0.85, 1, 0.3, 0.7),
+               on(0.58, 0.8, 0, 0.3), on(0.2, 0.42, 0, 0.3), on(0.43, 0.57, 0.3, 0.7))
+        if seg not in _PATTERNS:
+            return None
+        text += str(_PATTERNS[seg])
+    return text, point
