@@ -11,6 +11,11 @@ How (docs/reference-bot.md, "Meter reading from a photo"):
    Its red part (the tenths wheel of a roller counter, not part of the kWh value) is cut off
    first; on a digital display the decimal point is taken from the text, or found as a small
    blob on the digits' baseline when the recogniser dropped it.
+   The tallest lines are also decoded as a seven-segment display (`read_seven_segment`: each
+   digit's segments sampled where a–g sit, the decimal point a blob on the baseline): the
+   recogniser was not trained on segment digits. Where both read a value and disagree, the
+   recogniser wins only when it is sure and saw the decimal point; otherwise the segments win
+   when the recogniser is unsure, and the photo is "ambiguous" when both are sure.
 4. Anything doubtful (no window, a weak score, too many digits, two different windows of the same
    size) gives no reading: the bot then asks the customer to type it. Even a confident reading is
    only proposed: the customer confirms it before the usual plausibility checks run.
