@@ -44,7 +44,7 @@ async def test_telegram_meter_reading_from_a_photo_confirmed_with_a_button(
     assert await tg_send(gw, tg, text_update(new_id(), chat, "9876")) == 200
     assert "Zählerstand" in tg_texts(tg, chat, since)
     # Instead of typing it, a photo of the roller counter (012650 and a red tenths wheel).
-    tg.add_file("meter-12650", roller_meter(random.Random(3), 12650).jpeg, "photos/meter.jpg")
+    tg.add_file("meter-12650", roller_meter(random.Random(3), 12650).jpeg, "photos/meter-12650.jpg")
     since = len(tg.calls)
     assert await tg_send(gw, tg, photo_update(new_id(), chat, "meter-12650")) == 200
     proposal = await tg.wait_for("sendMessage", lambda p: p.get("chat_id") == chat and p.get("reply_markup"), since=since)
@@ -62,3 +62,24 @@ async def test_telegram_meter_reading_from_a_photo_confirmed_with_a_button(
         photo = await s.scalar(select(Message).where(Message.conversation_id == conv.id, Message.text == "[photo]"))
     assert reading.value == 12650 and photo is not None
     assert reading.photo_url == photo.attachments[0]["url"]  # kept with the reading, for the agent and disputes
+
+
+async def test_telegram_a_photo_read_wrongly_asks_to_type_it_and_offers_a_person(
+    live_gateway: LiveGateway, fake_telegram: FakeTelegram
+) -> None:
+    gw, tg, chat = live_gateway, fake_telegram, new_id()
+    # A photo as the first message, before any reading step.
+    tg.add_file("meter-48324", roller_meter(random.Random(3), 48324).jpeg, "photos/meter-48324.jpg")
+    since = len(tg.calls)
+    assert await tg_send(gw, tg, photo_update(new_id(), chat, "meter-48324", language_code="en")) == 200
+    sent = [str(c.params.get("text")) for c in tg.calls[since:] if c.method == "sendMessage" and c.params.get("chat_id") == chat]
+    proposal = next((c for c in tg.calls[since:] if c.method == "sendMessage" and c.params.get("chat_id") == chat
+                     and "48,324 kWh" in str(c.params.get("text"))), None)
+    assert proposal is not None, sent
+    buttons = {b["text"]: b["callback_data"] for row in proposal.params["reply_markup"]["inline_keyboard"] for b in row}
+    since = len(tg.calls)
+    assert await tg_send(gw, tg, callback_update(new_id(), chat, buttons["No"], 1)) == 200
+    answer = await tg.wait_for("sendMessage", lambda p: p.get("chat_id") == chat and p.get("reply_markup"), since=since)
+    assert "type the meter reading" in answer.params["text"]
+    offered = [b["text"] for row in answer.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert "Talk to a person" in offered
