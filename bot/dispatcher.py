@@ -77,6 +77,16 @@ def should_start_engine_session(turns: int, limit: int, active_loop: str | None)
     return limit > 0 and turns >= limit and active_loop is None
 
 
+
+def engine_message(text: str, attachments: list[Any] | None, photo_intent: str | None) -> tuple[str, dict[str, Any]]:
+    """What the engine hears for a customer message: its text, or — for a message with a picture
+    when the bot names a `photo_intent` — that intent as a payload, the caption and the pictures
+    in the metadata (the bot's action reads them; Settings.photo_intent)."""
+    images = [dict(a) for a in attachments or () if a.get("kind") == "image" and a.get("url")]
+    if not images or not photo_intent:
+        return text, {}
+    return f"/{photo_intent}", {"attachments": images, "caption": text}
+
 class Dispatcher:
     def __init__(
         self,
@@ -312,7 +322,9 @@ class Dispatcher:
             session_key = (conv.engine_session, conv.engine_turns)
             turn.opening = session_key == (0, 0)
 
-        turn.engine, turn.failure = await self._engine_turn(conversation_id, sender, turn.text, set_slots)
+            engine_text, metadata = engine_message(turn.text, msg.attachments, self.settings.photo_intent)
+
+        turn.engine, turn.failure = await self._engine_turn(conversation_id, sender, engine_text, set_slots, metadata)
 
         async with self.db.session() as s:
             conv, msg, customer = (
@@ -359,7 +371,8 @@ class Dispatcher:
         turn.stored = turn.staged.rows
 
     async def _engine_turn(
-        self, conversation_id: str, sender: str, text: str, set_slots: dict[str, Any]
+        self, conversation_id: str, sender: str, text: str, set_slots: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[EngineTurn | None, str | None]:
         """The engine's answer, or why there is none (outside any transaction: it may take long)."""
         if not self.engine_ready.is_set():
@@ -369,7 +382,7 @@ class Dispatcher:
                 log.warning("engine.not_ready", conversation=conversation_id)
                 return None, "engine_not_ready"
         try:
-            turn = await self.engine.turn(sender, text, set_slots=set_slots, metadata={"conversation_id": conversation_id})
+            turn = await self.engine.turn(sender, text, set_slots=set_slots, metadata={**(metadata or {}), "conversation_id": conversation_id})
         except EngineError as exc:
             log.warning("engine.failed", conversation=conversation_id, reason=exc.reason)
             return None, exc.reason

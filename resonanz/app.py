@@ -99,6 +99,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         app[DB], settings.action_token, verification=VerificationPolicy.from_settings(settings), actions=settings.actions,
         customer_numbers=CustomerNumbers(settings.customer_number_pattern), on_verification=metrics.stepup,
         timezone=settings.timezone,
+        media=media,
     ).routes())
     app.router.add_routes(auth_routes())
     agent_api = AgentApi(media)

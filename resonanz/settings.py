@@ -21,6 +21,7 @@ FILE_KEYS = frozenset({
     "start_text",
     "fallback_actions",
     "timezone",
+    "photo_intent",
 })
 
 
@@ -103,6 +104,10 @@ class Settings(BaseSettings):
     # What the bot hears when a customer starts a chat with a start command (Telegram's
     # `/start PAYLOAD`; the payload goes to the message metadata as `start_payload`). None: "/start".
     start_text: str | None = None
+    # What the engine hears when a customer sends a picture (with or without a caption): this
+    # intent as a payload ("/send_photo"), the pictures in the message metadata (`attachments`)
+    # for the bot's actions to look at. None: the engine hears the caption or "[photo]".
+    photo_intent: str | None = None
 
     max_message_chars: int = 4096
     fallback_intents: tuple[str, ...] = ("nlu_fallback", "out_of_scope")

@@ -59,6 +59,18 @@ if [ ! -x .venv-engine/bin/rasa ] || [ "$(cat .venv-engine/.resonanz-stamp 2>/de
   echo "$want" > .venv-engine/.resonanz-stamp
 fi
 
+# --- meter photos: OpenCV (from rapidocr-onnxruntime) needs libGL and GLib (Debian packages) ------
+if ! .venv/bin/python -c 'import cv2' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    say "Installing libgl1 and libglib2.0-0 (Debian packages) for the meter photo OCR"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgl1 libglib2.0-0 >/dev/null
+  else
+    say "warning: meter photos cannot be read until libgl1 and libglib2.0-0 are installed (apt-get)"
+  fi
+fi
+
 # --- model and database -----------------------------------------------------------------------
 .venv/bin/resonanz train
 .venv/bin/resonanz db upgrade

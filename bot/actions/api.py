@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 from bot.verification import ConversationVerification, FactorLookup, Verification
 from resonanz.customer_number import CustomerNumbers
+from resonanz.media import MediaStore
 from resonanz.store import Database
 
 ActionFn = Callable[["ActionContext"], Awaitable[None]]
@@ -135,6 +136,8 @@ class ActionContext:
     customer_numbers: CustomerNumbers = field(default_factory=lambda: CustomerNumbers(None))
     # The utility's time zone (Settings.timezone): times shown to customers are local.
     timezone: tzinfo = field(default_factory=lambda: ZoneInfo("Europe/Berlin"))
+    # Files customers sent (resonanz.media.MediaStore), e.g. a photo in `tracker.metadata["attachments"]`.
+    media: MediaStore | None = None
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.actions.api import ActionContext, Registry, Tracker
 from bot.verification import Outcome, Verification, VerificationPolicy
 from resonanz.customer_number import CustomerNumbers
+from resonanz.media import MediaStore
 from resonanz.store import Database
 
 log = structlog.get_logger(__name__)
@@ -44,7 +45,9 @@ class ActionServer:
         verification: VerificationPolicy | None = None, actions: str | None = None,
         customer_numbers: CustomerNumbers | None = None, on_verification: Callable[[Outcome], None] | None = None,
         timezone: str = "Europe/Berlin",
+        media: MediaStore | None = None,
     ) -> None:
+        self.media = media
         self.db = db
         self.timezone = ZoneInfo(timezone)
         self.token = token
@@ -83,7 +86,7 @@ class ActionServer:
             return web.json_response({"error": "tracker must be an object"}, status=400)
         ctx = ActionContext(
             db=self.db, tracker=Tracker(tracker_data), action_name=name, verifier=self.verification,
-            customer_numbers=self.customer_numbers, timezone=self.timezone,
+            customer_numbers=self.customer_numbers, timezone=self.timezone, media=self.media,
         )
         try:
             await fn(ctx)

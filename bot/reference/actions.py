@@ -6,6 +6,7 @@ Every reply is a named response from domain.yml (German and English variations c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -20,6 +21,7 @@ from bot.actions.api import ActionContext, action, form_validator, verification_
 from bot.verification import Outcome
 from bot.reference import customer_data  # noqa: F401  (registers the bot's tables for export and erasure)
 from bot.reference import report_tasks  # noqa: F401  (registers its self-service tasks for the reports)
+from bot.reference.meter_photo import read_meter
 from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
 from resonanz.store.models import utcnow
 
@@ -319,6 +321,11 @@ async def submit_meter_reading(ctx: ActionContext) -> None:
     if reading is None:
         ctx.utter("utter_meter_reading_cancelled")
         return
+    photo = ctx.get_slot("meter_photo")
+    if photo is not None:
+        ctx.set_slot("meter_photo", None)
+    # The photo goes with the reading only when the customer confirmed the value read from it.
+    photo_url = photo.get("url") if isinstance(photo, dict) and photo.get("value") == reading else None
     async with ctx.db.session() as s:
         account = await s.get(Account, str(number), with_for_update=True)
         if account is None:  # verified, so it existed: deleted in the meantime
@@ -335,6 +342,7 @@ async def submit_meter_reading(ctx: ActionContext) -> None:
                 value=reading,
                 conversation_id=ctx.tracker.conversation_id,
                 submitted_at=now,
+                photo_url=photo_url,
             )
         )
         account.last_reading = reading
@@ -346,6 +354,34 @@ async def submit_meter_reading(ctx: ActionContext) -> None:
         reading=fmt_kwh(reading, ctx.language),
         customer_number=number,
         customer_name=name,
+    )
+
+
+# --- meter reading from a photo -------------------------------------------------------------------
+
+# The buttons under "I read 12 345 kWh – is that right?" (the yes payload carries the value, so
+# the titles are here rather than in domain.yml).
+PHOTO_BUTTONS = {"de": ("Ja, stimmt", "Nein"), "en": ("Yes, that's right", "No")}
+
+
+@action("action_read_meter_photo")
+async def read_meter_photo(ctx: ActionContext) -> None:
+    """The customer sent a photo (the gateway's photo_intent): read the meter in it and propose
+    the value. Never stored from here: "yes" submits it through the meter reading form (its
+    plausibility checks), "no" or an unreadable photo asks the customer to type it."""
+    images = [a for a in ctx.tracker.metadata.get("attachments") or () if a.get("kind") == "image"]
+    path = ctx.media.local_path(str(images[-1].get("url") or "")) if images and ctx.media is not None else None
+    result = await asyncio.to_thread(read_meter, path.read_bytes()) if path is not None else None
+    if result is None or result.value is None:
+        ctx.utter("utter_meter_photo_unreadable")
+        return
+    url = str(images[-1]["url"])
+    ctx.set_slot("meter_photo", {"url": url, "value": result.value})
+    yes, no = PHOTO_BUTTONS[ctx.language]
+    ctx.utter(
+        "utter_meter_photo_read", reading=fmt_kwh(result.value, ctx.language),
+        buttons=[{"title": yes, "payload": "/submit_meter_reading" + json.dumps({"number": str(result.value)})},
+                 {"title": no, "payload": "/meter_photo_wrong"}],
     )
 
 
@@ -539,7 +575,7 @@ async def submit_instalment(ctx: ActionContext) -> None:
 
 FORM_SLOTS = (
     "verification_factor", "meter_reading", "postcode", "outage_report",
-    "instalment_amount", "instalment_confirmed", "requested_slot",
+    "instalment_amount", "instalment_confirmed", "requested_slot", "meter_photo",
 )
 
 

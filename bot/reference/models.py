@@ -36,6 +36,9 @@ class MeterReading(Base):
     value: Mapped[int] = mapped_column(Integer)
     conversation_id: Mapped[str | None] = mapped_column(String(32))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The customer's photo the value was read from and confirmed (a /media URL), for the agent
+    # and for disputes; erased with the conversation's media.
+    photo_url: Mapped[str | None] = mapped_column(String(300))
 
 
 class InstalmentChange(Base):
