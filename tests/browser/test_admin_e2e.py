@@ -106,6 +106,10 @@ async def test_admin_creates_an_agent_and_a_queue_and_edits_its_business_hours(g
     await page.locator("#agent-email").fill(email)
     await page.locator("#agent-name").fill("Karl Vertrag")
     await page.locator("#agent-password").fill("karls-passwort-1")
+    # Every role the API takes is offered (supervisors see the reports, trainers review).
+    roles = page.locator("#agent-role option")
+    await expect(roles).to_have_text(["agent", "admin", "supervisor", "trainer"])
+    assert await roles.evaluate_all("os => os.map(o => o.value)") == ["agent", "admin", "supervisor", "trainer"]
     await page.locator("#agent-role").select_option("agent")
     await page.locator("#agent-skills").fill("contracts, complaints")
     await page.locator("#agent-languages").fill("de")

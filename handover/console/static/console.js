@@ -12,6 +12,9 @@ import { LANG, ago, channelLabel, label, t, when } from "/console/static/i18n.js
 
 const html = htm.bind(h);
 
+// The roles an admin can give (handover/schemas.py Role).
+const ROLES = ["agent", "admin", "supervisor", "trainer"];
+
 /* Pages of the console, shown in the navigation. Other pages (reports, review queue …) add an
  * entry here: {href, de, en, roles: the roles that see it (default: everyone)}. */
 export const PAGES = [
@@ -780,7 +783,7 @@ function Admin() {
       <label class="sr" for="agent-email">E-Mail</label><input id="agent-email" placeholder="E-Mail" required />
       <label class="sr" for="agent-name">Name</label><input id="agent-name" placeholder="Name" required />
       <label class="sr" for="agent-password">Passwort</label><input id="agent-password" type="password" placeholder="Passwort (≥10)" required />
-      <label class="sr" for="agent-role">Rolle</label><select id="agent-role"><option>agent</option><option>admin</option></select>
+      <label class="sr" for="agent-role">Rolle</label><select id="agent-role">${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select>
       <label class="sr" for="agent-skills">Skills</label><input id="agent-skills" placeholder="skills: general,contracts" value="general" />
       <label class="sr" for="agent-languages">Sprachen</label><input id="agent-languages" placeholder="de,en" value="de,en" />
       <label class="sr" for="agent-capacity">Kapazität</label><input id="agent-capacity" type="number" min="0" max="1000" value="3" />
