@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -22,7 +22,7 @@ REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
     400: "Bad input: the body, a query parameter or a value in it is invalid (`details` lists each)",
     401: "Login required (no session cookie or bearer token, or it is no longer valid)",
-    403: "Not allowed: admins only (or admins and trainers), a trainer on the help desk, CSRF token missing or wrong (cookie sessions), or not your conversation",
+    403: "Not allowed: admins only (or admins and trainers, or admins and supervisors), a trainer on the help desk, CSRF token missing or wrong (cookie sessions), or not your conversation",
     404: "No such resource",
     409: "Conflict: taken by someone else, changed meanwhile, already exists, or would leave no active admin",
     413: "Body too large",
@@ -31,7 +31,7 @@ ERROR_TEXT = {
     503: "The login limiter's store (Redis) is unreachable: nothing was checked; try again",
 }
 
-Auth = Literal["none", "agent", "admin", "reviewer"]
+Auth = Literal["none", "agent", "admin", "reviewer", "viewer"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Route:
     query: type[BaseModel] | None = None
     multipart: type[BaseModel] | None = None
     errors: tuple[int, ...] = ()
+    # Other media types the success response can have (e.g. text/csv), beside the JSON of `response`.
+    alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
     auth: Auth = "agent"
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -65,7 +67,7 @@ def _handover_links(pointer: str) -> dict[str, dict[str, Any]]:
     }
 
 
-SUMMARY_SUFFIX = {"admin": " (admins)", "reviewer": " (admins and trainers)"}
+SUMMARY_SUFFIX = {"admin": " (admins)", "reviewer": " (admins and trainers)", "viewer": " (admins and supervisors)"}
 BODY = (400, 413, 415)  # any operation that reads a JSON body
 ID = "/{id}"
 
@@ -93,6 +95,9 @@ ROUTES: tuple[Route, ...] = (
     Route("post", "/api/v1/handovers" + ID + "/messages", "replyToHandover",
           "Reply to the customer: JSON with text, or multipart/form-data with text and/or a picture", 201,
           m.MessageResponse, request=m.TextRequest, multipart=m.MultipartMessage, errors=(*BODY, 401, 403, 404, 409)),
+    Route("post", "/api/v1/handovers" + ID + "/typing", "typingOnHandover",
+          "The owner is typing a reply (the customer sees it where the channel can show it)", 204, None,
+          errors=(401, 403, 404, 409)),
     Route("post", "/api/v1/handovers" + ID + "/notes", "noteOnHandover", "Internal note (never sent to the customer)",
           201, m.MessageResponse, request=m.TextRequest, errors=(*BODY, 401, 403, 404, 409)),
     Route("post", "/api/v1/handovers" + ID + "/transfer", "transferHandover",
@@ -174,10 +179,20 @@ ROUTES: tuple[Route, ...] = (
     Route("post", "/api/v1/review/export", "exportReviewed",
           "Write the labelled examples to training_data/nlu/reviewed.yml (Rasa YAML)", 200,
           m.ReviewExportResponse, errors=(401, 403), auth="admin"),
+    Route("get", "/api/v1/reports", "listReports", "The reports, and the values their filters can take", 200,
+          m.ReportIndex, errors=(401, 403), auth="viewer"),
+    Route("get", "/api/v1/reports/{name}", "getReport",
+          "A report over a range of days: its tables as JSON, or one table as CSV (`format=csv&table=`)", 200,
+          m.ReportResponse, query=m.ReportQuery, errors=(400, 401, 403, 404), auth="viewer",
+          alternatives={"text/csv": {"schema": {"type": "string"}}}),
 )
 
 ID_PARAMETER = {"name": "id", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": m.ID_PATTERN}, "description": "32 hexadecimal digits"}
+
+
+REPORT_PARAMETER = {"name": "name", "in": "path", "required": True,
+                    "schema": {"type": "string", "enum": list(get_args(m.ReportName))}}
 
 
 def _content(schema: dict[str, Any], media_type: str = "application/json") -> dict[str, Any]:
@@ -227,6 +242,8 @@ def document() -> dict[str, Any]:
         }
         if r.links:
             responses[str(r.status)]["links"] = r.links
+        if r.alternatives:
+            responses[str(r.status)]["content"].update(r.alternatives)
         for status in sorted(set(r.errors)):
             responses[str(status)] = {"description": ERROR_TEXT[status], "content": _content(error_ref)}
         op: dict[str, Any] = {"operationId": r.operation_id, "summary": r.summary + SUMMARY_SUFFIX.get(r.auth, ""),
@@ -234,6 +251,8 @@ def document() -> dict[str, Any]:
         if r.auth == "none":
             op["security"] = []
         params = [ID_PARAMETER] if "{id}" in r.path else []
+        if "{name}" in r.path:
+            params.append(REPORT_PARAMETER)
         if r.query is not None:
             params += _query_parameters(components[refs[(r.query, "validation")]["$ref"].rsplit("/", 1)[1]])
         if params:

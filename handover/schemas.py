@@ -814,6 +814,66 @@ class AuditList(BaseModel):
     entries: list[AuditEntry]
 
 
+# --- reports (resonanz.reports; admins and supervisors) ------------------------------------------
+
+ReportName = Literal["containment", "handovers", "waiting", "business_hours", "csat", "self_service", "intents"]
+REPORT_DAY = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+REPORT_VALUE = r"^[A-Za-z0-9_.:-]{0,64}$"
+REPORT_QUEUE = r"^([0-9a-f]{32})?$"
+REPORT_TABLE = r"^[a-z_]{0,64}$"
+
+
+class ReportQuery(BaseModel):
+    """The filters of a report (resonanz.reports.api.parse_filters checks them). Every parameter at
+    most once, no others. `from` is not after `to`, and at most 400 days apart (rules between two
+    values that the schema cannot state)."""
+
+    model_config = STRICT
+    # Left out: no filter (the query models are documented as parameters: optional, never null).
+    from_: date = Field(None, alias="from", description="First day (UTC), YYYY-MM-DD; default 29 days before `to`")
+    to: date = Field(None, description="Last day (UTC), YYYY-MM-DD; default today")
+    channel: Annotated[str, StringConstraints(pattern=REPORT_VALUE)] = Field(
+        None, description="Only this channel (empty: all)")
+    language: Annotated[str, StringConstraints(pattern=REPORT_VALUE)] = Field(
+        None, description="Only this language (empty: all)")
+    queue: Annotated[str, StringConstraints(pattern=REPORT_QUEUE)] = Field(
+        None, description="Only this queue's id (empty: all)")
+    format: Literal["json", "csv"] = Field("json", description="csv: one table (`table`) as CSV")
+    table: Annotated[str, StringConstraints(pattern=REPORT_TABLE)] = Field(
+        None, description="With format=csv: the table (default the report's first); 404 if the report has no such table")
+
+
+class ReportQueueRef(BaseModel):
+    id: str
+    name: str
+
+
+class ReportIndex(BaseModel):
+    reports: list[str]
+    channels: list[str]
+    languages: list[str]
+    queues: list[ReportQueueRef]
+
+
+class ReportTable(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]] = Field(description="One list per row, in the order of `columns`")
+
+
+class ReportFilters(BaseModel):
+    channel: str | None
+    language: str | None
+    queue: str | None
+
+
+class ReportResponse(BaseModel):
+    report: str
+    from_: str = Field(alias="from", description="First day, YYYY-MM-DD")
+    to: str = Field(description="Last day, YYYY-MM-DD")
+    filters: ReportFilters
+    tables: dict[str, ReportTable]
+
+
 # --- the review queue (resonanz.review; trainers and admins) -------------------------------------
 
 IntentName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,99}$")]

@@ -27,6 +27,8 @@ MAX_DAYS = 400
 DEFAULT_DAYS = 30
 _SIMPLE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _QUEUE_ID = re.compile(r"^[0-9a-f]{32}$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # fromisoformat alone takes 20240101 and 2024-W01-1 too
+_TABLE = re.compile(r"^[a-z_]{0,64}$")
 PARAMS = {"from", "to", "channel", "language", "queue", "format", "table"}
 
 
@@ -37,11 +39,19 @@ def parse_filters(query: Any, today: date) -> Filters:
     for key in query:
         if len(query.getall(key)) > 1:
             raise Invalid(f"{key}: give this parameter once")
+    for key in ("from", "to"):
+        if key in query and not _DAY.match(query[key]):
+            raise Invalid("from and to are days: YYYY-MM-DD")
+    if not _TABLE.match(query.get("table", "")):
+        raise Invalid("table: not a table name")
     try:
-        last = date.fromisoformat(query["to"]) if query.get("to") else today
-        first = date.fromisoformat(query["from"]) if query.get("from") else last - timedelta(days=DEFAULT_DAYS - 1)
+        last = date.fromisoformat(query["to"]) if "to" in query else today
+        first = date.fromisoformat(query["from"]) if "from" in query else last - timedelta(days=DEFAULT_DAYS - 1)
+        last + timedelta(days=1)  # the range ends the next midnight
     except ValueError:
         raise Invalid("from and to are days: YYYY-MM-DD") from None
+    except OverflowError:
+        raise Invalid("from and to: days between 0001-01-01 and 9999-12-30") from None
     if first > last:
         raise Invalid("from is after to")
     if (last - first).days >= MAX_DAYS:
@@ -92,8 +102,10 @@ async def report_handler(request: web.Request) -> web.StreamResponse:
     if name not in queries.REPORTS:
         raise NotFound("no such report")
     f = parse_filters(request.query, utcnow().date())
-    tables = await run_report(request.app, name, f)
     fmt = request.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise Invalid("format: json or csv")
+    tables = await run_report(request.app, name, f)
     if fmt == "csv":
         table_name = request.query.get("table") or next(iter(tables))
         if table_name not in tables:
@@ -102,8 +114,6 @@ async def report_handler(request: web.Request) -> web.StreamResponse:
             text=to_csv(tables[table_name]), content_type="text/csv", charset="utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}-{table_name}-{f.start:%Y%m%d}-{(f.end - timedelta(days=1)):%Y%m%d}.csv"',
                      "X-Content-Type-Options": "nosniff"})
-    if fmt != "json":
-        raise Invalid("format: json or csv")
     return web.json_response({
         "report": name, "from": f.start.date().isoformat(), "to": (f.end - timedelta(days=1)).date().isoformat(),
         "filters": {"channel": f.channel, "language": f.language, "queue": f.queue},

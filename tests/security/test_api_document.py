@@ -31,3 +31,26 @@ async def test_every_api_route_is_in_the_openapi_document(tmp_path: Path) -> Non
     documented = {(method, path) for path, ops in doc["paths"].items() for method in ops}
     assert served - documented == set()
     assert ("post", "/api/v1/agents/{id}/revoke-credentials") in documented
+
+
+def test_the_reports_are_documented_with_their_filters_and_csv() -> None:
+    from typing import get_args
+
+    from handover import schemas as m
+    from handover.openapi import document
+    from resonanz.reports import api as reports_api
+    from resonanz.reports.queries import REPORTS
+
+    doc = document()
+    index = doc["paths"]["/api/v1/reports"]["get"]
+    report = doc["paths"]["/api/v1/reports/{name}"]["get"]
+    assert set(index["responses"]) == {"200", "401", "403"}
+    assert set(report["responses"]) == {"200", "400", "401", "403", "404"}
+    assert set(report["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+    params = {p["name"]: p for p in report["parameters"]}
+    # Every query parameter the handler takes is documented, and the report names are the reports.
+    assert set(params) == {"name"} | reports_api.PARAMS
+    assert params["name"]["schema"]["enum"] == list(REPORTS) == list(get_args(m.ReportName))
+    assert params["format"]["schema"]["enum"] == ["json", "csv"]
+    assert params["from"]["schema"]["format"] == "date"
+    assert "supervisors" in report["summary"]
