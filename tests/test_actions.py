@@ -32,7 +32,7 @@ from bot.verification import Verification
 from resonanz.customer_number import CustomerNumbers
 from resonanz.settings import Settings
 from resonanz.store import Database
-from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
+from bot.reference.models import Account, InstalmentChange, MeterReading, Outage, OutageLookup
 from resonanz.store.models import Base, utcnow
 from tests.support.actions import TOKEN, _client, call, request_body, response_names, slot_events, sw_db  # noqa: F401
 
@@ -297,6 +297,22 @@ async def test_invalid_postcode_is_rejected(client: TestClient) -> None:
     body = await validate_outage(client, {"postcode": "1011"})
     assert slot_events(body) == {"postcode": None}
     assert response_names(body) == ["utter_postcode_invalid"]
+
+
+async def test_every_outage_lookup_is_recorded_whatever_it_found(client: TestClient, sw_db: Database) -> None:
+    """The self-service report counts lookups: one row per postcode looked up (a known outage, one
+    customers reported, or nothing), none for a postcode refused as invalid."""
+    await validate_outage(client, {"postcode": DEMO_OUTAGES[0].postcode})
+    await validate_outage(client, {"postcode": DEMO_POSTCODE_WITHOUT_OUTAGE})
+    await validate_outage(client, {"postcode": "1011"})
+    await call(client, request_body("action_finish_outage", {"postcode": DEMO_POSTCODE_WITHOUT_OUTAGE, "outage_report": True}))
+    await validate_outage(client, {"postcode": DEMO_POSTCODE_WITHOUT_OUTAGE})
+    async with sw_db.session() as s:
+        rows = (await s.scalars(select(OutageLookup).order_by(OutageLookup.id))).all()
+    assert [(r.postcode, r.outcome, r.conversation_id) for r in rows] == [
+        (DEMO_OUTAGES[0].postcode, "known", "conv-1"), (DEMO_POSTCODE_WITHOUT_OUTAGE, "none", "conv-1"),
+        (DEMO_POSTCODE_WITHOUT_OUTAGE, "reported", "conv-1")]
+    assert all(r.looked_up_at is not None for r in rows)
 
 
 async def test_reported_outage_is_stored_and_known_afterwards(client: TestClient, sw_db: Database) -> None:

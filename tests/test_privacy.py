@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import MetaData, select, text
 
 import bot.reference.customer_data  # noqa: F401  (registers the reference bot's tables)
-from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
+from bot.reference.models import Account, InstalmentChange, MeterReading, Outage, OutageLookup
 from resonanz.privacy import erase_customer, export_customer
 from resonanz.store import Database
 from resonanz.store.models import (
@@ -75,6 +75,7 @@ async def _seed(db: Database, tag: str, var_dir: Path) -> None:
                 InstalmentChange(customer_number=number, old_amount=80, new_amount=90, conversation_id=conv),
                 Outage(postcode="10115", kind="power", status="reported", description_de="Vom Kunden gemeldeter Stromausfall (Chat).",
                        description_en="Power outage reported by a customer (chat).", reported_by_conversation=conv),
+                OutageLookup(postcode="10115", outcome="none", conversation_id=conv),
             ])
         s.add(Handover(id=f"{tag}handover", conversation_id=f"{tag}conv1", customer_id=f"{tag}cust",
                        reason="customer_request", trigger="pattern", status="closed", summary=f"{tag} summary",
@@ -138,6 +139,7 @@ async def test_export_holds_all_of_one_customer_and_nothing_of_another(database:
     assert [a["customer_number"] for a in bot["accounts"]] == ["ALPHA-1001"]
     assert sorted(r["value"] for r in bot["meter_readings"]) == [101, 102]
     assert len(bot["instalment_changes"]) == 2 and len(bot["outages_reported"]) == 2
+    assert [(r["postcode"], r["outcome"]) for r in bot["outage_lookups"]] == [("10115", "none")] * 2
     assert [(m["name"], base64.b64decode(m["content_base64"])) for m in doc["media"]] == [
         ("in-alphafile.png", b"\x89PNG alpha")]
     assert sorted(e["sender_id"] for e in doc["engine_events"]) == [
@@ -155,7 +157,7 @@ async def test_erasure_leaves_nothing_of_the_customer_in_any_table_store_or_fold
         await _seed(database, tag, tmp_path)
     before = await _all_rows(database, tmp_path)
     seeded = {t for t, rows in before.items() if any("bravo" in r.lower() for r in rows)}
-    assert {"customers", "messages", "review_items", "continue_codes", "accounts", "data_access_log", "meter_readings", "events" if not database.is_sqlite
+    assert {"customers", "messages", "review_items", "continue_codes", "accounts", "data_access_log", "meter_readings", "outage_lookups", "events" if not database.is_sqlite
             else "trackers.db:events"} <= seeded
 
     counts = await erase_customer(database, "webchat:alphaweb", tmp_path)

@@ -22,7 +22,7 @@ from bot.verification import Outcome
 from bot.reference import customer_data  # noqa: F401  (registers the bot's tables for export and erasure)
 from bot.reference import report_tasks  # noqa: F401  (registers its self-service tasks for the reports)
 from bot.reference.meter_photo import read_meter
-from bot.reference.models import Account, InstalmentChange, MeterReading, Outage
+from bot.reference.models import Account, InstalmentChange, MeterReading, Outage, OutageLookup
 from resonanz.store.models import utcnow
 
 POSTCODE_RE = re.compile(r"\d{5}")
@@ -405,7 +405,10 @@ async def outage_postcode(value: Any, ctx: ActionContext) -> str | None:
                 .order_by(Outage.started_at.desc())
             )
         ).all()
-    known = next((o for o in rows if o.status == "known"), None)
+        known = next((o for o in rows if o.status == "known"), None)
+        # Every lookup is recorded, whatever it found: the reports count them (report_tasks.py).
+        s.add(OutageLookup(postcode=postcode, outcome="known" if known else "reported" if rows else "none",
+                           conversation_id=ctx.tracker.conversation_id))
     if known is not None:
         lang = ctx.language
         description = known.description_de if lang == "de" else known.description_en

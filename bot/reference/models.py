@@ -64,3 +64,15 @@ class Outage(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expected_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reported_by_conversation: Mapped[str | None] = mapped_column(String(32))
+
+
+class OutageLookup(Base):
+    """A postcode looked up for power outages, whatever was found (counted in the reports)."""
+
+    __tablename__ = "outage_lookups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    postcode: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(16))  # "known" | "reported" | "none"
+    conversation_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

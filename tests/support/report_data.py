@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.reference.models import Account, InstalmentChange, MeterReading
+from bot.reference.models import Account, InstalmentChange, MeterReading, OutageLookup
 from sqlalchemy import delete
 
 from resonanz.store import Database
@@ -93,6 +93,10 @@ async def seed(db: Database) -> dict[str, str]:
         s.add(MeterReading(customer_number="4711", value=1234, conversation_id=convs["c1"].id, submitted_at=at("08:02:00")))
         s.add(InstalmentChange(customer_number="4711", old_amount=50, new_amount=60, conversation_id=convs["c6"].id,
                                changed_at=at("10:05:00", "2026-02-20")))
+        # Outage lookups, whatever they found: one on DAY, one out of range.
+        s.add(OutageLookup(postcode="10115", outcome="none", conversation_id=convs["c2"].id, looked_up_at=at("12:02:00")))
+        s.add(OutageLookup(postcode="10115", outcome="known", conversation_id=convs["c6"].id,
+                           looked_up_at=at("10:04:00", "2026-02-20")))
         return {"billing-de": billing.id, "general-en": general.id}
 
 
@@ -125,7 +129,7 @@ EXPECTED: dict[str, dict[str, list[list[Any]]]] = {
     },
     "self_service": {
         "tasks": [["instalment_change", "Instalment changes", 0], ["meter_reading", "Meter readings", 1],
-                  ["outage_report", "Outages reported", 0]],
+                  ["outage_lookup", "Outage lookups", 1], ["outage_report", "Outages reported", 0]],
         "form_dropouts": [["meter_reading_form", "meter_reading", 1]],
     },
     "intents": {
