@@ -784,9 +784,9 @@ function Admin() {
       <label class="sr" for="agent-name">Name</label><input id="agent-name" placeholder="Name" required />
       <label class="sr" for="agent-password">Passwort</label><input id="agent-password" type="password" placeholder="Passwort (≥10)" required />
       <label class="sr" for="agent-role">Rolle</label><select id="agent-role">${ROLES.map((r) => html`<option value=${r}>${r}</option>`)}</select>
-      <label class="sr" for="agent-skills">Skills</label><input id="agent-skills" placeholder="skills: general,contracts" value="general" />
-      <label class="sr" for="agent-languages">Sprachen</label><input id="agent-languages" placeholder="de,en" value="de,en" />
-      <label class="sr" for="agent-capacity">Kapazität</label><input id="agent-capacity" type="number" min="0" max="1000" value="3" />
+      <label class="sr" for="agent-skills">Skills</label><input id="agent-skills" placeholder="skills: general,contracts" defaultValue="general" />
+      <label class="sr" for="agent-languages">Sprachen</label><input id="agent-languages" placeholder="de,en" defaultValue="de,en" />
+      <label class="sr" for="agent-capacity">Kapazität</label><input id="agent-capacity" type="number" min="0" max="1000" defaultValue="3" />
       <button type="submit" data-testid="agent-create">Anlegen / Create</button>
     </form>
     <h2>Queues</h2>
