@@ -114,6 +114,11 @@ async def test_admin_creates_an_agent_and_a_queue_and_edits_its_business_hours(g
     await page.locator("#agent-skills").fill("contracts, complaints")
     await page.locator("#agent-languages").fill("de")
     await page.locator("#agent-capacity").fill("5")
+    # The page re-rendering meanwhile (here: a queue edited, then not) keeps what was typed.
+    await page.get_by_test_id("queue-edit").first.click()
+    await page.get_by_test_id("queue-cancel").click()
+    for field, typed in (("#agent-skills", "contracts, complaints"), ("#agent-languages", "de"), ("#agent-capacity", "5")):
+        await expect(page.locator(field)).to_have_value(typed)
     await page.get_by_test_id("agent-create").click()
     item = page.get_by_test_id("agent-item").filter(has_text="Karl Vertrag")
     await expect(item).to_have_text(f"Karl Vertrag <{email}> · agent · offline · 0/5 · contracts,complaints · de")
