@@ -83,7 +83,12 @@ async def test_report_filters_range_and_who_sees_them(desk: Desk) -> None:  # no
     assert index.status == 200 and "csat" in (await index.json())["reports"]
     for params, status in (({"from": "2026-03-02", "to": "2026-03-01"}, 400), ({"from": "yesterday"}, 400),
                            ({"from": "2024-01-01", "to": "2026-01-01"}, 400), ({"queue": "x'; drop"}, 400),
-                           ({"format": "xml"}, 400), ({"format": "csv", "table": "nope"}, 404), ({"bogus": "1"}, 400)):
+                           ({"format": "xml"}, 400), ({"format": "csv", "table": "nope"}, 404), ({"bogus": "1"}, 400),
+                           # as the OpenAPI document says: days are YYYY-MM-DD, never empty; the range
+                           # ends at a midnight that exists; a table name is lower-case letters
+                           ({"to": ""}, 400), ({"from": "20260301"}, 400), ({"from": "2026-W09-1"}, 400),
+                           ({"from": "9999-12-31"}, 400), ({"to": "0001-01-05"}, 400), ({"table": "Nope!"}, 400),
+                           ({"format": ""}, 400)):
         resp = await desk.client.get("/api/v1/reports/containment", params=params, headers=sup)
         assert resp.status == status, (params, await resp.text())
     assert (await desk.client.get("/api/v1/reports/nope", headers=sup)).status == 404
