@@ -28,31 +28,9 @@ from connectors.fakes.telegram import (
     text_update,
 )
 from connectors.fakes.twilio import FakeTwilio
-from tests.support.channels import conversation_of, new_phone, sent_to, twilio_post
+from tests.support.channels import conversation_of, new_id, new_phone, sent_to, tg_send, tg_texts, twilio_post
 
 pytestmark = pytest.mark.engine
-
-_ids = iter(range(random.randint(10_000, 90_000) * 1000, 10**9))
-
-
-def new_id() -> int:
-    return next(_ids)
-
-
-async def tg_send(gw: LiveGateway, tg: FakeTelegram, update: dict[str, Any], secret: str | None = TELEGRAM_SECRET) -> int:
-    """Deliver an update; the webhook is answered once it is stored, so wait for its turn too."""
-    status, _ = await tg.deliver_update(update, url=gw.url + "/webhooks/telegram/webhook", secret_token=secret or "")
-    await gw.app[DISPATCHER].settled()
-    return status
-
-
-def tg_texts(tg: FakeTelegram, chat: int, since: int) -> str:
-    return "\n".join(
-        str(c.params.get("text") or c.params.get("caption") or "")
-        for c in tg.calls[since:]
-        if c.method in ("sendMessage", "sendPhoto") and c.params.get("chat_id") == chat
-    )
-
 
 async def agent_client(gw: LiveGateway) -> tuple[aiohttp.ClientSession, str]:
     email = f"agent-{secrets.token_hex(4)}@stadtwerke.example"

@@ -17,8 +17,7 @@ from bot.reference.models import Account, MeterReading
 from connectors.fakes.telegram import FakeTelegram, callback_update, photo_update, text_update
 from resonanz.store.models import Message, utcnow
 from tests.conftest import LiveGateway
-from tests.support.channels import conversation_of
-from tests.test_e2e_channels import new_id, tg_send, tg_texts
+from tests.support.channels import conversation_of, new_id, tg_send, tg_texts
 
 pytestmark = pytest.mark.engine
 

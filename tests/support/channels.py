@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connectors.fakes.telegram import FakeTelegram
 from connectors.fakes.twilio import FakeTwilio
 from resonanz.app import DISPATCHER
 from resonanz.store.models import ChannelIdentity, Conversation
-from tests.conftest import LiveGateway
+from tests.conftest import TELEGRAM_SECRET, LiveGateway
 
 
 def new_phone() -> str:
@@ -38,3 +39,25 @@ async def conversation_of(gw: LiveGateway, channel: str, sender: str) -> Convers
                               .order_by(Conversation.created_at.desc()).limit(1))
         assert conv is not None
         return conv
+
+
+_ids = iter(range(random.randint(10_000, 90_000) * 1000, 10**9))
+
+
+def new_id() -> int:
+    return next(_ids)
+
+
+async def tg_send(gw: LiveGateway, tg: FakeTelegram, update: dict[str, Any], secret: str | None = TELEGRAM_SECRET) -> int:
+    """Deliver an update; the webhook is answered once it is stored, so wait for its turn too."""
+    status, _ = await tg.deliver_update(update, url=gw.url + "/webhooks/telegram/webhook", secret_token=secret or "")
+    await gw.app[DISPATCHER].settled()
+    return status
+
+
+def tg_texts(tg: FakeTelegram, chat: int, since: int) -> str:
+    return "\n".join(
+        str(c.params.get("text") or c.params.get("caption") or "")
+        for c in tg.calls[since:]
+        if c.method in ("sendMessage", "sendPhoto") and c.params.get("chat_id") == chat
+    )
