@@ -379,17 +379,10 @@ class LoginLimiter:
 
     def __init__(self, settings: Settings) -> None:
         from limits import parse
-        from limits.aio.storage import MemoryStorage, RedisStorage
-        from limits.aio.strategies import MovingWindowRateLimiter
 
-        if settings.redis_url:
-            url = settings.redis_url
-            url = "async+redis+" + url if url.startswith("unix://") else "async+" + url
-            self.storage: Any = RedisStorage(url, implementation="redispy", wrap_exceptions=True,
-                                             key_prefix=f"{settings.redis_channel}:login")
-        else:
-            self.storage = MemoryStorage(wrap_exceptions=True)
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        from resonanz.ratelimit import moving_window
+
+        self.limiter, self.storage = moving_window(settings, "login")
         self.ip_email = parse(settings.login_limit_ip_email)
         self.ip = parse(settings.login_limit_ip)
         self.email = parse(settings.login_limit_email)

@@ -197,17 +197,10 @@ class ContinueLimiter:
 
     def __init__(self, settings: Settings) -> None:
         from limits import parse
-        from limits.aio.storage import MemoryStorage, RedisStorage
-        from limits.aio.strategies import MovingWindowRateLimiter
 
-        if settings.redis_url:
-            url = settings.redis_url
-            url = "async+redis+" + url if url.startswith("unix://") else "async+" + url
-            self.storage: Any = RedisStorage(url, implementation="redispy", wrap_exceptions=True,
-                                             key_prefix=f"{settings.redis_channel}:continue")
-        else:
-            self.storage = MemoryStorage(wrap_exceptions=True)
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        from resonanz.ratelimit import moving_window
+
+        self.limiter, self.storage = moving_window(settings, "continue")
         self.item = parse(settings.continue_limit)
 
     async def allow(self, channel: str, sender_id: str) -> bool:
