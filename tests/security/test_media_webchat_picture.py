@@ -86,4 +86,7 @@ async def test_the_web_chat_customer_sees_an_agent_picture_without_a_public_url(
     image = page.locator(".rz-image")
     await expect(image).to_have_count(1, timeout=15_000)
     await expect(image).to_have_attribute("src", gateway.url + url)
-    await page.wait_for_function("() => { const i = document.querySelector('.rz-image'); return i && i.complete && i.naturalWidth === 1; }")
+    # The picture inside the chat's Shadow DOM has loaded (or loads now): one pixel wide.
+    loaded = await image.evaluate("""i => i.complete ? i.naturalWidth : new Promise(done => {
+        i.addEventListener('load', () => done(i.naturalWidth)); i.addEventListener('error', () => done(0)); })""")
+    assert loaded == 1
