@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import EngineHandle
 from tests.support.cli import RESONANZ, _env, read_until
+from tests.support.settle import until
 
 @pytest.mark.engine
 async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path, engine_server: EngineHandle) -> None:
@@ -39,11 +40,18 @@ async def test_run_starts_both_prints_urls_and_ctrl_c_stops_both(tmp_path: Path,
         with sqlite3.connect(tmp_path / "run.db") as db:
             assert db.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
             assert db.execute("SELECT count(*) FROM outages").fetchone() == (0,)
-        # Both are gone: nothing listens on either port any more.
+        # Both are gone: nothing listens on either port any more (the engine, stopped by the
+        # gateway on its way out, may take a moment to release its port).
+        async def closed(p: int) -> bool:
+            try:
+                _r, w = await asyncio.open_connection("127.0.0.1", p)
+            except OSError:
+                return True
+            w.close()
+            return False
+
         for p in (port, engine_port):
-            with pytest.raises(OSError):
-                _r, w = await asyncio.open_connection("127.0.0.1", int(p))
-                w.close()
+            await until(lambda p=int(p): closed(p), f"nothing listens on port {p}", 20)
     finally:
         if proc.returncode is None:
             proc.kill()
