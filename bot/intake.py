@@ -8,10 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, cast, insert, literal, select, update
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from bot.leases import InboundLeases
 from connectors.base import InboundMessage, OutboundMessage
@@ -62,18 +60,10 @@ class Intake:
             allowed = await self.limiter.allow(inbound.channel, inbound.sender_id)
             metadata = {k: ("[code]" if k == "start_payload" else v) for k, v in inbound.metadata.items()}
             inbound = dataclasses.replace(inbound, text=continuity.redacted(inbound.text), metadata=metadata)
-        first = 0
-        if not self.db.is_sqlite and code is None:
-            try:
-                if (known := await self._store_known_at_once(inbound)) is not None:
-                    return known
-            except IntegrityError:
-                first = 1  # this provider id is stored already: the general path looks it up
-        for attempt in range(first, 3):
+        for attempt in range(3):
             try:
                 async with self.db.session(urgent=True) as s:
-                    if (attempt == 0 and code is None and self.db.is_sqlite
-                            and (known := await self._store_known(s, inbound)) is not None):
+                    if attempt == 0 and code is None and (known := await self._store_known(s, inbound)) is not None:
                         return known
                     # A repeated provider id is rare: the unique constraint catches it on the first
                     # attempt (IntegrityError), and the retry looks the earlier message up. Both are
@@ -149,44 +139,6 @@ class Intake:
             .order_by(Conversation.created_at.desc())
             .limit(1)
         )
-
-    async def _store_known_at_once(self, inbound: InboundMessage) -> tuple[int, str, str, None] | None:
-        """PostgreSQL: `_store_known` as ONE self-committing INSERT ... SELECT (one round trip:
-        no BEGIN, COMMIT or pool ping). Inserts nothing, and returns None, unless the sender's
-        newest open conversation meets `_store_known`'s conditions; `store` then does the rest."""
-        if inbound.control is not None or inbound.location is not None:
-            return None
-        latest = self._latest(inbound).subquery()
-        address = cast(literal(inbound.address.to_dict(), JSON), JSONB)
-        conditions = [cast(latest.c.identity_address, JSONB) == address, cast(latest.c.conv_address, JSONB) == address,
-                      latest.c.channel == inbound.channel, latest.c.state != State.AGENT]
-        if inbound.display_name:
-            conditions.append(latest.c.name.is_not(None))
-        if inbound.customer_key is not None:
-            conditions.append(latest.c.customer_key == inbound.customer_key)
-        public_id = new_id()
-        columns = {"public_id": public_id, **self._columns(inbound, "", "")}
-        del columns["conversation_id"], columns["customer_id"]
-        attrs = sa_inspect(Message).attrs
-        targets = [attrs[name].columns[0] for name in columns]
-        values = [literal(value, target.type) for value, target in zip(columns.values(), targets, strict=True)]
-        stmt = (
-            insert(Message)
-            .from_select([*targets, Message.conversation_id, Message.customer_id],
-                         select(*values, latest.c.conversation_id, latest.c.customer_id).where(*conditions))
-            .returning(Message.id, Message.conversation_id)
-        )
-        for attempt in (1, 2):
-            try:
-                async with self.db.statement(urgent=True) as conn:
-                    row = (await conn.execute(stmt)).first()
-                break
-            except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == 2:
-                    raise
-        if row is None:
-            return None
-        return row[0], row[1], public_id, None
 
     async def _store_known(self, s: Any, inbound: InboundMessage) -> tuple[int, str, str, None] | None:
         """The common case in two statements without the ORM's unit of work (the ORM costs about a

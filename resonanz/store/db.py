@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.pool import AsyncAdaptedQueuePool
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from resonanz.store import sqlite_driver
 
@@ -40,10 +40,6 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
-        # PostgreSQL: a small second pool for single self-committing statements (`statement`):
-        # no BEGIN, COMMIT or pre-ping round trips, so an acknowledgement costs one trip.
-        self._autocommit: AsyncEngine | None = None if self.is_sqlite else create_async_engine(
-            self.url, echo=echo, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -68,21 +64,6 @@ class Database:
         finally:
             self._gate.release(urgent)
 
-    @asynccontextmanager
-    async def statement(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
-        """PostgreSQL only: a connection on which every statement commits by itself, for one
-        self-contained write whose caller waits for it (an acknowledgement). A connection the
-        server dropped (a restart) raises once with `connection_invalidated` set; the pool then
-        replaces all its connections, so the caller may retry once."""
-        if self._autocommit is None:
-            raise RuntimeError("Database.statement is for PostgreSQL; use session() on SQLite")
-        await self._gate.acquire(urgent)
-        try:
-            async with self._autocommit.connect() as conn:
-                yield conn
-        finally:
-            self._gate.release(urgent)
-
     async def ping(self) -> bool:
         try:
             async with self.engine.connect() as conn:
@@ -93,8 +74,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._autocommit is not None:
-            await self._autocommit.dispose()
 
 
 class PriorityGate:
