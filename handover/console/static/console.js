@@ -218,12 +218,20 @@ function Console({ me: initialMe, onLogout }) {
     }).catch(() => {});
   }, [notify]);
 
+  // The latest live state of each handover, numbered: a detail fetched before an event (a rating
+  // that arrived while the fetch was under way) must not overwrite what the event said.
+  const events = useRef({ n: 0, byId: {} });
   const open = useCallback((id) => {
     setCurrentId(id);
     setError("");
     setView("desk");
     setUnseen(0);
-    return api("GET", "/api/v1/handovers/" + id).then((d) => { setDetail(d); refresh(); }).catch((e) => setError(e.message));
+    const started = events.current.n;
+    return api("GET", "/api/v1/handovers/" + id).then((d) => {
+      const newer = events.current.byId[id];
+      setDetail(newer && newer.n > started ? { ...d, handover: newer.handover } : d);
+      refresh();
+    }).catch((e) => setError(e.message));
   }, [refresh]);
 
   useEffect(() => {
@@ -245,6 +253,8 @@ function Console({ me: initialMe, onLogout }) {
         try { e = JSON.parse(ev.data); } catch (x) { return; }
         const cur = ref.current;
         if (e.type === "handover") {
+          events.current.n += 1;
+          events.current.byId[e.handover.id] = { n: events.current.n, handover: e.handover };
           refresh();
           if (cur.detail && e.handover.id === cur.detail.handover.id) setDetail((d) => d && { ...d, handover: e.handover });
         } else if (e.type === "message") {
