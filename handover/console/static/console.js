@@ -193,13 +193,18 @@ function Console({ me: initialMe, onLogout }) {
   // --- lists ---
   const timer = useRef(null);
   const dirty = useRef(false);
+  const asked = useRef({ sent: 0, applied: 0 });
   const refresh = useCallback(() => {
     if (timer.current) { dirty.current = true; return; }
     timer.current = setTimeout(() => { timer.current = null; if (dirty.current) { dirty.current = false; refresh(); } }, 250);
+    const seq = ++asked.current.sent;
     Promise.all([
       api("GET", "/api/v1/handovers?view=queue"), api("GET", "/api/v1/handovers?view=mine"),
       api("GET", "/api/v1/handovers?view=all"), api("GET", "/api/v1/conversations?state=bot"),
     ]).then(([q, m, a, b]) => {
+      // Answers may come back out of order on a slow network: an older one never replaces a newer.
+      if (seq < asked.current.applied) return;
+      asked.current.applied = seq;
       const next = {
         queue: q.handovers, mine: m.handovers, bot: b.conversations,
         closed: a.handovers.filter((x) => FINAL.includes(x.status)),
@@ -268,7 +273,14 @@ function Console({ me: initialMe, onLogout }) {
               return { ...d, messages };
             });
           }
-          const mine = cur.lists.mine.find((x) => x.conversation_id === e.conversation_id);
+          // Mine by the latest live event as well as by the list: the list is refreshed a moment
+          // after the handover event that made it mine, and a message may come in between.
+          const live = Object.values(events.current.byId)
+            .filter((x) => x.handover.conversation_id === e.conversation_id)
+            .sort((a, b) => b.n - a.n)[0];
+          const mine = live
+            ? (live.handover.status === "assigned" && live.handover.agent && live.handover.agent.id === cur.me.id ? live.handover : null)
+            : cur.lists.mine.find((x) => x.conversation_id === e.conversation_id);
           if (mine && m.author === "customer" && m.direction === "in") {
             notify("message", t("notify.message") + " · " + customerName(mine.customer, mine.channel), m.text || "");
           }
