@@ -14,7 +14,10 @@ Target: ack p99 < 20 ms while turns take 100+ ms. Prints both; writes JSON
 (default `bench/results/pipeline.json`).
 
     .venv/bin/python bench/pipeline.py [--customers 8] [--messages 12] [--engine-ms 150] [--postgres [ADMIN_URL]]
-                                       [--out FILE]
+                                       [--turn-workers M [--redis URL]] [--out FILE]
+
+With `--turn-workers M` the gateway is `resonanz run --workers 1 --turn-workers M`: one process
+stores and acknowledges, M others answer (the gateway CPU figure then counts all of them).
 """
 
 from __future__ import annotations
@@ -106,8 +109,10 @@ async def sqlite_database(work: Path) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def gateway(engine_url: str, tg: FakeTelegram, tw: FakeTwilio, work: Path, database_url: str) -> Any:
-    """`resonanz run` against the scripted engine and the fakes; yields its URL once ready."""
+async def gateway(engine_url: str, tg: FakeTelegram, tw: FakeTwilio, work: Path, database_url: str,
+                  turn_workers: int = 0, redis_url: str | None = None) -> Any:
+    """`resonanz run` against the scripted engine and the fakes; yields its URL once ready. With
+    `turn_workers`, `resonanz run --workers 1 --turn-workers M` (PostgreSQL and Redis)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     twilio = {"account_sid": tw.account_sid, "auth_token": tw.auth_token, "api_base_url": tw.base_url,
@@ -123,9 +128,14 @@ async def gateway(engine_url: str, tg: FakeTelegram, tw: FakeTwilio, work: Path,
                          "file_base_url": tg.base_file_url},
             "sms": twilio}),
     )
+    extra: list[str] = []
+    if turn_workers:
+        assert redis_url, "--turn-workers needs Redis"
+        env.update(RESONANZ_REDIS_URL=redis_url, RESONANZ_REDIS_CHANNEL=f"resonanz-bench-{random.randrange(16**8):08x}")
+        extra = ["--workers", "1", "--turn-workers", str(turn_workers)]
     log = (work / "gateway.log").open("wb")
     proc = await asyncio.create_subprocess_exec(str(Path(sys.executable).parent / "resonanz"), "run", "--no-train",
-                                                env=env, stdout=log, stderr=asyncio.subprocess.STDOUT)
+                                                *extra, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT)
     try:
         async with aiohttp.ClientSession() as http:
             deadline = time.monotonic() + 120
@@ -146,9 +156,16 @@ async def gateway(engine_url: str, tg: FakeTelegram, tw: FakeTwilio, work: Path,
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its running descendants (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            total += sum(cpu_seconds(int(c)) for c in (task / "children").read_text().split())
+    return total
 
 
 async def customer_telegram(http: aiohttp.ClientSession, url: str, tg: FakeTelegram, chat: int, messages: int,
@@ -192,7 +209,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="resonanz-pipeline-") as tmp:
         database = postgres_database(args.postgres) if args.postgres else sqlite_database(Path(tmp))
         async with serve(app) as engine_url, FakeTelegram() as tg, FakeTwilio() as tw, database as database_url, \
-                gateway(engine_url, tg, tw, Path(tmp), database_url) as (url, pid), aiohttp.ClientSession() as http:
+                gateway(engine_url, tg, tw, Path(tmp), database_url, args.turn_workers, args.redis) as (url, pid), \
+                aiohttp.ClientSession() as http:
             update_ids = iter(range(10**6, 10**9))
             # Warm-up, not counted: the first request of each path (imports, connection set-up).
             await customer_telegram(http, url, tg, 6_999_999, 2, [], [], update_ids)
@@ -210,7 +228,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu_ms = (cpu_seconds(pid) - cpu_start) * 1000 / (2 * args.customers * args.messages)
     report: dict[str, Any] = {
         "engine": f"scripted, {args.engine_ms} ms per turn (not the real Rasa engine)",
-        "gateway": "resonanz run as its own process, " + ("PostgreSQL" if args.postgres else "SQLite"),
+        "gateway": "resonanz run as its own process, " + ("PostgreSQL" if args.postgres else "SQLite")
+                   + (f", --workers 1 --turn-workers {args.turn_workers} (Redis)" if args.turn_workers else ""),
         "customers_per_channel": args.customers, "messages_per_customer": args.messages,
         "engine_turns_in_flight_peak": engine.peak, "seconds": round(elapsed, 1),
         "messages_per_second": round(2 * args.customers * args.messages / elapsed, 1),
@@ -232,8 +251,13 @@ def main() -> None:
     parser.add_argument("--engine-ms", type=int, default=150, help="how long the scripted engine takes per turn")
     parser.add_argument("--postgres", metavar="ADMIN_URL", nargs="?", const="postgresql://postgres@127.0.0.1:5432/test",
                         help="use a fresh PostgreSQL database (created through ADMIN_URL, dropped afterwards)")
+    parser.add_argument("--turn-workers", type=int, default=0, metavar="M",
+                        help="resonanz run --workers 1 --turn-workers M (needs --postgres and Redis)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis for --turn-workers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline.json")
     args = parser.parse_args()
+    if args.turn_workers and not args.postgres:
+        parser.error("--turn-workers needs --postgres")
     report = asyncio.run(run(args))
     for channel in ("telegram", "sms"):
         a, t = report[channel]["ack"], report[channel]["turn"]

@@ -123,6 +123,10 @@ class Dispatcher:
         self.after_engine = after_engine(settings, choice_message)
         # The help desk (handover.desk.Desk) is attached by the app factory; it needs `emit`.
         self.desk: Any = None
+        # With `process_role` "intake" or "turns": the Redis channel over which intake processes
+        # hand stored messages to turn processes (attached by the app factory).
+        self.handoff: Any = None
+        self._listener = TaskSupervisor("turn hand-off")
 
     # --- entry -------------------------------------------------------------------------------
 
@@ -140,7 +144,12 @@ class Dispatcher:
     async def accept(self, inbound: InboundMessage) -> DispatchResult:
         """Persist one inbound message and return at once (the connector acknowledges it now); its
         turn runs afterwards, supervised, in order per conversation. Nothing is lost if the
-        process dies first: the message is `received`, and `recover()` finishes it."""
+        process dies first: the message is `received`, and `recover()` finishes it.
+
+        In an intake process (`Settings.process_role`), the message is stored unleased and handed
+        to the turn processes instead: the webhook's answer then never waits behind turns."""
+        if self.settings.process_role == "intake":
+            return await self._hand_off(inbound)
         stored = await self._store(inbound)
         if isinstance(stored, DispatchResult):
             return stored
@@ -151,10 +160,43 @@ class Dispatcher:
         task.add_done_callback(lambda _: self.leases.release(message_pk))
         return DispatchResult(conversation_id=conversation_id, state="processing", replies=(), message_id=public_id)
 
-    async def _store(self, inbound: InboundMessage) -> DispatchResult | tuple[int, str, str]:
+    async def _hand_off(self, inbound: InboundMessage) -> DispatchResult:
+        stored = await self._store(inbound, leased=False)
+        if isinstance(stored, DispatchResult):
+            return stored
+        message_pk, conversation_id, public_id = stored
+        # Not waited for: a notice lost on the way is made good by the turn processes' sweep.
+        self.handoff.publish({"type": "turn", "pk": message_pk, "conversation_id": conversation_id})
+        return DispatchResult(conversation_id=conversation_id, state="processing", replies=(), message_id=public_id)
+
+    async def _take(self, message_pk: int) -> None:
+        """A turn process heard of a handed-off message: claim it, then answer it as `accept` would."""
+        claimed = await self.leases.claim_one(message_pk)
+        if claimed is None:
+            return  # another turn process was first, or a sweep took it already
+        pk, conversation_id, public_id = claimed
+        self.leases.hold(pk)
+        task = self.turns.spawn(f"turn {conversation_id}", lambda: self.process(conversation_id, pk, public_id),
+                                retry=True)
+        task.add_done_callback(lambda _: self.leases.release(pk))
+
+    async def _listen(self) -> None:
+        """A turn process: take each handed-off message; after a gap in the notices (Redis was
+        away: `resync`), sweep for those missed."""
+        async with self.handoff.subscribe() as notices:
+            await self.recover()  # handed off before this process listened
+            while True:
+                notice = await notices.get()
+                if notice.get("type") == "turn":
+                    await self._take(int(notice["pk"]))
+                elif notice.get("type") == "resync":
+                    await self.recover()
+
+    async def _store(self, inbound: InboundMessage, *, leased: bool = True) -> DispatchResult | tuple[int, str, str]:
         """Persist; a duplicate, or a message for the agent who owns the conversation, is finished
-        here. Otherwise (message pk, conversation id, public id) of the turn still to run."""
-        stored = await self.intake.store(inbound)
+        here. Otherwise (message pk, conversation id, public id) of the turn still to run (leased
+        by this process, held, unless `leased` is false)."""
+        stored = await self.intake.store(inbound, leased=leased)
         if isinstance(stored, DispatchResult):
             log.info("inbound.duplicate", channel=inbound.channel, conversation=stored.conversation_id)
             return stored
@@ -169,7 +211,8 @@ class Dispatcher:
                 self.metrics.relay("to_agent", inbound.channel, stored_at)
             return DispatchResult(conversation_id=conversation_id, state=State.AGENT, replies=(),
                                   message_id=public_id)
-        self.leases.hold(message_pk)  # stored leased; kept alive while the turn waits and runs
+        if leased:
+            self.leases.hold(message_pk)  # stored leased; kept alive while the turn waits and runs
         return message_pk, conversation_id, public_id
 
     async def settled(self) -> None:
@@ -178,9 +221,11 @@ class Dispatcher:
 
     def start(self) -> None:
         """Sweep now and then for inbound messages whose process is gone (supervised)."""
-        if self._sweeping:
-            return
+        if self._sweeping or self.settings.process_role == "intake":
+            return  # an intake process answers no messages of others: the turn processes do
         self._sweeping = True
+        if self.settings.process_role == "turns":
+            self._listener.spawn("listen", self._listen, retry=True)
 
         async def sweep() -> None:
             while True:
@@ -190,6 +235,7 @@ class Dispatcher:
         self._sweeper.spawn("sweep", sweep, retry=True)
 
     async def close(self) -> None:
+        await self._listener.close()
         await self._sweeper.close()
         await self.turns.close()
         await self.leases.close()
@@ -237,7 +283,9 @@ class Dispatcher:
     async def recover(self) -> int:
         """Claim and answer inbound messages that were stored but whose process is gone (crash,
         restart, a failed turn): in order per conversation, conversations in parallel. Returns
-        how many were claimed."""
+        how many were claimed. An intake process leaves this to the turn processes."""
+        if self.settings.process_role == "intake":
+            return 0
         claimed = await self.leases.claim()
         by_conversation: dict[str, list[tuple[int, str]]] = {}
         for pk, conversation_id, public_id in claimed:

@@ -43,7 +43,7 @@ class Intake:
         self.limiter = limiter
 
     async def store(
-        self, inbound: InboundMessage
+        self, inbound: InboundMessage, *, leased: bool = True
     ) -> tuple[int, str, str, dict[str, Any] | None] | DispatchResult:
         """Store the message (status `received`). The fourth element is set when the message
         needs no processing beyond being shown to the agent who owns the conversation: it is
@@ -52,7 +52,10 @@ class Intake:
         A message carrying a continue code (Telegram's start payload, a code in the text) is
         redeemed here: it links the sender to the code's conversation, which goes on on this
         channel; the outcome goes to the message's metadata for the pipeline to answer, and the
-        code itself is not stored."""
+        code itself is not stored.
+
+        `leased`: stored leased by this process (it runs the turn); otherwise unleased, for a turn
+        process to claim (`Settings.process_role`)."""
         code = continuity.code_in(inbound.text, inbound.metadata) if self.limiter is not None else None
         allowed = True
         if code is not None:
@@ -63,7 +66,7 @@ class Intake:
         for attempt in range(3):
             try:
                 async with self.db.session(urgent=True) as s:
-                    if attempt == 0 and code is None and (known := await self._store_known(s, inbound)) is not None:
+                    if attempt == 0 and code is None and (known := await self._store_known(s, inbound, leased)) is not None:
                         return known
                     # A repeated provider id is rare: the unique constraint catches it on the first
                     # attempt (IntegrityError), and the retry looks the earlier message up. Both are
@@ -91,7 +94,7 @@ class Intake:
                         customer, conv, outcome = await self._redeem(s, inbound, code, allowed)
                     else:
                         customer, conv = await self._resolve(s, inbound)
-                    msg = Message(**self._columns(inbound, conv.id, customer.id))
+                    msg = Message(**self._columns(inbound, conv.id, customer.id, leased))
                     if outcome is not None:
                         msg.metadata_ = {**msg.metadata_, continuity.METADATA_KEY: outcome}
                     to_agent = None
@@ -110,8 +113,9 @@ class Intake:
                     raise
         raise AssertionError("unreachable")
 
-    def _columns(self, inbound: InboundMessage, conversation_id: str, customer_id: str) -> dict[str, Any]:
-        """The stored columns of an inbound message (`received`, leased by this process)."""
+    def _columns(self, inbound: InboundMessage, conversation_id: str, customer_id: str,
+                 leased: bool = True) -> dict[str, Any]:
+        """The stored columns of an inbound message (`received`, leased by this process or not)."""
         metadata = dict(inbound.metadata)
         if inbound.location is not None:
             metadata["location"] = inbound.location.to_dict()
@@ -123,7 +127,7 @@ class Intake:
             direction=Direction.IN, author=Author.CUSTOMER, text=inbound.text,
             attachments=[a.to_dict() for a in inbound.attachments], metadata_=metadata,
             status=MessageStatus.RECEIVED, created_at=inbound.received_at or utcnow(),
-            **self.leases.columns(),
+            **(self.leases.columns() if leased else self.leases.released()),
         )
 
     def _latest(self, inbound: InboundMessage) -> Any:
@@ -140,7 +144,7 @@ class Intake:
             .limit(1)
         )
 
-    async def _store_known(self, s: Any, inbound: InboundMessage) -> tuple[int, str, str, None] | None:
+    async def _store_known(self, s: Any, inbound: InboundMessage, leased: bool) -> tuple[int, str, str, None] | None:
         """The common case in two statements without the ORM's unit of work (the ORM costs about a
         millisecond of CPU per message, and acknowledgements queue behind each other): a known
         sender with an open bot conversation on the same channel and address, nothing about them
@@ -158,7 +162,7 @@ class Intake:
             return None
         public_id = new_id()
         pk = await s.scalar(
-            insert(Message).values(public_id=public_id, **self._columns(inbound, conversation_id, customer_id))
+            insert(Message).values(public_id=public_id, **self._columns(inbound, conversation_id, customer_id, leased))
             .returning(Message.id)
         )
         return pk, conversation_id, public_id, None

@@ -37,6 +37,10 @@ class InboundLeases:
         self.db = db
         self.owner = owner
         self.seconds = settings.turn_lease_seconds
+        # A message stored unleased (handed to turn processes, `Settings.process_role`) is
+        # claimed by a sweep once this old: its hand-off notice may have been lost.
+        self.unleased_after = (settings.turn_sweep_seconds if settings.process_role == "turns"
+                               else settings.turn_lease_seconds)
         self._held: set[int] = set()
         self._emptied = asyncio.Event()
         self._heartbeat = TaskSupervisor("turn leases")
@@ -91,7 +95,7 @@ class InboundLeases:
             Message.status == MessageStatus.RECEIVED,
             or_(
                 Message.lease_expires_at < now,
-                and_(Message.lease_owner.is_(None), Message.created_at < now - timedelta(seconds=self.seconds)),
+                and_(Message.lease_owner.is_(None), Message.created_at < now - timedelta(seconds=self.unleased_after)),
                 and_(Message.lease_owner == self.owner, Message.id.not_in(held)),
             ),
         )
@@ -114,6 +118,21 @@ class InboundLeases:
                 )
             ).all()
         return sorted((pk, conversation_id, public_id) for pk, conversation_id, public_id in claimed)
+
+    async def claim_one(self, pk: int) -> tuple[int, str, str] | None:
+        """Lease message `pk` if it waits unleased (or its lease ran out): (pk, conversation id,
+        public id), or None when another process was first or it was answered already. Several
+        turn processes hear of the same message; the row's lock lets exactly one of them win."""
+        async with self.db.session() as s:
+            row = (await s.execute(
+                update(Message)
+                .where(Message.id == pk, Message.direction == Direction.IN, Message.status == MessageStatus.RECEIVED,
+                       or_(Message.lease_owner.is_(None), Message.lease_expires_at < utcnow()))
+                .values(**self.columns())
+                .returning(Message.id, Message.conversation_id, Message.public_id)
+                .execution_options(synchronize_session=False)
+            )).first()
+        return (row[0], row[1], row[2]) if row is not None else None
 
     async def close(self) -> None:
         """Stop renewing, and hand back every message this process still holds (a graceful stop

@@ -25,7 +25,7 @@ from handover.desk import Desk
 from handover.hub import create_hub
 from handover.review import ReviewApi
 from resonanz import vendor
-from resonanz.config import connector_configs
+from resonanz.config import ConfigError, connector_configs
 from resonanz.customer_number import CustomerNumbers
 from resonanz.http_errors import json_errors
 from resonanz.keys import DB, DESK, HUB, SETTINGS  # noqa: F401 - re-exported: tests and bench read them from here
@@ -77,6 +77,11 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     )
     app[DISPATCHER] = dispatcher
     app[HUB] = hub = create_hub(settings.redis_url, settings.redis_channel)
+    handoff = None
+    if settings.process_role != "all":  # intake and turn processes (`resonanz run --turn-workers`)
+        if not settings.redis_url:
+            raise ConfigError(f"RESONANZ_PROCESS_ROLE={settings.process_role} needs RESONANZ_REDIS_URL")
+        dispatcher.handoff = handoff = create_hub(settings.redis_url, settings.redis_channel + ":turns")
     install_auth(app, settings, hub)
     app[DESK] = desk = Desk(db=app[DB], settings=settings, hub=hub, emit=dispatcher.emit, signal=dispatcher.signal)
     dispatcher.desk = desk
@@ -121,6 +126,8 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         try:
             await hub.start()  # Redis configured but unreachable: start-up fails here, clearly
+            if handoff is not None:
+                await handoff.start()
         except BaseException:
             await http.close()
             if own_db:
@@ -152,6 +159,8 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
         for c in connectors.values():
             await c.shutdown()
         await hub.close()
+        if handoff is not None:
+            await handoff.close()
         await app[LIMITER].close()
         await http.close()
         if own_db:

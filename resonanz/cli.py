@@ -311,7 +311,11 @@ async def _serve(settings: Settings, *, worker: int | None = None) -> int:
     # A stop drains running turns first (resonanz/shutdown.py); then handlers get HANDLER_GRACE.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=HANDLER_GRACE)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if worker is not None else None)
+    if settings.process_role == "turns":
+        # A turn process serves no public port: only its health, on an own loopback port.
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if worker is not None else None)
     try:
         await site.start()
     except OSError as exc:
@@ -346,7 +350,9 @@ async def _serve(settings: Settings, *, worker: int | None = None) -> int:
         ready = asyncio.ensure_future(app[ENGINE_READY].wait())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({ready, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if app[ENGINE_READY].is_set() and worker:
+        if app[ENGINE_READY].is_set() and settings.process_role == "turns":
+            print(f"Turn worker {worker} (pid {os.getpid()}) is ready.", flush=True)
+        elif app[ENGINE_READY].is_set() and worker:
             print(f"Gateway worker {worker} (pid {os.getpid()}) is ready.", flush=True)
         elif app[ENGINE_READY].is_set():
             print(
@@ -433,7 +439,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         die_with_parent(args.worker_of)
     settings = _settings()
-    problem = refusal(settings, args.workers)
+    problem = refusal(settings, args.workers, args.turn_workers)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -446,8 +452,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not settings.external_engine_urls and not args.no_train:
             train(settings.models_dir)
         upgrade(settings.database_url)  # demo data only on request: `resonanz db seed` (scripts/setup.sh)
-        if args.workers > 1:
-            return asyncio.run(supervise(settings, args.workers))
+        if args.workers > 1 or args.turn_workers:
+            return asyncio.run(supervise(settings, args.workers, args.turn_workers))
     try:
         return asyncio.run(_serve(settings, worker=args.worker_index if args.worker_of is not None else None))
     except ConfigError as exc:  # a connector refused its options (a malformed secret, say)
@@ -463,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-train", action="store_true", help="use the existing model as it is")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N gateway processes sharing the port (Linux; needs PostgreSQL and Redis)")
+    p.add_argument("--turn-workers", type=int, default=0, metavar="M",
+                   help="M processes that answer push channels' messages, so that the gateways' webhook answers "
+                        "never wait behind turns (Linux; needs PostgreSQL and Redis)")
     # Internal: how the supervisor of --workers starts each worker (resonanz/workers.py).
     p.add_argument("--worker-of", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)

@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     # often each process sweeps for inbound messages whose owner is gone.
     turn_lease_seconds: float = Field(default=60.0, gt=0)
     turn_sweep_seconds: float = Field(default=10.0, gt=0)
+    # What this process does with push channels' messages (set by `resonanz run --turn-workers M`
+    # for its processes; docs/operations.md): "all" stores and answers them; "intake" only
+    # stores them (the webhook's answer waits for nothing else) and hands them to the "turns"
+    # processes over Redis, which answer them and serve no public port.
+    process_role: Literal["all", "intake", "turns"] = "all"
     # PostgreSQL: connections (a pool of their own) holding or awaiting the per-conversation
     # advisory locks that order turns across gateway processes: one per conversation whose turn
     # runs or waits in this process; more such conversations wait for a free one.

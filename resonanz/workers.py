@@ -38,23 +38,27 @@ HEALTHY_UPTIME = 60.0
 STOP_TIMEOUT = 30.0
 
 
-def refusal(settings: Settings, workers: int) -> str | None:
-    """Why this configuration cannot run `workers` gateway processes, or None."""
+def refusal(settings: Settings, workers: int, turn_workers: int = 0) -> str | None:
+    """Why this configuration cannot run `workers` gateway processes (and `turn_workers` turn
+    processes), or None."""
     if not 1 <= workers <= MAX_WORKERS:
         return f"--workers must be between 1 and {MAX_WORKERS}"
-    if workers == 1:
+    if not 0 <= turn_workers <= MAX_WORKERS:
+        return f"--turn-workers must be between 0 and {MAX_WORKERS}"
+    if workers == 1 and turn_workers == 0:
         return None
+    what = "--turn-workers" if turn_workers else "--workers"
     if not sys.platform.startswith("linux"):
-        return ("--workers needs Linux (SO_REUSEPORT spreads connections across processes only there); "
+        return (f"{what} needs Linux (SO_REUSEPORT spreads connections across processes only there); "
                 "elsewhere run one `resonanz run` per port behind the reverse proxy (docs/operations.md)")
     if settings.database_url.startswith("sqlite"):
-        return ("--workers needs PostgreSQL (DATABASE_URL=postgresql://…): SQLite takes one writing process, "
+        return (f"{what} needs PostgreSQL (DATABASE_URL=postgresql://…): SQLite takes one writing process, "
                 "and only PostgreSQL's advisory locks keep a conversation's turns in order across processes")
     if not settings.redis_url:
-        return ("--workers needs RESONANZ_REDIS_URL: without Redis, console events, web chat pushes, login limits "
+        return (f"{what} needs RESONANZ_REDIS_URL: without Redis, console events, web chat pushes, login limits "
                 "and credential revocations stay inside the process where they happen")
     if settings.port == 0:
-        return "--workers needs a fixed RESONANZ_PORT (with port 0 every worker would get a port of its own)"
+        return f"{what} needs a fixed RESONANZ_PORT (with port 0 every worker would get a port of its own)"
     return None
 
 
@@ -82,11 +86,11 @@ def worker_env(settings: Settings, base: dict[str, str] | None = None) -> dict[s
 
 
 class Worker:
-    """One gateway worker process."""
+    """One gateway worker process (or, with a `role` of "turns", one turn process)."""
 
-    def __init__(self, index: int, env: dict[str, str]) -> None:
+    def __init__(self, index: int, env: dict[str, str], role: str = "all") -> None:
         self.index = index
-        self.env = env
+        self.env = {**env, "RESONANZ_PROCESS_ROLE": role}
         self.proc: asyncio.subprocess.Process | None = None
 
     def command(self) -> list[str]:
@@ -144,8 +148,10 @@ class Worker:
                 backoff = min(backoff * 2, 60.0)
 
 
-async def supervise(settings: Settings, count: int) -> int:
-    """Start the local engines (if any) and `count` workers; run until SIGTERM/SIGINT."""
+async def supervise(settings: Settings, count: int, turn_count: int = 0) -> int:
+    """Start the local engines (if any), `count` workers and `turn_count` turn processes; run
+    until SIGTERM/SIGINT. With turn processes, the workers only store push channels' messages
+    and hand them over (`Settings.process_role`): their webhooks' answers never wait behind turns."""
     from bot.engine_process import EngineStartError, LocalEngines
     from resonanz.logs import configure
 
@@ -170,9 +176,11 @@ async def supervise(settings: Settings, count: int) -> int:
             return EXIT_REFUSED
         engine_supervisor = asyncio.ensure_future(engines.supervise(stop))
     env = worker_env(settings)
-    workers = [Worker(i, env) for i in range(count)]
+    workers = [Worker(i, env, "intake" if turn_count else "all") for i in range(count)]
+    workers += [Worker(count + i, env, "turns") for i in range(turn_count)]
     refused: list[int] = []
-    print(f"Starting {count} gateway workers on port {settings.port} (supervisor pid {os.getpid()})…", flush=True)
+    print(f"Starting {count} gateway workers on port {settings.port}"
+          + (f" and {turn_count} turn workers" if turn_count else "") + f" (supervisor pid {os.getpid()})…", flush=True)
     try:
         await asyncio.gather(*(w.keep(stop, refused) for w in workers))
     finally:
