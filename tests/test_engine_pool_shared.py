@@ -124,6 +124,28 @@ async def test_a_turn_sent_again_with_its_message_id_is_stored_once(shared_engin
     assert_whole_and_in_order(events, 1)
 
 
+async def test_the_same_turn_on_both_engines_at_once_is_run_once(shared_engines: SharedEngines) -> None:
+    """A retry that reaches the second engine while the first still runs the turn (the first was
+    only cut off): the Redis lock makes the second wait, and it then finds the first one's turn."""
+    sender = "atonce-" + secrets.token_hex(4)
+    payload = {"sender": sender, "message": SCRIPT[2], "message_id": secrets.token_hex(16),
+               "set_slots": {"language": "de"}, "metadata": {}}
+    async with aiohttp.ClientSession() as http:
+
+        async def send(url: str) -> dict:
+            async with http.post(url + TURN_PATH, json=payload,
+                                 headers={"Authorization": f"Bearer {shared_engines.token}"}) as r:
+                assert r.status == 200, await r.text()
+                return dict(await r.json())
+
+        first, second = await asyncio.gather(*(send(url) for url in shared_engines.urls))
+        events = await tracker_events(http, shared_engines.urls[1], shared_engines.token, sender)
+    assert [e["text"] for e in events if e["event"] == "user"] == [SCRIPT[2]]
+    assert_whole_and_in_order(events, 1)
+    answer = [e["text"] for e in events if e["event"] == "bot"]
+    assert [m["text"] for m in first["messages"]] == [m["text"] for m in second["messages"]] == answer
+
+
 class DyingProxy:
     """Stands between the gateway and one engine and passes everything on, until it is armed: the
     engine then takes the next turn in full (stored in the shared tracker, answered), is killed
