@@ -371,8 +371,12 @@ class Dispatcher:
             turn.opening = session_key == (0, 0)
 
             engine_text, metadata = engine_message(turn.text, msg.attachments, self.settings.photo_intent)
+            # Stable per message: a turn sent again (the pool's retry on another engine, or a
+            # recovery after this process died) is not stored twice in the engine's tracker.
+            message_id = msg.public_id
 
-        turn.engine, turn.failure = await self._engine_turn(conversation_id, sender, engine_text, set_slots, metadata)
+        turn.engine, turn.failure = await self._engine_turn(
+            conversation_id, sender, engine_text, set_slots, metadata, message_id)
 
         async with self.db.session() as s:
             conv, msg, customer = (
@@ -420,7 +424,7 @@ class Dispatcher:
 
     async def _engine_turn(
         self, conversation_id: str, sender: str, text: str, set_slots: dict[str, Any],
-        metadata: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None, message_id: str | None = None,
     ) -> tuple[EngineTurn | None, str | None]:
         """The engine's answer, or why there is none (outside any transaction: it may take long)."""
         if not self.engine_ready.is_set():
@@ -430,7 +434,8 @@ class Dispatcher:
                 log.warning("engine.not_ready", conversation=conversation_id)
                 return None, "engine_not_ready"
         try:
-            turn = await self.engine.turn(sender, text, set_slots=set_slots, metadata={**(metadata or {}), "conversation_id": conversation_id})
+            turn = await self.engine.turn(sender, text, set_slots=set_slots, message_id=message_id,
+                                          metadata={**(metadata or {}), "conversation_id": conversation_id})
         except EngineError as exc:
             log.warning("engine.failed", conversation=conversation_id, reason=exc.reason)
             return None, exc.reason

@@ -116,8 +116,11 @@ class RasaEngine:
         *,
         set_slots: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
     ) -> EngineTurn:
         """Send one customer message; `set_slots` are applied before the engine predicts.
+        `message_id` (stable per customer message) makes the turn idempotent: an engine whose
+        tracker already holds that message answers what was recorded instead of running it again.
 
         Raises `EngineError` when the engine is unreachable, too slow, answers with an error, or
         answers with no reply at all (a dead action server still yields an empty 200).
@@ -125,6 +128,7 @@ class RasaEngine:
         payload = {
             "sender": sender_id,
             "message": text,
+            "message_id": message_id,
             "set_slots": dict(set_slots or {}),
             "metadata": dict(metadata or {}),
         }

@@ -5,7 +5,9 @@ by engine URL, so every gateway listing the same engines routes alike). Engines 
 still loading are skipped: their senders go to the next engine on the ring and come back when the
 engine is up again; every other sender stays where it is. A turn whose engine is unreachable (it
 died before or during the call) is retried once on the next engine before the caller sees the
-error.
+error. The retry carries the same message id: with a shared tracker store the first engine may
+have stored the turn before it died, and the next one then answers what it recorded instead of
+storing the message twice (bot/rasa_plugin/channel.py).
 """
 
 from __future__ import annotations
@@ -105,13 +107,14 @@ class EnginePool:
         *,
         set_slots: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        message_id: str | None = None,
     ) -> EngineTurn:
         """One customer message, as `RasaEngine.turn`. An engine that cannot be reached is marked
         down and the turn goes once to the next engine that is up."""
         # None up (all loading or dead): try the owner, so the caller gets the engine's own error.
         engine = self.route(sender_id) or self.engines[self.ring.preference(sender_id)[0]]
         try:
-            return await engine.turn(sender_id, text, set_slots=set_slots, metadata=metadata)
+            return await engine.turn(sender_id, text, set_slots=set_slots, metadata=metadata, message_id=message_id)
         except EngineError as exc:
             if exc.reason != "engine_unreachable":
                 raise  # slow or wrong answers are not a dead engine; a retry could run it twice
@@ -120,7 +123,8 @@ class EnginePool:
             if other is None:
                 raise
             log.warning("engine.retry_elsewhere", failed=engine.base_url, engine=other.base_url)
-            return await other.turn(sender_id, text, set_slots=set_slots, metadata=metadata)
+            return await other.turn(sender_id, text, set_slots=set_slots, metadata=metadata,
+                                    message_id=message_id)
 
     async def refresh(self) -> int:
         """Probe every engine; returns how many are up (ready, with a model loaded)."""

@@ -79,10 +79,11 @@ async def test_engine_client_sends_token_slots_and_metadata(fake_engine) -> None
     fake, url = fake_engine
     async with aiohttp.ClientSession() as http:
         engine = RasaEngine(url, "tok", timeout=2, session=http)
-        turn = await engine.turn("c-1", "hallo", set_slots={"language": "de"}, metadata={"conversation_id": "c"})
+        turn = await engine.turn("c-1", "hallo", set_slots={"language": "de"}, metadata={"conversation_id": "c"},
+                                 message_id="m-1")
         assert await engine.is_ready()
     assert turn.intent == "greet" and turn.replies[0].text == "Hallo!"
-    assert fake.requests[-1] == {"auth": "Bearer tok", "sender": "c-1", "message": "hallo",
+    assert fake.requests[-1] == {"auth": "Bearer tok", "sender": "c-1", "message": "hallo", "message_id": "m-1",
                                  "set_slots": {"language": "de"}, "metadata": {"conversation_id": "c"}}
 
 
