@@ -106,9 +106,11 @@ class BusyEngine(ScriptedEngine):
 
 async def test_a_busy_engine_keeps_its_conversations_a_gone_one_loses_them_at_once() -> None:
     busy, other = BusyEngine(), ScriptedEngine()
+    # Probes time out after 0.5 s: long enough that an engine that is up answers in time on a
+    # loaded machine (CI), short enough for five silent probes of the held one.
     async with serve_engine(other) as url_other, aiohttp.ClientSession() as http:
         async with serve_engine(busy) as url_busy:
-            pool = EnginePool([url_busy, url_other], "tok", timeout=5, session=http, probe_timeout=0.05)
+            pool = EnginePool([url_busy, url_other], "tok", timeout=5, session=http, probe_timeout=0.5)
             assert await pool.refresh() == 2
             busy.released.clear()
             for _ in range(SILENT_PROBES_DOWN - 1):
