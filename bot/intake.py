@@ -144,11 +144,15 @@ class Intake:
             .limit(1)
         )
 
-    async def _store_known(self, s: Any, inbound: InboundMessage, leased: bool) -> tuple[int, str, str, None] | None:
+    async def _store_known(
+        self, s: Any, inbound: InboundMessage, leased: bool
+    ) -> tuple[int, str, str, dict[str, Any] | None] | None:
         """The common case in two statements without the ORM's unit of work (the ORM costs about a
         millisecond of CPU per message, and acknowledgements queue behind each other): a known
-        sender with an open bot conversation on the same channel and address, nothing about them
-        to update. None when anything differs; `store` then does the general work."""
+        sender with an open conversation on the same channel and address, nothing about them to
+        update. In a conversation an agent owns, the message is stored processed (the relay to the
+        agent starts here) and its console payload returned. None when anything differs; `store`
+        then does the general work."""
         if inbound.control is not None or inbound.location is not None:
             return None
         address = inbound.address.to_dict()
@@ -157,15 +161,15 @@ class Intake:
             return None
         identity_address, customer_id, name, conversation_id, state, channel, conv_address, key = row
         if (identity_address != address or conv_address != address or channel != inbound.channel
-                or state == State.AGENT or (name is None and inbound.display_name)
+                or (name is None and inbound.display_name)
                 or (inbound.customer_key is not None and key != inbound.customer_key)):
             return None
-        public_id = new_id()
-        pk = await s.scalar(
-            insert(Message).values(public_id=public_id, **self._columns(inbound, conversation_id, customer_id, leased))
-            .returning(Message.id)
-        )
-        return pk, conversation_id, public_id, None
+        columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
+        if state == State.AGENT:
+            columns.update(status=MessageStatus.PROCESSED, processed_at=utcnow(), **self.leases.released())
+        pk = await s.scalar(insert(Message).values(**columns).returning(Message.id))
+        to_agent = message_json(Message(id=pk, **columns)) if state == State.AGENT else None
+        return pk, conversation_id, columns["public_id"], to_agent
 
     async def _resolve(self, s: Any, inbound: InboundMessage) -> tuple[Customer, Conversation]:
         address = inbound.address.to_dict()

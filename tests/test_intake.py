@@ -15,6 +15,7 @@ from sqlalchemy import event, select
 
 from bot.intake import DispatchResult, Intake
 from bot.leases import InboundLeases
+from handover.read_model import message_json
 from connectors.base import ChannelAddress, InboundMessage
 from resonanz.settings import Settings
 from resonanz.store import Database
@@ -57,6 +58,27 @@ async def test_a_known_senders_message_is_two_statements(database: Database) -> 
     # The same provider id again: stored once, answered as a duplicate.
     again = await intake.store(inbound(sender, "Zählerstand 8200", "u2", display_name="Ada"))
     assert isinstance(again, DispatchResult) and again.duplicate and again.message_id == public_id
+
+
+async def test_a_message_into_a_conversation_an_agent_owns_is_two_statements_too(database: Database) -> None:
+    """The relay to the agent starts with this write: processed at once, no lease, no turn."""
+    intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
+    sender = str(random.randint(10**8, 10**9))
+    first = await intake.store(inbound(sender, "Hallo", "w1"))
+    assert not isinstance(first, DispatchResult)
+    async with database.session() as s:  # an agent owns the conversation now
+        (await s.get(Conversation, first[1])).state = "agent"
+    trips = Trips(database)
+    stored = await intake.store(inbound(sender, "Sind Sie noch da?", "w2"))
+    assert trips.statements == ["SELECT", "INSERT"]
+    assert not isinstance(stored, DispatchResult)
+    pk, conversation_id, public_id, to_agent = stored
+    async with database.session() as s:
+        row = await s.get(Message, pk)
+        assert (row.status, row.lease_owner, row.lease_expires_at, row.conversation_id) == (
+            MessageStatus.PROCESSED, None, None, first[1])
+        assert row.processed_at is not None
+        assert to_agent == message_json(row)  # what the consoles get is what is stored
 
 
 async def test_anything_else_takes_the_general_path(database: Database) -> None:
