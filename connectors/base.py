@@ -91,7 +91,9 @@ class InboundMessage:
     """One customer message, normalised. `raw` keeps the provider payload for debugging only.
 
     `customer_key` links identities on different channels to one customer (for example
-    "phone:+4915112345678" from both WhatsApp and SMS). `control` is one of CONTROLS or None.
+    "phone:+4915112345678" from both WhatsApp and SMS); `key_verified` says the channel checked
+    cryptographically that the sender holds that key (a signed web chat identity), which marks the
+    identity verified. `control` is one of CONTROLS or None.
     """
 
     channel: str
@@ -105,6 +107,7 @@ class InboundMessage:
     language_hint: str | None = None
     display_name: str | None = None
     customer_key: str | None = None
+    key_verified: bool = False
     control: str | None = None
     received_at: datetime | None = None
     raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)

@@ -114,6 +114,27 @@ async def _addresses(s: AsyncSession, customer_ids: Iterable[str]) -> dict[str, 
     return out
 
 
+def identity_label(i: ChannelIdentity) -> str | None:
+    """What an agent may read as the identity's address: a phone number, a chat id, the embedding
+    site's user id; None for an anonymous web chat session (its id is a credential-like token)."""
+    if i.channel == "webchat":
+        key = i.customer_key or ""
+        return key.removeprefix("host:") if key.startswith("host:") else None
+    label = str((i.address or {}).get("recipient") or i.external_id)
+    return None if _OPAQUE.match(label) else label
+
+
+def identity_json(i: ChannelIdentity) -> dict[str, Any]:
+    return {"id": i.id, "channel": i.channel, "external_id": i.external_id, "label": identity_label(i),
+            "opted_out": bool(i.opted_out), "verified_by": i.verified_by,
+            "verified_at": i.verified_at.isoformat() if i.verified_at is not None else None}
+
+
+async def identities(s: Any, customer_id: str) -> list[ChannelIdentity]:
+    return list((await s.scalars(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id)
+                                 .order_by(ChannelIdentity.id))).all())
+
+
 def customer_display(customer: Customer, address: str | None) -> str | None:
     """How agents see a customer: the name, else the customer number, else a channel address;
     never an internal id (None: the console names the channel instead)."""
@@ -256,7 +277,8 @@ class ReadModel:
             msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
             customer = await s.get(Customer, h.customer_id)
             return {"handover": summary, "context": dict(h.context or {}), "messages": [message_json(m) for m in msgs],
-                    "customer_notes": customer.notes if customer is not None else None}
+                    "customer_notes": customer.notes if customer is not None else None,
+                    "identities": [identity_json(i) for i in await identities(s, h.customer_id)]}
 
     async def conversations(self, agent: Agent, state: str) -> list[dict[str, Any]]:
         """The latest 100 conversations in `state` the agent may see."""

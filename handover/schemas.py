@@ -736,6 +736,7 @@ class HandoverDetail(BaseModel):
     context: dict[str, Any]
     messages: list[MessageOut]
     customer_notes: str | None = None  # what agents noted about the customer (editable)
+    identities: list[CustomerIdentityOut] = []  # the customer's channel identities, now
 
 
 class CannedOut(BaseModel):
@@ -995,6 +996,11 @@ class CustomerIdentityOut(BaseModel):
     id: int
     channel: str
     external_id: str
+    label: str | None = None  # phone number, chat id, the host site's user id; None: anonymous web chat
+    opted_out: bool = False
+    # How the identity was shown to be the customer's: signed_identity | continue_code | step_up
+    verified_by: Literal["signed_identity", "continue_code", "step_up"] | None = None
+    verified_at: str | None = None
 
 
 class CustomerProfile(BaseModel):

@@ -503,3 +503,37 @@ async def test_an_anonymous_browser_that_signs_in_later_joins_the_signed_users_c
         await ws.send_json({"type": "hello", "token": token, "language": "de", "identity": identity})
         await ws.receive_json(timeout=10)  # history
         assert (await say(ws, "Jetzt angemeldet"))[-1]["conversation_id"] == signed_conversation
+
+
+async def test_the_console_shows_each_identity_with_its_address_and_how_it_was_verified(gw: Gateway) -> None:
+    user = f"shop-user-{secrets.token_hex(4)}"
+    async with connect(gw.client) as ws:  # signed in on the shop's site
+        await ws.send_json({"type": "hello", "language": "de", "identity": {"user_id": user, "signature": sign(user)}})
+        token = (await ws.receive_json(timeout=10))["token"]
+        await ws.receive_json(timeout=10)  # history
+        conversation_id = (await say(ws, "Hallo"))[-1]["conversation_id"]
+        code = (await gw.code_for(token))["code"]
+    chat, rest_sender = chat_id(), f"rest-{secrets.token_hex(4)}"
+    await gw.telegram(start_update(random.randint(1, 10**9), chat, payload=code))  # continued on the phone
+    async with gw.db.session() as s:
+        customer_id = (await s.get(Conversation, conversation_id)).customer_id
+    await gw.rest(rest_sender, "Hallo")  # someone else, merged by hand below: not verified
+    rest_customer = (await gw.identity("rest", rest_sender)).customer_id
+    admin = await create_agent(gw.db, email=f"admin-{secrets.token_hex(4)}@example.org", password="ein-langes-passwort",
+                               display_name="Ada Admin", role="admin")
+    auth = {"Authorization": f"Bearer {await issue_api_token(gw.db, admin.id)}"}
+    resp = await gw.client.post(f"/api/v1/customers/{customer_id}/merge", json={"merged_id": rest_customer}, headers=auth)
+    assert resp.status == 200, await resp.text()
+
+    def shown(identities: list[dict]) -> dict[str, tuple[str | None, str | None, bool]]:
+        return {i["channel"]: (i["label"], i["verified_by"], i["verified_at"] is not None) for i in identities}
+
+    expected = {"webchat": (user, "signed_identity", True), "telegram": (str(chat), "continue_code", True),
+                "rest": (rest_sender, None, False)}
+    resp = await gw.client.get(f"/api/v1/customers/{customer_id}", headers=auth)
+    assert resp.status == 200, await resp.text()
+    assert shown((await resp.json())["customer"]["identities"]) == expected
+    resp = await gw.client.post(f"/api/v1/conversations/{conversation_id}/take-over", headers=auth)
+    assert resp.status == 201, await resp.text()
+    detail = await (await gw.client.get(f"/api/v1/handovers/{(await resp.json())['handover']['id']}", headers=auth)).json()
+    assert shown(detail["identities"]) == expected

@@ -653,6 +653,8 @@ class WebChatConnector(Connector):
             metadata=metadata,
             language_hint=session["language"],
             customer_key=session.get("customer_key"),
+            # Only a signed host identity sets the key (_hello_checked): it is verified.
+            key_verified=session.get("customer_key") is not None,
         )
         received = datetime.now(UTC)  # before the message is stored: it sorts before the replies
         result = await self.ctx.on_message(inbound)
