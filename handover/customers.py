@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from handover.agent_commands import check_action
-from handover.read_model import identities, identity_json, visible_handover
+from handover.read_model import identities as identities_of
+from handover.read_model import identity_json, visible_handover
 from resonanz import texts
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound
 from resonanz.store import Database
@@ -55,7 +56,7 @@ async def profile(db: Database, customer_id: str, agent: Agent) -> dict[str, Any
         if customer is None:
             raise NotFound("no such customer")
         await _may_change(s, agent, (customer_id,))
-        return customer_json(customer, await identities(s, customer_id))
+        return customer_json(customer, await identities_of(s, customer_id))
 
 
 async def merge(db: Database, survivor_id: str, merged_id: str, agent: Agent) -> dict[str, Any]:
@@ -79,7 +80,7 @@ async def merge(db: Database, survivor_id: str, merged_id: str, agent: Agent) ->
         s.add(DataAccess(actor_id=agent.id, actor_role=agent.role, action=DataAction.MERGE,
                          customer_id=survivor_id, subject=merged_id))
         await s.flush()
-        return customer_json(survivor, await identities(s, survivor_id))
+        return customer_json(survivor, await identities_of(s, survivor_id))
 
 
 async def split(db: Database, customer_id: str, identity_id: int, agent: Agent) -> dict[str, Any]:
@@ -90,7 +91,7 @@ async def split(db: Database, customer_id: str, identity_id: int, agent: Agent) 
         if customer is None:
             raise NotFound("no such customer")
         await _may_change(s, agent, (customer_id,))
-        identities = await identities(s, customer_id)
+        identities = await identities_of(s, customer_id)
         identity = next((i for i in identities if i.id == identity_id), None)
         if identity is None:
             raise NotFound("no such identity of this customer")

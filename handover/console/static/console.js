@@ -8,7 +8,7 @@
 import { h, render } from "/static/vendor/preact.mjs";
 import { useCallback, useEffect, useMemo, useRef, useState } from "/static/vendor/hooks.mjs";
 import htm from "/static/vendor/htm.mjs";
-import { LANG, ago, channelLabel, label, t, when } from "/console/static/i18n.js";
+import { LANG, ago, channelLabel, identityParts, label, t, when } from "/console/static/i18n.js";
 
 const html = htm.bind(h);
 
@@ -664,10 +664,13 @@ function Context({ detail, meta }) {
   const verified = c.verification && c.verification.status === "verified";
   const mood = s.latest === undefined ? "" : s.latest > 0.2 ? "positive" : s.latest < -0.2 ? "negative" : "neutral";
   const slots = Object.entries(c.slots || {}).filter(([k, v]) => k !== "language" && v !== null && v !== "" && !(typeof v === "string" && HEXISH.test(v)));
+  // The customer's identities now (detail.identities), each with how it was verified; a handover
+  // stored before they were sent has only its context's channel names.
+  const identities = detail.identities || [];
   const profile = [
     ["profile.name", p.name], ["profile.number", p.customer_number], ["profile.language", label(meta, "lang", p.language)],
     ["profile.preference", p.preference ? channelLabel(p.preference) : ""],
-    ["profile.channels", (p.channels || []).map((x) => channelLabel(x)
+    ["profile.channels", identities.length ? "" : (p.channels || []).map((x) => channelLabel(x)
       + (verified && x === h0.channel ? " (" + t("profile.verified") + ")" : "")
       + ((p.opted_out || []).includes(x) ? " (" + t("profile.opted_out") + ")" : "")).join(", ")],
   ].filter(([, v]) => v);
@@ -688,6 +691,8 @@ function Context({ detail, meta }) {
         ${!slots.length && t("ctx.none")}</dd>
       <dt>${t("ctx.profile")}</dt>
       <dd><ul data-testid="context-profile">${profile.map(([k, v]) => html`<li>${t(k)}: ${v}</li>`)}</ul></dd>
+      ${identities.length > 0 && html`<dt>${t("profile.channels")}</dt>
+      <dd><${Identities} identities=${identities} /></dd>`}
       <dt>${t("profile.notes")}</dt>
       <dd><${Notes} key=${h0.customer.id} customerId=${h0.customer.id} initial=${detail.customer_notes || ""} /></dd>
       <dt>${t("ctx.sentiment")}</dt>
@@ -717,6 +722,20 @@ function Context({ detail, meta }) {
       <dt>${t("ctx.rating")}</dt><dd data-testid="rating">${h0.rating ? "★ " + h0.rating + " / 5" : "–"}</dd>
     </dl>
   </aside>`;
+}
+
+/** Each channel identity: channel · address, verified how and when (or not), opted out. */
+function Identities({ identities }) {
+  return html`<ul class="identities" data-testid="profile-identities">
+    ${identities.map((i) => {
+      const x = identityParts(i);
+      return html`<li data-testid="profile-identity" data-channel=${i.channel} data-verified=${i.verified_by || ""}>
+        <span class="id-address">${x.channel} · ${x.address}</span>
+        <span class=${"id-proof" + (i.verified_by ? " verified" : "")}> · ${x.proof}</span>
+        ${i.opted_out && html`<span> · ${t("profile.opted_out")}</span>`}
+      </li>`;
+    })}
+  </ul>`;
 }
 
 function Notes({ customerId, initial }) {

@@ -46,6 +46,16 @@ const DE = {
   "profile.name": "Name", "profile.number": "Kundennummer", "profile.language": "Sprache", "profile.preference": "Bevorzugt",
   "profile.channels": "Kanäle", "profile.opted_out": "abgemeldet (STOP)", "profile.verified": "verifiziert", "profile.notes": "Notizen zum Kunden",
   "profile.notes.save": "Notizen speichern", "profile.notes.saved": "gespeichert",
+  "id.session": "Browser-Sitzung", "id.verified": "verifiziert", "id.unverified": "nicht verifiziert",
+  "proof.signed_identity": "signierte Anmeldung der Website", "proof.continue_code": "Weiterführungscode",
+  "proof.step_up": "Prüfung mit Kundennummer",
+  "cust.title": "Kunden zusammenführen und trennen", "cust.back": "Zur Konsole",
+  "cust.login": "Bitte melden Sie sich zuerst in der Konsole an:", "cust.console": "Konsole",
+  "cust.id": "Kunden-ID", "cust.load": "Laden", "cust.noname": "Ohne Namen",
+  "cust.merge.label": "Dieser Kunde übernimmt alles von Kunden-ID", "cust.merge": "Zusammenführen",
+  "cust.merged": "Zusammengeführt.", "cust.split": "Abtrennen", "cust.split.label": "Kanal {channel} abtrennen",
+  "cust.split.done": "Abgetrennt: neuer Kunde {id}", "cust.failed": "Nicht möglich: {error}",
+  "cust.unknown": "Keinen solchen Kunden gefunden.",
   "sent.positive": "positiv", "sent.neutral": "neutral", "sent.negative": "negativ",
   "trend.improving": "bessert sich", "trend.worsening": "verschlechtert sich", "trend.steady": "gleichbleibend",
   "history.show": "Verlauf zeigen", "history.hide": "Verlauf ausblenden", "history.empty": "Keine Nachrichten gespeichert.",
@@ -96,6 +106,16 @@ const EN = {
   "profile.name": "Name", "profile.number": "Customer number", "profile.language": "Language", "profile.preference": "Prefers",
   "profile.channels": "Channels", "profile.opted_out": "opted out (STOP)", "profile.verified": "verified", "profile.notes": "Notes about the customer",
   "profile.notes.save": "Save notes", "profile.notes.saved": "saved",
+  "id.session": "browser session", "id.verified": "verified", "id.unverified": "not verified",
+  "proof.signed_identity": "signed sign-in on the website", "proof.continue_code": "continue code",
+  "proof.step_up": "customer-number check",
+  "cust.title": "Merge and split customers", "cust.back": "Back to the console",
+  "cust.login": "Please log in to the console first:", "cust.console": "Console",
+  "cust.id": "Customer ID", "cust.load": "Load", "cust.noname": "No name",
+  "cust.merge.label": "This customer takes over everything of customer ID", "cust.merge": "Merge",
+  "cust.merged": "Merged.", "cust.split": "Split off", "cust.split.label": "Split off channel {channel}",
+  "cust.split.done": "Split off: new customer {id}", "cust.failed": "Not possible: {error}",
+  "cust.unknown": "No such customer.",
   "sent.positive": "positive", "sent.neutral": "neutral", "sent.negative": "negative",
   "trend.improving": "improving", "trend.worsening": "worsening", "trend.steady": "steady",
   "history.show": "Show transcript", "history.hide": "Hide transcript", "history.empty": "No messages stored.",
@@ -152,4 +172,15 @@ export function ago(seconds) {
   if (seconds < 60) return seconds + " s";
   if (seconds < 3600) return Math.round(seconds / 60) + " min";
   return Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
+}
+
+/** One channel identity of a customer (handover/read_model.py identity_json), readable:
+ * {channel: "Telegram", address: "4711", proof: "verified (continue code, 03:40)" | "not verified"}.
+ * An anonymous web chat session has no address an agent could use: it is named as such. */
+export function identityParts(i) {
+  const proof = i.verified_by
+    ? t("id.verified") + " (" + (has("proof." + i.verified_by) ? t("proof." + i.verified_by) : i.verified_by)
+      + (i.verified_at ? ", " + when(i.verified_at) : "") + ")"
+    : t("id.unverified");
+  return { channel: channelLabel(i.channel), address: i.label || t("id.session"), proof };
 }
