@@ -61,4 +61,5 @@ def outbound_of(m: Message) -> OutboundMessage:
         message_id=m.public_id,
         created_at=m.created_at,
         sender_name=(m.metadata_ or {}).get("sender_name"),
+        language=(m.metadata_ or {}).get("language"),
     )

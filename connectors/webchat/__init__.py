@@ -16,7 +16,9 @@ Protocol (JSON text frames on /webchat/ws):
               (callback: while waiting, the text is a message left for a callback or an e-mail;
               a contact the server refuses gets an error with code "callback_contact")
     server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate", "timestamp"}
-    server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?}
+    server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?,
+              "language"?}  (the conversation's language when the reply was written: the chat's
+              own labels follow it)
     server → {"type": "typing", "name"}                       (an agent is typing; never stored)
     server → {"type": "error", "error": "<what is wrong>", "code"?, "client_id"?}
 
@@ -397,6 +399,7 @@ class WebChatConnector(Connector):
             "attachments": [a.to_dict() for a in message.attachments],
             "timestamp": _timestamp(message.created_at),
             **({"sender_name": message.sender_name} if message.sender_name else {}),
+            **({"language": message.language} if message.language else {}),
         }
         # Here at once, elsewhere through the relay (which never brings our own frames back).
         await self._push_local(address.recipient, frame)

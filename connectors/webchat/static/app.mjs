@@ -115,7 +115,9 @@ function reduce(s, a) {
       const live = a.frame;
       const fromUs = live.author === "customer";
       const unread = !s.open && !fromUs ? s.unread + 1 : s.unread;
-      return { ...s, messages: place(s.messages, { ...live, acked: true }), unread,
+      // A reply carries the conversation's language: the chat's own labels follow it at once.
+      const language = !fromUs && (live.language === "de" || live.language === "en") ? live.language : s.language;
+      return { ...s, messages: place(s.messages, { ...live, acked: true }), unread, language,
         agentTyping: live.author === "agent" ? null : s.agentTyping,
         preview: !s.open && !fromUs ? live.text : s.preview };
     }
