@@ -102,6 +102,8 @@ async def split(db: Database, customer_id: str, identity_id: int, agent: Agent) 
         s.add(new)
         await s.flush()
         identity.customer_id = new.id
+        # Its proof was that it is the old customer's, which the split says is wrong.
+        identity.verified_by = identity.verified_at = None
         fallback = others[-1]
         for conv in (await s.scalars(select(Conversation).where(
                 Conversation.customer_id == customer_id, Conversation.state != "closed"))).all():

@@ -537,3 +537,8 @@ async def test_the_console_shows_each_identity_with_its_address_and_how_it_was_v
     assert resp.status == 201, await resp.text()
     detail = await (await gw.client.get(f"/api/v1/handovers/{(await resp.json())['handover']['id']}", headers=auth)).json()
     assert shown(detail["identities"]) == expected
+    # Split off as wrongly linked, the Telegram identity is no longer verified (as anyone's).
+    telegram_id = next(i["id"] for i in detail["identities"] if i["channel"] == "telegram")
+    resp = await gw.client.post(f"/api/v1/customers/{customer_id}/split", json={"identity_id": telegram_id}, headers=auth)
+    assert resp.status == 200, await resp.text()
+    assert shown((await resp.json())["new_customer"]["identities"]) == {"telegram": (str(chat), None, False)}
