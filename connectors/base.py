@@ -128,6 +128,7 @@ class OutboundMessage:
     message_id: str | None = None  # the stored message's id, when it has been persisted
     created_at: datetime | None = None
     sender_name: str | None = None  # an agent's display name, for channels that show it
+    sender_avatar: str | None = None  # the URL of the agent's picture (one of our media files), if they have one
     language: str | None = None  # the conversation's language when it was written ("de", "en")
 
     def as_text_with_options(self) -> str:

@@ -17,8 +17,9 @@ Protocol (JSON text frames on /webchat/ws):
               a contact the server refuses gets an error with code "callback_contact")
     server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate", "timestamp"}
     server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?,
-              "language"?}  (the conversation's language when the reply was written: the chat's
-              own labels follow it)
+              "sender_avatar"?, "language"?}  (sender_avatar: the URL of the agent's picture, one of
+              the gateway's /media/ files; language: the conversation's language when the reply was
+              written - the chat's own labels follow it)
     server → {"type": "typing", "name"}                       (an agent is typing; never stored)
     server → {"type": "error", "error": "<what is wrong>", "code"?, "client_id"?}
 
@@ -399,6 +400,7 @@ class WebChatConnector(Connector):
             "attachments": [a.to_dict() for a in message.attachments],
             "timestamp": _timestamp(message.created_at),
             **({"sender_name": message.sender_name} if message.sender_name else {}),
+            **({"sender_avatar": message.sender_avatar} if message.sender_avatar else {}),
             **({"language": message.language} if message.language else {}),
         }
         # Here at once, elsewhere through the relay (which never brings our own frames back).
@@ -585,6 +587,7 @@ class WebChatConnector(Connector):
                     "text": m.text,
                     **({"display": m.display} if m.display else {}),
                     **({"sender_name": m.sender_name} if m.sender_name else {}),
+                    **({"sender_avatar": m.sender_avatar} if m.sender_avatar else {}),
                     "buttons": [b.to_dict() for b in m.buttons],
                     "attachments": [a.to_dict() for a in m.attachments],
                     "timestamp": _timestamp(m.created_at),

@@ -231,6 +231,9 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The URL of the agent's picture (a shared media file, `/media/<name>`), shown beside their
+    # name on their messages in the web chat; None = no picture.
+    avatar: Mapped[str | None] = mapped_column(String(500))
 
 
 class AgentSession(Base):
