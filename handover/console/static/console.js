@@ -355,6 +355,8 @@ function Console({ me: initialMe, onLogout }) {
             <label><input type="checkbox" data-testid=${"notify-" + k} checked=${prefs[k]}
               onChange=${(ev) => setPref(k, ev.currentTarget.checked)} /> ${t("notify." + k)}</label>`)}
         </fieldset>
+        <button type="button" data-testid="profile-toggle" aria-expanded=${view === "me" ? "true" : "false"}
+            onClick=${() => setView(view === "me" ? "desk" : "me")}>${t("me.title")}</button>
         ${me.role === "admin" && html`<button type="button" data-testid="admin-toggle"
             onClick=${() => setView(view === "admin" ? "desk" : "admin")}>${t("admin")}</button>`}
         <button type="button" data-testid="logout" onClick=${logout}>${t("logout")}</button>
@@ -364,7 +366,8 @@ function Console({ me: initialMe, onLogout }) {
         <${Lists} lists=${lists} meta=${meta} currentId=${currentId} open=${open} takeOver=${takeOver}
           filters=${filters} setFilters=${setFilters} sort=${sort} setSort=${setSort}
           search=${search} runSearch=${runSearch} clearSearch=${() => setSearch({ q: "", results: null })} />
-        ${view === "admin" && me.role === "admin"
+        ${view === "me" ? html`<${MyProfile} me=${me} setMe=${setMe} />`
+          : view === "admin" && me.role === "admin"
           ? html`<${Admin} />`
           : detail && html`
             <${Conversation} key=${detail.handover.id} detail=${detail} meta=${meta} me=${me} canned=${canned}
@@ -373,6 +376,53 @@ function Console({ me: initialMe, onLogout }) {
         ${!detail && view === "desk" && error && html`<p class="error" role="alert">${error}</p>`}
       </main>
     </div>`;
+}
+
+// --- my profile: the picture customers see beside my name in the web chat -------------------
+
+const AVATAR_MAX_BYTES = 1024 * 1024;  // as the server checks (resonanz/media.py MAX_AVATAR_BYTES)
+
+function initials(name) {
+  return (name || "").split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
+}
+
+function MyProfile({ me, setMe }) {
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const refused = (e) => setError(e.status === 413 ? t("me.avatar.too_large") : e.status === 400 ? t("me.avatar.refused") : e.message);
+  const done = (d) => { setMe(d.agent); setError(""); };
+  const upload = (ev) => {
+    const file = ev.currentTarget.files[0];
+    ev.currentTarget.value = "";
+    if (!file) return;
+    if (file.size > AVATAR_MAX_BYTES) { setError(t("me.avatar.too_large")); return; }
+    const body = new FormData();
+    body.append("image", file, file.name);
+    setBusy(true);
+    api("PUT", "/api/v1/me/avatar", body, true).then(done).catch(refused).finally(() => setBusy(false));
+  };
+  const remove = () => {
+    setBusy(true);
+    api("DELETE", "/api/v1/me/avatar").then(done).catch(refused).finally(() => setBusy(false));
+  };
+  return html`<section class="admin me" id="my-profile" aria-labelledby="me-heading" data-testid="my-profile">
+    <h2 id="me-heading">${t("me.title")}</h2>
+    <p>${me.display_name} · ${me.email}</p>
+    <h3>${t("me.avatar")}</h3>
+    <div class="me-avatar">
+      ${me.avatar_url
+        ? html`<img class="avatar-large" src=${me.avatar_url} alt=${me.display_name} data-testid="my-avatar" width="96" height="96" />`
+        : html`<span class="avatar-large initials" data-testid="my-initials" aria-hidden="true">${initials(me.display_name)}</span>`}
+      <div>
+        <p id="avatar-hint">${t(me.avatar_url ? "me.avatar.hint" : "me.avatar.none")}</p>
+        <label for="avatar-file">${t(me.avatar_url ? "me.avatar.replace" : "me.avatar.upload")}</label>
+        <input id="avatar-file" type="file" accept="image/png,image/jpeg,image/webp" data-testid="avatar-file"
+          aria-describedby="avatar-hint" disabled=${busy} onChange=${upload} />
+        ${me.avatar_url && html`<p><button type="button" data-testid="avatar-remove" disabled=${busy} onClick=${remove}>${t("me.avatar.remove")}</button></p>`}
+      </div>
+    </div>
+    <p class="error" role="alert" data-testid="avatar-error">${error}</p>
+  </section>`;
 }
 
 // --- the lists ------------------------------------------------------------------------------
