@@ -305,8 +305,11 @@ function Message({ m, T, lang, base, buttonsUsed, read, onButton }) {
   return html`
     <li class=${`rz-msg rz-${author}`} data-testid="resonanz-message" data-author=${author}
         data-status=${status ? (m.pending ? "sending" : read ? "read" : "delivered") : undefined}>
-      <span class="rz-author">${author === "agent" && m.sender_name
-        ? html`<${Avatar} key=${m.sender_avatar || ""} name=${m.sender_name} url=${m.sender_avatar} base=${base} />` : null}${name}</span>
+      ${author === "agent" && m.sender_name ? html`
+        <div class="rz-from">
+          <${Avatar} key=${m.sender_avatar || ""} name=${m.sender_name} url=${m.sender_avatar} base=${base} />
+          <span class="rz-author">${name}</span>
+        </div>` : html`<span class="rz-author">${name}</span>`}
       ${m.text || m.display ? html`<p class="rz-text">${author === "customer" && m.display ? m.display : m.text}</p>` : null}
       ${(m.attachments || []).map((a) => {
         const src = mediaSrc(a.url, base);
