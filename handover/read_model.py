@@ -104,22 +104,29 @@ async def _addresses(s: AsyncSession, customer_ids: Iterable[str]) -> dict[str, 
     if not wanted:
         return {}
     rows = (await s.execute(
-        select(ChannelIdentity.customer_id, ChannelIdentity.external_id).where(ChannelIdentity.customer_id.in_(wanted))
-        .order_by(ChannelIdentity.id)
+        select(ChannelIdentity.customer_id, ChannelIdentity.external_id, ChannelIdentity.address)
+        .where(ChannelIdentity.customer_id.in_(wanted)).order_by(ChannelIdentity.id)
     )).all()
     out: dict[str, str] = {}
-    for cid, external in rows:
-        if cid not in out and external and not _OPAQUE.match(external):
+    for cid, external, address in rows:
+        username = ((address or {}).get("extra") or {}).get("username")
+        if cid not in out and isinstance(username, str) and username:
+            out[cid] = "@" + username
+        elif cid not in out and external and not _OPAQUE.match(external):
             out[cid] = external
     return out
 
 
 def identity_label(i: ChannelIdentity) -> str | None:
-    """What an agent may read as the identity's address: a phone number, a chat id, the embedding
-    site's user id; None for an anonymous web chat session (its id is a credential-like token)."""
+    """What an agent may read as the identity's address: a phone number, "@name" (a Telegram user
+    name) else the chat id, the embedding site's user id; None for an anonymous web chat session
+    (its id is a credential-like token)."""
     if i.channel == "webchat":
         key = i.customer_key or ""
         return key.removeprefix("host:") if key.startswith("host:") else None
+    username = ((i.address or {}).get("extra") or {}).get("username")
+    if isinstance(username, str) and username:
+        return "@" + username
     label = str((i.address or {}).get("recipient") or i.external_id)
     return None if _OPAQUE.match(label) else label
 

@@ -20,17 +20,18 @@ pytestmark = pytest.mark.browser
 
 
 async def customer_with_identities(gw: Gateway) -> tuple[str, str, str, str]:
-    """A REST customer asking for a person, who also wrote on Telegram (continued with a code),
-    from the shop's site signed in, and once anonymously in a browser."""
+    """A REST customer asking for a person, who also wrote on Telegram (continued with a code; shown
+    by the user name, "@..."), from the shop's site signed in, and once anonymously in a browser."""
     phone = "+491512" + str(uuid.uuid4().int)[:7]
     chat, user = str(uuid.uuid4().int)[:9], "kunde-" + uuid.uuid4().hex[:6]
+    handle = "erika_" + uuid.uuid4().hex[:6]  # the Telegram user name (connectors/telegram.py keeps it)
     await gw.customer(phone, "Ich will bitte einen Menschen sprechen")
     async with gw.db.session() as s:
         customer_id = await s.scalar(select(ChannelIdentity.customer_id).where(ChannelIdentity.external_id == phone))
         at = utcnow() - timedelta(minutes=5)
         s.add_all([
             ChannelIdentity(customer_id=customer_id, channel="telegram", external_id=chat,
-                            address={"channel": "telegram", "recipient": chat, "extra": {}},
+                            address={"channel": "telegram", "recipient": chat, "extra": {"username": handle}},
                             verified_by="continue_code", verified_at=at),
             ChannelIdentity(customer_id=customer_id, channel="webchat", external_id=new_id(), customer_key=f"host:{user}",
                             address={"channel": "webchat", "recipient": "x", "extra": {}},
@@ -38,11 +39,11 @@ async def customer_with_identities(gw: Gateway) -> tuple[str, str, str, str]:
             ChannelIdentity(customer_id=customer_id, channel="webchat", external_id=new_id(),
                             address={"channel": "webchat", "recipient": "y", "extra": {}}),
         ])
-    return customer_id, phone, chat, user
+    return customer_id, phone, "@" + handle, user
 
 
 async def test_the_profile_shows_each_identity_and_whether_it_is_verified(gateway: Gateway, browser: Browser) -> None:
-    customer_id, phone, chat, user = await customer_with_identities(gateway)
+    customer_id, phone, telegram, user = await customer_with_identities(gateway)
     email = await gateway.agent("Vera Profil")
     ctx = await browser.new_context(locale="de-DE", bypass_csp=True,  # axe is injected as a script
                                     viewport={"width": 1280, "height": 800})
@@ -53,7 +54,7 @@ async def test_the_profile_shows_each_identity_and_whether_it_is_verified(gatewa
         identities = page.get_by_test_id("profile-identity")
         await expect(identities).to_have_count(4)
         await expect(identities.nth(0)).to_have_text(f"REST · {phone} · nicht verifiziert")
-        await expect(identities.nth(1)).to_contain_text(f"Telegram · {chat} · verifiziert (Weiterführungscode, ")
+        await expect(identities.nth(1)).to_contain_text(f"Telegram · {telegram} · verifiziert (Weiterführungscode, ")
         await expect(identities.nth(2)).to_contain_text(f"Web-Chat · {user} · verifiziert (signierte Anmeldung der Website, ")
         await expect(identities.nth(3)).to_have_text("Web-Chat · Browser-Sitzung · nicht verifiziert")
         assert [await i.get_attribute("data-verified") for i in await identities.all()] == [
@@ -76,7 +77,7 @@ async def test_the_profile_shows_each_identity_and_whether_it_is_verified(gatewa
         rows = page.get_by_test_id("customers-identity")
         await expect(rows).to_have_count(4)
         await expect(rows.nth(0)).to_contain_text(f"REST · {phone} · not verified")
-        await expect(rows.nth(1)).to_contain_text(f"Telegram · {chat} · verified (continue code, ")
+        await expect(rows.nth(1)).to_contain_text(f"Telegram · {telegram} · verified (continue code, ")
         await expect(rows.nth(2)).to_contain_text(f"Web chat · {user} · verified (signed sign-in on the website, ")
         await expect(rows.nth(3)).to_contain_text("Web chat · browser session · not verified")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Merge and split customers")
