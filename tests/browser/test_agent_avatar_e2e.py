@@ -15,7 +15,7 @@ from sqlalchemy import select
 from handover.auth import create_agent, issue_api_token
 from resonanz.store.models import Agent
 from tests.browser.axe import assert_accessible
-from tests.browser.test_webchat_widget_e2e import AGENT, DESKTOP, Site, handover_of, open_chat, post, say, site  # noqa: F401
+from tests.browser.test_webchat_widget_e2e import AGENT, DESKTOP, PHONE, Site, handover_of, open_chat, post, say, site  # noqa: F401
 
 pytestmark = [pytest.mark.browser]
 
@@ -77,9 +77,12 @@ async def test_an_agents_picture_appears_beside_their_message_in_the_web_chat(si
         await expect(message.locator(".rz-author")).to_have_text("Mira Sommer")  # the name beside it
         assert await picture.evaluate("img => img.complete && img.naturalWidth") == 64  # loaded
         await assert_accessible(chat)
-        await chat.reload()  # from the history too
+        await chat.set_viewport_size(PHONE)
+        await chat.reload()  # from the history too, on a phone
         await expect(chat.locator(AGENT).get_by_test_id("resonanz-avatar")).to_have_attribute(
             "src", site.url + avatar_url, timeout=15_000)
+        await expect(chat.locator(AGENT).get_by_test_id("resonanz-avatar")).to_be_visible()
+        await chat.set_viewport_size(DESKTOP)
 
         # Removed: later messages, and the earlier one whose picture is gone, show the initials.
         await console.get_by_test_id("avatar-remove").click()
