@@ -343,7 +343,11 @@ function Console({ me: initialMe, onLogout }) {
           ${PAGES.filter((p) => !p.roles || p.roles.includes(me.role)).map((p) => html`
             <a href=${p.href} data-testid=${p.testid} aria-current=${location.pathname === p.href ? "page" : undefined}>${p[LANG] || p.de}</a>`)}
         </nav>
-        <span data-testid="me-name">${me.display_name}</span>
+        <button type="button" class="me-toggle" data-testid="profile-toggle" aria-label=${t("me.title") + ": " + me.display_name}
+            aria-expanded=${view === "me" ? "true" : "false"} onClick=${() => setView(view === "me" ? "desk" : "me")}>
+          ${me.avatar_url && html`<img class="avatar-small" src=${me.avatar_url} alt="" width="24" height="24" />`}
+          <span data-testid="me-name">${me.display_name}</span>
+        </button>
         <label>${t("status")}
           <select data-testid="status-select" value=${me.status} onChange=${setStatus}>
             ${["online", "away", "offline"].map((s) => html`<option value=${s}>${t("status." + s)}</option>`)}
@@ -355,8 +359,6 @@ function Console({ me: initialMe, onLogout }) {
             <label><input type="checkbox" data-testid=${"notify-" + k} checked=${prefs[k]}
               onChange=${(ev) => setPref(k, ev.currentTarget.checked)} /> ${t("notify." + k)}</label>`)}
         </fieldset>
-        <button type="button" data-testid="profile-toggle" aria-expanded=${view === "me" ? "true" : "false"}
-            onClick=${() => setView(view === "me" ? "desk" : "me")}>${t("me.title")}</button>
         ${me.role === "admin" && html`<button type="button" data-testid="admin-toggle"
             onClick=${() => setView(view === "admin" ? "desk" : "admin")}>${t("admin")}</button>`}
         <button type="button" data-testid="logout" onClick=${logout}>${t("logout")}</button>
