@@ -30,6 +30,7 @@ class StoredMessage:
     status: str
     display: str | None = None  # the title of the button a customer pressed (its payload is `text`)
     sender_name: str | None = None  # the agent's name on an agent's message
+    sender_avatar: str | None = None  # the URL of the agent's picture on an agent's message
 
     def __post_init__(self) -> None:
         if not is_customer_visible(self.direction):
@@ -45,6 +46,7 @@ class StoredMessage:
             message_id=self.message_id,
             created_at=self.created_at,
             sender_name=self.sender_name,
+            sender_avatar=self.sender_avatar,
         )
 
 
@@ -82,6 +84,7 @@ def _stored(m: Message) -> StoredMessage:
         status=m.status,
         display=(m.metadata_ or {}).get("display") if m.direction == Direction.IN else None,
         sender_name=(m.metadata_ or {}).get("sender_name") if m.direction == Direction.OUT else None,
+        sender_avatar=(m.metadata_ or {}).get("sender_avatar") if m.direction == Direction.OUT else None,
     )
 
 

@@ -19,7 +19,7 @@ from resonanz import continuity
 from resonanz.continuity import ContinueLimiter, Outcome, Redemption, redeem
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, new_id, utcnow
-from resonanz.store.vocabulary import Author, Direction, MessageStatus
+from resonanz.store.vocabulary import Author, Direction, IdentityProof, MessageStatus
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,8 @@ class Intake:
             select(ChannelIdentity.address.label("identity_address"), Customer.id.label("customer_id"),
                    Customer.name.label("name"), Conversation.id.label("conversation_id"),
                    Conversation.state.label("state"), Conversation.channel.label("channel"),
-                   Conversation.address.label("conv_address"), ChannelIdentity.customer_key.label("customer_key"))
+                   Conversation.address.label("conv_address"), ChannelIdentity.customer_key.label("customer_key"),
+                   ChannelIdentity.verified_by.label("verified_by"))
             .join(Customer, Customer.id == ChannelIdentity.customer_id)
             .join(Conversation, (Conversation.customer_id == Customer.id) & (Conversation.state != State.CLOSED))
             .where(ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id)
@@ -159,10 +160,11 @@ class Intake:
         row = (await s.execute(self._latest(inbound))).first()
         if row is None:
             return None
-        identity_address, customer_id, name, conversation_id, state, channel, conv_address, key = row
+        identity_address, customer_id, name, conversation_id, state, channel, conv_address, key, verified_by = row
         if (identity_address != address or conv_address != address or channel != inbound.channel
                 or (name is None and inbound.display_name)
-                or (inbound.customer_key is not None and key != inbound.customer_key)):
+                or (inbound.customer_key is not None and key != inbound.customer_key)
+                or (inbound.key_verified and verified_by is None)):
             return None
         columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
         if state == State.AGENT:
@@ -206,6 +208,7 @@ class Intake:
                     address=address,
                     customer_key=inbound.customer_key,
                     opted_out=False,
+                    **_signed(inbound),
                 )
             )
             await s.flush()
@@ -232,6 +235,8 @@ class Intake:
                         select(Conversation)
                         .where(Conversation.customer_id == customer.id, Conversation.state != State.CLOSED)
                         .order_by(Conversation.created_at.desc()).limit(1))
+            if identity.verified_by is None and (proof := _signed(inbound)):
+                identity.verified_by, identity.verified_at = proof["verified_by"], proof["verified_at"]
             if inbound.control in ("opt_out", "opt_in"):
                 identity.opted_out = inbound.control == "opt_out"
         if inbound.control == "opt_out" and row is None:
@@ -286,12 +291,15 @@ class Intake:
         assert customer is not None and conv is not None
         identity = await s.scalar(select(ChannelIdentity).where(
             ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id))
+        # The code was given to the customer on their other channel: this identity is theirs.
+        proof = {"verified_by": IdentityProof.CONTINUE_CODE, "verified_at": utcnow()}
         if identity is None:
             s.add(ChannelIdentity(customer_id=customer.id, channel=inbound.channel, external_id=inbound.sender_id,
-                                  address=address, customer_key=inbound.customer_key, opted_out=False))
+                                  address=address, customer_key=inbound.customer_key, opted_out=False, **proof))
         else:
             identity.customer_id = customer.id
             identity.address = address
+            identity.verified_by, identity.verified_at = proof["verified_by"], proof["verified_at"]
         if customer.name is None and inbound.display_name:
             customer.name = inbound.display_name
         customer.preferred_channel = inbound.channel
@@ -325,3 +333,10 @@ class Intake:
         if latest is None or latest.state != State.CLOSED:
             return None
         return latest if await self.desk().awaits_rating(s, latest.id) else None
+
+
+def _signed(inbound: InboundMessage) -> dict[str, Any]:
+    """The columns marking a new identity verified when its channel vouches for the customer key."""
+    if inbound.key_verified and inbound.customer_key:
+        return {"verified_by": IdentityProof.SIGNED_IDENTITY, "verified_at": utcnow()}
+    return {}

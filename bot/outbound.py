@@ -111,7 +111,11 @@ class OutboundMessages:
                 status=status,
                 attempts=1 if status in (MessageStatus.SENT, MessageStatus.SENDING) else 0,
                 created_at=utcnow(),
-                metadata_={"sender_name": r.sender_name} if r.sender_name else {},
+                # The conversation's language as the reply was written: a channel with its own
+                # labels (the web chat) follows it.
+                metadata_={**({"sender_name": r.sender_name} if r.sender_name else {}),
+                           **({"sender_avatar": r.sender_avatar} if r.sender_avatar else {}),
+                           **({"language": conv.language} if conv.language else {})},
                 # Stored already claimed: this process holds the lease until the send returns.
                 **(self.outbox.lease() if status == MessageStatus.SENDING else {}),
             )

@@ -36,7 +36,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from resonanz.store import Database
-from resonanz.store.models import Conversation, VerificationAttempt, utcnow
+from resonanz.store.models import ChannelIdentity, Conversation, VerificationAttempt, utcnow
+from resonanz.store.vocabulary import IdentityProof
 
 #: The bot's second factor: the expected answer for a customer number, None if the number is unknown.
 FactorLookup = Callable[[AsyncSession, str], Awaitable[str | None]]
@@ -153,6 +154,8 @@ class Verification:
                 .where(VerificationAttempt.id == attempt_id)
                 .values(outcome=stored, verified_until=until)
             )
+            if outcome is Outcome.VERIFIED:
+                await _mark_identity(s, conversation, now)
         if self.on_outcome is not None:
             self.on_outcome(outcome)
         return CheckResult(outcome, until)
@@ -222,6 +225,18 @@ class Verification:
                 .limit(1)
             )
         return found is not None
+
+
+async def _mark_identity(s: AsyncSession, conversation: str, now: datetime) -> None:
+    """The identity the conversation answers on passed step-up: the console shows it verified."""
+    conv = await s.get(Conversation, conversation)
+    if conv is None:
+        return
+    recipient = (conv.address or {}).get("recipient")
+    for identity in (await s.scalars(select(ChannelIdentity).where(
+            ChannelIdentity.customer_id == conv.customer_id, ChannelIdentity.channel == conv.channel))).all():
+        if (identity.address or {}).get("recipient") == recipient:
+            identity.verified_by, identity.verified_at = IdentityProof.STEP_UP, now
 
 
 async def verified_state(s: AsyncSession, conversation: str, now: datetime) -> VerifiedState | None:

@@ -61,4 +61,6 @@ def outbound_of(m: Message) -> OutboundMessage:
         message_id=m.public_id,
         created_at=m.created_at,
         sender_name=(m.metadata_ or {}).get("sender_name"),
+        sender_avatar=(m.metadata_ or {}).get("sender_avatar"),
+        language=(m.metadata_ or {}).get("language"),
     )

@@ -91,7 +91,9 @@ class InboundMessage:
     """One customer message, normalised. `raw` keeps the provider payload for debugging only.
 
     `customer_key` links identities on different channels to one customer (for example
-    "phone:+4915112345678" from both WhatsApp and SMS). `control` is one of CONTROLS or None.
+    "phone:+4915112345678" from both WhatsApp and SMS); `key_verified` says the channel checked
+    cryptographically that the sender holds that key (a signed web chat identity), which marks the
+    identity verified. `control` is one of CONTROLS or None.
     """
 
     channel: str
@@ -105,6 +107,7 @@ class InboundMessage:
     language_hint: str | None = None
     display_name: str | None = None
     customer_key: str | None = None
+    key_verified: bool = False
     control: str | None = None
     received_at: datetime | None = None
     raw: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -125,6 +128,8 @@ class OutboundMessage:
     message_id: str | None = None  # the stored message's id, when it has been persisted
     created_at: datetime | None = None
     sender_name: str | None = None  # an agent's display name, for channels that show it
+    sender_avatar: str | None = None  # the URL of the agent's picture (one of our media files), if they have one
+    language: str | None = None  # the conversation's language when it was written ("de", "en")
 
     def as_text_with_options(self) -> str:
         """Text-only rendering for channels without native buttons: numbered options."""

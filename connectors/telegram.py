@@ -9,7 +9,9 @@ Options (resonanz.yml, `connectors.telegram`):
     file_base_url          file download base, default https://api.telegram.org/file/bot
 
 The secret header is compared in constant time; missing or wrong -> 403. `update_id` is the
-message's provider id, so a re-delivered update is stored once. Inline-keyboard presses are
+message's provider id, so a re-delivered update is stored once. A private chat's user name (if
+the customer has one) is kept in the address's extra as `username`, so agents see "@name"; the
+chat id stays the address replies go to. Inline-keyboard presses are
 answered at once (the button stops spinning) and reach the bot as the button's payload.
 """
 
@@ -70,12 +72,18 @@ class _Model(BaseModel):
 class _User(_Model):
     id: Int64
     first_name: Name = ""
+    username: Name | None = None
     language_code: Annotated[str, Field(max_length=35)] | None = None
 
 
 class _Chat(_Model):
     id: Int64
     type: str
+    username: Name | None = None
+
+
+# Telegram's user names: 5-32 of A-Z a-z 0-9 _ (a little wider here; anything else is ignored).
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 class _Photo(_Model):
@@ -245,7 +253,7 @@ class TelegramConnector(Connector):
                 channel=self.name,
                 sender_id=str(message.chat.id),
                 text=query.data,
-                address=self._address(message.chat.id),
+                address=self._address(message.chat, user),
                 provider_message_id=provider_id,
                 metadata={"telegram": {"callback": True}},
                 language_hint=_language(user.language_code),
@@ -278,7 +286,7 @@ class TelegramConnector(Connector):
             channel=self.name,
             sender_id=str(message.chat.id),
             text=text,
-            address=self._address(message.chat.id),
+            address=self._address(message.chat, user),
             provider_message_id=provider_id,
             attachments=tuple(attachments),
             location=location,
@@ -301,8 +309,12 @@ class TelegramConnector(Connector):
         assert self.ctx.media is not None
         return self.ctx.media.save(content, mime, name)
 
-    def _address(self, chat_id: int) -> ChannelAddress:
-        return ChannelAddress(channel=self.name, recipient=str(chat_id))
+    def _address(self, chat: Any, user: Any) -> ChannelAddress:
+        """The chat id to reply to, and the user name agents may read ("@name"): a private chat's
+        (its user's), a public group's own; none when there is none."""
+        username = chat.username or (user.username if user is not None and chat.type == "private" else None)
+        extra = {"username": username} if username and USERNAME_RE.match(username) else {}
+        return ChannelAddress(channel=self.name, recipient=str(chat.id), extra=extra)
 
     # --- outbound ------------------------------------------------------------------------------
 

@@ -113,7 +113,8 @@ class AgentCommands:
             self._conversation_of[handover_id] = conversation_id  # never changes for a handover
 
         [sent] = await self.emit(conversation_id, [OutboundMessage(
-            text=text, author=Author.AGENT, attachments=attachments, sender_name=agent.display_name)],
+            text=text, author=Author.AGENT, attachments=attachments, sender_name=agent.display_name,
+            sender_avatar=agent.avatar)],
                                  guard=(handover_id, lambda h: check_action(h, agent, "reply")))
         return sent
 

@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy import func, select
 
 from connectors.base import Attachment
-from handover.auth import (AUTH_EVENT, NOT_DESK, PRINCIPAL, announce, authenticate, create_agent, ends_stream,
+from handover.auth import (AUTH_EVENT, NOT_DESK, PRINCIPAL, agent_public, announce, authenticate, create_agent, ends_stream,
                            principal_still_valid, require, revoke_credentials, same_origin)
 from handover.queries import visible_handovers
 from handover import customers
@@ -25,12 +25,12 @@ from handover.schemas import (
     CreateQueueRequest, HandoverDetail, HandoverList, HandoverListQuery, HandoverResponse, MessageResponse,
     CustomerResponse, MergeRequest, ReplyChannelRequest, ReplyChannelResponse, SplitRequest, SplitResponse,
     MetaResponse, QueueList, QueueResponse, SearchQuery, SearchResult, TextRequest, TransferRequest, UpdateAgentRequest, UpdateQueueRequest,
-    is_blank, read_body, read_multipart, read_query, respond,
+    AgentPublicResponse, is_blank, read_body, read_image_upload, read_multipart, read_query, respond,
 )
 from resonanz import texts
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge, Unauthenticated
 from resonanz.keys import DESK
-from resonanz.media import SECURITY_HEADERS, MediaStore, sniff_image
+from resonanz.media import MAX_AVATAR_BYTES, SECURITY_HEADERS, AvatarRefused, MediaStore, check_avatar, sniff_image
 from resonanz.store.models import Agent, CannedResponse, Customer, Handover, Queue, utcnow
 from resonanz.privacy import audit, erase_customer, export_customer
 from resonanz.store.vocabulary import AgentRole, DataAction, HandoverStatus
@@ -47,7 +47,8 @@ def _agent(request: web.Request) -> Agent:
 
 def agent_json(a: Agent) -> dict[str, Any]:
     return {"id": a.id, "email": a.email, "display_name": a.display_name, "role": a.role, "status": a.status,
-            "capacity": a.capacity, "skills": list(a.skills or []), "languages": list(a.languages or []), "active": a.active}
+            "capacity": a.capacity, "skills": list(a.skills or []), "languages": list(a.languages or []), "active": a.active,
+            "avatar_url": a.avatar}
 
 
 def canned_json(c: CannedResponse) -> dict[str, Any]:
@@ -113,6 +114,8 @@ class AgentApi:
             web.post("/api/v1/handovers/{id:[0-9a-f]{32}}/channel", require()(self.reply_channel)),
             web.get("/api/v1/conversations", require()(self.list_conversations)),
             web.post("/api/v1/conversations/{id:[0-9a-f]{32}}/take-over", require()(self.take_over)),
+            web.put("/api/v1/me/avatar", require()(self.put_avatar)),
+            web.delete("/api/v1/me/avatar", require()(self.delete_avatar)),
             web.get("/api/v1/agents", require()(self.list_agents)),
             web.post("/api/v1/agents", require(AgentRole.ADMIN)(self.create_agent)),
             web.patch("/api/v1/agents/{id:[0-9a-f]{32}}", require(AgentRole.ADMIN)(self.update_agent)),
@@ -222,6 +225,36 @@ class AgentApi:
     async def take_over(self, request: web.Request) -> web.Response:
         handover = await request.app[DESK].take_over(request.match_info["id"], _agent(request))
         return respond(HandoverResponse, {"handover": handover}, 201)
+
+    # --- the agent's own picture ------------------------------------------------------------
+
+    async def put_avatar(self, request: web.Request) -> web.Response:
+        """Set (or replace) my picture: checked by its bytes (resonanz.media.check_avatar), stored as
+        a shared media file (the customer's browser fetches it without a login)."""
+        too_large = f"the picture is larger than {MAX_AVATAR_BYTES // (1024 * 1024)} MiB"
+        if request.content_length is not None and request.content_length > MAX_AVATAR_BYTES + 16 * 1024:
+            raise TooLarge(too_large)
+        image = await read_image_upload(request, max_bytes=MAX_AVATAR_BYTES, too_large=too_large)
+        try:
+            mime = check_avatar(image)
+        except AvatarRefused as exc:
+            raise Invalid(str(exc)) from None
+        url = self.media_store.save(image, mime, shared=True).url
+        return await self._set_avatar(request, url)
+
+    async def delete_avatar(self, request: web.Request) -> web.Response:
+        return await self._set_avatar(request, None)
+
+    async def _set_avatar(self, request: web.Request, url: str | None) -> web.Response:
+        async with request.app[DESK].db.session() as s:
+            agent = await s.get(Agent, _agent(request).id)
+            old, agent.avatar = agent.avatar, url
+            out = agent_public(agent)
+        # The replaced file goes; replies sent with it show the agent's initials instead.
+        if old and old != url:
+            self.media_store.delete(old)
+        announce(request.app, agent.id, end_streams=False)  # replies from now on carry the new picture
+        return respond(AgentPublicResponse, {"agent": out})
 
     # --- administration -----------------------------------------------------------------------
 

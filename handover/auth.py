@@ -488,7 +488,7 @@ def require(*roles: AgentRole) -> Callable[[Handler], Handler]:
 def agent_public(agent: Agent) -> dict[str, Any]:
     return {"id": agent.id, "email": agent.email, "display_name": agent.display_name, "role": agent.role,
             "status": agent.status, "capacity": agent.capacity, "skills": list(agent.skills or []),
-            "languages": list(agent.languages or [])}
+            "languages": list(agent.languages or []), "avatar_url": agent.avatar}
 
 
 async def login_handler(request: web.Request) -> web.Response:

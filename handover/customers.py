@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from handover.agent_commands import check_action
-from handover.read_model import visible_handover
+from handover.read_model import identities as identities_of
+from handover.read_model import identity_json, visible_handover
 from resonanz import texts
 from resonanz.errors import Conflict, Forbidden, Invalid, NotFound
 from resonanz.store import Database
@@ -37,8 +38,7 @@ PROFILE = ("name", "language", "customer_number", "preference")
 
 def customer_json(c: Customer, identities: list[ChannelIdentity]) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "language": c.language, "customer_number": c.customer_number,
-            "preference": c.preference,
-            "identities": [{"id": i.id, "channel": i.channel, "external_id": i.external_id} for i in identities]}
+            "preference": c.preference, "identities": [identity_json(i) for i in identities]}
 
 
 async def _may_change(s: Any, agent: Agent, customer_ids: tuple[str, ...]) -> None:
@@ -50,18 +50,13 @@ async def _may_change(s: Any, agent: Agent, customer_ids: tuple[str, ...]) -> No
         raise Forbidden("only customers whose conversations you have handled, or an admin")
 
 
-async def _identities(s: Any, customer_id: str) -> list[ChannelIdentity]:
-    return list((await s.scalars(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id)
-                                 .order_by(ChannelIdentity.id))).all())
-
-
 async def profile(db: Database, customer_id: str, agent: Agent) -> dict[str, Any]:
     async with db.session() as s:
         customer = await s.get(Customer, customer_id)
         if customer is None:
             raise NotFound("no such customer")
         await _may_change(s, agent, (customer_id,))
-        return customer_json(customer, await _identities(s, customer_id))
+        return customer_json(customer, await identities_of(s, customer_id))
 
 
 async def merge(db: Database, survivor_id: str, merged_id: str, agent: Agent) -> dict[str, Any]:
@@ -85,7 +80,7 @@ async def merge(db: Database, survivor_id: str, merged_id: str, agent: Agent) ->
         s.add(DataAccess(actor_id=agent.id, actor_role=agent.role, action=DataAction.MERGE,
                          customer_id=survivor_id, subject=merged_id))
         await s.flush()
-        return customer_json(survivor, await _identities(s, survivor_id))
+        return customer_json(survivor, await identities_of(s, survivor_id))
 
 
 async def split(db: Database, customer_id: str, identity_id: int, agent: Agent) -> dict[str, Any]:
@@ -96,7 +91,7 @@ async def split(db: Database, customer_id: str, identity_id: int, agent: Agent) 
         if customer is None:
             raise NotFound("no such customer")
         await _may_change(s, agent, (customer_id,))
-        identities = await _identities(s, customer_id)
+        identities = await identities_of(s, customer_id)
         identity = next((i for i in identities if i.id == identity_id), None)
         if identity is None:
             raise NotFound("no such identity of this customer")
@@ -107,6 +102,8 @@ async def split(db: Database, customer_id: str, identity_id: int, agent: Agent) 
         s.add(new)
         await s.flush()
         identity.customer_id = new.id
+        # Its proof was that it is the old customer's, which the split says is wrong.
+        identity.verified_by = identity.verified_at = None
         fallback = others[-1]
         for conv in (await s.scalars(select(Conversation).where(
                 Conversation.customer_id == customer_id, Conversation.state != "closed"))).all():

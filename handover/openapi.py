@@ -80,6 +80,11 @@ ROUTES: tuple[Route, ...] = (
           errors=(401, 403)),
     Route("put", "/api/v1/me/status", "setMyStatus", "Set my status (online agents get conversations offered)", 200,
           m.AgentPublicResponse, request=m.StatusRequest, errors=(*BODY, 401, 403)),
+    Route("put", "/api/v1/me/avatar", "setMyAvatar", "Set my picture (multipart/form-data, field image: PNG, JPEG "
+          "or WebP by its bytes, at most 1 MiB, roughly square); the web chat shows it beside my name", 200,
+          m.AgentPublicResponse, multipart=m.AvatarUpload, errors=(400, 401, 403, 413, 415)),
+    Route("delete", "/api/v1/me/avatar", "deleteMyAvatar", "Remove my picture", 200, m.AgentPublicResponse,
+          errors=(401, 403)),
     Route("get", "/api/v1/meta", "getMeta", "Resolution codes, skills and languages", 200, m.MetaResponse, errors=(401, 403)),
     Route("get", "/api/v1/handovers", "listHandovers", "Handovers: the queue, mine, or all (latest 200)", 200,
           m.HandoverList, query=m.HandoverListQuery, errors=(400, 401, 403),

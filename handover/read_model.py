@@ -104,14 +104,42 @@ async def _addresses(s: AsyncSession, customer_ids: Iterable[str]) -> dict[str, 
     if not wanted:
         return {}
     rows = (await s.execute(
-        select(ChannelIdentity.customer_id, ChannelIdentity.external_id).where(ChannelIdentity.customer_id.in_(wanted))
-        .order_by(ChannelIdentity.id)
+        select(ChannelIdentity.customer_id, ChannelIdentity.external_id, ChannelIdentity.address)
+        .where(ChannelIdentity.customer_id.in_(wanted)).order_by(ChannelIdentity.id)
     )).all()
     out: dict[str, str] = {}
-    for cid, external in rows:
-        if cid not in out and external and not _OPAQUE.match(external):
+    for cid, external, address in rows:
+        username = ((address or {}).get("extra") or {}).get("username")
+        if cid not in out and isinstance(username, str) and username:
+            out[cid] = "@" + username
+        elif cid not in out and external and not _OPAQUE.match(external):
             out[cid] = external
     return out
+
+
+def identity_label(i: ChannelIdentity) -> str | None:
+    """What an agent may read as the identity's address: a phone number, "@name" (a Telegram user
+    name) else the chat id, the embedding site's user id; None for an anonymous web chat session
+    (its id is a credential-like token)."""
+    if i.channel == "webchat":
+        key = i.customer_key or ""
+        return key.removeprefix("host:") if key.startswith("host:") else None
+    username = ((i.address or {}).get("extra") or {}).get("username")
+    if isinstance(username, str) and username:
+        return "@" + username
+    label = str((i.address or {}).get("recipient") or i.external_id)
+    return None if _OPAQUE.match(label) else label
+
+
+def identity_json(i: ChannelIdentity) -> dict[str, Any]:
+    return {"id": i.id, "channel": i.channel, "external_id": i.external_id, "label": identity_label(i),
+            "opted_out": bool(i.opted_out), "verified_by": i.verified_by,
+            "verified_at": i.verified_at.isoformat() if i.verified_at is not None else None}
+
+
+async def identities(s: Any, customer_id: str) -> list[ChannelIdentity]:
+    return list((await s.scalars(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id)
+                                 .order_by(ChannelIdentity.id))).all())
 
 
 def customer_display(customer: Customer, address: str | None) -> str | None:
@@ -256,7 +284,8 @@ class ReadModel:
             msgs = (await s.scalars(select(Message).where(Message.conversation_id == h.conversation_id).order_by(Message.id))).all()
             customer = await s.get(Customer, h.customer_id)
             return {"handover": summary, "context": dict(h.context or {}), "messages": [message_json(m) for m in msgs],
-                    "customer_notes": customer.notes if customer is not None else None}
+                    "customer_notes": customer.notes if customer is not None else None,
+                    "identities": [identity_json(i) for i in await identities(s, h.customer_id)]}
 
     async def conversations(self, agent: Agent, state: str) -> list[dict[str, Any]]:
         """The latest 100 conversations in `state` the agent may see."""

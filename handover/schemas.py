@@ -219,6 +219,30 @@ async def read_multipart(request: web.Request, *, max_image: int) -> tuple[str, 
     return text, image
 
 
+async def read_image_upload(request: web.Request, *, max_bytes: int, too_large: str) -> bytes:
+    """One picture as multipart/form-data, in the field `image` (nothing else); a 4xx for
+    anything else about the body."""
+    if not request.content_type.startswith("multipart/form-data"):
+        raise ApiError(415, "send the picture as multipart/form-data (field: image)")
+    image: bytes | None = None
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or part.name != "image" or image is not None:
+                raise ApiError(400, "multipart body: exactly one field, image")
+            encoding = part.headers.get("Content-Transfer-Encoding", "binary").strip().lower()
+            if encoding not in ("binary", "8bit", "7bit"):
+                raise ApiError(400, f"multipart body: Content-Transfer-Encoding {encoding!r} is not supported; send binary")
+            image = await _read_part(part, max_bytes, too_large)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the multipart parser raises many kinds on malformed input
+        raise ApiError(400, f"multipart body is malformed ({type(exc).__name__}: {exc})"[:300]) from None
+    if not image:
+        raise ApiError(400, "multipart body: the field image is missing or empty")
+    return image
+
+
 def read_query(request: web.Request, model: type[M]) -> M:
     """The query string as `model`; each parameter at most once."""
     params: dict[str, str] = {}
@@ -393,6 +417,15 @@ class MultipartMessage(BaseModel):
     text: Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=NO_NUL)] = ""
     image: Annotated[bytes, Field(json_schema_extra={"format": "binary", "contentMediaType": "image/*"},
                                   description="PNG, JPEG or GIF")] = b""
+
+
+class AvatarUpload(BaseModel):
+    """An agent's picture (multipart/form-data): PNG, JPEG or WebP by its bytes, at most 1 MiB,
+    roughly square (the longer side at most twice the shorter)."""
+
+    model_config = ConfigDict(extra="forbid")
+    image: Annotated[bytes, Field(min_length=1, json_schema_extra={"format": "binary", "contentMediaType": "image/*"},
+                                  description="PNG, JPEG or WebP, at most 1 MiB, roughly square")]
 
 
 class _TransferBase(BaseModel):
@@ -572,6 +605,7 @@ class AgentPublic(BaseModel):
     capacity: int
     skills: list[str]
     languages: list[str]
+    avatar_url: str | None = Field(default=None, description="The agent's picture (served by the gateway), or null")
 
 
 class AgentOut(AgentPublic):
@@ -736,6 +770,7 @@ class HandoverDetail(BaseModel):
     context: dict[str, Any]
     messages: list[MessageOut]
     customer_notes: str | None = None  # what agents noted about the customer (editable)
+    identities: list[CustomerIdentityOut] = []  # the customer's channel identities, now
 
 
 class CannedOut(BaseModel):
@@ -995,6 +1030,11 @@ class CustomerIdentityOut(BaseModel):
     id: int
     channel: str
     external_id: str
+    label: str | None = None  # phone number, chat id, the host site's user id; None: anonymous web chat
+    opted_out: bool = False
+    # How the identity was shown to be the customer's: signed_identity | continue_code | step_up
+    verified_by: Literal["signed_identity", "continue_code", "step_up"] | None = None
+    verified_at: str | None = None
 
 
 class CustomerProfile(BaseModel):

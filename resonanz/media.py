@@ -18,10 +18,12 @@ request's Host header, which the client chooses.
 
 from __future__ import annotations
 
+import io
 import secrets
 from pathlib import Path
 
 import filetype
+from PIL import Image, UnidentifiedImageError
 
 from connectors.base import Attachment
 
@@ -43,6 +45,37 @@ def sniff_image(head: bytes) -> str | None:
     return mime if mime in IMAGE_TYPES else None
 
 
+# An agent's picture (shown beside their name in the web chat): small, square-ish, no GIF.
+MAX_AVATAR_BYTES = 1024 * 1024
+AVATAR_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}  # MIME -> Pillow's format
+MAX_AVATAR_SIDE = 4096
+MAX_AVATAR_RATIO = 2.0  # the longer side at most twice the shorter
+
+
+class AvatarRefused(ValueError):
+    """Why bytes cannot be an agent's picture (a sentence for the agent)."""
+
+
+def check_avatar(content: bytes) -> str:
+    """The MIME type of an agent's picture, judged by its bytes (never the declared type), or
+    AvatarRefused: not PNG, JPEG or WebP, not readable as one, or not square-ish. Only the header
+    is decoded (no pixel data), so a small file that claims huge dimensions costs nothing."""
+    mime = sniff_image(content)
+    if mime not in AVATAR_TYPES:
+        raise AvatarRefused("the picture must be PNG, JPEG or WebP")
+    try:
+        with Image.open(io.BytesIO(content), formats=[AVATAR_TYPES[mime]]) as img:
+            width, height = img.size
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise AvatarRefused("the picture cannot be read as " + AVATAR_TYPES[mime]) from None
+    if min(width, height) < 1 or max(width, height) > MAX_AVATAR_SIDE:
+        raise AvatarRefused(f"the picture must be at most {MAX_AVATAR_SIDE} pixels wide and high")
+    if max(width, height) > MAX_AVATAR_RATIO * min(width, height):
+        raise AvatarRefused(f"the picture must be roughly square (it is {width}×{height} pixels)")
+    return mime
+
+
 class MediaStore:
     def __init__(self, directory: Path, public_url: str | None) -> None:
         self.directory = directory
@@ -62,6 +95,12 @@ class MediaStore:
         # Only a checked image is shown as one; the declared type of anything else is kept for
         # the agent's information, but it is served as a download.
         return Attachment(kind="image" if image else "file", url=f"{self.public_url}/media/{stored}", mime_type=mime, name=name or stored)
+
+    def delete(self, url: str | None) -> None:
+        """Remove one of our stored files by its URL (nothing if it is not ours or is gone)."""
+        path = self.local_path(url) if url else None
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     @staticmethod
     def is_private(name: str) -> bool:

@@ -53,6 +53,19 @@ async def engine_turn(request: web.Request) -> web.Response:
     })
 
 
+async def verified_telegram(db: Database, sender: str, chat: str) -> None:
+    """The customer also wrote on Telegram, linked by a continue code: the profile shows both."""
+    from sqlalchemy import select
+
+    from resonanz.store.models import ChannelIdentity, utcnow
+
+    async with db.session() as s:
+        customer_id = await s.scalar(select(ChannelIdentity.customer_id).where(ChannelIdentity.external_id == sender))
+        s.add(ChannelIdentity(customer_id=customer_id, channel="telegram", external_id=chat,
+                              address={"channel": "telegram", "recipient": chat, "extra": {}},
+                              verified_by="continue_code", verified_at=utcnow()))
+
+
 async def main(out: Path) -> None:
     from playwright.async_api import async_playwright
 
@@ -101,6 +114,7 @@ async def main(out: Path) -> None:
             }.items():
                 for line in lines:
                     await http.post(gw + "/webhooks/rest/webhook", json={"sender": sender, "message": line})
+        await verified_telegram(db, "+4915112345678", "5550123")
 
         chromium = shutil.which("chromium") or "/usr/bin/chromium"
         async with async_playwright() as pw:

@@ -503,3 +503,86 @@ async def test_an_anonymous_browser_that_signs_in_later_joins_the_signed_users_c
         await ws.send_json({"type": "hello", "token": token, "language": "de", "identity": identity})
         await ws.receive_json(timeout=10)  # history
         assert (await say(ws, "Jetzt angemeldet"))[-1]["conversation_id"] == signed_conversation
+
+
+async def test_the_console_shows_each_identity_with_its_address_and_how_it_was_verified(gw: Gateway) -> None:
+    user = f"shop-user-{secrets.token_hex(4)}"
+    async with connect(gw.client) as ws:  # signed in on the shop's site
+        await ws.send_json({"type": "hello", "language": "de", "identity": {"user_id": user, "signature": sign(user)}})
+        token = (await ws.receive_json(timeout=10))["token"]
+        await ws.receive_json(timeout=10)  # history
+        conversation_id = (await say(ws, "Hallo"))[-1]["conversation_id"]
+        code = (await gw.code_for(token))["code"]
+    chat, rest_sender = chat_id(), f"rest-{secrets.token_hex(4)}"
+    await gw.telegram(start_update(random.randint(1, 10**9), chat, payload=code))  # continued on the phone
+    async with gw.db.session() as s:
+        customer_id = (await s.get(Conversation, conversation_id)).customer_id
+    await gw.rest(rest_sender, "Hallo")  # someone else, merged by hand below: not verified
+    rest_customer = (await gw.identity("rest", rest_sender)).customer_id
+    admin = await create_agent(gw.db, email=f"admin-{secrets.token_hex(4)}@example.org", password="ein-langes-passwort",
+                               display_name="Ada Admin", role="admin")
+    auth = {"Authorization": f"Bearer {await issue_api_token(gw.db, admin.id)}"}
+    resp = await gw.client.post(f"/api/v1/customers/{customer_id}/merge", json={"merged_id": rest_customer}, headers=auth)
+    assert resp.status == 200, await resp.text()
+
+    def shown(identities: list[dict]) -> dict[str, tuple[str | None, str | None, bool]]:
+        return {i["channel"]: (i["label"], i["verified_by"], i["verified_at"] is not None) for i in identities}
+
+    expected = {"webchat": (user, "signed_identity", True), "telegram": (str(chat), "continue_code", True),
+                "rest": (rest_sender, None, False)}
+    resp = await gw.client.get(f"/api/v1/customers/{customer_id}", headers=auth)
+    assert resp.status == 200, await resp.text()
+    assert shown((await resp.json())["customer"]["identities"]) == expected
+    resp = await gw.client.post(f"/api/v1/conversations/{conversation_id}/take-over", headers=auth)
+    assert resp.status == 201, await resp.text()
+    detail = await (await gw.client.get(f"/api/v1/handovers/{(await resp.json())['handover']['id']}", headers=auth)).json()
+    assert shown(detail["identities"]) == expected
+    # Split off as wrongly linked, the Telegram identity is no longer verified (as anyone's).
+    telegram_id = next(i["id"] for i in detail["identities"] if i["channel"] == "telegram")
+    resp = await gw.client.post(f"/api/v1/customers/{customer_id}/split", json={"identity_id": telegram_id}, headers=auth)
+    assert resp.status == 200, await resp.text()
+    assert shown((await resp.json())["new_customer"]["identities"]) == {"telegram": (str(chat), None, False)}
+
+
+def with_username(update: dict[str, Any], username: str) -> dict[str, Any]:
+    """A private chat's update as Telegram sends it for a user who has a user name."""
+    message = update["message"]
+    return {**update, "message": {**message, "from": {**message["from"], "username": username},
+                                  "chat": {**message["chat"], "username": username}}}
+
+
+async def test_a_telegram_identity_is_shown_by_its_username_and_by_its_chat_id_without_one(gw: Gateway) -> None:
+    admin = await create_agent(gw.db, email=f"admin-{secrets.token_hex(4)}@example.org", password="ein-langes-passwort",
+                               display_name="Ada Admin", role="admin")
+    auth = {"Authorization": f"Bearer {await issue_api_token(gw.db, admin.id)}"}
+
+    async def label(chat: int) -> str | None:
+        customer_id = (await gw.identity("telegram", str(chat))).customer_id
+        resp = await gw.client.get(f"/api/v1/customers/{customer_id}", headers=auth)
+        assert resp.status == 200, await resp.text()
+        [identity] = (await resp.json())["customer"]["identities"]
+        return identity["label"]
+
+    named, plain = chat_id(), chat_id()
+    await gw.telegram(with_username(text_update(random.randint(1, 10**9), named, "Hallo"), "erika_m"))
+    await gw.telegram(text_update(random.randint(1, 10**9), plain, "Hallo"))
+    assert (await label(named), await label(plain)) == ("@erika_m", str(plain))
+    # The user name follows the customer's latest message: changed, then removed.
+    await gw.telegram(with_username(text_update(random.randint(1, 10**9), named, "Noch da"), "erika_mustermann"))
+    assert await label(named) == "@erika_mustermann"
+    await gw.telegram(text_update(random.randint(1, 10**9), named, "Und jetzt?"))
+    assert await label(named) == str(named)
+    # Replies still go to the chat id.
+    since = len(gw.tg.calls)
+    await gw.telegram(with_username(text_update(random.randint(1, 10**9), named, "Hallo"), "erika_m"))
+    assert gw.telegram_texts(named, since)
+    # A customer without a name is listed by the user name.
+    nameless = chat_id()
+    await gw.telegram(with_username(text_update(random.randint(1, 10**9), nameless, "Hallo", first_name=""), "ohne_name"))
+    async with gw.db.session() as s:
+        conversation_id = await s.scalar(select(Conversation.id).join(Customer, Customer.id == Conversation.customer_id)
+                                         .join(ChannelIdentity, ChannelIdentity.customer_id == Customer.id)
+                                         .where(ChannelIdentity.external_id == str(nameless)))
+    resp = await gw.client.post(f"/api/v1/conversations/{conversation_id}/take-over", headers=auth)
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["handover"]["customer"]["display"] == "@ohne_name"

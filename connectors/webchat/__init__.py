@@ -16,7 +16,10 @@ Protocol (JSON text frames on /webchat/ws):
               (callback: while waiting, the text is a message left for a callback or an e-mail;
               a contact the server refuses gets an error with code "callback_contact")
     server → {"type": "ack", "client_id", "message_id", "conversation_id", "state", "duplicate", "timestamp"}
-    server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?}
+    server → {"type": "message", "id", "author", "text", "buttons", "attachments", "timestamp", "sender_name"?,
+              "sender_avatar"?, "language"?}  (sender_avatar: the URL of the agent's picture, one of
+              the gateway's /media/ files; language: the conversation's language when the reply was
+              written - the chat's own labels follow it)
     server → {"type": "typing", "name"}                       (an agent is typing; never stored)
     server → {"type": "error", "error": "<what is wrong>", "code"?, "client_id"?}
 
@@ -397,6 +400,8 @@ class WebChatConnector(Connector):
             "attachments": [a.to_dict() for a in message.attachments],
             "timestamp": _timestamp(message.created_at),
             **({"sender_name": message.sender_name} if message.sender_name else {}),
+            **({"sender_avatar": message.sender_avatar} if message.sender_avatar else {}),
+            **({"language": message.language} if message.language else {}),
         }
         # Here at once, elsewhere through the relay (which never brings our own frames back).
         await self._push_local(address.recipient, frame)
@@ -582,6 +587,7 @@ class WebChatConnector(Connector):
                     "text": m.text,
                     **({"display": m.display} if m.display else {}),
                     **({"sender_name": m.sender_name} if m.sender_name else {}),
+                    **({"sender_avatar": m.sender_avatar} if m.sender_avatar else {}),
                     "buttons": [b.to_dict() for b in m.buttons],
                     "attachments": [a.to_dict() for a in m.attachments],
                     "timestamp": _timestamp(m.created_at),
@@ -653,6 +659,8 @@ class WebChatConnector(Connector):
             metadata=metadata,
             language_hint=session["language"],
             customer_key=session.get("customer_key"),
+            # Only a signed host identity sets the key (_hello_checked): it is verified.
+            key_verified=session.get("customer_key") is not None,
         )
         received = datetime.now(UTC)  # before the message is stored: it sorts before the replies
         result = await self.ctx.on_message(inbound)

@@ -86,6 +86,10 @@ class ChannelIdentity(Base):
     customer_key: Mapped[str | None] = mapped_column(String(200), index=True)
     # The customer asked this channel to stop (SMS STOP): nothing is sent until they opt in again.
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    # How and when this identity was shown to be the customer's (vocabulary.IdentityProof); None:
+    # only that someone wrote from it. The latest proof wins.
+    verified_by: Mapped[str | None] = mapped_column(String(32))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -227,6 +231,9 @@ class Agent(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The URL of the agent's picture (a shared media file, `/media/<name>`), shown beside their
+    # name on their messages in the web chat; None = no picture.
+    avatar: Mapped[str | None] = mapped_column(String(500))
 
 
 class AgentSession(Base):

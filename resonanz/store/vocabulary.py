@@ -99,3 +99,11 @@ class DataAction(enum.StrEnum):
     VIEW_HANDOVER = "view_handover"
     MERGE = "merge"  # another customer merged into this one (subject: the merged customer's id)
     SPLIT = "split"  # an identity split off into a new customer (subject: the new customer's id)
+
+
+class IdentityProof(enum.StrEnum):
+    """How a channel identity was shown to belong to its customer (`channel_identities.verified_by`)."""
+
+    SIGNED_IDENTITY = "signed_identity"  # the embedding site signed its user id (web chat)
+    CONTINUE_CODE = "continue_code"  # a continue code the customer was given on another channel
+    STEP_UP = "step_up"  # the customer passed step-up verification on this identity (bot/verification.py)

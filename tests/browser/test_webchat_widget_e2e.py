@@ -224,6 +224,32 @@ async def test_the_labels_follow_the_conversations_language(site: Site, context)
     await page.close()
 
 
+async def test_the_labels_switch_language_with_a_plain_bot_reply(site: Site, context) -> None:  # noqa: ANN001
+    """A German conversation in a German browser; the customer goes on in English and the bot
+    answers in English with no notice from the team: the chat's own labels follow that reply
+    at once, in this tab and in another tab of the same session."""
+    page = await open_chat(context, site.url + "/chat")
+    await say(page, "Guten Tag, ich habe eine Frage zu meiner Rechnung")
+    await expect(page.locator(BOT)).to_have_count(1, timeout=15_000)
+    await expect(page.get_by_test_id("resonanz-send")).to_have_text("Senden")
+    other = await open_chat(context, site.url + "/chat")  # the same session in a second tab
+    system_before = await page.locator(SYSTEM).count()
+    await say(page, "Hello, I would like to know your opening hours please")
+    await expect(page.locator(BOT)).to_have_count(2, timeout=15_000)
+    assert await page.locator(SYSTEM).count() == system_before  # a plain bot reply, no notice
+    for tab in (page, other):
+        await expect(tab.get_by_test_id("resonanz-send")).to_have_text("Send")
+        await expect(tab.get_by_test_id("resonanz-input")).to_have_attribute("placeholder", "Your message…")
+        await expect(tab.get_by_test_id("resonanz-continue")).to_have_accessible_name("Continue on another device")
+    await expect(page.get_by_test_id("resonanz-widget")).to_have_attribute("lang", "en")
+    await assert_accessible(page)
+    await say(page, "Vielen Dank, dann melde ich mich morgen noch einmal bei Ihnen")  # and back again
+    await expect(page.locator(BOT)).to_have_count(3, timeout=15_000)
+    await expect(page.get_by_test_id("resonanz-send")).to_have_text("Senden")
+    await other.close()
+    await page.close()
+
+
 # --- 4 + 5 + 2. waiting, the agent, and after the agent closed -------------------------------------------
 
 

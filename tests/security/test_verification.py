@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.verification import Outcome, Verification, VerificationPolicy, verified_state
 from resonanz.store import Database
-from resonanz.store.models import Conversation, Customer, VerificationAttempt, utcnow
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, VerificationAttempt, utcnow
 
 FACTORS = {"40012345": "2345", "40023456": "3456"}
 
@@ -128,6 +128,37 @@ async def test_linked_identity_is_a_customer_that_verified_before(database: Data
     assert not await v.is_verified(new_id, "40012345")  # linked is not verified: no account data
     assert not await v.is_linked(other_id, "40012345")  # another customer typing the number
     assert not await v.is_linked(new_id, "40023456")
+
+
+async def test_passing_step_up_marks_the_identity_the_conversation_answers_on_verified(database: Database) -> None:
+    clock = Clock()
+    v = service(database, clock)
+    async with database.session() as s:
+        customer = Customer()
+        s.add(customer)
+        await s.flush()
+        here = {"channel": "telegram", "recipient": "4711", "extra": {}}
+        s.add_all([
+            ChannelIdentity(customer_id=customer.id, channel="telegram", external_id="4711", address=here),
+            ChannelIdentity(customer_id=customer.id, channel="telegram", external_id="4712",
+                            address={"channel": "telegram", "recipient": "4712", "extra": {}}),
+            ChannelIdentity(customer_id=customer.id, channel="rest", external_id="r-1",
+                            address={"channel": "rest", "recipient": "r-1", "extra": {}}),
+        ])
+        conv = Conversation(customer_id=customer.id, channel="telegram", address=here, slots={})
+        s.add(conv)
+        await s.flush()
+        conv_id, customer_id = conv.id, customer.id
+
+    async def proofs() -> dict[str, tuple[str | None, datetime | None]]:
+        async with database.session() as s:
+            rows = (await s.scalars(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id))).all()
+            return {r.external_id: (r.verified_by, r.verified_at) for r in rows}
+
+    assert (await v.check(conv_id, "40012345", "0000")).outcome is Outcome.FAILED
+    assert set((await proofs()).values()) == {(None, None)}  # a failure proves nothing
+    assert (await v.check(conv_id, "40012345", "2345")).ok
+    assert await proofs() == {"4711": ("step_up", clock.now), "4712": (None, None), "r-1": (None, None)}
 
 
 async def test_verified_state_is_the_latest_unexpired_success(database: Database) -> None:

@@ -115,7 +115,9 @@ function reduce(s, a) {
       const live = a.frame;
       const fromUs = live.author === "customer";
       const unread = !s.open && !fromUs ? s.unread + 1 : s.unread;
-      return { ...s, messages: place(s.messages, { ...live, acked: true }), unread,
+      // A reply carries the conversation's language: the chat's own labels follow it at once.
+      const language = !fromUs && (live.language === "de" || live.language === "en") ? live.language : s.language;
+      return { ...s, messages: place(s.messages, { ...live, acked: true }), unread, language,
         agentTyping: live.author === "agent" ? null : s.agentTyping,
         preview: !s.open && !fromUs ? live.text : s.preview };
     }
@@ -274,6 +276,27 @@ function useChat(base) {
 
 // --- views --------------------------------------------------------------------------------------
 
+// Only the gateway's own files (or the configured public URL's): never any other address.
+function mediaSrc(url, base) {
+  return /^https?:\/\//.test(url || "") ? url : /^\/media\/[A-Za-z0-9_.-]+$/.test(url || "") ? base + url : null;
+}
+
+function initials(name) {
+  return (name || "").split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
+}
+
+// The agent's picture beside their name (alt: the name); without one, or if it is gone, initials.
+function Avatar({ name, url, base }) {
+  const [broken, setBroken] = useState(false);
+  const src = mediaSrc(url, base);
+  if (src && !broken) {
+    return html`<img class="rz-avatar" src=${src} alt=${name} width="28" height="28" data-testid="resonanz-avatar"
+                     onError=${() => setBroken(true)} />`;
+  }
+  const letters = initials(name);
+  return letters ? html`<span class="rz-avatar rz-initials" aria-hidden="true" data-testid="resonanz-initials">${letters}</span>` : null;
+}
+
 function Message({ m, T, lang, base, buttonsUsed, read, onButton }) {
   const author = m.author || (m.direction === "in" ? "customer" : "bot");
   const t = when(m.timestamp);
@@ -282,10 +305,14 @@ function Message({ m, T, lang, base, buttonsUsed, read, onButton }) {
   return html`
     <li class=${`rz-msg rz-${author}`} data-testid="resonanz-message" data-author=${author}
         data-status=${status ? (m.pending ? "sending" : read ? "read" : "delivered") : undefined}>
-      <span class="rz-author">${name}</span>
+      ${author === "agent" && m.sender_name ? html`
+        <div class="rz-from">
+          <${Avatar} key=${m.sender_avatar || ""} name=${m.sender_name} url=${m.sender_avatar} base=${base} />
+          <span class="rz-author">${name}</span>
+        </div>` : html`<span class="rz-author">${name}</span>`}
       ${m.text || m.display ? html`<p class="rz-text">${author === "customer" && m.display ? m.display : m.text}</p>` : null}
       ${(m.attachments || []).map((a) => {
-        const src = /^https?:\/\//.test(a.url) ? a.url : /^\/media\/[A-Za-z0-9_.-]+$/.test(a.url) ? base + a.url : null;
+        const src = mediaSrc(a.url, base);
         if (author === "customer") {
           return html`<span class="rz-chip" data-testid="resonanz-attachment">${ICON_CLIP} ${a.name || T.file}</span>`;
         }

@@ -8,7 +8,7 @@
 import { h, render } from "/static/vendor/preact.mjs";
 import { useCallback, useEffect, useMemo, useRef, useState } from "/static/vendor/hooks.mjs";
 import htm from "/static/vendor/htm.mjs";
-import { LANG, ago, channelLabel, label, t, when } from "/console/static/i18n.js";
+import { LANG, ago, channelLabel, identityParts, label, t, when } from "/console/static/i18n.js";
 
 const html = htm.bind(h);
 
@@ -355,7 +355,11 @@ function Console({ me: initialMe, onLogout }) {
           ${PAGES.filter((p) => !p.roles || p.roles.includes(me.role)).map((p) => html`
             <a href=${p.href} data-testid=${p.testid} aria-current=${location.pathname === p.href ? "page" : undefined}>${p[LANG] || p.de}</a>`)}
         </nav>
-        <span data-testid="me-name">${me.display_name}</span>
+        <button type="button" class="me-toggle" data-testid="profile-toggle" aria-label=${t("me.title") + ": " + me.display_name}
+            aria-expanded=${view === "me" ? "true" : "false"} onClick=${() => setView(view === "me" ? "desk" : "me")}>
+          ${me.avatar_url && html`<img class="avatar-small" src=${me.avatar_url} alt="" width="24" height="24" />`}
+          <span data-testid="me-name">${me.display_name}</span>
+        </button>
         <label>${t("status")}
           <select data-testid="status-select" value=${me.status} onChange=${setStatus}>
             ${["online", "away", "offline"].map((s) => html`<option value=${s}>${t("status." + s)}</option>`)}
@@ -376,7 +380,8 @@ function Console({ me: initialMe, onLogout }) {
         <${Lists} lists=${lists} meta=${meta} currentId=${currentId} open=${open} takeOver=${takeOver}
           filters=${filters} setFilters=${setFilters} sort=${sort} setSort=${setSort}
           search=${search} runSearch=${runSearch} clearSearch=${() => setSearch({ q: "", results: null })} />
-        ${view === "admin" && me.role === "admin"
+        ${view === "me" ? html`<${MyProfile} me=${me} setMe=${setMe} />`
+          : view === "admin" && me.role === "admin"
           ? html`<${Admin} />`
           : detail && html`
             <${Conversation} key=${detail.handover.id} detail=${detail} meta=${meta} me=${me} canned=${canned}
@@ -385,6 +390,53 @@ function Console({ me: initialMe, onLogout }) {
         ${!detail && view === "desk" && error && html`<p class="error" role="alert">${error}</p>`}
       </main>
     </div>`;
+}
+
+// --- my profile: the picture customers see beside my name in the web chat -------------------
+
+const AVATAR_MAX_BYTES = 1024 * 1024;  // as the server checks (resonanz/media.py MAX_AVATAR_BYTES)
+
+function initials(name) {
+  return (name || "").split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
+}
+
+function MyProfile({ me, setMe }) {
+  const [error, setError] = useState("");
+  const [busy, setBusy] = useState(false);
+  const refused = (e) => setError(e.status === 413 ? t("me.avatar.too_large") : e.status === 400 ? t("me.avatar.refused") : e.message);
+  const done = (d) => { setMe(d.agent); setError(""); };
+  const upload = (ev) => {
+    const file = ev.currentTarget.files[0];
+    ev.currentTarget.value = "";
+    if (!file) return;
+    if (file.size > AVATAR_MAX_BYTES) { setError(t("me.avatar.too_large")); return; }
+    const body = new FormData();
+    body.append("image", file, file.name);
+    setBusy(true);
+    api("PUT", "/api/v1/me/avatar", body, true).then(done).catch(refused).finally(() => setBusy(false));
+  };
+  const remove = () => {
+    setBusy(true);
+    api("DELETE", "/api/v1/me/avatar").then(done).catch(refused).finally(() => setBusy(false));
+  };
+  return html`<section class="admin me" id="my-profile" aria-labelledby="me-heading" data-testid="my-profile">
+    <h2 id="me-heading">${t("me.title")}</h2>
+    <p>${me.display_name} · ${me.email}</p>
+    <h3>${t("me.avatar")}</h3>
+    <div class="me-avatar">
+      ${me.avatar_url
+        ? html`<img class="avatar-large" src=${me.avatar_url} alt=${me.display_name} data-testid="my-avatar" width="96" height="96" />`
+        : html`<span class="avatar-large initials" data-testid="my-initials" aria-hidden="true">${initials(me.display_name)}</span>`}
+      <div>
+        <p id="avatar-hint">${t(me.avatar_url ? "me.avatar.hint" : "me.avatar.none")}</p>
+        <label for="avatar-file">${t(me.avatar_url ? "me.avatar.replace" : "me.avatar.upload")}</label>
+        <input id="avatar-file" type="file" accept="image/png,image/jpeg,image/webp" data-testid="avatar-file"
+          aria-describedby="avatar-hint" disabled=${busy} onChange=${upload} />
+        ${me.avatar_url && html`<p><button type="button" data-testid="avatar-remove" disabled=${busy} onClick=${remove}>${t("me.avatar.remove")}</button></p>`}
+      </div>
+    </div>
+    <p class="error" role="alert" data-testid="avatar-error">${error}</p>
+  </section>`;
 }
 
 // --- the lists ------------------------------------------------------------------------------
@@ -676,10 +728,13 @@ function Context({ detail, meta }) {
   const verified = c.verification && c.verification.status === "verified";
   const mood = s.latest === undefined ? "" : s.latest > 0.2 ? "positive" : s.latest < -0.2 ? "negative" : "neutral";
   const slots = Object.entries(c.slots || {}).filter(([k, v]) => k !== "language" && v !== null && v !== "" && !(typeof v === "string" && HEXISH.test(v)));
+  // The customer's identities now (detail.identities), each with how it was verified; a handover
+  // stored before they were sent has only its context's channel names.
+  const identities = detail.identities || [];
   const profile = [
     ["profile.name", p.name], ["profile.number", p.customer_number], ["profile.language", label(meta, "lang", p.language)],
     ["profile.preference", p.preference ? channelLabel(p.preference) : ""],
-    ["profile.channels", (p.channels || []).map((x) => channelLabel(x)
+    ["profile.channels", identities.length ? "" : (p.channels || []).map((x) => channelLabel(x)
       + (verified && x === h0.channel ? " (" + t("profile.verified") + ")" : "")
       + ((p.opted_out || []).includes(x) ? " (" + t("profile.opted_out") + ")" : "")).join(", ")],
   ].filter(([, v]) => v);
@@ -700,6 +755,8 @@ function Context({ detail, meta }) {
         ${!slots.length && t("ctx.none")}</dd>
       <dt>${t("ctx.profile")}</dt>
       <dd><ul data-testid="context-profile">${profile.map(([k, v]) => html`<li>${t(k)}: ${v}</li>`)}</ul></dd>
+      ${identities.length > 0 && html`<dt>${t("profile.channels")}</dt>
+      <dd><${Identities} identities=${identities} /></dd>`}
       <dt>${t("profile.notes")}</dt>
       <dd><${Notes} key=${h0.customer.id} customerId=${h0.customer.id} initial=${detail.customer_notes || ""} /></dd>
       <dt>${t("ctx.sentiment")}</dt>
@@ -729,6 +786,20 @@ function Context({ detail, meta }) {
       <dt>${t("ctx.rating")}</dt><dd data-testid="rating">${h0.rating ? "★ " + h0.rating + " / 5" : "–"}</dd>
     </dl>
   </aside>`;
+}
+
+/** Each channel identity: channel · address, verified how and when (or not), opted out. */
+function Identities({ identities }) {
+  return html`<ul class="identities" data-testid="profile-identities">
+    ${identities.map((i) => {
+      const x = identityParts(i);
+      return html`<li data-testid="profile-identity" data-channel=${i.channel} data-verified=${i.verified_by || ""}>
+        <span class="id-address">${x.channel} · ${x.address}</span>
+        <span class=${"id-proof" + (i.verified_by ? " verified" : "")}> · ${x.proof}</span>
+        ${i.opted_out && html`<span> · ${t("profile.opted_out")}</span>`}
+      </li>`;
+    })}
+  </ul>`;
 }
 
 function Notes({ customerId, initial }) {

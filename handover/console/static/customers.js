@@ -1,81 +1,91 @@
 /*
  * Merge two customers and split a channel identity off again (handover/customers.py): a small
- * page of its own beside the console, over POST /api/v1/customers/{id}/merge and /split. The
- * console's login (session cookie + CSRF token from /api/v1/me) is used. Text via textContent only.
+ * page of its own beside the console, over POST /api/v1/customers/{id}/merge and /split. Each
+ * identity shows its channel, address and whether (and how) it was verified. The console's
+ * login (session cookie + CSRF token from /api/v1/me) is used; labels in the agent's language
+ * (i18n.js). Text via textContent only.
  */
-(function () {
-  "use strict";
+import { LANG, identityParts, label, t } from "/console/static/i18n.js";
 
-  var $ = function (id) { return document.getElementById(id); };
-  var csrf = null;
-  var current = null;
+const $ = (id) => document.getElementById(id);
+let csrf = null;
+let current = null;
 
-  function el(tag, attrs, text) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+function el(tag, attrs, text) {
+  const node = document.createElement(tag);
+  Object.entries(attrs || {}).forEach(([k, v]) => node.setAttribute(k, v));
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
 
-  function api(method, path, body) {
-    var headers = {};
-    if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
-    var opts = { method: method, headers: headers, credentials: "same-origin" };
-    if (body !== undefined) { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    return fetch(path, opts).then(function (resp) {
-      return resp.json().catch(function () { return {}; }).then(function (data) {
-        if (!resp.ok) { var e = new Error(data.error || ("HTTP " + resp.status)); e.status = resp.status; throw e; }
-        return data;
-      });
+function api(method, path, body) {
+  const headers = {};
+  if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
+  const opts = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) { headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+  return fetch(path, opts).then((resp) => resp.json().catch(() => ({})).then((data) => {
+    if (!resp.ok) { const e = new Error(data.error || ("HTTP " + resp.status)); e.status = resp.status; throw e; }
+    return data;
+  }));
+}
+
+const say = (text) => { $("customers-status").textContent = text; };
+const failed = (e) => say(t("cust.failed", { error: e.message }));
+
+function show(customer) {
+  current = customer;
+  $("customers-profile").hidden = false;
+  $("customers-name").textContent = customer.name || t("cust.noname");
+  $("customers-details").textContent = "ID " + customer.id
+    + (customer.language ? " · " + t("profile.language") + " " + label(null, "lang", customer.language) : "")
+    + (customer.customer_number ? " · " + t("profile.number") + " " + customer.customer_number : "");
+  const list = $("customers-identities");
+  list.replaceChildren();
+  customer.identities.forEach((identity) => {
+    const x = identityParts(identity);
+    const item = el("li", { "data-testid": "customers-identity", "data-channel": identity.channel,
+                            "data-verified": identity.verified_by || "" });
+    item.appendChild(el("span", { class: "id-address" }, x.channel + " · " + x.address));
+    item.appendChild(el("span", { class: "id-proof" + (identity.verified_by ? " verified" : "") }, " · " + x.proof));
+    if (identity.opted_out) item.appendChild(el("span", {}, " · " + t("profile.opted_out")));
+    item.appendChild(document.createTextNode(" "));
+    const button = el("button", { type: "button", "data-testid": "customers-split-" + identity.id }, t("cust.split"));
+    button.setAttribute("aria-label", t("cust.split.label", { channel: x.channel + " " + x.address }));
+    button.disabled = customer.identities.length < 2;
+    button.addEventListener("click", () => {
+      api("POST", "/api/v1/customers/" + customer.id + "/split", { identity_id: identity.id }).then((data) => {
+        show(data.customer);
+        say(t("cust.split.done", { id: data.new_customer.id }));
+      }).catch(failed);
     });
-  }
-
-  function say(text) { $("customers-status").textContent = text; }
-
-  function show(customer) {
-    current = customer;
-    $("customers-profile").hidden = false;
-    $("customers-name").textContent = customer.name || "Ohne Namen";
-    $("customers-details").textContent = "ID " + customer.id + (customer.language ? " · Sprache " + customer.language : "") +
-      (customer.customer_number ? " · Kundennummer " + customer.customer_number : "");
-    var list = $("customers-identities");
-    while (list.firstChild) list.removeChild(list.firstChild);
-    customer.identities.forEach(function (identity) {
-      var item = el("li", {}, identity.channel + ": " + identity.external_id + " ");
-      var button = el("button", { type: "button", "data-testid": "customers-split-" + identity.id }, "Abtrennen");
-      button.setAttribute("aria-label", "Kanal " + identity.channel + " abtrennen");
-      button.disabled = customer.identities.length < 2;
-      button.addEventListener("click", function () {
-        api("POST", "/api/v1/customers/" + customer.id + "/split", { identity_id: identity.id }).then(function (data) {
-          show(data.customer);
-          say("Abgetrennt: neuer Kunde " + data.new_customer.id);
-        }).catch(function (e) { say("Nicht möglich: " + e.message); });
-      });
-      item.appendChild(button);
-      list.appendChild(item);
-    });
-  }
-
-  function load(id) {
-    return api("GET", "/api/v1/customers/" + id).then(function (data) { show(data.customer); say(""); })
-      .catch(function (e) { say(e.status === 404 ? "Keinen solchen Kunden gefunden." : "Nicht möglich: " + e.message); });
-  }
-
-  $("customers-load").addEventListener("submit", function (event) {
-    event.preventDefault();
-    load($("customers-id").value.trim());
+    item.appendChild(button);
+    list.appendChild(item);
   });
-  $("customers-merge").addEventListener("submit", function (event) {
-    event.preventDefault();
-    if (!current) return;
-    api("POST", "/api/v1/customers/" + current.id + "/merge", { merged_id: $("customers-merged").value.trim() })
-      .then(function (data) { show(data.customer); say("Zusammengeführt."); $("customers-merged").value = ""; })
-      .catch(function (e) { say("Nicht möglich: " + e.message); });
-  });
+}
 
-  api("GET", "/api/v1/me").then(function (data) {
-    csrf = data.csrf_token;
-    var given = new URLSearchParams(location.search).get("customer");
-    if (given && /^[0-9a-f]{32}$/.test(given)) { $("customers-id").value = given; load(given); }
-  }).catch(function () { $("customers-login").hidden = false; });
-})();
+function load(id) {
+  return api("GET", "/api/v1/customers/" + id).then((data) => { show(data.customer); say(""); })
+    .catch((e) => (e.status === 404 ? say(t("cust.unknown")) : failed(e)));
+}
+
+document.documentElement.lang = LANG;
+document.querySelectorAll("[data-i18n]").forEach((node) => { node.textContent = t(node.dataset.i18n); });
+document.title = t("cust.title") + " – Resonanz";
+
+$("customers-load").addEventListener("submit", (event) => {
+  event.preventDefault();
+  load($("customers-id").value.trim());
+});
+$("customers-merge").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!current) return;
+  api("POST", "/api/v1/customers/" + current.id + "/merge", { merged_id: $("customers-merged").value.trim() })
+    .then((data) => { show(data.customer); say(t("cust.merged")); $("customers-merged").value = ""; })
+    .catch(failed);
+});
+
+api("GET", "/api/v1/me").then((data) => {
+  csrf = data.csrf_token;
+  const given = new URLSearchParams(location.search).get("customer");
+  if (given && /^[0-9a-f]{32}$/.test(given)) { $("customers-id").value = given; load(given); }
+}).catch(() => { $("customers-login").hidden = false; });

@@ -9,6 +9,12 @@ const DE = {
   "login.email": "E-Mail", "login.password": "Passwort", "login.submit": "Anmelden",
   "status": "Status", "status.online": "online", "status.away": "abwesend", "status.offline": "offline",
   "logout": "Abmelden", "admin": "Verwaltung", "live": "live", "offline": "getrennt …",
+  "me.title": "Mein Profil", "me.avatar": "Profilbild",
+  "me.avatar.hint": "Kundinnen und Kunden sehen dieses Bild im Web-Chat neben Ihrem Namen.",
+  "me.avatar.none": "Kein Profilbild: Im Web-Chat stehen Ihre Initialen neben Ihrem Namen. PNG, JPEG oder WebP, höchstens 1 MiB, annähernd quadratisch.",
+  "me.avatar.upload": "Profilbild hochladen", "me.avatar.replace": "Anderes Bild hochladen", "me.avatar.remove": "Profilbild entfernen",
+  "me.avatar.too_large": "Das Bild ist größer als 1 MiB.",
+  "me.avatar.refused": "Das Bild muss PNG, JPEG oder WebP sein und annähernd quadratisch.",
   "notify.label": "Benachrichtigungen", "notify.sound": "Ton", "notify.desktop": "Desktop", "notify.title": "Titel",
   "notify.offer": "Neues Gespräch für Sie", "notify.message": "Neue Nachricht",
   "section.search": "Suchergebnisse", "section.queue": "Warteschlange", "section.mine": "Meine Gespräche",
@@ -40,12 +46,22 @@ const DE = {
   "close.number": "Kundennummer (optional)", "close.submit": "Abschließen",
   "canned": "Textbausteine", "canned.none": "Keine passenden Textbausteine.",
   "shortcuts": "Tastatur: Alt+J nächstes Gespräch · Alt+A annehmen · Alt+N Notiz · Alt+C abschließen · / Textbausteine",
-  "ctx": "Kontext", "ctx.reason": "Grund", "ctx.summary": "Zusammenfassung", "ctx.verification": "Identität",
+  "ctx": "Kontext", "ctx.reason": "Grund", "ctx.summary": "Zusammenfassung", "ctx.verification": "Identitätsprüfung in diesem Gespräch",
   "ctx.slots": "Angaben aus dem Gespräch", "ctx.profile": "Kunde", "ctx.sentiment": "Stimmung",
   "ctx.history": "Frühere Gespräche", "ctx.rating": "Bewertung", "ctx.none": "keine",
   "profile.name": "Name", "profile.number": "Kundennummer", "profile.language": "Sprache", "profile.preference": "Bevorzugt",
   "profile.channels": "Kanäle", "profile.opted_out": "abgemeldet (STOP)", "profile.verified": "verifiziert", "profile.notes": "Notizen zum Kunden",
   "profile.notes.save": "Notizen speichern", "profile.notes.saved": "gespeichert",
+  "id.session": "Browser-Sitzung", "id.verified": "verifiziert", "id.unverified": "nicht verifiziert",
+  "proof.signed_identity": "signierte Anmeldung der Website", "proof.continue_code": "Weiterführungscode",
+  "proof.step_up": "Prüfung mit Kundennummer",
+  "cust.title": "Kunden zusammenführen und trennen", "cust.back": "Zur Konsole",
+  "cust.login": "Bitte melden Sie sich zuerst in der Konsole an:", "cust.console": "Konsole",
+  "cust.id": "Kunden-ID", "cust.load": "Laden", "cust.noname": "Ohne Namen",
+  "cust.merge.label": "Dieser Kunde übernimmt alles von Kunden-ID", "cust.merge": "Zusammenführen",
+  "cust.merged": "Zusammengeführt.", "cust.split": "Abtrennen", "cust.split.label": "Kanal {channel} abtrennen",
+  "cust.split.done": "Abgetrennt: neuer Kunde {id}", "cust.failed": "Nicht möglich: {error}",
+  "cust.unknown": "Keinen solchen Kunden gefunden.",
   "sent.positive": "positiv", "sent.neutral": "neutral", "sent.negative": "negativ",
   "trend.improving": "bessert sich", "trend.worsening": "verschlechtert sich", "trend.steady": "gleichbleibend",
   "history.show": "Verlauf zeigen", "history.hide": "Verlauf ausblenden", "history.empty": "Keine Nachrichten gespeichert.",
@@ -59,6 +75,12 @@ const EN = {
   "login.email": "E-mail", "login.password": "Password", "login.submit": "Log in",
   "status": "Status", "status.online": "online", "status.away": "away", "status.offline": "offline",
   "logout": "Log out", "admin": "Administration", "live": "live", "offline": "disconnected …",
+  "me.title": "My profile", "me.avatar": "Profile picture",
+  "me.avatar.hint": "Customers see this picture beside your name in the web chat.",
+  "me.avatar.none": "No profile picture: the web chat shows your initials beside your name. PNG, JPEG or WebP, at most 1 MiB, roughly square.",
+  "me.avatar.upload": "Upload a profile picture", "me.avatar.replace": "Upload another picture", "me.avatar.remove": "Remove profile picture",
+  "me.avatar.too_large": "The picture is larger than 1 MiB.",
+  "me.avatar.refused": "The picture must be PNG, JPEG or WebP and roughly square.",
   "notify.label": "Notifications", "notify.sound": "Sound", "notify.desktop": "Desktop", "notify.title": "Title",
   "notify.offer": "New conversation for you", "notify.message": "New message",
   "section.search": "Search results", "section.queue": "Queue", "section.mine": "My conversations",
@@ -90,12 +112,22 @@ const EN = {
   "close.number": "Customer number (optional)", "close.submit": "Close",
   "canned": "Canned responses", "canned.none": "No matching canned responses.",
   "shortcuts": "Keys: Alt+J next conversation · Alt+A accept · Alt+N note · Alt+C close · / canned responses",
-  "ctx": "Context", "ctx.reason": "Reason", "ctx.summary": "Summary", "ctx.verification": "Identity",
+  "ctx": "Context", "ctx.reason": "Reason", "ctx.summary": "Summary", "ctx.verification": "Identity check in this conversation",
   "ctx.slots": "Details from the conversation", "ctx.profile": "Customer", "ctx.sentiment": "Sentiment",
   "ctx.history": "Earlier conversations", "ctx.rating": "Rating", "ctx.none": "none",
   "profile.name": "Name", "profile.number": "Customer number", "profile.language": "Language", "profile.preference": "Prefers",
   "profile.channels": "Channels", "profile.opted_out": "opted out (STOP)", "profile.verified": "verified", "profile.notes": "Notes about the customer",
   "profile.notes.save": "Save notes", "profile.notes.saved": "saved",
+  "id.session": "browser session", "id.verified": "verified", "id.unverified": "not verified",
+  "proof.signed_identity": "signed sign-in on the website", "proof.continue_code": "continue code",
+  "proof.step_up": "customer-number check",
+  "cust.title": "Merge and split customers", "cust.back": "Back to the console",
+  "cust.login": "Please log in to the console first:", "cust.console": "Console",
+  "cust.id": "Customer ID", "cust.load": "Load", "cust.noname": "No name",
+  "cust.merge.label": "This customer takes over everything of customer ID", "cust.merge": "Merge",
+  "cust.merged": "Merged.", "cust.split": "Split off", "cust.split.label": "Split off channel {channel}",
+  "cust.split.done": "Split off: new customer {id}", "cust.failed": "Not possible: {error}",
+  "cust.unknown": "No such customer.",
   "sent.positive": "positive", "sent.neutral": "neutral", "sent.negative": "negative",
   "trend.improving": "improving", "trend.worsening": "worsening", "trend.steady": "steady",
   "history.show": "Show transcript", "history.hide": "Hide transcript", "history.empty": "No messages stored.",
@@ -152,4 +184,15 @@ export function ago(seconds) {
   if (seconds < 60) return seconds + " s";
   if (seconds < 3600) return Math.round(seconds / 60) + " min";
   return Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
+}
+
+/** One channel identity of a customer (handover/read_model.py identity_json), readable:
+ * {channel: "Telegram", address: "4711", proof: "verified (continue code, 03:40)" | "not verified"}.
+ * An anonymous web chat session has no address an agent could use: it is named as such. */
+export function identityParts(i) {
+  const proof = i.verified_by
+    ? t("id.verified") + " (" + (has("proof." + i.verified_by) ? t("proof." + i.verified_by) : i.verified_by)
+      + (i.verified_at ? ", " + when(i.verified_at) : "") + ")"
+    : t("id.unverified");
+  return { channel: channelLabel(i.channel), address: i.label || t("id.session"), proof };
 }
