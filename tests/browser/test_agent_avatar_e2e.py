@@ -15,7 +15,7 @@ from sqlalchemy import select
 from handover.auth import create_agent, issue_api_token
 from resonanz.store.models import Agent
 from tests.browser.axe import assert_accessible
-from tests.browser.test_webchat_widget_e2e import AGENT, DESKTOP, PHONE, Site, handover_of, open_chat, post, say, site  # noqa: F401
+from tests.browser.widget_support import AGENT, DESKTOP, PHONE, Site, handover_of, open_chat, post, say, site  # noqa: F401
 
 pytestmark = [pytest.mark.browser]
 

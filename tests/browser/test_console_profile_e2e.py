@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from resonanz.store.models import ChannelIdentity, new_id, utcnow
 from tests.browser.axe import assert_accessible
-from tests.browser.test_console_work_e2e import HEX_ID, Gateway, gateway, log_in  # noqa: F401 - the module's gateway
+from tests.browser.console_support import HEX_ID, Gateway, gateway, log_in  # noqa: F401 - the module's gateway
 
 pytestmark = pytest.mark.browser
 
