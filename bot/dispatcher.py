@@ -207,7 +207,11 @@ class Dispatcher:
             # agent's console gets it now. Nothing else to decide (no engine, no bot reply).
             if self.desk is not None:
                 stored_at = time.perf_counter()
-                await self.desk.customer_wrote(conversation_id, to_agent)
+                if to_agent.scope is not None:
+                    self.desk.customer_wrote_in_scope(conversation_id, to_agent.message, to_agent.handover_id,
+                                                      to_agent.scope)
+                else:
+                    await self.desk.customer_wrote(conversation_id, to_agent.message)
                 self.metrics.relay("to_agent", inbound.channel, stored_at)
             return DispatchResult(conversation_id=conversation_id, state=State.AGENT, replies=(),
                                   message_id=public_id)

@@ -14,12 +14,23 @@ from sqlalchemy.exc import IntegrityError
 from bot.leases import InboundLeases
 from connectors.base import InboundMessage, OutboundMessage
 from handover.desk import message_json, parse_rating
+from handover.read_model import agent_conversation_scope
 from handover.state import State
 from resonanz import continuity
 from resonanz.continuity import ContinueLimiter, Outcome, Redemption, redeem
 from resonanz.store import Database
 from resonanz.store.models import ChannelIdentity, Conversation, Customer, Message, new_id, utcnow
 from resonanz.store.vocabulary import Author, Direction, IdentityProof, MessageStatus
+
+
+@dataclass(frozen=True)
+class ToAgent:
+    """A message stored into a conversation an agent owns: its console payload and, when read in
+    the same transaction, the conversation's latest handover and scope (else None: read later)."""
+
+    message: dict[str, Any]
+    handover_id: str | None = None
+    scope: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class Intake:
 
     async def store(
         self, inbound: InboundMessage, *, leased: bool = True
-    ) -> tuple[int, str, str, dict[str, Any] | None] | DispatchResult:
+    ) -> tuple[int, str, str, ToAgent | None] | DispatchResult:
         """Store the message (status `received`). The fourth element is set when the message
         needs no processing beyond being shown to the agent who owns the conversation: it is
         then stored as `processed` right away, and that is its console payload.
@@ -104,7 +115,7 @@ class Intake:
                     s.add(msg)
                     await s.flush()
                     if msg.status == MessageStatus.PROCESSED:
-                        to_agent = message_json(msg)
+                        to_agent = ToAgent(message_json(msg))
                     return msg.id, conv.id, msg.public_id, to_agent
             except IntegrityError:
                 # A concurrent first message created the same identity, or the same provider id
@@ -147,13 +158,13 @@ class Intake:
 
     async def _store_known(
         self, s: Any, inbound: InboundMessage, leased: bool
-    ) -> tuple[int, str, str, dict[str, Any] | None] | None:
+    ) -> tuple[int, str, str, ToAgent | None] | None:
         """The common case in two statements without the ORM's unit of work (the ORM costs about a
         millisecond of CPU per message, and acknowledgements queue behind each other): a known
         sender with an open conversation on the same channel and address, nothing about them to
         update. In a conversation an agent owns, the message is stored processed (the relay to the
-        agent starts here) and its console payload returned. None when anything differs; `store`
-        then does the general work."""
+        agent starts here) and returned with its console payload and the conversation's scope,
+        read in this transaction. None when anything differs; `store` then does the general work."""
         if inbound.control is not None or inbound.location is not None:
             return None
         address = inbound.address.to_dict()
@@ -170,7 +181,10 @@ class Intake:
         if state == State.AGENT:
             columns.update(status=MessageStatus.PROCESSED, processed_at=utcnow(), **self.leases.released())
         pk = await s.scalar(insert(Message).values(**columns).returning(Message.id))
-        to_agent = message_json(Message(id=pk, **columns)) if state == State.AGENT else None
+        to_agent = None
+        if state == State.AGENT:
+            handover_id, scope = await agent_conversation_scope(s, conversation_id)
+            to_agent = ToAgent(message_json(Message(id=pk, **columns)), handover_id, scope)
         return pk, conversation_id, columns["public_id"], to_agent
 
     async def _resolve(self, s: Any, inbound: InboundMessage) -> tuple[Customer, Conversation]:

@@ -144,6 +144,11 @@ class Desk:
 
     customer_wrote = conversation_message
 
+    def customer_wrote_in_scope(self, conversation_id: str, message: dict[str, Any], handover_id: str | None,
+                                scope: dict[str, Any]) -> None:
+        """`customer_wrote`, with the scope read when the message was stored."""
+        self.read.publish_messages(conversation_id, [message], handover_id, scope)
+
     async def shutdown(self) -> None:
         await self.offers.shutdown()
 

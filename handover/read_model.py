@@ -218,6 +218,22 @@ async def latest_handover(s: AsyncSession, conversation_id: str) -> Handover | N
     )
 
 
+async def agent_conversation_scope(s: AsyncSession, conversation_id: str) -> tuple[str | None, dict[str, Any]]:
+    """(latest handover id, scope) of a conversation an agent owns, in one statement: the scope of
+    its latest handover (`conversation_scope` without the bot's watchers, whom an agent-owned
+    conversation has none of)."""
+    row = (await s.execute(
+        select(Handover.id, Queue.skill, Queue.language, Handover.agent_id, Handover.offered_agent_id)
+        .outerjoin(Queue, Queue.id == Handover.queue_id)
+        .where(Handover.conversation_id == conversation_id)
+        .order_by(Handover.created_at.desc()).limit(1)
+    )).first()
+    if row is None:
+        return None, merge_scopes()
+    handover_id, skill, language, agent_id, offered_agent_id = row
+    return handover_id, merge_scopes(handover_scope(skill, language, agent_id, offered_agent_id))
+
+
 async def conversation_scope(s: AsyncSession, conv: Conversation, skill_map: Mapping[str, str],
                              h: Handover | None = None) -> dict[str, Any]:
     """Who may see a conversation: those who see its latest handover, and while the bot has it,
@@ -344,6 +360,12 @@ class ReadModel:
             h = await latest_handover(s, conversation_id)
             scope = await conversation_scope(s, conv, self.settings.handover_skills, h)
             handover_id = h.id if h is not None else None
+        self.publish_messages(conversation_id, messages, handover_id, scope)
+
+    def publish_messages(self, conversation_id: str, messages: Sequence[dict[str, Any]], handover_id: str | None,
+                         scope: dict[str, Any]) -> None:
+        """Messages whose conversation's scope the caller read already (bot.intake: in the
+        transaction that stored them)."""
         for message in messages:
             self.hub.publish({"type": "message", "handover_id": handover_id, "conversation_id": conversation_id,
                               "message": message, "scope": scope})

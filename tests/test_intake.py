@@ -15,11 +15,12 @@ from sqlalchemy import event, select
 
 from bot.intake import DispatchResult, Intake
 from bot.leases import InboundLeases
-from handover.read_model import message_json
+from handover.auth import create_agent
+from handover.read_model import conversation_scope, latest_handover, message_json
 from connectors.base import ChannelAddress, InboundMessage
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import Conversation, Message
+from resonanz.store.models import Conversation, Handover, Message, Queue
 from resonanz.store.vocabulary import MessageStatus
 
 
@@ -66,11 +67,23 @@ async def test_a_message_into_a_conversation_an_agent_owns_is_two_statements_too
     sender = str(random.randint(10**8, 10**9))
     first = await intake.store(inbound(sender, "Hallo", "w1"))
     assert not isinstance(first, DispatchResult)
+    agent = await create_agent(database, email=f"a{random.randint(1, 10**9)}@example.org", password="geheim-geheim-42",
+                               display_name="Petra")
     async with database.session() as s:  # an agent owns the conversation now
         (await s.get(Conversation, first[1])).state = "agent"
+        queue = await s.scalar(select(Queue).limit(1))
+        if queue is None:
+            queue = Queue(name="Allgemein", skill="general", language="de")
+            s.add(queue)
+            await s.flush()
+        conv = await s.get(Conversation, first[1])
+        s.add(Handover(conversation_id=conv.id, customer_id=conv.customer_id, queue_id=queue.id, reason="customer_request",
+                       trigger="intent:request_human", status="assigned", agent_id=agent.id, context={}))
     trips = Trips(database)
     stored = await intake.store(inbound(sender, "Sind Sie noch da?", "w2"))
-    assert trips.statements == ["SELECT", "INSERT"]
+    # The message, and in the same transaction who may see it (the consoles' event needs no
+    # second transaction): select, insert, select.
+    assert trips.statements == ["SELECT", "INSERT", "SELECT"]
     assert not isinstance(stored, DispatchResult)
     pk, conversation_id, public_id, to_agent = stored
     async with database.session() as s:
@@ -78,7 +91,11 @@ async def test_a_message_into_a_conversation_an_agent_owns_is_two_statements_too
         assert (row.status, row.lease_owner, row.lease_expires_at, row.conversation_id) == (
             MessageStatus.PROCESSED, None, None, first[1])
         assert row.processed_at is not None
-        assert to_agent == message_json(row)  # what the consoles get is what is stored
+        assert to_agent is not None
+        assert to_agent.message == message_json(row)  # what the consoles get is what is stored
+        h = await latest_handover(s, conversation_id)
+        assert (to_agent.handover_id, to_agent.scope) == (h.id, await conversation_scope(s, conv, {}, h))
+        assert to_agent.scope["agents"] == [agent.id] and to_agent.scope["queues"] == [[queue.skill, queue.language]]
 
 
 async def test_anything_else_takes_the_general_path(database: Database) -> None:
