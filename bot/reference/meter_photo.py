@@ -168,6 +168,21 @@ def _red_start(crop: np.ndarray) -> int | None:
     return x if x > crop.shape[1] * 0.4 else None
 
 
+def _is_wheel_window(crop: np.ndarray) -> bool:
+    """A roller counter's window, which has no decimal point to look for: a dark frame around
+    the crop, or the window's dark frame running the crop's full height at both ends."""
+    import cv2
+
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if float(np.median(border)) < float(grey.mean()) - 5:
+        return True
+    _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    w = ink.shape[1]
+    full = (ink > 0).mean(axis=0) > 0.9
+    return bool(full[: w // 3].any() and full[w - w // 3:].any())
+
+
 def _dot_fraction(crop: np.ndarray) -> float | None:
     """Where a decimal point sits along the digits (0..1), found as a small dark blob on the
     baseline of a seven-segment display; None if there is none."""
@@ -265,7 +280,7 @@ def _read_text_window(img: np.ndarray, lines: list[_Line]) -> PhotoReading:
     if not again:
         return PhotoReading(None, reason="no_counter")
     text, score = str(again[0][0]), float(again[0][1])
-    dot = None if red is not None else _dot_fraction(crop)
+    dot = None if red is not None or _is_wheel_window(crop) else _dot_fraction(crop)
     value, reason = _value_of(text, dot)
     if value is None:
         return PhotoReading(None, text=text, score=score, reason=reason)
