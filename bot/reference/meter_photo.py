@@ -33,6 +33,7 @@ import numpy as np
 MIN_DIGITS = 4
 MAX_DIGITS = 7  # with leading zeros; the value itself is at most 999 999 kWh (MAX_READING)
 MIN_SCORE = 0.80  # the recogniser's mean character confidence below which we do not propose
+SURE_SCORE = 0.90  # at or above it, one pass is enough; below, a second pass must not disagree
 MAX_PIXELS = 4_000_000  # larger photos are scaled down first (phones send 12 MP)
 
 
@@ -103,6 +104,8 @@ def _is_counter_text(text: str) -> bool:
     """Digits (and a decimal mark, maybe 'kWh'), nothing that makes it a label of the plate."""
     t = _UNIT.sub("", text).strip()
     if not t or _LABEL.search(t):
+        return False
+    if t[0].isalpha() and t[0] not in "OoIl":  # "B 2014" (Bj. 2014 with its j lost), "Nr 123..."
         return False
     digits = sum(ch.isdigit() for ch in t)
     return digits >= 1 and digits >= 0.8 * len(re.sub(r"[\s.,]", "", t))
@@ -228,16 +231,59 @@ def read_meter(data: bytes) -> PhotoReading:
     img = _decode(data)
     if img is None:
         return PhotoReading(None, reason="not_an_image")
+    first = _read_once(img, img)
+    if first.value is not None and first.score >= SURE_SCORE:
+        return first.public()
+    # Unsure or nothing read: once more with the dark strokes thickened, which joins a
+    # seven-segment digit's segments into a glyph the detector finds and the recogniser reads.
+    import cv2
+
+    thick = cv2.erode(img, np.ones((3, 3), np.uint8))
+    second = _read_once(thick, img)
+    if first.value is None:
+        return second.public() if second.value is not None else first.public()
+    if second.value is None or second.value == first.value:
+        return first.public()
+    # Two different numbers: the seven-segment decoding (on either pass's lines) decides, else
+    # the surer reading when it is sure; otherwise nothing is proposed.
+    if first.value in second.votes or second.value in first.votes:
+        agreed = first if first.value in second.votes else second
+        return PhotoReading(agreed.value, text=agreed.text, score=agreed.score)
+    best = max(first, second, key=lambda r: r.score)
+    if best.score >= SURE_SCORE:
+        return best.public()
+    return PhotoReading(None, text=first.text, score=first.score, reason="ambiguous")
+
+
+@dataclass(frozen=True)
+class _Reading(PhotoReading):
+    votes: tuple[int, ...] = ()  # every value read on the way (text, segments)
+
+    def public(self) -> PhotoReading:
+        return PhotoReading(self.value, self.text, self.score, self.reason)
+
+
+def _read_once(img: np.ndarray, original: np.ndarray) -> _Reading:
+    """One pass: detect and read `img`; seven-segment decoding on `original` at the same places."""
     ocr = _ocr()
-    found, _ = ocr(img)
+    # No angle classifier: it turned some displays' lines upside down and lost them.
+    found, _ = ocr(img, use_cls=False)
     lines = [_Line(np.array(b, dtype=np.float32), str(t), float(s)) for b, t, s in (found or [])]
     text_reading = _read_text_window(img, lines)
-    lcd = _read_lcd_window(img, lines)
+    lcd = _read_lcd_window(original, lines)
+    votes = tuple(v for v in (text_reading.value, lcd) if v is not None)
+    r = _combine(text_reading, lcd)
+    return _Reading(r.value, r.text, r.score, r.reason, votes)
+
+
+def _combine(text_reading: PhotoReading, lcd: int | None) -> PhotoReading:
+    """The recogniser's reading and the seven-segment decoding of one pass, as one."""
     if lcd is not None and (text_reading.value is None or text_reading.value == lcd):
         return PhotoReading(lcd, text=text_reading.text, score=max(text_reading.score, MIN_SCORE))
-    if lcd is not None and text_reading.score >= 0.85 and re.search(r"\d[.,]\d", text_reading.text):
-        return text_reading  # a clean read that even saw the decimal point
-    if lcd is not None and text_reading.score < 0.97:
+    if lcd is not None and text_reading.score >= 0.85:
+        # A clean read: the segment decoding loses a digit to a speck taken for the decimal point.
+        return text_reading
+    if lcd is not None and text_reading.score < MIN_SCORE:
         # The recogniser is unsure (segment digits are not what it was trained on): the segments win.
         return PhotoReading(lcd, text=text_reading.text, score=MIN_SCORE)
     if lcd is not None:
