@@ -97,7 +97,7 @@ class _Line:
 
 
 _UNIT = re.compile(r"(?i)k\s*w\s*h")
-_LABEL = re.compile(r"(?i)(nr|typ|bj|kl|u/|hz|v\b|a\b|\(|\)|/|x)")
+_LABEL = re.compile(r"(?i)(nr|typ|bj|kl|u/|hz|v\b|a\b|\(|\)|/|x|×)")
 
 
 def _is_counter_text(text: str) -> bool:
@@ -332,6 +332,18 @@ def _read_text_window(img: np.ndarray, lines: list[_Line]) -> PhotoReading:
         return PhotoReading(None, text=text, score=score, reason=reason)
     if score < MIN_SCORE:
         return PhotoReading(None, text=text, score=score, reason="low_confidence")
+    if dot is None:
+        # The detector may have left out an end wheel (or digit) further out than half a glyph.
+        # Read a wider cut as well; it wins when it holds the same digits and more.
+        wide = _straighten(img, np.concatenate([ln.box for ln in best]), pad=0.15, side=1.2)
+        red = _red_start(wide)
+        wide = wide[:, :red] if red is not None else wide
+        more, _ = ocr(wide, use_det=False, use_cls=False)
+        if more and float(more[0][1]) >= MIN_SCORE:
+            wide_value, _ = _value_of(str(more[0][0]), None)
+            digits = re.sub(r"\D", "", text)
+            if wide_value is not None and digits in re.sub(r"\D", "", str(more[0][0])) and wide_value > value:
+                return PhotoReading(wide_value, text=str(more[0][0]), score=float(more[0][1]))
     return PhotoReading(value, text=text, score=score)
 
 
