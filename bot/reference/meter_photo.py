@@ -5,17 +5,22 @@ How (docs/reference-bot.md, "Meter reading from a photo"):
    text line in the photo and reads it.
 2. The counter window is located among them: lines of digits next to each other are joined, and
    the window is the group with the tallest glyphs and a plausible number of digits — the plate's
-   serial number, "230 V", "10(60) A", "375 U/kWh" and the OBIS code "1.8.0" are smaller or fail
-   the shape test.
-3. The window is cut out straight (rotation and perspective undone) and read again on its own.
+   serial number, "230 V", "3×230/400 V", "10(60) A", "375 U/kWh", "Bj. 2014" and the OBIS code
+   "1.8.0" are smaller or fail the shape test (letters; a line starting with a letter is a label).
+3. The window is cut out straight (rotation and perspective undone) and read again on its own,
+   and a wider cut too (it wins when it holds the same digits and more: a lost end wheel).
    Its red part (the tenths wheel of a roller counter, not part of the kWh value) is cut off
    first; on a digital display the decimal point is taken from the text, or found as a small
    blob on the digits' baseline when the recogniser dropped it.
    The tallest lines are also decoded as a seven-segment display (`read_seven_segment`: each
    digit's segments sampled where a–g sit, the decimal point a blob on the baseline): the
    recogniser was not trained on segment digits. Where both read a value and disagree, the
-   recogniser wins only when it is sure and saw the decimal point; otherwise the segments win
-   when the recogniser is unsure, and the photo is "ambiguous" when both are sure.
+   recogniser wins at a score of 0.85 or more (the segment decoding can lose a digit to a speck
+   taken for the decimal point), the segments win below MIN_SCORE, else it is "ambiguous".
+   When this first pass is not sure (score below SURE_SCORE), a second pass runs on the photo
+   with the dark strokes thickened (erosion): a seven-segment digit's separate segments join into
+   a glyph the detector finds and the recogniser reads. Two passes that disagree are settled by
+   the segment decoding, else by a sure score, else nothing is proposed.
 4. Anything doubtful (no window, a weak score, too many digits, two different windows of the same
    size) gives no reading: the bot then asks the customer to type it. Even a confident reading is
    only proposed: the customer confirms it before the usual plausibility checks run.
