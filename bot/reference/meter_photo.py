@@ -249,11 +249,15 @@ def read_meter(data: bytes) -> PhotoReading:
         return second.public() if second.value is not None else first.public()
     if second.value is None or second.value == first.value:
         return first.public()
-    # Two different numbers: the seven-segment decoding (on either pass's lines) decides, else
-    # the surer reading when it is sure; otherwise nothing is proposed.
+    # Two different numbers. A value the other pass also read, or that two readers of one pass
+    # agree on, wins; then one that was read with its decimal mark (the digits' split is known);
+    # then the surer reading when it is sure; otherwise nothing is proposed.
     if first.value in second.votes or second.value in first.votes:
         agreed = first if first.value in second.votes else second
         return PhotoReading(agreed.value, text=agreed.text, score=agreed.score)
+    for key in (lambda r: r.votes.count(r.value) > 1, lambda r: r.dotted):
+        if key(first) != key(second):
+            return (first if key(first) else second).public()
     best = max(first, second, key=lambda r: r.score)
     if best.score >= SURE_SCORE:
         return best.public()
@@ -263,6 +267,7 @@ def read_meter(data: bytes) -> PhotoReading:
 @dataclass(frozen=True)
 class _Reading(PhotoReading):
     votes: tuple[int, ...] = ()  # every value read on the way (text, segments)
+    dotted: bool = False  # the value is the recogniser's, which saw the decimal mark
 
     def public(self) -> PhotoReading:
         return PhotoReading(self.value, self.text, self.score, self.reason)
@@ -278,7 +283,8 @@ def _read_once(img: np.ndarray, original: np.ndarray) -> _Reading:
     lcd = _read_lcd_window(original, lines)
     votes = tuple(v for v in (text_reading.value, lcd) if v is not None)
     r = _combine(text_reading, lcd)
-    return _Reading(r.value, r.text, r.score, r.reason, votes)
+    dotted = r.value is not None and r.value == text_reading.value and bool(re.search(r"\d[.,]\d", r.text))
+    return _Reading(r.value, r.text, r.score, r.reason, votes, dotted)
 
 
 def _combine(text_reading: PhotoReading, lcd: int | None) -> PhotoReading:
