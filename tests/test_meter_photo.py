@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bench.meter_images import no_meter, roller_meter
+from bench.meter_images import generate, no_meter, roller_meter
 from bot.actions import ActionContext, Tracker
 from bot.dispatcher import engine_message
 from bot.reference import actions as sw
@@ -35,6 +35,18 @@ def meter_jpeg() -> bytes:
 def test_a_roller_counter_is_read_without_its_red_digit(meter_jpeg: bytes) -> None:
     got = read_meter(meter_jpeg)
     assert got.value == 12650 and got.reason is None
+
+
+@pytest.mark.parametrize(("seed", "value"), [
+    (15, 547640),  # a seven-segment display the detector did not find at all (read on the second pass)
+    (17, 384384),  # the same, with a decimal and a leading zero: 0384384.8
+    (44, 745695),  # a roller counter whose first wheel the detector left out (was read as 45695)
+    (108, 99078),  # white wheels: a speck was taken for a decimal point (was unreadable)
+])
+def test_photos_the_earlier_reader_got_wrong(seed: int, value: int) -> None:
+    image = generate(seed)
+    assert image.value == value
+    assert read_meter(image.jpeg).value == value
 
 
 def test_nothing_is_proposed_for_a_photo_without_a_meter_or_not_a_photo() -> None:

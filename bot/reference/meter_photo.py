@@ -5,17 +5,22 @@ How (docs/reference-bot.md, "Meter reading from a photo"):
    text line in the photo and reads it.
 2. The counter window is located among them: lines of digits next to each other are joined, and
    the window is the group with the tallest glyphs and a plausible number of digits — the plate's
-   serial number, "230 V", "10(60) A", "375 U/kWh" and the OBIS code "1.8.0" are smaller or fail
-   the shape test.
-3. The window is cut out straight (rotation and perspective undone) and read again on its own.
+   serial number, "230 V", "3×230/400 V", "10(60) A", "375 U/kWh", "Bj. 2014" and the OBIS code
+   "1.8.0" are smaller or fail the shape test (letters; a line starting with a letter is a label).
+3. The window is cut out straight (rotation and perspective undone) and read again on its own,
+   and a wider cut too (it wins when it holds the same digits and more: a lost end wheel).
    Its red part (the tenths wheel of a roller counter, not part of the kWh value) is cut off
    first; on a digital display the decimal point is taken from the text, or found as a small
    blob on the digits' baseline when the recogniser dropped it.
    The tallest lines are also decoded as a seven-segment display (`read_seven_segment`: each
    digit's segments sampled where a–g sit, the decimal point a blob on the baseline): the
    recogniser was not trained on segment digits. Where both read a value and disagree, the
-   recogniser wins only when it is sure and saw the decimal point; otherwise the segments win
-   when the recogniser is unsure, and the photo is "ambiguous" when both are sure.
+   recogniser wins at a score of 0.85 or more (the segment decoding can lose a digit to a speck
+   taken for the decimal point), the segments win below MIN_SCORE, else it is "ambiguous".
+   When this first pass is not sure (score below SURE_SCORE), a second pass runs on the photo
+   with the dark strokes thickened (erosion): a seven-segment digit's separate segments join into
+   a glyph the detector finds and the recogniser reads. Two passes that disagree are settled by
+   the segment decoding, else by a sure score, else nothing is proposed.
 4. Anything doubtful (no window, a weak score, too many digits, two different windows of the same
    size) gives no reading: the bot then asks the customer to type it. Even a confident reading is
    only proposed: the customer confirms it before the usual plausibility checks run.
@@ -33,6 +38,7 @@ import numpy as np
 MIN_DIGITS = 4
 MAX_DIGITS = 7  # with leading zeros; the value itself is at most 999 999 kWh (MAX_READING)
 MIN_SCORE = 0.80  # the recogniser's mean character confidence below which we do not propose
+SURE_SCORE = 0.90  # at or above it, one pass is enough; below, a second pass must not disagree
 MAX_PIXELS = 4_000_000  # larger photos are scaled down first (phones send 12 MP)
 
 
@@ -96,13 +102,15 @@ class _Line:
 
 
 _UNIT = re.compile(r"(?i)k\s*w\s*h")
-_LABEL = re.compile(r"(?i)(nr|typ|bj|kl|u/|hz|v\b|a\b|\(|\)|/|x)")
+_LABEL = re.compile(r"(?i)(nr|typ|bj|kl|u/|hz|v\b|a\b|\(|\)|/|x|×)")
 
 
 def _is_counter_text(text: str) -> bool:
     """Digits (and a decimal mark, maybe 'kWh'), nothing that makes it a label of the plate."""
     t = _UNIT.sub("", text).strip()
     if not t or _LABEL.search(t):
+        return False
+    if t[0].isalpha() and t[0] not in "OoIl":  # "B 2014" (Bj. 2014 with its j lost), "Nr 123..."
         return False
     digits = sum(ch.isdigit() for ch in t)
     return digits >= 1 and digits >= 0.8 * len(re.sub(r"[\s.,]", "", t))
@@ -168,6 +176,21 @@ def _red_start(crop: np.ndarray) -> int | None:
     return x if x > crop.shape[1] * 0.4 else None
 
 
+def _is_wheel_window(crop: np.ndarray) -> bool:
+    """A roller counter's window, which has no decimal point to look for: a dark frame around
+    the crop, or the window's dark frame running the crop's full height at both ends."""
+    import cv2
+
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if float(np.median(border)) < float(grey.mean()) - 5:
+        return True
+    _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    w = ink.shape[1]
+    full = (ink > 0).mean(axis=0) > 0.9
+    return bool(full[: w // 3].any() and full[w - w // 3:].any())
+
+
 def _dot_fraction(crop: np.ndarray) -> float | None:
     """Where a decimal point sits along the digits (0..1), found as a small dark blob on the
     baseline of a seven-segment display; None if there is none."""
@@ -213,16 +236,65 @@ def read_meter(data: bytes) -> PhotoReading:
     img = _decode(data)
     if img is None:
         return PhotoReading(None, reason="not_an_image")
+    first = _read_once(img, img)
+    if first.value is not None and first.score >= SURE_SCORE:
+        return first.public()
+    # Unsure or nothing read: once more with the dark strokes thickened, which joins a
+    # seven-segment digit's segments into a glyph the detector finds and the recogniser reads.
+    import cv2
+
+    thick = cv2.erode(img, np.ones((3, 3), np.uint8))
+    second = _read_once(thick, img)
+    if first.value is None:
+        return second.public() if second.value is not None else first.public()
+    if second.value is None or second.value == first.value:
+        return first.public()
+    # Two different numbers. A value the other pass also read, or that two readers of one pass
+    # agree on, wins; then one that was read with its decimal mark (the digits' split is known);
+    # then the surer reading when it is sure; otherwise nothing is proposed.
+    if first.value in second.votes or second.value in first.votes:
+        agreed = first if first.value in second.votes else second
+        return PhotoReading(agreed.value, text=agreed.text, score=agreed.score)
+    for key in (lambda r: r.votes.count(r.value) > 1, lambda r: r.dotted):
+        if key(first) != key(second):
+            return (first if key(first) else second).public()
+    best = max(first, second, key=lambda r: r.score)
+    if best.score >= SURE_SCORE:
+        return best.public()
+    return PhotoReading(None, text=first.text, score=first.score, reason="ambiguous")
+
+
+@dataclass(frozen=True)
+class _Reading(PhotoReading):
+    votes: tuple[int, ...] = ()  # every value read on the way (text, segments)
+    dotted: bool = False  # the value is the recogniser's, which saw the decimal mark
+
+    def public(self) -> PhotoReading:
+        return PhotoReading(self.value, self.text, self.score, self.reason)
+
+
+def _read_once(img: np.ndarray, original: np.ndarray) -> _Reading:
+    """One pass: detect and read `img`; seven-segment decoding on `original` at the same places."""
     ocr = _ocr()
-    found, _ = ocr(img)
+    # No angle classifier: it turned some displays' lines upside down and lost them.
+    found, _ = ocr(img, use_cls=False)
     lines = [_Line(np.array(b, dtype=np.float32), str(t), float(s)) for b, t, s in (found or [])]
     text_reading = _read_text_window(img, lines)
-    lcd = _read_lcd_window(img, lines)
+    lcd = _read_lcd_window(original, lines)
+    votes = tuple(v for v in (text_reading.value, lcd) if v is not None)
+    r = _combine(text_reading, lcd)
+    dotted = r.value is not None and r.value == text_reading.value and bool(re.search(r"\d[.,]\d", r.text))
+    return _Reading(r.value, r.text, r.score, r.reason, votes, dotted)
+
+
+def _combine(text_reading: PhotoReading, lcd: int | None) -> PhotoReading:
+    """The recogniser's reading and the seven-segment decoding of one pass, as one."""
     if lcd is not None and (text_reading.value is None or text_reading.value == lcd):
         return PhotoReading(lcd, text=text_reading.text, score=max(text_reading.score, MIN_SCORE))
-    if lcd is not None and text_reading.score >= 0.85 and re.search(r"\d[.,]\d", text_reading.text):
-        return text_reading  # a clean read that even saw the decimal point
-    if lcd is not None and text_reading.score < 0.97:
+    if lcd is not None and text_reading.score >= 0.85:
+        # A clean read: the segment decoding loses a digit to a speck taken for the decimal point.
+        return text_reading
+    if lcd is not None and text_reading.score < MIN_SCORE:
         # The recogniser is unsure (segment digits are not what it was trained on): the segments win.
         return PhotoReading(lcd, text=text_reading.text, score=MIN_SCORE)
     if lcd is not None:
@@ -265,12 +337,24 @@ def _read_text_window(img: np.ndarray, lines: list[_Line]) -> PhotoReading:
     if not again:
         return PhotoReading(None, reason="no_counter")
     text, score = str(again[0][0]), float(again[0][1])
-    dot = None if red is not None else _dot_fraction(crop)
+    dot = None if red is not None or _is_wheel_window(crop) else _dot_fraction(crop)
     value, reason = _value_of(text, dot)
     if value is None:
         return PhotoReading(None, text=text, score=score, reason=reason)
     if score < MIN_SCORE:
         return PhotoReading(None, text=text, score=score, reason="low_confidence")
+    if dot is None:
+        # The detector may have left out an end wheel (or digit) further out than half a glyph.
+        # Read a wider cut as well; it wins when it holds the same digits and more.
+        wide = _straighten(img, np.concatenate([ln.box for ln in best]), pad=0.15, side=1.2)
+        red = _red_start(wide)
+        wide = wide[:, :red] if red is not None else wide
+        more, _ = ocr(wide, use_det=False, use_cls=False)
+        if more and float(more[0][1]) >= MIN_SCORE:
+            wide_value, _ = _value_of(str(more[0][0]), None)
+            digits = re.sub(r"\D", "", text)
+            if wide_value is not None and digits in re.sub(r"\D", "", str(more[0][0])) and wide_value > value:
+                return PhotoReading(wide_value, text=str(more[0][0]), score=float(more[0][1]))
     return PhotoReading(value, text=text, score=score)
 
 
