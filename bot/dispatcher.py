@@ -155,10 +155,14 @@ class Dispatcher:
             return stored
         message_pk, conversation_id, public_id = stored
         # Spawned in arrival order; the conversation's lock (FIFO) keeps that order for the turns.
+        self._answer_later(message_pk, conversation_id, public_id)
+        return DispatchResult(conversation_id=conversation_id, state="processing", replies=(), message_id=public_id)
+
+    def _answer_later(self, message_pk: int, conversation_id: str, public_id: str) -> None:
+        """Run the turn of a message this process holds, supervised; its lease is let go after."""
         task = self.turns.spawn(f"turn {conversation_id}",
                                 lambda: self.process(conversation_id, message_pk, public_id), retry=True)
         task.add_done_callback(lambda _: self.leases.release(message_pk))
-        return DispatchResult(conversation_id=conversation_id, state="processing", replies=(), message_id=public_id)
 
     async def _hand_off(self, inbound: InboundMessage) -> DispatchResult:
         stored = await self._store(inbound, leased=False)
@@ -176,9 +180,7 @@ class Dispatcher:
             return  # another turn process was first, or a sweep took it already
         pk, conversation_id, public_id = claimed
         self.leases.hold(pk)
-        task = self.turns.spawn(f"turn {conversation_id}", lambda: self.process(conversation_id, pk, public_id),
-                                retry=True)
-        task.add_done_callback(lambda _: self.leases.release(pk))
+        self._answer_later(pk, conversation_id, public_id)
 
     async def _listen(self) -> None:
         """A turn process: take each handed-off message; after a gap in the notices (Redis was
