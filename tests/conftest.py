@@ -301,3 +301,15 @@ def _plain_log_tracebacks() -> None:
 def sender() -> str:
     """A fresh customer for each test."""
     return "test-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+async def pg_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL database, dropped afterwards (tests of several processes)."""
+    url, drop = await make_database_url("postgresql", tmp_path)
+    db = await migrated_database(url)
+    await db.dispose()
+    try:
+        yield url
+    finally:
+        await drop()

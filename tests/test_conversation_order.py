@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from resonanz.settings import Settings
 from resonanz.store import Database
 from resonanz.store.models import Message
 from resonanz.store.vocabulary import Direction, MessageStatus
-from tests.conftest import TELEGRAM_SECRET, make_database_url, migrated_database
+from tests.conftest import TELEGRAM_SECRET
 from tests.support.push import push_gateway
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
 from tests.support.settle import until
@@ -63,17 +62,6 @@ class OrderEngine(ScriptedEngine):
             "slots": dict(body["set_slots"]), "active_loop": None,
         })
 
-
-@pytest.fixture
-async def pg_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, migrated PostgreSQL database (several gateways need PostgreSQL)."""
-    url, drop = await make_database_url("postgresql", tmp_path)
-    db = await migrated_database(url)
-    await db.dispose()
-    try:
-        yield url
-    finally:
-        await drop()
 
 
 async def advisory_waiters(db: Database) -> int:

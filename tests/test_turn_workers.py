@@ -13,7 +13,6 @@ import re
 import signal
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +26,7 @@ from resonanz.store import Database
 from resonanz.store.models import Message
 from resonanz.store.vocabulary import Direction
 from resonanz.workers import refusal
-from tests.conftest import REDIS_URL, TELEGRAM_SECRET, free_port, make_database_url, migrated_database, require_redis
+from tests.conftest import REDIS_URL, TELEGRAM_SECRET, free_port, require_redis
 from tests.support.gateway_process import GatewayProcess, gateway_env
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
 from tests.support.settle import pipeline_settled, until
@@ -52,16 +51,6 @@ class HeldEngine(ScriptedEngine):
         await self.gate.wait()
         return await super().turn(request)
 
-
-@pytest.fixture
-async def pg_url(tmp_path: Path) -> AsyncIterator[str]:
-    url, drop = await make_database_url("postgresql", tmp_path)
-    db = await migrated_database(url)
-    await db.dispose()
-    try:
-        yield url
-    finally:
-        await drop()
 
 
 async def start(engine_url: str, tg: FakeTelegram, pg_url: str, tmp_path: Path, turn_workers: int) -> GatewayProcess:

@@ -24,7 +24,7 @@ from resonanz.store import Database
 from resonanz.store.models import Message
 from resonanz.store.vocabulary import Direction
 from resonanz.workers import port_in_use, refusal, worker_env
-from tests.conftest import REDIS_URL, TELEGRAM_SECRET, free_port, make_database_url, migrated_database, require_redis
+from tests.conftest import REDIS_URL, TELEGRAM_SECRET, free_port, require_redis
 from tests.support.cli import RESONANZ, _env
 from tests.support.gateway_process import GatewayProcess, gateway_env
 from tests.support.scripted_engine import ScriptedEngine, serve_engine
@@ -32,16 +32,6 @@ from tests.support.settle import pipeline_settled, until
 
 WAIT = 30.0  # a loaded two-core machine starting three Python processes
 
-
-@pytest.fixture
-async def pg_url(tmp_path: Path) -> AsyncIterator[str]:
-    url, drop = await make_database_url("postgresql", tmp_path)
-    db = await migrated_database(url)
-    await db.dispose()
-    try:
-        yield url
-    finally:
-        await drop()
 
 
 def running(pid: int) -> bool:
