@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 
 from bot.leases import InboundLeases
@@ -150,11 +151,39 @@ class Intake:
                    Conversation.address.label("conv_address"), ChannelIdentity.customer_key.label("customer_key"),
                    ChannelIdentity.verified_by.label("verified_by"))
             .join(Customer, Customer.id == ChannelIdentity.customer_id)
-            .join(Conversation, (Conversation.customer_id == Customer.id) & (Conversation.state != State.CLOSED))
+            .outerjoin(Conversation, (Conversation.customer_id == Customer.id) & (Conversation.state != State.CLOSED))
             .where(ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id)
             .order_by(Conversation.created_at.desc())
             .limit(1)
         )
+
+    async def _store_first_contact(self, s: Any, inbound: InboundMessage, leased: bool) -> tuple[int, str, str, None]:
+        """A sender never seen before, with no key to link them to a customer another channel
+        knows: the customer, their identity, a bot conversation and the message, as the general
+        path would write them, without the ORM's unit of work — on PostgreSQL in one statement
+        (the inserts chained as CTEs; the foreign keys are checked at its end), elsewhere in four.
+        Two first messages of one sender at once: the identity's unique constraint fails one, and
+        its retry takes the general path, which finds the other's rows."""
+        address, now = inbound.address.to_dict(), utcnow()
+        customer_id, conversation_id = new_id(), new_id()
+        rows: list[tuple[type, dict[str, Any]]] = [
+            (Customer, dict(id=customer_id, name=inbound.display_name, language=inbound.language_hint, created_at=now)),
+            (ChannelIdentity, dict(customer_id=customer_id, channel=inbound.channel, external_id=inbound.sender_id,
+                                   address=address, created_at=now, **_signed(inbound))),
+            (Conversation, dict(id=conversation_id, customer_id=customer_id, channel=inbound.channel,
+                                address=address, state=State.BOT, language=inbound.language_hint, slots={},
+                                created_at=now, updated_at=now)),
+        ]
+        writes = [insert(model).values(**_defaulted(model, values)) for model, values in rows]
+        columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
+        message = insert(Message).values(**_defaulted(Message, columns)).returning(Message.id)
+        if s.bind.dialect.name == "postgresql":
+            pk = await s.scalar(message.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
+        else:
+            for write in writes:
+                await s.execute(write)
+            pk = await s.scalar(message)
+        return pk, conversation_id, columns["public_id"], None
 
     async def _store_known(
         self, s: Any, inbound: InboundMessage, leased: bool
@@ -169,9 +198,13 @@ class Intake:
             return None
         address = inbound.address.to_dict()
         row = (await s.execute(self._latest(inbound))).first()
-        if row is None:
-            return None
+        if row is None:  # a sender never seen before
+            if inbound.customer_key is not None:
+                return None  # another channel may know them under that key: the general path looks
+            return await self._store_first_contact(s, inbound, leased)
         identity_address, customer_id, name, conversation_id, state, channel, conv_address, key, verified_by = row
+        if conversation_id is None:
+            return None  # known, without an open conversation (a survey may await their rating)
         if (identity_address != address or conv_address != address or channel != inbound.channel
                 or (name is None and inbound.display_name)
                 or (inbound.customer_key is not None and key != inbound.customer_key)
@@ -347,6 +380,16 @@ class Intake:
         if latest is None or latest.state != State.CLOSED:
             return None
         return latest if await self.desk().awaits_rating(s, latest.id) else None
+
+
+def _defaulted(model: type, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the model's Python-side defaults filled in: an INSERT chained as a CTE gets
+    none from SQLAlchemy, so the first-contact path states every column."""
+    for attr in sa_inspect(model).column_attrs:
+        default = attr.columns[0].default
+        if attr.key not in values and default is not None:
+            values[attr.key] = default.arg(None) if default.is_callable else default.arg
+    return values
 
 
 def _signed(inbound: InboundMessage) -> dict[str, Any]:

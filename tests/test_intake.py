@@ -8,6 +8,7 @@ so it was not kept.)"""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -20,7 +21,7 @@ from handover.read_model import conversation_scope, latest_handover, message_jso
 from connectors.base import ChannelAddress, InboundMessage
 from resonanz.settings import Settings
 from resonanz.store import Database
-from resonanz.store.models import Conversation, Handover, Message, Queue
+from resonanz.store.models import ChannelIdentity, Conversation, Customer, Handover, Message, Queue
 from resonanz.store.vocabulary import MessageStatus
 
 
@@ -115,3 +116,66 @@ async def test_anything_else_takes_the_general_path(database: Database) -> None:
         statuses = (await s.scalars(select(Message.status).where(Message.conversation_id == first[1])
                                     .order_by(Message.id))).all()
     assert statuses == [MessageStatus.RECEIVED, MessageStatus.PROCESSED]
+
+
+async def test_a_first_contact_is_one_insert_on_postgresql_and_plain_inserts_on_sqlite(database: Database) -> None:
+    """A sender never seen before: customer, identity, conversation and message without the ORM's
+    unit of work — on PostgreSQL one statement (inserts chained as CTEs), on SQLite four inserts.
+    The rows are those the general path writes."""
+    intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
+    sender = str(random.randint(10**8, 10**9))
+    trips = Trips(database)
+    stored = await intake.store(inbound(sender, "Hallo", "f1", display_name="Ada", language_hint="de"))
+    postgres = database.engine.dialect.name == "postgresql"
+    assert trips.statements == (["SELECT", "WITH"] if postgres else ["SELECT"] + ["INSERT"] * 4)
+    assert not isinstance(stored, DispatchResult)
+    pk, conversation_id, public_id, to_agent = stored
+    assert to_agent is None
+    async with database.session() as s:
+        row = await s.get(Message, pk)
+        conv = await s.get(Conversation, conversation_id)
+        customer = await s.get(Customer, row.customer_id)
+        identity = await s.scalar(select(ChannelIdentity).where(ChannelIdentity.channel == "telegram",
+                                                                ChannelIdentity.external_id == sender))
+    assert (row.public_id, row.status, row.lease_owner, row.text, row.provider_message_id) == (
+        public_id, MessageStatus.RECEIVED, "me:1", "Hallo", "f1")
+    assert (customer.name, customer.language, customer.customer_number) == ("Ada", "de", None)
+    assert (identity.customer_id, identity.address, identity.opted_out, identity.customer_key, identity.verified_by) == (
+        customer.id, {"channel": "telegram", "recipient": sender, "extra": {}}, False, None, None)
+    assert (conv.customer_id, conv.channel, conv.address, conv.state, conv.language, conv.slots, conv.version,
+            conv.engine_session, conv.engine_turns, conv.consecutive_fallbacks, conv.fallback_count) == (
+        customer.id, "telegram", identity.address, "bot", "de", {}, 0, 0, 0, 0, 0)
+    assert conv.created_at is not None and customer.created_at is not None and identity.created_at is not None
+    # The next message is a known sender's, into the same conversation.
+    second = await intake.store(inbound(sender, "Zählerstand 8200", "f2", display_name="Ada"))
+    assert not isinstance(second, DispatchResult) and second[1] == conversation_id
+
+
+async def test_two_first_messages_of_one_sender_at_once_make_one_customer(database: Database) -> None:
+    """Both take the first-contact path; the unique identity lets one win, and the other's retry
+    finds the winner's customer and conversation."""
+    intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
+    sender = str(random.randint(10**8, 10**9))
+    results = await asyncio.gather(*(intake.store(inbound(sender, text, pid))
+                                     for text, pid in (("Hallo", "c1"), ("Hallo?", "c2"), ("Hi", "c3"))))
+    assert all(not isinstance(r, DispatchResult) for r in results)
+    assert len({r[1] for r in results}) == 1
+    async with database.session() as s:
+        customers = (await s.scalars(select(Message.customer_id).where(Message.sender_id == sender))).all()
+        identities = (await s.scalars(select(ChannelIdentity.id).where(ChannelIdentity.external_id == sender))).all()
+    assert len(set(customers)) == 1 and len(customers) == 3 and len(identities) == 1
+
+
+async def test_a_sender_with_a_key_or_a_control_is_no_plain_first_contact(database: Database) -> None:
+    """A customer key may belong to a customer another channel knows (same phone number): such a
+    first message joins that customer, which only the general path looks up."""
+    intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
+    key = f"+49{random.randint(10**9, 10**10)}"
+    sms = await intake.store(InboundMessage(channel="sms", sender_id=key, text="Hallo", customer_key=key,
+                                            address=ChannelAddress("sms", key)))
+    whatsapp = await intake.store(InboundMessage(channel="whatsapp", sender_id=key, text="Hallo", customer_key=key,
+                                                 address=ChannelAddress("whatsapp", key)))
+    assert not isinstance(sms, DispatchResult) and not isinstance(whatsapp, DispatchResult)
+    async with database.session() as s:
+        owners = (await s.scalars(select(Message.customer_id).where(Message.id.in_([sms[0], whatsapp[0]])))).all()
+    assert len(set(owners)) == 1
