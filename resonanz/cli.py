@@ -314,6 +314,7 @@ async def _serve(settings: Settings, *, worker: int | None = None) -> int:
     if settings.process_role == "turns":
         # A turn process serves no public port: only its health, on an own loopback port.
         site = web.TCPSite(runner, "127.0.0.1", 0)
+        os.nice(settings.turn_nice)  # the acknowledgements of the intake processes go first
     else:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True if worker is not None else None)
     try:

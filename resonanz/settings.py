@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     # stores them (the webhook's answer waits for nothing else) and hands them to the "turns"
     # processes over Redis, which answer them and serve no public port.
     process_role: Literal["all", "intake", "turns"] = "all"
+    # A turn process lowers its CPU priority by this much (nice): on a busy machine the intake
+    # processes' acknowledgements (milliseconds, with a provider's deadline) go first, the turns
+    # (a hundred milliseconds and more in the engine anyway) take what is left. 0 keeps it.
+    turn_nice: int = Field(default=5, ge=0, le=19)
     # PostgreSQL: connections (a pool of their own) holding or awaiting the per-conversation
     # advisory locks that order turns across gateway processes: one per conversation whose turn
     # runs or waits in this process; more such conversations wait for a free one.

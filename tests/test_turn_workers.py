@@ -90,8 +90,9 @@ async def answered(db_url: str, gateway: GatewayProcess) -> int:
         await db.dispose()
 
 
-def turn_worker_pids(supervisor: int) -> list[int]:
-    """The supervisor's children started as turn processes (RESONANZ_PROCESS_ROLE=turns)."""
+def turn_worker_pids(supervisor: int, role: str = "turns") -> list[int]:
+    """The supervisor's children started as turn processes (RESONANZ_PROCESS_ROLE=turns), or with
+    another role."""
     pids = []
     for task in Path(f"/proc/{supervisor}/task").glob("*"):
         for child in (task / "children").read_text().split():
@@ -99,7 +100,7 @@ def turn_worker_pids(supervisor: int) -> list[int]:
                 environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
             except FileNotFoundError:
                 continue
-            if b"RESONANZ_PROCESS_ROLE=turns" in environ:
+            if f"RESONANZ_PROCESS_ROLE={role}".encode() in environ:
                 pids.append(int(child))
     return pids
 
@@ -120,6 +121,13 @@ async def test_the_gateway_only_stores_and_turn_processes_answer_each_message_on
             assert r.status == 200
             assert not re.search(r'^resonanz_turn_seconds_count\{channel="telegram"\} [1-9]', metrics, re.M), metrics
             assert re.search(r'^resonanz_messages_in_total\{channel="telegram"\} 12\.0', metrics, re.M), metrics
+            # The turn processes yield the CPU to the acknowledging one (Settings.turn_nice).
+            assert gateway.proc is not None
+            ours = os.getpriority(os.PRIO_PROCESS, 0)
+            [intake] = turn_worker_pids(gateway.proc.pid, "intake")
+            assert os.getpriority(os.PRIO_PROCESS, intake) == ours
+            assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in turn_worker_pids(gateway.proc.pid)] == [
+                min(ours + Settings().turn_nice, 19)] * 2
         finally:
             await gateway.kill()
 
