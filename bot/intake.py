@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.leases import InboundLeases
 from connectors.base import InboundMessage, OutboundMessage
@@ -77,9 +78,11 @@ class Intake:
             inbound = dataclasses.replace(inbound, text=continuity.redacted(inbound.text), metadata=metadata)
         for attempt in range(3):
             try:
+                if attempt == 0 and code is None:
+                    async with self.db.statements(urgent=True) as c:
+                        if (known := await self._store_known(c, inbound, leased)) is not None:
+                            return known
                 async with self.db.session(urgent=True) as s:
-                    if attempt == 0 and code is None and (known := await self._store_known(s, inbound, leased)) is not None:
-                        return known
                     # A repeated provider id is rare: the unique constraint catches it on the first
                     # attempt (IntegrityError), and the retry looks the earlier message up. Both are
                     # scoped to the sender: another sender's id is theirs, and so is its conversation.
@@ -157,12 +160,14 @@ class Intake:
             .limit(1)
         )
 
-    async def _store_first_contact(self, s: Any, inbound: InboundMessage, leased: bool) -> tuple[int, str, str, None]:
+    async def _store_first_contact(
+        self, c: AsyncConnection, inbound: InboundMessage, leased: bool
+    ) -> tuple[int, str, str, None]:
         """A sender never seen before, with no key to link them to a customer another channel
         knows: the customer, their identity, a bot conversation and the message, as the general
         path would write them, without the ORM's unit of work — on PostgreSQL in one statement
-        (the inserts chained as CTEs; the foreign keys are checked at its end), elsewhere in four.
-        Two first messages of one sender at once: the identity's unique constraint fails one, and
+        (the inserts chained as CTEs; the foreign keys are checked at its end), on SQLite in four
+        in one transaction. Two first messages of one sender at once: the identity's unique constraint fails one, and
         its retry takes the general path, which finds the other's rows."""
         address, now = inbound.address.to_dict(), utcnow()
         customer_id, conversation_id = new_id(), new_id()
@@ -177,31 +182,65 @@ class Intake:
         writes = [insert(model).values(**_defaulted(model, values)) for model, values in rows]
         columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
         message = insert(Message).values(**_defaulted(Message, columns)).returning(Message.id)
-        if s.bind.dialect.name == "postgresql":
-            pk = await s.scalar(message.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
+        if not self.db.is_sqlite:
+            pk = await c.scalar(message.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
         else:
             for write in writes:
-                await s.execute(write)
-            pk = await s.scalar(message)
+                await c.execute(write)
+            pk = await c.scalar(message)
+        return pk, conversation_id, columns["public_id"], None
+
+    async def _store_first_contact(
+        self, c: AsyncConnection, inbound: InboundMessage, leased: bool
+    ) -> tuple[int, str, str, None]:
+        """A sender never seen before, with no key to link them to a customer another channel
+        knows: the customer, their identity, a bot conversation and the message, as the general
+        path would write them, without the ORM's unit of work — on PostgreSQL in one statement
+        (the inserts chained as CTEs; the foreign keys are checked at its end), on SQLite in four
+        in one transaction. Two first messages of one sender at once: the identity's unique constraint fails one, and
+        its retry takes the general path, which finds the other's rows."""
+        address, now = inbound.address.to_dict(), utcnow()
+        customer_id, conversation_id = new_id(), new_id()
+        rows: list[tuple[type, dict[str, Any]]] = [
+            (Customer, dict(id=customer_id, name=inbound.display_name, language=inbound.language_hint, created_at=now)),
+            (ChannelIdentity, dict(customer_id=customer_id, channel=inbound.channel, external_id=inbound.sender_id,
+                                   address=address, created_at=now, **_signed(inbound))),
+            (Conversation, dict(id=conversation_id, customer_id=customer_id, channel=inbound.channel,
+                                address=address, state=State.BOT, language=inbound.language_hint, slots={},
+                                created_at=now, updated_at=now)),
+        ]
+        writes = [insert(model).values(**_defaulted(model, values)) for model, values in rows]
+        columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
+        message = insert(Message).values(**_defaulted(Message, columns)).returning(Message.id)
+        if not self.db.is_sqlite:
+            pk = await c.scalar(message.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
+        else:
+            for write in writes:
+                await c.execute(write)
+            pk = await c.scalar(message)
         return pk, conversation_id, columns["public_id"], None
 
     async def _store_known(
-        self, s: Any, inbound: InboundMessage, leased: bool
+        self, c: AsyncConnection, inbound: InboundMessage, leased: bool
     ) -> tuple[int, str, str, ToAgent | None] | None:
-        """The common case in two statements without the ORM's unit of work (the ORM costs about a
-        millisecond of CPU per message, and acknowledgements queue behind each other): a known
-        sender with an open conversation on the same channel and address, nothing about them to
-        update. In a conversation an agent owns, the message is stored processed (the relay to the
-        agent starts here) and returned with its console payload and the conversation's scope,
-        read in this transaction. None when anything differs; `store` then does the general work."""
+        """The common cases in two statements without the ORM's unit of work (the ORM costs about a
+        millisecond of CPU per message, and acknowledgements queue behind each other), on a
+        connection `c` where each statement commits by itself (`Database.statements`: no BEGIN
+        and COMMIT round trips on PostgreSQL; the message is one INSERT, and the SELECT before it
+        would see no more in a READ COMMITTED transaction). A known sender with an open
+        conversation on the same channel and address, nothing about them to update; or a sender
+        never seen before (`_store_first_contact`). In a conversation an agent owns, the message
+        is stored processed (the relay to the agent starts here) and returned with its console
+        payload and the conversation's scope, read right after. None when anything differs;
+        `store` then does the general work in one transaction."""
         if inbound.control is not None or inbound.location is not None:
             return None
         address = inbound.address.to_dict()
-        row = (await s.execute(self._latest(inbound))).first()
+        row = (await c.execute(self._latest(inbound))).first()
         if row is None:  # a sender never seen before
             if inbound.customer_key is not None:
                 return None  # another channel may know them under that key: the general path looks
-            return await self._store_first_contact(s, inbound, leased)
+            return await self._store_first_contact(c, inbound, leased)
         identity_address, customer_id, name, conversation_id, state, channel, conv_address, key, verified_by = row
         if conversation_id is None:
             return None  # known, without an open conversation (a survey may await their rating)
@@ -213,10 +252,10 @@ class Intake:
         columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
         if state == State.AGENT:
             columns.update(status=MessageStatus.PROCESSED, processed_at=utcnow(), **self.leases.released())
-        pk = await s.scalar(insert(Message).values(**columns).returning(Message.id))
+        pk = await c.scalar(insert(Message).values(**columns).returning(Message.id))
         to_agent = None
         if state == State.AGENT:
-            handover_id, scope = await agent_conversation_scope(s, conversation_id)
+            handover_id, scope = await agent_conversation_scope(c, conversation_id)
             to_agent = ToAgent(message_json(Message(id=pk, **columns)), handover_id, scope)
         return pk, conversation_id, columns["public_id"], to_agent
 

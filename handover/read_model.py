@@ -13,7 +13,7 @@ import re
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from handover.hub import Hub
 from handover.queries import scope_of_handover, visible_conversations, visible_handovers
@@ -218,7 +218,7 @@ async def latest_handover(s: AsyncSession, conversation_id: str) -> Handover | N
     )
 
 
-async def agent_conversation_scope(s: AsyncSession, conversation_id: str) -> tuple[str | None, dict[str, Any]]:
+async def agent_conversation_scope(s: AsyncSession | AsyncConnection, conversation_id: str) -> tuple[str | None, dict[str, Any]]:
     """(latest handover id, scope) of a conversation an agent owns, in one statement: the scope of
     its latest handover (`conversation_scope` without the bot's watchers, whom an agent-owned
     conversation has none of)."""

@@ -12,6 +12,8 @@ import asyncio
 import random
 from typing import Any
 
+import asyncpg
+import pytest
 from sqlalchemy import event, select
 
 from bot.intake import DispatchResult, Intake
@@ -41,17 +43,31 @@ class Trips:
         self.statements.append(statement.split()[0].upper())
 
 
-async def test_a_known_senders_message_is_two_statements(database: Database) -> None:
+def transactions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Transactions asyncpg is asked to start (each a BEGIN and a COMMIT round trip)."""
+    started: list[object] = []
+    original = asyncpg.connection.Connection.transaction
+
+    def transaction(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "transaction", transaction)
+    return started
+
+
+async def test_a_known_senders_message_is_two_statements(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """... each committing by itself on PostgreSQL: no BEGIN and COMMIT round trips."""
     intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
     sender = str(random.randint(10**8, 10**9))
     first = await intake.store(inbound(sender, "Hallo", "u1", display_name="Ada"))
     assert not isinstance(first, DispatchResult)
-    trips = Trips(database)
+    trips, begun = Trips(database), transactions(monkeypatch)
     second = await intake.store(inbound(sender, "Zählerstand 8200", "u2", display_name="Ada"))
     assert not isinstance(second, DispatchResult)
     pk, conversation_id, public_id, to_agent = second
     assert conversation_id == first[1] and to_agent is None
-    assert trips.statements == ["SELECT", "INSERT"]
+    assert trips.statements == ["SELECT", "INSERT"] and begun == []
     async with database.session() as s:
         row = await s.get(Message, pk)
     assert (row.public_id, row.conversation_id, row.text, row.status, row.lease_owner, row.sender_id) == (
@@ -118,16 +134,19 @@ async def test_anything_else_takes_the_general_path(database: Database) -> None:
     assert statuses == [MessageStatus.RECEIVED, MessageStatus.PROCESSED]
 
 
-async def test_a_first_contact_is_one_insert_on_postgresql_and_plain_inserts_on_sqlite(database: Database) -> None:
+async def test_a_first_contact_is_one_insert_on_postgresql_and_plain_inserts_on_sqlite(
+        database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """A sender never seen before: customer, identity, conversation and message without the ORM's
     unit of work — on PostgreSQL one statement (inserts chained as CTEs), on SQLite four inserts.
     The rows are those the general path writes."""
     intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
     sender = str(random.randint(10**8, 10**9))
-    trips = Trips(database)
+    await intake.store(inbound("someone else", "Hallo"))  # the pool's connection is in use, not pinged
+    trips, begun = Trips(database), transactions(monkeypatch)
     stored = await intake.store(inbound(sender, "Hallo", "f1", display_name="Ada", language_hint="de"))
     postgres = database.engine.dialect.name == "postgresql"
     assert trips.statements == (["SELECT", "WITH"] if postgres else ["SELECT"] + ["INSERT"] * 4)
+    assert begun == []  # PostgreSQL: two round trips in all
     assert not isinstance(stored, DispatchResult)
     pk, conversation_id, public_id, to_agent = stored
     assert to_agent is None
