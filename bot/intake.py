@@ -160,11 +160,16 @@ class Intake:
             .limit(1)
         )
 
+    @staticmethod
+    def _key_owner(key: str) -> Any:
+        """The customer another channel already knows under `key` (the same phone number), if any."""
+        return (select(ChannelIdentity.customer_id).where(ChannelIdentity.customer_key == key)
+                .order_by(ChannelIdentity.id).limit(1))
+
     async def _store_first_contact(
         self, c: AsyncConnection, inbound: InboundMessage, leased: bool
     ) -> tuple[int, str, str, None]:
-        """A sender never seen before, with no key to link them to a customer another channel
-        knows: the customer, their identity, a bot conversation and the message, as the general
+        """A sender never seen before, whose key (if any) no other channel knows: the customer, their identity, a bot conversation and the message, as the general
         path would write them, without the ORM's unit of work — on PostgreSQL in one statement
         (the inserts chained as CTEs; the foreign keys are checked at its end), on SQLite in four
         in one transaction. Two first messages of one sender at once: the identity's unique constraint fails one, and
@@ -174,7 +179,8 @@ class Intake:
         rows: list[tuple[type, dict[str, Any]]] = [
             (Customer, dict(id=customer_id, name=inbound.display_name, language=inbound.language_hint, created_at=now)),
             (ChannelIdentity, dict(customer_id=customer_id, channel=inbound.channel, external_id=inbound.sender_id,
-                                   address=address, created_at=now, **_signed(inbound))),
+                                   address=address, customer_key=inbound.customer_key, created_at=now,
+                                   **_signed(inbound))),
             (Conversation, dict(id=conversation_id, customer_id=customer_id, channel=inbound.channel,
                                 address=address, state=State.BOT, language=inbound.language_hint, slots={},
                                 created_at=now, updated_at=now)),
@@ -190,11 +196,16 @@ class Intake:
             pk = await c.scalar(message)
         return pk, conversation_id, columns["public_id"], None
 
+    @staticmethod
+    def _key_owner(key: str) -> Any:
+        """The customer another channel already knows under `key` (the same phone number), if any."""
+        return (select(ChannelIdentity.customer_id).where(ChannelIdentity.customer_key == key)
+                .order_by(ChannelIdentity.id).limit(1))
+
     async def _store_first_contact(
         self, c: AsyncConnection, inbound: InboundMessage, leased: bool
     ) -> tuple[int, str, str, None]:
-        """A sender never seen before, with no key to link them to a customer another channel
-        knows: the customer, their identity, a bot conversation and the message, as the general
+        """A sender never seen before, whose key (if any) no other channel knows: the customer, their identity, a bot conversation and the message, as the general
         path would write them, without the ORM's unit of work — on PostgreSQL in one statement
         (the inserts chained as CTEs; the foreign keys are checked at its end), on SQLite in four
         in one transaction. Two first messages of one sender at once: the identity's unique constraint fails one, and
@@ -204,7 +215,8 @@ class Intake:
         rows: list[tuple[type, dict[str, Any]]] = [
             (Customer, dict(id=customer_id, name=inbound.display_name, language=inbound.language_hint, created_at=now)),
             (ChannelIdentity, dict(customer_id=customer_id, channel=inbound.channel, external_id=inbound.sender_id,
-                                   address=address, created_at=now, **_signed(inbound))),
+                                   address=address, customer_key=inbound.customer_key, created_at=now,
+                                   **_signed(inbound))),
             (Conversation, dict(id=conversation_id, customer_id=customer_id, channel=inbound.channel,
                                 address=address, state=State.BOT, language=inbound.language_hint, slots={},
                                 created_at=now, updated_at=now)),
@@ -238,8 +250,8 @@ class Intake:
         address = inbound.address.to_dict()
         row = (await c.execute(self._latest(inbound))).first()
         if row is None:  # a sender never seen before
-            if inbound.customer_key is not None:
-                return None  # another channel may know them under that key: the general path looks
+            if inbound.customer_key is not None and await c.scalar(self._key_owner(inbound.customer_key)) is not None:
+                return None  # another channel knows them under that key: the general path joins them
             return await self._store_first_contact(c, inbound, leased)
         identity_address, customer_id, name, conversation_id, state, channel, conv_address, key, verified_by = row
         if conversation_id is None:
@@ -399,13 +411,8 @@ class Intake:
         """The customer another channel already knows under the same key (same phone number)."""
         if not inbound.customer_key:
             return None
-        customer_id = await s.scalar(
-            select(ChannelIdentity.customer_id)
-            .where(ChannelIdentity.customer_key == inbound.customer_key,
-                   *((ChannelIdentity.id != besides,) if besides is not None else ()))
-            .order_by(ChannelIdentity.id)
-            .limit(1)
-        )
+        query = self._key_owner(inbound.customer_key)
+        customer_id = await s.scalar(query.where(ChannelIdentity.id != besides) if besides is not None else query)
         return await s.get(Customer, customer_id) if customer_id is not None else None
 
     async def _surveyed_conversation(self, s: Any, customer_id: str, text: str) -> Conversation | None:

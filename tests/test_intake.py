@@ -185,16 +185,24 @@ async def test_two_first_messages_of_one_sender_at_once_make_one_customer(databa
     assert len(set(customers)) == 1 and len(customers) == 3 and len(identities) == 1
 
 
-async def test_a_sender_with_a_key_or_a_control_is_no_plain_first_contact(database: Database) -> None:
-    """A customer key may belong to a customer another channel knows (same phone number): such a
-    first message joins that customer, which only the general path looks up."""
+async def test_a_first_contact_with_a_key_another_channel_knows_joins_that_customer(database: Database) -> None:
+    """A customer key (the same phone number on SMS and WhatsApp): the first of them is a plain
+    first contact, one statement more (is the key known?); the second joins its customer, which
+    only the general path does."""
     intake = Intake(db=database, leases=InboundLeases(db=database, settings=Settings(), owner="me:1"), desk=lambda: None)
+    await intake.store(inbound("someone else", "Hallo"))  # the pool's connection is in use, not pinged
     key = f"+49{random.randint(10**9, 10**10)}"
+    trips = Trips(database)
     sms = await intake.store(InboundMessage(channel="sms", sender_id=key, text="Hallo", customer_key=key,
                                             address=ChannelAddress("sms", key)))
+    postgres = database.engine.dialect.name == "postgresql"
+    assert trips.statements == (["SELECT", "SELECT", "WITH"] if postgres else ["SELECT", "SELECT"] + ["INSERT"] * 4)
     whatsapp = await intake.store(InboundMessage(channel="whatsapp", sender_id=key, text="Hallo", customer_key=key,
                                                  address=ChannelAddress("whatsapp", key)))
     assert not isinstance(sms, DispatchResult) and not isinstance(whatsapp, DispatchResult)
     async with database.session() as s:
         owners = (await s.scalars(select(Message.customer_id).where(Message.id.in_([sms[0], whatsapp[0]])))).all()
     assert len(set(owners)) == 1
+    async with database.session() as s:
+        keys = (await s.scalars(select(ChannelIdentity.customer_key).where(ChannelIdentity.external_id == key))).all()
+    assert keys == [key, key]
