@@ -391,7 +391,7 @@ class Dispatcher:
                     .join(Message, Message.conversation_id == Conversation.id)
                     .join(Customer, Customer.id == Conversation.customer_id)
                     .where(Message.id == message_pk)
-                    .with_for_update(of=Conversation)
+                    .with_for_update(of=Conversation, key_share=True)  # FOR NO KEY UPDATE: new messages need not wait
                 )
             ).one()
             # Under the conversation's row lock, read afresh: another process (a recovery racing

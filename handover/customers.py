@@ -123,7 +123,7 @@ async def reply_channel(db: Database, handover_id: str, identity_id: int, agent:
         identity = await s.get(ChannelIdentity, identity_id)
         if identity is None or identity.customer_id != h.customer_id:
             raise NotFound("no such identity of this customer")
-        conv = await s.get(Conversation, h.conversation_id, with_for_update=True)
+        conv = await s.get(Conversation, h.conversation_id, with_for_update={"key_share": True})
         assert conv is not None
         conv.channel, conv.address = identity.channel, identity.address
         s.add(Message(conversation_id=conv.id, customer_id=conv.customer_id, channel="console",
