@@ -59,6 +59,10 @@ def test_photos_the_earlier_reader_got_wrong(seed: int, value: int) -> None:
     (575, 973772),  # 'kWh' read as '#' and the value only weakly: was unreadable
     (415, 835951),  # a digit dropped by the recogniser: '83595.3'
     (484, 341335),  # a roller counter whose frame became a leading 1: '10341335'
+    (407, 71171),  # a '1' with the decimal point stuck to it, strongly slanted: was 7117
+    (225, 764339),  # the second pass's '184339.9' beat the first pass's clean decoding
+    (507, 604958),  # no point seen by the decoder: the recogniser's place for it, though it read 8 for 6
+    (427, 856131),  # '85631502': the recogniser dropped a digit and the point
 ])
 def test_display_misreadings_the_segment_decoder_settles(seed: int, value: int) -> None:
     image = generate(seed)

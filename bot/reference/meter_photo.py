@@ -252,12 +252,13 @@ def read_meter(data: bytes) -> PhotoReading:
     if second.value is None or second.value == first.value:
         return first.public()
     # Two different numbers. A value the other pass also read, or that two readers of one pass
-    # agree on, wins; then one that was read with its decimal mark (the digits' split is known);
-    # then the surer reading when it is sure; otherwise nothing is proposed.
+    # agree on, wins; then a clean seven-segment decoding; then one that was read with its decimal
+    # mark (the digits' split is known); then the surer reading when it is sure; otherwise nothing
+    # is proposed.
     if first.value in second.votes or second.value in first.votes:
         agreed = first if first.value in second.votes else second
         return PhotoReading(agreed.value, text=agreed.text, score=agreed.score)
-    for key in (lambda r: r.votes.count(r.value) > 1, lambda r: r.dotted):
+    for key in (lambda r: r.votes.count(r.value) > 1, lambda r: r.segments, lambda r: r.dotted):
         if key(first) != key(second):
             return (first if key(first) else second).public()
     best = max(first, second, key=lambda r: r.score)
@@ -270,6 +271,7 @@ def read_meter(data: bytes) -> PhotoReading:
 class _Reading(PhotoReading):
     votes: tuple[int, ...] = ()  # every value read on the way (text, segments)
     dotted: bool = False  # the value is the recogniser's, which saw the decimal mark
+    segments: bool = False  # the value is a clean seven-segment decoding's
 
     def public(self) -> PhotoReading:
         return PhotoReading(self.value, self.text, self.score, self.reason)
@@ -286,7 +288,7 @@ def _read_once(img: np.ndarray, original: np.ndarray) -> _Reading:
     votes = tuple(v for v in (text_reading.value, lcd) if v is not None)
     r = _combine(text_reading, lcd)
     dotted = r.value is not None and r.value == text_reading.value and bool(re.search(r"\d[.,]\d", r.text))
-    return _Reading(r.value, r.text, r.score, r.reason, votes, dotted)
+    return _Reading(r.value, r.text, r.score, r.reason, votes, dotted, segments=lcd is not None and r.value == lcd)
 
 
 def _combine(text_reading: PhotoReading, lcd: int | None) -> PhotoReading:
@@ -332,19 +334,19 @@ def _segment_value(seg: Segments, text: str) -> int | None:
 
 def _point_in_text(text: str, digits: str) -> int | None:
     """How many of `digits` stand before the decimal mark in `text` (all of them when it shows
-    none), provided `text` ends with those digits; else None."""
+    none), provided `text` ends with as many digits, most of them the same (the recogniser
+    misreads some segment digits but rarely the point); else None."""
     t = re.sub(r"[^\d.,]", "", _UNIT.sub("", text))
-    seen, point = 0, None
+    seen, same, point = 0, 0, None
     for ch in reversed(t):
         if seen == len(digits):
             break
         if ch.isdigit():
-            if ch != digits[len(digits) - 1 - seen]:
-                return None
+            same += ch == digits[len(digits) - 1 - seen]
             seen += 1
         elif point is None and seen > 0:
             point = len(digits) - seen
-    if seen < len(digits):
+    if seen < len(digits) or same < 0.6 * len(digits):
         return None
     return len(digits) if point is None else point
 
@@ -405,7 +407,7 @@ _SEGMENTS = {  # segments a b c d e f g of each digit
     "8": (1, 1, 1, 1, 1, 1, 1), "9": (1, 1, 1, 1, 0, 1, 1),
 }
 _LINE_PX = 60.0  # the line is scaled to this height first, so that every size below is in one unit
-SURE_MARGIN = 0.3  # a digit's pattern must beat the next best by this much (segments, 0..7)
+SURE_MARGIN = 0.25  # a digit's pattern must beat the next best by this much (segments, 0..7)
 
 
 @dataclass(frozen=True)
@@ -536,12 +538,10 @@ def _digit_glyphs(ink: np.ndarray, band: tuple[int, int]) -> _DigitRow | None:
 
 
 def _split_at_points(mine: np.ndarray, cw: int, dh: float) -> list[tuple[int, int, bool]]:
-    """A blob wider than a digit is a digit with the decimal point stuck to it (blur, thick
-    segments), maybe the next digit too: split it where the columns have ink only near the
-    baseline. Returns (start, end, a point follows) per piece."""
+    """A digit's blob may have the decimal point stuck to it (blur, thick segments; a '1' and its
+    point are as wide as a digit), maybe the next digit too: split it where the columns have ink
+    only near the baseline. Returns (start, end, a point follows) per piece."""
     w = mine.shape[1]
-    if w <= cw * 1.1:
-        return [(0, w, False)]
     low = ~mine[: int(mine.shape[0] * 0.6)].any(axis=0)
     pieces, start, c = [], 0, 0
     while c < w:
