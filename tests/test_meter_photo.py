@@ -52,6 +52,17 @@ def test_photos_the_earlier_reader_got_wrong(seed: int, value: int) -> None:
 
 
 @pytest.mark.parametrize(("seed", "value"), [
+    (494, 677278),  # plate text beside the window read with it: '1260677278'
+    (410, 335713),  # white wheels on a dark plate, two wheels left out by the detector: 5713
+    (330, 52403),  # the same with a seventh wheel: '005240'
+])
+def test_a_roller_counter_is_read_within_its_window(seed: int, value: int) -> None:
+    image = generate(seed)
+    assert image.value == value
+    assert read_meter(image.jpeg).value == value
+
+
+@pytest.mark.parametrize(("seed", "value"), [
     (391, 749107),  # the OBIS code "1.8.0" was joined to the value's digits: '30749107.2'
     (393, 177900),  # seven-segment 7s read as 1s by the text recogniser: 117900
     (387, 42930),  # a 9 without its upper left segment taken for a 3: 42330

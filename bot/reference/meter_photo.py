@@ -9,6 +9,9 @@ How (docs/reference-bot.md, "Meter reading from a photo"):
    "1.8.0" are smaller or fail the shape test (letters; a line starting with a letter is a label).
 3. The window is cut out straight (rotation and perspective undone) and read again on its own,
    and a wider cut too (it wins when it holds the same digits and more: a lost end wheel).
+   Without a decimal point, the window is also found by its own shape (`_read_wheels`: the dark
+   frame, or white wheels side by side) and read within it: wheels the detector left out are
+   in, plate text beside the window (a serial number, the frame's edge as a 1) is out.
    Its red part (the tenths wheel of a roller counter, not part of the kWh value) is cut off
    first; on a digital display the decimal point is taken from the text, or found as a small
    blob on the digits' baseline when the recogniser dropped it.
@@ -319,8 +322,7 @@ def _read_lcd_window(img: np.ndarray, lines: list[_Line]) -> int | None:
 
 def _segment_value(seg: Segments, text: str) -> int | None:
     """The kWh value of a decoded display line: its digits before the decimal point. Where the
-    decoder saw no point, the recogniser's text of the same line places it (its digits must end
-    with the decoded ones; an OBIS code before them does not matter)."""
+    decoder saw no point, the recogniser's text of the same line places it (`_point_in_text`)."""
     if not seg.clean:
         return None
     point = seg.point if seg.point is not None else _point_in_text(text, seg.digits)
@@ -376,6 +378,11 @@ def _read_text_window(img: np.ndarray, lines: list[_Line]) -> PhotoReading:
     text, score = str(again[0][0]), float(again[0][1])
     dot = None if red is not None or _is_wheel_window(crop) else _dot_fraction(crop)
     value, reason = _value_of(text, dot)
+    if dot is None:
+        wheels = _read_wheels(img, np.concatenate([ln.box for ln in best]))
+        digits = re.sub(r"\D", "", text)
+        if wheels is not None and (value is None or (digits in wheels.text and wheels.value > value)):
+            return wheels
     if value is None:
         return PhotoReading(None, text=text, score=score, reason=reason)
     if score < MIN_SCORE:
@@ -393,6 +400,105 @@ def _read_text_window(img: np.ndarray, lines: list[_Line]) -> PhotoReading:
             if wide_value is not None and digits in re.sub(r"\D", "", str(more[0][0])) and wide_value > value:
                 return PhotoReading(wide_value, text=str(more[0][0]), score=float(more[0][1]))
     return PhotoReading(value, text=text, score=score)
+
+
+def _read_wheels(img: np.ndarray, points: np.ndarray) -> PhotoReading | None:
+    """A roller counter's window read on its own: cut out by its dark frame, so that a wheel the
+    detector left out is in and plate text beside the window (a serial number, the frame's edge
+    read as a 1) is out. None when no such window or no sure reading."""
+    wide = _straighten(img, points, pad=0.6, side=5.0)
+    span = _window_span(wide) or _white_wheels_span(wide)
+    if span is None:
+        return None
+    x0, x1, y0, y1 = span
+    window = wide[y0:y1, x0:x1]
+    red = _red_start(window)
+    if red is not None:
+        window = window[:, :red]
+    import cv2
+
+    margin = max(2, (y1 - y0) // 8)
+    window = cv2.copyMakeBorder(window, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
+    got, _ = _ocr()(window, use_det=False, use_cls=False)
+    if not got or float(got[0][1]) < SURE_SCORE:
+        return None
+    text = re.sub(r"\D", "", str(got[0][0]))
+    value, _ = _value_of(text, None)
+    return None if value is None else PhotoReading(value, text=text, score=float(got[0][1]))
+
+
+def _white_wheels_span(crop: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The white number wheels in a level crop, as x0, x1, y0, y1: at least three light blobs of
+    a wheel's shape side by side, of one height (on a dark plate the frame is not told from the
+    plate, but the wheels are)."""
+    import cv2
+
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    h = grey.shape[0]
+    _, light = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(light, 4)
+    cells = [s for s in stats[1:] if 0.25 * h < s[3] < 0.9 * h and 0.4 < s[2] / s[3] < 1.0]
+    best: list = []
+    for ref in cells:
+        row = [c for c in cells if abs(c[3] - ref[3]) < 0.15 * ref[3] and abs(c[1] - ref[1]) < 0.15 * ref[3]]
+        if len(row) > len(best):
+            best = row
+    if len(best) < 3:
+        return None
+    x0 = min(int(c[0]) for c in best)
+    x1 = max(int(c[0] + c[2]) for c in best)
+    y0 = int(np.median([c[1] for c in best]))
+    y1 = int(np.median([c[1] + c[3] for c in best]))
+    # Cells side by side: the row's width is about the cells' widths and the bars between them.
+    if x1 - x0 > 1.4 * sum(int(c[2]) for c in best):
+        return None
+    return x0, x1, y0, y1
+
+
+def _window_span(crop: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The inside of a roller counter's window in a level crop around its wheels, as x0, x1, y0,
+    y1: the dark blob under the crop's middle (black wheels, or the frame and bars between white
+    wheels), where it has a top and a bottom edge, less its frame. None when that blob fills the
+    crop's height (a dark plate: no frame to tell)."""
+    import cv2
+
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    h, w = grey.shape
+    _, dark = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, 8)
+    middle = [i for i in np.unique(labels[h // 3: 2 * h // 3, w // 3: 2 * w // 3]) if i]
+    if not middle:
+        return None
+    i = max(middle, key=lambda i: stats[i][2])
+    x, y, bw, bh, _ = stats[i]
+    if bh < h * 0.4 or y <= 0 or y + bh >= h:
+        return None
+    blob = labels[y:y + bh, x:x + bw] == i
+    edge = max(2, int(bh * 0.15))
+    framed = np.where(blob[:edge].any(axis=0) & blob[-edge:].any(axis=0))[0]
+    if framed.size == 0:
+        return None
+    # The longest run of framed columns (small breaks allowed): plate text touching the window
+    # has no top and bottom edge.
+    breaks = np.where(np.diff(framed) > max(3, bh * 0.1))[0]
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [framed.size - 1]])
+    k = int(np.argmax(framed[ends] - framed[starts]))
+    a, b = int(framed[starts[k]]), int(framed[ends[k]]) + 1
+    # Less the frame: columns and rows the blob fills all through.
+    full_cols, full_rows = blob.mean(axis=0) > 0.9, blob[:, a:b].mean(axis=1) > 0.9
+    while a < b and full_cols[a]:
+        a += 1
+    while b > a and full_cols[b - 1]:
+        b -= 1
+    top, bottom = 0, bh
+    while top < bottom and full_rows[top]:
+        top += 1
+    while bottom > top and full_rows[bottom - 1]:
+        bottom -= 1
+    if b - a < bh or bottom - top < bh * 0.5:
+        return None
+    return x + a, x + b, y + top, y + bottom
 
 
 # --- seven-segment displays -------------------------------------------------------------------------
