@@ -95,6 +95,12 @@ def test_a_clean_display_is_decoded_segment_by_segment(shown: str, obis: str | N
     assert got is not None and (got.digits, got.point) == (digits, point) and got.clean
 
 
+def test_a_recogniser_reading_that_a_clear_segment_contradicts_is_not_proposed() -> None:
+    # 1.8.0 809969: the recogniser reads '809989' (6 as 8), the decoder is unsure of the last 9
+    # only; proposing 809989 would be a wrong number, so the customer is asked to type it.
+    assert read_meter(generate(335).jpeg).value is None
+
+
 def test_nothing_is_proposed_for_a_photo_without_a_meter_or_not_a_photo() -> None:
     assert read_meter(no_meter(1)).value is None
     assert read_meter(b"GIF89a not really").reason == "not_an_image"

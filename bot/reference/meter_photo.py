@@ -287,37 +287,44 @@ def _read_once(img: np.ndarray, original: np.ndarray) -> _Reading:
     found, _ = ocr(img, use_cls=False)
     lines = [_Line(np.array(b, dtype=np.float32), str(t), float(s)) for b, t, s in (found or [])]
     text_reading = _read_text_window(img, lines)
-    lcd = _read_lcd_window(original, lines)
+    seg, seg_line = _read_lcd_window(original, lines)
+    lcd = None if seg is None else _segment_value(seg, seg_line)
     votes = tuple(v for v in (text_reading.value, lcd) if v is not None)
-    r = _combine(text_reading, lcd)
+    r = _combine(text_reading, lcd, seg)
     dotted = r.value is not None and r.value == text_reading.value and bool(re.search(r"\d[.,]\d", r.text))
     return _Reading(r.value, r.text, r.score, r.reason, votes, dotted, segments=lcd is not None and r.value == lcd)
 
 
-def _combine(text_reading: PhotoReading, lcd: int | None) -> PhotoReading:
+def _combine(text_reading: PhotoReading, lcd: int | None, seg: Segments | None) -> PhotoReading:
     """The recogniser's reading and the seven-segment decoding of one pass, as one. Where both
     read a number, they agree (sure) or the segments win: the recogniser takes segment digits for
     others (6 for 8, 7 for 1) and joins the OBIS code to the value; the decoder only gives a value
-    when every digit fits a pattern clearly and the decimal point is placed."""
+    when every digit fits a pattern clearly and the decimal point is placed. Where the decoding
+    gave no value but clearly saw a digit that an unsure recogniser's reading contradicts, nothing
+    is proposed (a sure one reads wheels that are no segment digits at all)."""
     if lcd is None:
+        if (text_reading.value is not None and text_reading.score < SURE_SCORE and seg is not None
+                and seg.contradicts(str(text_reading.value))):
+            return PhotoReading(None, text=text_reading.text, score=text_reading.score, reason="ambiguous")
         return text_reading
     if text_reading.value == lcd:
         return PhotoReading(lcd, text=text_reading.text, score=max(text_reading.score, SURE_SCORE))
     return PhotoReading(lcd, text=text_reading.text, score=max(MIN_SCORE, min(text_reading.score, 0.85)))
 
 
-def _read_lcd_window(img: np.ndarray, lines: list[_Line]) -> int | None:
-    """The value on a seven-segment display: the tallest detected line of digits, decoded."""
+def _read_lcd_window(img: np.ndarray, lines: list[_Line]) -> tuple[Segments | None, str]:
+    """The tallest detected line of digits decoded as a seven-segment display, and the
+    recogniser's text of that line."""
     for ln in sorted(lines, key=lambda ln: -ln.height)[:2]:
         if sum(ch.isdigit() for ch in ln.text) < 3:
             continue  # a plate label, or 'kWh'
         crop = _straighten(img, ln.box, pad=0.3, side=1.0)
         if _red_start(crop) is not None:
-            return None  # a roller counter's red tenths wheel: not a display
+            return None, ""  # a roller counter's red tenths wheel: not a display
         seg = read_seven_segment(crop, ln.height)
         if seg is not None:
-            return _segment_value(seg, ln.text)
-    return None
+            return seg, ln.text
+    return None, ""
 
 
 def _segment_value(seg: Segments, text: str) -> int | None:
@@ -519,16 +526,34 @@ SURE_MARGIN = 0.25  # a digit's pattern must beat the next best by this much (se
 @dataclass(frozen=True)
 class Segments:
     """A seven-segment line as decoded: every digit left to right ('?' where no pattern fits),
-    how many stand before the decimal point (None: no point seen) and the weakest digit's margin
-    between its pattern and the next best one."""
+    how many stand before the decimal point (None: no point seen) and each digit's margin
+    between its pattern and the next best one (0 for '?')."""
 
     digits: str
     point: int | None
-    margin: float
+    margins: tuple[float, ...]
+
+    @property
+    def margin(self) -> float:
+        return min(self.margins, default=0.0)
 
     @property
     def clean(self) -> bool:
         return "?" not in self.digits and self.margin >= SURE_MARGIN
+
+    def contradicts(self, digits: str) -> bool:
+        """Whether `digits` (another reader's reading of the same line: all but two digits the
+        same) cannot stand on this line without differing from a digit decoded clearly: the other
+        reader misread a segment digit. Only for a line that is clearly a display: all its digits
+        but one decoded clearly (a roller's wheels decode as garbage)."""
+        n = len(digits)
+        if "?" in self.digits or sum(m < SURE_MARGIN for m in self.margins) > 1 or n > len(self.digits):
+            return False
+        starts = range(len(self.digits) - n + 1)
+        if max(sum(d == self.digits[i + k] for k, d in enumerate(digits)) for i in starts) < n - 2:
+            return False  # not the same line, or not read alike at all
+        return not any(all(d == self.digits[i + k] or self.margins[i + k] < SURE_MARGIN
+                           for k, d in enumerate(digits)) for i in starts)
 
 
 def _ink(crop: np.ndarray) -> np.ndarray:
@@ -722,16 +747,17 @@ def read_seven_segment(crop: np.ndarray, line_height: float) -> Segments | None:
     row = _digit_glyphs(ink, band)
     if row is None:
         return None
-    text, weakest = "", 7.0
+    text, margins = "", []
     for g in row.glyphs:
         if g.width > row.width * 1.3:
             text += "?"
+            margins.append(0.0)
             continue
         cell = g.mask[:, max(0, g.width - row.width):].astype(np.uint8)
         if cell.shape[1] < row.width:  # a "1": its segments are at the right of its cell
             cell = np.pad(cell, ((0, 0), (row.width - cell.shape[1], 0)))
         digit, margin = _classify(_segment_fractions(cell))
         text += digit
-        weakest = min(weakest, margin)
+        margins.append(margin)
     candidates = row.points + _loose_points(ink, row.glyphs, row.height, row.base)
-    return Segments(text, _choose_point(row.glyphs, candidates, row.height), weakest)
+    return Segments(text, _choose_point(row.glyphs, candidates, row.height), tuple(margins))
