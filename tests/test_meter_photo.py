@@ -6,15 +6,17 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
+from bench import meter_images
 from bench.meter_images import generate, no_meter, roller_meter
 from bot.actions import ActionContext, Tracker
 from bot.dispatcher import engine_message
 from bot.reference import actions as sw
 from bot.reference.demo_data import demo_account
-from bot.reference.meter_photo import read_meter
+from bot.reference.meter_photo import read_meter, read_seven_segment
 from bot.reference.models import MeterReading
 from bot.verification import Verification
 from resonanz.media import MediaStore
@@ -47,6 +49,56 @@ def test_photos_the_earlier_reader_got_wrong(seed: int, value: int) -> None:
     image = generate(seed)
     assert image.value == value
     assert read_meter(image.jpeg).value == value
+
+
+@pytest.mark.parametrize(("seed", "value"), [
+    (494, 677278),  # plate text beside the window read with it: '1260677278'
+    (410, 335713),  # white wheels on a dark plate, two wheels left out by the detector: 5713
+    (330, 52403),  # the same with a seventh wheel: '005240'
+])
+def test_a_roller_counter_is_read_within_its_window(seed: int, value: int) -> None:
+    image = generate(seed)
+    assert image.value == value
+    assert read_meter(image.jpeg).value == value
+
+
+@pytest.mark.parametrize(("seed", "value"), [
+    (391, 749107),  # the OBIS code "1.8.0" was joined to the value's digits: '30749107.2'
+    (393, 177900),  # seven-segment 7s read as 1s by the text recogniser: 117900
+    (387, 42930),  # a 9 without its upper left segment taken for a 3: 42330
+    (511, 16071),  # the decimal point of 16071.73 lost: '1607173'
+    (575, 973772),  # 'kWh' read as '#' and the value only weakly: was unreadable
+    (415, 835951),  # a digit dropped by the recogniser: '83595.3'
+    (484, 341335),  # a roller counter whose frame became a leading 1: '10341335'
+    (407, 71171),  # a '1' with the decimal point stuck to it, strongly slanted: was 7117
+    (225, 764339),  # the second pass's '184339.9' beat the first pass's clean decoding
+    (507, 604958),  # no point seen by the decoder: the recogniser's place for it, though it read 8 for 6
+    (427, 856131),  # '85631502': the recogniser dropped a digit and the point
+])
+def test_display_misreadings_the_segment_decoder_settles(seed: int, value: int) -> None:
+    image = generate(seed)
+    assert image.value == value
+    assert read_meter(image.jpeg).value == value
+
+
+@pytest.mark.parametrize(("shown", "obis", "digits", "point"), [
+    ("042930.2", None, "0429302", 6),
+    ("177900.6", "1.8.0", "1779006", 6),
+    ("16071.73", None, "1607173", 5),
+    ("809969", "1.8.0", "809969", None),
+])
+def test_a_clean_display_is_decoded_segment_by_segment(shown: str, obis: str | None, digits: str, point: int | None) -> None:
+    # The display as drawn, before any photographing: the OBIS code and 'kWh' are not digits of
+    # the value, the decimal point is placed.
+    lcd = np.asarray(meter_images._lcd(random.Random(1), shown, obis, 48))[:, :, ::-1].copy()
+    got = read_seven_segment(lcd, lcd.shape[0] / 1.6)
+    assert got is not None and (got.digits, got.point) == (digits, point) and got.clean
+
+
+def test_a_recogniser_reading_that_a_clear_segment_contradicts_is_not_proposed() -> None:
+    # 1.8.0 809969: the recogniser reads '809989' (6 as 8), the decoder is unsure of the last 9
+    # only; proposing 809989 would be a wrong number, so the customer is asked to type it.
+    assert read_meter(generate(335).jpeg).value is None
 
 
 def test_nothing_is_proposed_for_a_photo_without_a_meter_or_not_a_photo() -> None:
