@@ -169,47 +169,12 @@ class Intake:
     async def _store_first_contact(
         self, c: AsyncConnection, inbound: InboundMessage, leased: bool
     ) -> tuple[int, str, str, None]:
-        """A sender never seen before, whose key (if any) no other channel knows: the customer, their identity, a bot conversation and the message, as the general
-        path would write them, without the ORM's unit of work — on PostgreSQL in one statement
-        (the inserts chained as CTEs; the foreign keys are checked at its end), on SQLite in four
-        in one transaction. Two first messages of one sender at once: the identity's unique constraint fails one, and
-        its retry takes the general path, which finds the other's rows."""
-        address, now = inbound.address.to_dict(), utcnow()
-        customer_id, conversation_id = new_id(), new_id()
-        rows: list[tuple[type, dict[str, Any]]] = [
-            (Customer, dict(id=customer_id, name=inbound.display_name, language=inbound.language_hint, created_at=now)),
-            (ChannelIdentity, dict(customer_id=customer_id, channel=inbound.channel, external_id=inbound.sender_id,
-                                   address=address, customer_key=inbound.customer_key, created_at=now,
-                                   **_signed(inbound))),
-            (Conversation, dict(id=conversation_id, customer_id=customer_id, channel=inbound.channel,
-                                address=address, state=State.BOT, language=inbound.language_hint, slots={},
-                                created_at=now, updated_at=now)),
-        ]
-        writes = [insert(model).values(**_defaulted(model, values)) for model, values in rows]
-        columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
-        message = insert(Message).values(**_defaulted(Message, columns)).returning(Message.id)
-        if not self.db.is_sqlite:
-            pk = await c.scalar(message.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
-        else:
-            for write in writes:
-                await c.execute(write)
-            pk = await c.scalar(message)
-        return pk, conversation_id, columns["public_id"], None
-
-    @staticmethod
-    def _key_owner(key: str) -> Any:
-        """The customer another channel already knows under `key` (the same phone number), if any."""
-        return (select(ChannelIdentity.customer_id).where(ChannelIdentity.customer_key == key)
-                .order_by(ChannelIdentity.id).limit(1))
-
-    async def _store_first_contact(
-        self, c: AsyncConnection, inbound: InboundMessage, leased: bool
-    ) -> tuple[int, str, str, None]:
-        """A sender never seen before, whose key (if any) no other channel knows: the customer, their identity, a bot conversation and the message, as the general
-        path would write them, without the ORM's unit of work — on PostgreSQL in one statement
-        (the inserts chained as CTEs; the foreign keys are checked at its end), on SQLite in four
-        in one transaction. Two first messages of one sender at once: the identity's unique constraint fails one, and
-        its retry takes the general path, which finds the other's rows."""
+        """A sender never seen before, whose key (if any) no other channel knows: the customer,
+        their identity, a bot conversation and the message, as the general path would write them,
+        without the ORM's unit of work — on PostgreSQL in one statement (the inserts chained as
+        CTEs; the foreign keys are checked at its end), on SQLite in four in one transaction. Two
+        first messages of one sender at once: the identity's unique constraint fails one, and its
+        retry takes the general path, which finds the other's rows."""
         address, now = inbound.address.to_dict(), utcnow()
         customer_id, conversation_id = new_id(), new_id()
         rows: list[tuple[type, dict[str, Any]]] = [
