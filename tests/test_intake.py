@@ -1,10 +1,11 @@
-"""Storing an inbound message (bot/intake.py), on SQLite and PostgreSQL: the common case — a
-known sender writing into their open bot conversation — is two statements in one transaction,
-and every other case still takes the general path.
+"""Storing an inbound message (bot/intake.py), on SQLite and PostgreSQL: the common cases — a
+known sender writing into their open conversation, a sender never seen before — are two
+statements that commit by themselves on PostgreSQL (no BEGIN and COMMIT), and every other case
+still takes the general path in one transaction.
 
-(A single self-committing INSERT ... SELECT on PostgreSQL was tried: one round trip instead of
-about five, ack p50 26 -> 18 ms, but p99 178 -> 245 ms in bench/pipeline.py on a quiet machine,
-so it was not kept.)"""
+(A single self-committing INSERT ... SELECT for known senders on PostgreSQL was tried in an
+earlier round: ack p50 26 -> 18 ms, but p99 178 -> 245 ms in bench/pipeline.py, so it was not
+kept.)"""
 
 from __future__ import annotations
 
