@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Insert, Select, bindparam, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -145,21 +146,6 @@ class Intake:
             **(self.leases.columns() if leased else self.leases.released()),
         )
 
-    def _latest(self, inbound: InboundMessage) -> Any:
-        """The sender's identity, customer and newest open conversation (one row or none)."""
-        return (
-            select(ChannelIdentity.address.label("identity_address"), Customer.id.label("customer_id"),
-                   Customer.name.label("name"), Conversation.id.label("conversation_id"),
-                   Conversation.state.label("state"), Conversation.channel.label("channel"),
-                   Conversation.address.label("conv_address"), ChannelIdentity.customer_key.label("customer_key"),
-                   ChannelIdentity.verified_by.label("verified_by"))
-            .join(Customer, Customer.id == ChannelIdentity.customer_id)
-            .outerjoin(Conversation, (Conversation.customer_id == Customer.id) & (Conversation.state != State.CLOSED))
-            .where(ChannelIdentity.channel == inbound.channel, ChannelIdentity.external_id == inbound.sender_id)
-            .order_by(Conversation.created_at.desc())
-            .limit(1)
-        )
-
     @staticmethod
     def _key_owner(key: str) -> Any:
         """The customer another channel already knows under `key` (the same phone number), if any."""
@@ -186,15 +172,17 @@ class Intake:
                                 address=address, state=State.BOT, language=inbound.language_hint, slots={},
                                 created_at=now, updated_at=now)),
         ]
-        writes = [insert(model).values(**_defaulted(model, values)) for model, values in rows]
         columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
-        message = insert(Message).values(**_defaulted(Message, columns)).returning(Message.id)
+        rows.append((Message, columns))
         if not self.db.is_sqlite:
-            pk = await c.scalar(message.add_cte(*(w.cte(f"w{i}") for i, w in enumerate(writes))))
+            params: dict[str, Any] = {}
+            for i, (model, values) in enumerate(rows):
+                params.update({f"w{i}_{key}": value for key, value in _row(model, values, every=True).items()})
+            pk = await c.scalar(_first_contact_statement(), params)
         else:
-            for write in writes:
-                await c.execute(write)
-            pk = await c.scalar(message)
+            for model, values in rows[:-1]:
+                await c.execute(insert(model.__table__), _row(model, values))
+            pk = await c.scalar(_INSERT_MESSAGE, _row(Message, columns))
         return pk, conversation_id, columns["public_id"], None
 
     async def _store_known(
@@ -213,7 +201,7 @@ class Intake:
         if inbound.control is not None or inbound.location is not None:
             return None
         address = inbound.address.to_dict()
-        row = (await c.execute(self._latest(inbound))).first()
+        row = (await c.execute(_LATEST, {"channel": inbound.channel, "sender": inbound.sender_id})).first()
         if row is None:  # a sender never seen before
             if inbound.customer_key is not None and await c.scalar(self._key_owner(inbound.customer_key)) is not None:
                 return None  # another channel knows them under that key: the general path joins them
@@ -229,7 +217,7 @@ class Intake:
         columns = dict(self._columns(inbound, conversation_id, customer_id, leased), public_id=new_id())
         if state == State.AGENT:
             columns.update(status=MessageStatus.PROCESSED, processed_at=utcnow(), **self.leases.released())
-        pk = await c.scalar(insert(Message).values(**columns).returning(Message.id))
+        pk = await c.scalar(_INSERT_MESSAGE, _row(Message, columns))
         to_agent = None
         if state == State.AGENT:
             handover_id, scope = await agent_conversation_scope(c, conversation_id)
@@ -393,14 +381,56 @@ class Intake:
         return latest if await self.desk().awaits_rating(s, latest.id) else None
 
 
-def _defaulted(model: type, values: dict[str, Any]) -> dict[str, Any]:
-    """`values` with the model's Python-side defaults filled in: an INSERT chained as a CTE gets
-    none from SQLAlchemy, so the first-contact path states every column."""
-    for attr in sa_inspect(model).column_attrs:
-        default = attr.columns[0].default
-        if attr.key not in values and default is not None:
-            values[attr.key] = default.arg(None) if default.is_callable else default.arg
-    return values
+# The hot statements, built once (building a statement costs about as much CPU as its round trip).
+
+# The sender's identity, customer and newest open conversation (one row or none).
+_LATEST: Select[Any] = (
+    select(ChannelIdentity.address.label("identity_address"), Customer.id.label("customer_id"),
+           Customer.name.label("name"), Conversation.id.label("conversation_id"),
+           Conversation.state.label("state"), Conversation.channel.label("channel"),
+           Conversation.address.label("conv_address"), ChannelIdentity.customer_key.label("customer_key"),
+           ChannelIdentity.verified_by.label("verified_by"))
+    .join(Customer, Customer.id == ChannelIdentity.customer_id)
+    .outerjoin(Conversation, (Conversation.customer_id == Customer.id) & (Conversation.state != State.CLOSED))
+    .where(ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.external_id == bindparam("sender"))
+    .order_by(Conversation.created_at.desc())
+    .limit(1)
+)
+# A message's row from parameters named as its columns (`_row`); its id comes back.
+_INSERT_MESSAGE: Insert = insert(Message.__table__).returning(Message.__table__.c.id)
+
+
+def _written_columns(model: type) -> list[Any]:
+    """The columns an INSERT of `model` states: all but an auto-incrementing key."""
+    table = model.__table__  # type: ignore[attr-defined]
+    return [c for c in table.columns if c is not table.autoincrement_column]
+
+
+def _row(model: type, values: dict[str, Any], *, every: bool = False) -> dict[str, Any]:
+    """`values` (by attribute name) as INSERT parameters (by column name). With `every`, each
+    written column is stated: the model's Python-side default where `values` has none, else NULL
+    (an INSERT chained as a CTE gets no defaults from SQLAlchemy)."""
+    mapper = sa_inspect(model)
+    row = {mapper.get_property(key).columns[0].key: value for key, value in values.items()}
+    if every:
+        for column in _written_columns(model):
+            if column.key not in row:
+                default = column.default
+                row[column.key] = (None if default is None else default.arg(None) if default.is_callable
+                                   else default.arg)
+    return row
+
+
+@functools.cache
+def _first_contact_statement() -> Insert:
+    """PostgreSQL: customer, identity, conversation and message in one statement (the first three
+    as CTEs), every column from a parameter named `w<i>_<column>`; the message's id comes back."""
+    models = (Customer, ChannelIdentity, Conversation, Message)
+    writes = [insert(model.__table__).values({c.key: bindparam(f"w{i}_{c.key}", type_=c.type)  # type: ignore[attr-defined]
+                                              for c in _written_columns(model)})
+              for i, model in enumerate(models)]
+    message = writes[-1].returning(Message.__table__.c.id)
+    return message.add_cte(*(write.cte(f"w{i}") for i, write in enumerate(writes[:-1])))
 
 
 def _signed(inbound: InboundMessage) -> dict[str, Any]:
