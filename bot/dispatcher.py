@@ -43,6 +43,7 @@ from connectors.base import (
     match_button,
 )
 from handover.desk import message_json
+from handover.read_model import current_scope
 from handover.state import State
 from resonanz import texts
 from resonanz.continuity import ContinueLimiter
@@ -410,12 +411,14 @@ class Dispatcher:
             await self._finish(turn)
             await s.flush()
             if self.desk is not None and self.desk.hub.subscribers:
-                # Agents watching live bot conversations see each turn as it happens.
+                # Agents watching live bot conversations see each turn as it happens, once it is
+                # committed; who may see it is read now, in this transaction (one statement).
                 watched = [message_json(msg), *(message_json(m) for m in turn.stored)]
+                handover_id, scope = await current_scope(s, conv, self.settings.handover_skills)
                 desk = self.desk
 
                 async def publish_turn() -> None:
-                    await desk.conversation_messages(conversation_id, watched)
+                    desk.publish_messages(conversation_id, watched, handover_id, scope)
 
                 turn.after(publish_turn)
             return turn, conv.state, ChannelAddress.from_dict(conv.address)

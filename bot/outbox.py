@@ -246,8 +246,9 @@ class Outbox:
                 "lease_expires_at": utcnow() + timedelta(seconds=self.settings.outbox_lease_seconds)}
 
     async def _record(self, pk: int, values: dict[str, Any]) -> None:
-        async with self.db.session() as s:
-            await s.execute(update(Message).where(Message.id == pk)
+        """One statement, committing by itself (`Database.statements`: no BEGIN and COMMIT)."""
+        async with self.db.statements() as c:
+            await c.execute(update(Message).where(Message.id == pk)
                             .values(**values, lease_owner=None, lease_expires_at=None))
 
     def _failure(self, m: Message, exc: DeliveryError) -> dict[str, Any]:

@@ -147,7 +147,12 @@ class Desk:
     def customer_wrote_in_scope(self, conversation_id: str, message: dict[str, Any], handover_id: str | None,
                                 scope: dict[str, Any]) -> None:
         """`customer_wrote`, with the scope read when the message was stored."""
-        self.read.publish_messages(conversation_id, [message], handover_id, scope)
+        self.publish_messages(conversation_id, [message], handover_id, scope)
+
+    def publish_messages(self, conversation_id: str, messages: list[dict[str, Any]], handover_id: str | None,
+                         scope: dict[str, Any]) -> None:
+        """`conversation_messages`, with the scope the caller read in the transaction that stored them."""
+        self.read.publish_messages(conversation_id, messages, handover_id, scope)
 
     async def shutdown(self) -> None:
         await self.offers.shutdown()

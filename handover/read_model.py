@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import re
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from handover.hub import Hub
@@ -222,16 +222,36 @@ async def agent_conversation_scope(s: AsyncSession | AsyncConnection, conversati
     """(latest handover id, scope) of a conversation an agent owns, in one statement: the scope of
     its latest handover (`conversation_scope` without the bot's watchers, whom an agent-owned
     conversation has none of)."""
-    row = (await s.execute(
-        select(Handover.id, Queue.skill, Queue.language, Handover.agent_id, Handover.offered_agent_id)
-        .outerjoin(Queue, Queue.id == Handover.queue_id)
-        .where(Handover.conversation_id == conversation_id)
-        .order_by(Handover.created_at.desc()).limit(1)
-    )).first()
+    handover_id, scope = await _latest_handover_scope(s, conversation_id)
+    return handover_id, merge_scopes(*([scope] if scope is not None else []))
+
+
+async def current_scope(s: AsyncSession, conv: Conversation, skill_map: Mapping[str, str]) -> tuple[str | None, dict[str, Any]]:
+    """(latest handover id, `conversation_scope`) in one statement, in the caller's transaction
+    (a turn reads it before it commits: no session of its own)."""
+    handover_id, scope = await _latest_handover_scope(s, conv.id)
+    scopes = [scope] if scope is not None else []
+    if conv.state == State.BOT:
+        scopes.append(watch_scope(conv.language, skill_map))
+    return handover_id, merge_scopes(*scopes)
+
+
+async def _latest_handover_scope(s: AsyncSession | AsyncConnection,
+                                 conversation_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The latest handover's id and `scope_of_handover`, or (None, None) without a handover."""
+    row = (await s.execute(_LATEST_HANDOVER_SCOPE, {"conversation_id": conversation_id})).first()
     if row is None:
-        return None, merge_scopes()
+        return None, None
     handover_id, skill, language, agent_id, offered_agent_id = row
-    return handover_id, merge_scopes(handover_scope(skill, language, agent_id, offered_agent_id))
+    return handover_id, handover_scope(skill, language, agent_id, offered_agent_id)
+
+
+_LATEST_HANDOVER_SCOPE = (
+    select(Handover.id, Queue.skill, Queue.language, Handover.agent_id, Handover.offered_agent_id)
+    .outerjoin(Queue, Queue.id == Handover.queue_id)
+    .where(Handover.conversation_id == bindparam("conversation_id"))
+    .order_by(Handover.created_at.desc()).limit(1)
+)
 
 
 async def conversation_scope(s: AsyncSession, conv: Conversation, skill_map: Mapping[str, str],
@@ -357,9 +377,7 @@ class ReadModel:
             conv = await s.get(Conversation, conversation_id)
             if conv is None:
                 return
-            h = await latest_handover(s, conversation_id)
-            scope = await conversation_scope(s, conv, self.settings.handover_skills, h)
-            handover_id = h.id if h is not None else None
+            handover_id, scope = await current_scope(s, conv, self.settings.handover_skills)
         self.publish_messages(conversation_id, messages, handover_id, scope)
 
     def publish_messages(self, conversation_id: str, messages: Sequence[dict[str, Any]], handover_id: str | None,
