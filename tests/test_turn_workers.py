@@ -128,6 +128,10 @@ async def test_the_gateway_only_stores_and_turn_processes_answer_each_message_on
             assert os.getpriority(os.PRIO_PROCESS, intake) == ours
             assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in turn_worker_pids(gateway.proc.pid)] == [
                 min(ours + Settings().turn_nice, 19)] * 2
+            # ... and run as batch work (SCHED_BATCH): a waking turn process never preempts an
+            # acknowledgement; the intake process keeps the normal policy.
+            assert os.sched_getscheduler(intake) == os.SCHED_OTHER
+            assert [os.sched_getscheduler(pid) for pid in turn_worker_pids(gateway.proc.pid)] == [os.SCHED_BATCH] * 2
         finally:
             await gateway.kill()
 
