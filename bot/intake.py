@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Insert, Select, bindparam, insert, select, update
+from sqlalchemy import Insert, Select, bindparam, case, insert, literal, select, true, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -201,12 +201,13 @@ class Intake:
         if inbound.control is not None or inbound.location is not None:
             return None
         address = inbound.address.to_dict()
-        row = (await c.execute(_LATEST, {"channel": inbound.channel, "sender": inbound.sender_id})).first()
-        if row is None:  # a sender never seen before
-            if inbound.customer_key is not None and await c.scalar(self._key_owner(inbound.customer_key)) is not None:
+        row = (await c.execute(_LATEST, {"channel": inbound.channel, "sender": inbound.sender_id,
+                                         "key": inbound.customer_key})).one()
+        identity_address, customer_id, name, conversation_id, state, channel, conv_address, key, verified_by, owner = row
+        if customer_id is None:  # a sender never seen before
+            if owner is not None:
                 return None  # another channel knows them under that key: the general path joins them
             return await self._store_first_contact(c, inbound, leased)
-        identity_address, customer_id, name, conversation_id, state, channel, conv_address, key, verified_by = row
         if conversation_id is None:
             return None  # known, without an open conversation (a survey may await their rating)
         if (identity_address != address or conv_address != address or channel != inbound.channel
@@ -383,8 +384,10 @@ class Intake:
 
 # The hot statements, built once (building a statement costs about as much CPU as its round trip).
 
-# The sender's identity, customer and newest open conversation (one row or none).
-_LATEST: Select[Any] = (
+# The sender's identity, customer and newest open conversation - all None for a sender never seen
+# before, and then (only then: CASE) the customer another channel knows under the sender's key,
+# if any (`_key_owner`): always one row, one round trip.
+_SENDER = (
     select(ChannelIdentity.address.label("identity_address"), Customer.id.label("customer_id"),
            Customer.name.label("name"), Conversation.id.label("conversation_id"),
            Conversation.state.label("state"), Conversation.channel.label("channel"),
@@ -395,11 +398,21 @@ _LATEST: Select[Any] = (
     .where(ChannelIdentity.channel == bindparam("channel"), ChannelIdentity.external_id == bindparam("sender"))
     .order_by(Conversation.created_at.desc())
     .limit(1)
+    .subquery("sender")
+)
+_KEY_OWNER = (select(ChannelIdentity.customer_id).where(ChannelIdentity.customer_key == bindparam("key"))
+              .order_by(ChannelIdentity.id).limit(1).scalar_subquery())
+_ONE = select(literal(1).label("one")).subquery("one")
+_LATEST: Select[Any] = (
+    select(*(c for c in _SENDER.c),
+           case((_SENDER.c.customer_id.is_(None), _KEY_OWNER), else_=None).label("key_owner"))
+    .select_from(_ONE.outerjoin(_SENDER, true()))
 )
 # A message's row from parameters named as its columns (`_row`); its id comes back.
 _INSERT_MESSAGE: Insert = insert(Message.__table__).returning(Message.__table__.c.id)
 
 
+@functools.cache
 def _written_columns(model: type) -> list[Any]:
     """The columns an INSERT of `model` states: all but an auto-incrementing key."""
     table = model.__table__  # type: ignore[attr-defined]
