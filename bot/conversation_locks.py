@@ -44,6 +44,10 @@ def advisory_key(conversation_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+_LOCK = text("SELECT pg_advisory_lock(:key)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+
+
 class ConversationLocks:
     """`async with locks.hold(conversation_id):` — one turn of a conversation at a time."""
 
@@ -76,7 +80,7 @@ class ConversationLocks:
     async def _advisory(engine: AsyncEngine, key: int) -> AsyncIterator[AsyncConnection]:
         conn = await engine.connect()
         try:
-            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            await conn.execute(_LOCK, {"key": key})
         except BaseException:
             # Cancelled or failed while waiting: the session may hold the lock or get it any moment.
             await _discard(conn)
@@ -85,7 +89,7 @@ class ConversationLocks:
             yield conn
         finally:
             try:
-                released = await conn.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                released = await conn.scalar(_UNLOCK, {"key": key})
             except BaseException:
                 await _discard(conn)
                 raise

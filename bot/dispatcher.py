@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bot.conversation_locks import ConversationLocks
 from bot.engine import EngineError, EngineTurn, RasaEngine
@@ -87,6 +87,28 @@ def engine_message(text: str, attachments: list[Any] | None, photo_intent: str |
     if not images or not photo_intent:
         return text, {}
     return f"/{photo_intent}", {"attachments": images, "caption": text}
+
+# The turn's statements, built once (building a statement costs about as much CPU as its round trip).
+# The conversation's older messages still waiting (`_waiting_before`).
+_WAITING_BEFORE = select(Message.id).where(
+    Message.conversation_id == bindparam("conversation_id"), Message.direction == Direction.IN,
+    Message.status == MessageStatus.RECEIVED, Message.id < bindparam("pk"),
+).order_by(Message.id)
+# A message with its conversation and customer; in the second transaction with the conversation's
+# row locked FOR NO KEY UPDATE (new messages of the conversation need not wait for it).
+_TURN_ROWS = (select(Conversation, Message, Customer)
+              .join(Message, Message.conversation_id == Conversation.id)
+              .join(Customer, Customer.id == Conversation.customer_id)
+              .where(Message.id == bindparam("pk")))
+_TURN_ROWS_LOCKED = _TURN_ROWS.with_for_update(of=Conversation, key_share=True)
+_STATUS = select(Message.status).where(Message.id == bindparam("pk")).execution_options(populate_existing=True)
+# The conversation's latest messages before one (`_typed_button`).
+_RECENT = (select(Message)
+           .where(Message.conversation_id == bindparam("conversation_id"), Message.id < bindparam("pk"),
+                  Message.direction.in_((Direction.IN, Direction.OUT)))
+           .order_by(Message.id.desc())
+           .limit(6))
+
 
 class Dispatcher:
     def __init__(
@@ -265,14 +287,11 @@ class Dispatcher:
     async def _waiting_before(self, conversation_id: str, message_pk: int, connection: Any) -> list[int]:
         """The conversation's older messages still waiting, read on the lock's connection (one
         round trip, no transaction) when there is one."""
-        query = select(Message.id).where(
-            Message.conversation_id == conversation_id, Message.direction == Direction.IN,
-            Message.status == MessageStatus.RECEIVED, Message.id < message_pk,
-        ).order_by(Message.id)
+        params = {"conversation_id": conversation_id, "pk": message_pk}
         if connection is not None:
-            return list((await connection.scalars(query)).all())
+            return list((await connection.scalars(_WAITING_BEFORE, params)).all())
         async with self.db.session() as s:
-            return list((await s.scalars(query)).all())
+            return list((await s.scalars(_WAITING_BEFORE, params)).all())
 
     async def _turn(self, conversation_id: str, message_pk: int) -> tuple[list[OutboundMessage], str]:
         """One message's turn, its delivery and its effects (the caller holds the conversation's lock)."""
@@ -348,14 +367,7 @@ class Dispatcher:
         between two transactions and the handlers after it. (turn or None when the message was
         already processed, the conversation's state, its address)."""
         async with self.db.session() as s:
-            conv, msg, customer = (
-                await s.execute(
-                    select(Conversation, Message, Customer)
-                    .join(Message, Message.conversation_id == Conversation.id)
-                    .join(Customer, Customer.id == Conversation.customer_id)
-                    .where(Message.id == message_pk)
-                )
-            ).one()
+            conv, msg, customer = (await s.execute(_TURN_ROWS, {"pk": message_pk})).one()
             address = ChannelAddress.from_dict(conv.address)
             if msg.status != MessageStatus.RECEIVED:
                 return None, conv.state, address  # already processed (recovery raced a live request)
@@ -386,20 +398,10 @@ class Dispatcher:
             conversation_id, sender, engine_text, set_slots, metadata, message_id)
 
         async with self.db.session() as s:
-            conv, msg, customer = (
-                await s.execute(
-                    select(Conversation, Message, Customer)
-                    .join(Message, Message.conversation_id == Conversation.id)
-                    .join(Customer, Customer.id == Conversation.customer_id)
-                    .where(Message.id == message_pk)
-                    .with_for_update(of=Conversation, key_share=True)  # FOR NO KEY UPDATE: new messages need not wait
-                )
-            ).one()
+            conv, msg, customer = (await s.execute(_TURN_ROWS_LOCKED, {"pk": message_pk})).one()
             # Under the conversation's row lock, read afresh: another process (a recovery racing
             # a live request) may have finished this message while the engine was thinking.
-            current = await s.scalar(
-                select(Message.status).where(Message.id == message_pk).execution_options(populate_existing=True)
-            )
+            current = await s.scalar(_STATUS, {"pk": message_pk})
             if current != MessageStatus.RECEIVED:
                 log.info("inbound.already_processed", conversation=conv.id)
                 return None, conv.state, ChannelAddress.from_dict(conv.address)
@@ -455,15 +457,7 @@ class Dispatcher:
         reply picks, if any."""
         if len(text) > 80:
             return None
-        recent = (
-            await s.scalars(
-                select(Message)
-                .where(Message.conversation_id == conversation_id, Message.id < message_pk,
-                       Message.direction.in_((Direction.IN, Direction.OUT)))
-                .order_by(Message.id.desc())
-                .limit(6)
-            )
-        ).all()
+        recent = (await s.scalars(_RECENT, {"conversation_id": conversation_id, "pk": message_pk})).all()
         buttons: list[Button] = []
         for m in recent:
             if m.direction == Direction.IN:

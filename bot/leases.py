@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from resonanz.settings import Settings
 from resonanz.store import Database
@@ -28,6 +28,16 @@ log = structlog.get_logger(__name__)
 
 # At most this many messages per claim; the periodic sweep takes the rest.
 CLAIM_BATCH = 200
+
+
+# Lease one message if it waits unleased or its lease ran out (`claim_one`); built once.
+_CLAIM_ONE = (
+    update(Message.__table__)
+    .where(Message.__table__.c.id == bindparam("pk"), Message.__table__.c.direction == Direction.IN,
+           Message.__table__.c.status == MessageStatus.RECEIVED,
+           or_(Message.__table__.c.lease_owner.is_(None), Message.__table__.c.lease_expires_at < bindparam("now")))
+    .returning(Message.__table__.c.id, Message.__table__.c.conversation_id, Message.__table__.c.public_id)
+)
 
 
 class InboundLeases:
@@ -125,14 +135,7 @@ class InboundLeases:
         turn processes hear of the same message; the row's lock lets exactly one of them win. One
         statement, committing by itself (`Database.statements`: no BEGIN and COMMIT round trips)."""
         async with self.db.statements() as c:
-            row = (await c.execute(
-                update(Message)
-                .where(Message.id == pk, Message.direction == Direction.IN, Message.status == MessageStatus.RECEIVED,
-                       or_(Message.lease_owner.is_(None), Message.lease_expires_at < utcnow()))
-                .values(**self.columns())
-                .returning(Message.id, Message.conversation_id, Message.public_id)
-                .execution_options(synchronize_session=False)
-            )).first()
+            row = (await c.execute(_CLAIM_ONE, {"pk": pk, "now": utcnow(), **self.columns()})).first()
         return (row[0], row[1], row[2]) if row is not None else None
 
     async def close(self) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 
 from bot.outbox import Outbox
 from bot.visibility import InternalMessageError, outbound_of
@@ -47,6 +47,11 @@ def _opted_out(customer_id: Any, channel: Any) -> Any:
         ChannelIdentity.customer_id == customer_id,
         ChannelIdentity.channel == channel, ChannelIdentity.opted_out.is_(True),
     )
+
+
+# Both for one conversation (`OutboundMessages.stage`), built once.
+_BUSY_OR_OPTED_OUT = select(_waiting(bindparam("conversation_id")),
+                            _opted_out(bindparam("customer_id"), bindparam("channel")))
 
 
 class OutboundMessages:
@@ -134,8 +139,8 @@ class OutboundMessages:
         claimed = False
         if status == MessageStatus.PENDING and messages:
             if busy is None:
-                busy, opted_out = (await s.execute(select(
-                    _waiting(conv.id), _opted_out(conv.customer_id, conv.channel)))).one()
+                busy, opted_out = (await s.execute(_BUSY_OR_OPTED_OUT, {
+                    "conversation_id": conv.id, "customer_id": conv.customer_id, "channel": conv.channel})).one()
             claimed = not busy
         rows = self.store(s, conv, messages, MessageStatus.SENDING if claimed else status)
         return Staged(conv.id, ChannelAddress.from_dict(conv.address), rows, claimed, bool(opted_out))
