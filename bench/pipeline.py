@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -174,38 +175,66 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def customer_telegram(http: aiohttp.ClientSession, url: str, tg: FakeTelegram, chat: int, messages: int,
-                            ack: list[float], turn: list[float], update_ids: Any) -> None:
-    for i in range(messages):
-        text = f"{random.choice(TEXTS)} #{chat}-{i}"
-        since = len(tg.calls)
-        body = json.dumps(text_update(next(update_ids), chat, text))
-        t0 = time.perf_counter()
-        async with http.post(url + "/webhooks/telegram/webhook", data=body, headers={
-                "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}) as r:
-            await r.read()
-            assert r.status == 200, r.status
-        ack.append((time.perf_counter() - t0) * 1000)
-        ACKS.append(("telegram", i == 0, ack[-1]))
-        await tg.wait_for("sendMessage", lambda p: p.get("text") == "re:" + text, timeout=60, since=since)
-        turn.append((time.perf_counter() - t0) * 1000)
+async def one_telegram(http: aiohttp.ClientSession, url: str, tg: FakeTelegram, chat: int, i: int,
+                       update_ids: Any) -> tuple[float, float]:
+    """Message `i` of a Telegram customer: (ack ms, turn ms)."""
+    text = f"{random.choice(TEXTS)} #{chat}-{i}"
+    since = len(tg.calls)
+    body = json.dumps(text_update(next(update_ids), chat, text))
+    t0 = time.perf_counter()
+    async with http.post(url + "/webhooks/telegram/webhook", data=body, headers={
+            "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}) as r:
+        await r.read()
+        assert r.status == 200, r.status
+    ack = (time.perf_counter() - t0) * 1000
+    ACKS.append(("telegram", i == 0, ack))
+    await tg.wait_for("sendMessage", lambda p: p.get("text") == "re:" + text, timeout=60, since=since)
+    return ack, (time.perf_counter() - t0) * 1000
 
 
-async def customer_sms(http: aiohttp.ClientSession, url: str, tw: FakeTwilio, phone: str, messages: int,
-                       ack: list[float], turn: list[float]) -> None:
+async def one_sms(http: aiohttp.ClientSession, url: str, tw: FakeTwilio, phone: str, i: int,
+                  _update_ids: Any = None) -> tuple[float, float]:
+    """Message `i` of an SMS customer: (ack ms, turn ms)."""
     hook = url + "/webhooks/sms/webhook"
+    text = f"{random.choice(TEXTS)} #{phone}-{i}"
+    since = len(tw.messages)
+    headers, body = tw.signed_webhook(hook, tw.sms_params(phone, text))
+    t0 = time.perf_counter()
+    async with http.post(hook, data=body, headers=headers) as r:
+        await r.read()
+        assert r.status == 200, r.status
+    ack = (time.perf_counter() - t0) * 1000
+    ACKS.append(("sms", i == 0, ack))
+    await tw.wait_for_message(lambda m: m.get("Body") == "re:" + text, timeout=60, since=since)
+    return ack, (time.perf_counter() - t0) * 1000
+
+
+async def customer(send: Any, messages: int, figures: dict[str, list[float]]) -> None:
+    """A customer who sends each message once the answer to the previous one arrived."""
     for i in range(messages):
-        text = f"{random.choice(TEXTS)} #{phone}-{i}"
-        since = len(tw.messages)
-        headers, body = tw.signed_webhook(hook, tw.sms_params(phone, text))
-        t0 = time.perf_counter()
-        async with http.post(hook, data=body, headers=headers) as r:
-            await r.read()
-            assert r.status == 200, r.status
-        ack.append((time.perf_counter() - t0) * 1000)
-        ACKS.append(("sms", i == 0, ack[-1]))
-        await tw.wait_for_message(lambda m: m.get("Body") == "re:" + text, timeout=60, since=since)
-        turn.append((time.perf_counter() - t0) * 1000)
+        ack, turn = await send(i)
+        figures["ack"].append(ack)
+        figures["turn"].append(turn)
+
+
+async def at_rate(sends: list[tuple[Any, dict[str, list[float]]]], rate: float) -> None:
+    """Open loop: the messages go out at `rate` per second on average (exponential gaps, as
+    independent customers would write), whether or not earlier ones were answered - the load does
+    not fall when the gateway slows down, and does not grow when it gets faster."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    tasks = []
+
+    async def one(send: Any, figures: dict[str, list[float]]) -> None:
+        ack, turn = await send()
+        figures["ack"].append(ack)
+        figures["turn"].append(turn)
+
+    for send, figures in sends:
+        due += random.expovariate(rate)
+        await asyncio.sleep(max(0.0, due - loop.time()))  # pacing the load, not synchronisation
+        tasks.append(asyncio.ensure_future(one(send, figures)))
+    await asyncio.gather(*tasks)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,39 +252,53 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             # Warm-up, not counted: the first request of each path (imports) and, at the measured
             # concurrency, of each database connection (asyncpg prepares statements per
             # connection) - other customers than those measured, whose first contact still counts.
+            tg_send = functools.partial(one_telegram, http, url, tg, update_ids=update_ids)
+            sms_send = functools.partial(one_sms, http, url, tw)
+            scratch: dict[str, list[float]] = {"ack": [], "turn": []}
             await asyncio.gather(
-                *(customer_telegram(http, url, tg, 6_999_000 + c, 2, [], [], update_ids) for c in range(args.customers)),
-                *(customer_sms(http, url, tw, f"+4916999{c:05d}", 2, [], []) for c in range(args.customers)),
+                *(customer(functools.partial(tg_send, 6_999_000 + c), 2, scratch) for c in range(args.customers)),
+                *(customer(functools.partial(sms_send, f"+4916999{c:05d}"), 2, scratch) for c in range(args.customers)),
             )
-            start, cpu_start = time.perf_counter(), cpu_seconds(pid)
+            start, cpu_start, own_start = time.perf_counter(), cpu_seconds(pid), time.process_time()
             ACKS.clear()
+            if args.rate:
+                await at_rate([(functools.partial(send, i), figures[channel])
+                               for i in range(args.messages) for c in range(args.customers)
+                               for channel, send in (("telegram", functools.partial(tg_send, 7_000_000 + c)),
+                                                     ("sms", functools.partial(sms_send, f"+4917000{c:05d}")))],
+                              args.rate)
+            else:
+                async def later(c: Any) -> None:
+                    # Customers start at random moments within one turn (not all in the same
+                    # millisecond; --burst does that): arrivals as in a steady stream.
+                    if not args.burst:
+                        await asyncio.sleep(random.uniform(0, args.engine_ms / 1000))
+                    await c
 
-            async def later(customer: Any) -> None:
-                # Customers start at random moments within one turn (not all in the same
-                # millisecond; --burst does that): arrivals as in a steady stream.
-                if not args.burst:
-                    await asyncio.sleep(random.uniform(0, args.engine_ms / 1000))
-                await customer
-
-            await asyncio.gather(
-                *(later(customer_telegram(http, url, tg, 7_000_000 + c, args.messages, figures["telegram"]["ack"],
-                                          figures["telegram"]["turn"], update_ids)) for c in range(args.customers)),
-                *(later(customer_sms(http, url, tw, f"+4917000{c:05d}", args.messages, figures["sms"]["ack"],
-                                     figures["sms"]["turn"])) for c in range(args.customers)),
-            )
+                await asyncio.gather(
+                    *(later(customer(functools.partial(tg_send, 7_000_000 + c), args.messages, figures["telegram"]))
+                      for c in range(args.customers)),
+                    *(later(customer(functools.partial(sms_send, f"+4917000{c:05d}"), args.messages, figures["sms"]))
+                      for c in range(args.customers)),
+                )
             elapsed = time.perf_counter() - start
             # The gateway's own CPU time per message: unlike latency, hardly moved by what else
             # runs on the machine.
             cpu_ms = (cpu_seconds(pid) - cpu_start) * 1000 / (2 * args.customers * args.messages)
+            # This process (load, fake providers, scripted engine) shares the machine's cores.
+            bench_cpu_ms = (time.process_time() - own_start) * 1000 / (2 * args.customers * args.messages)
     report: dict[str, Any] = {
         "engine": f"scripted, {args.engine_ms} ms per turn (not the real Rasa engine)",
         "gateway": "resonanz run as its own process, " + ("PostgreSQL" if args.postgres else "SQLite")
                    + (f", --workers 1 --turn-workers {args.turn_workers} (Redis)" if args.turn_workers else ""),
         "customers_per_channel": args.customers, "messages_per_customer": args.messages,
+        "load": (f"open loop: {args.rate} messages per second (exponential gaps), whether answered or not" if args.rate
+                 else "closed loop: each customer sends once the previous answer arrived"),
         "start": "all customers at once (--burst)" if args.burst else "each customer at a random moment within one turn",
         "engine_turns_in_flight_peak": engine.peak, "seconds": round(elapsed, 1),
         "messages_per_second": round(2 * args.customers * args.messages / elapsed, 1),
         "gateway_cpu_ms_per_message": round(cpu_ms, 2),
+        "bench_cpu_ms_per_message": round(bench_cpu_ms, 2),
         "target": "ack p99 < 20 ms while turns take 100+ ms",
     }
     for channel, values in figures.items():
@@ -278,6 +321,8 @@ def main() -> None:
     parser.add_argument("--engine-ms", type=int, default=150, help="how long the scripted engine takes per turn")
     parser.add_argument("--postgres", metavar="ADMIN_URL", nargs="?", const="postgresql://postgres@127.0.0.1:5432/test",
                         help="use a fresh PostgreSQL database (created through ADMIN_URL, dropped afterwards)")
+    parser.add_argument("--rate", type=float, default=0, metavar="R",
+                        help="open loop: send R messages per second in all (exponential gaps), not waiting for answers")
     parser.add_argument("--burst", action="store_true",
                         help="all customers start in the same instant (their first contacts queue on the gateway's core)")
     parser.add_argument("--turn-workers", type=int, default=0, metavar="M",
@@ -295,7 +340,7 @@ def main() -> None:
     print(f"all acks p50 {report['ack_all']['p50_ms']} ms, p99 {report['ack_all']['p99_ms']} ms; "
           f"engine peak {report['engine_turns_in_flight_peak']} turns in flight; "
           f"{report['messages_per_second']} messages/s; gateway CPU {report['gateway_cpu_ms_per_message']} ms "
-          f"per message; target met: {report['target_met']}")
+          f"per message (this bench's own: {report['bench_cpu_ms_per_message']} ms); target met: {report['target_met']}")
     print(f"  known senders p50 {report['ack_known_sender']['p50_ms']} ms, p99 {report['ack_known_sender']['p99_ms']} ms; "
           f"first contacts p50 {report['ack_first_contact']['p50_ms']} ms, p99 {report['ack_first_contact']['p99_ms']} ms")
     args.out.parent.mkdir(parents=True, exist_ok=True)
