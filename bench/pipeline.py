@@ -14,7 +14,12 @@ Target: ack p99 < 20 ms while turns take 100+ ms. Prints both; writes JSON
 (default `bench/results/pipeline.json`).
 
     .venv/bin/python bench/pipeline.py [--customers 8] [--messages 12] [--engine-ms 150] [--postgres [ADMIN_URL]]
-                                       [--turn-workers M [--redis URL]] [--out FILE]
+                                       [--turn-workers M [--redis URL]] [--rate R] [--out FILE]
+
+With `--rate R` the load is an open loop instead: R messages per second in all, at exponential
+gaps, each sent whether or not the earlier ones were answered - the acknowledgement latency at a
+known load. (In the closed loop the load follows the gateway: faster turns raise the rate until
+the machine is saturated.)
 
 Customers start at random moments within the first turn (`--burst`: all in the same instant,
 when their first contacts - about 5 ms of the gateway's CPU each - queue behind each other).
