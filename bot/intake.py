@@ -146,12 +146,6 @@ class Intake:
             **(self.leases.columns() if leased else self.leases.released()),
         )
 
-    @staticmethod
-    def _key_owner(key: str) -> Any:
-        """The customer another channel already knows under `key` (the same phone number), if any."""
-        return (select(ChannelIdentity.customer_id).where(ChannelIdentity.customer_key == key)
-                .order_by(ChannelIdentity.id).limit(1))
-
     async def _store_first_contact(
         self, c: AsyncConnection, inbound: InboundMessage, leased: bool
     ) -> tuple[int, str, str, None]:
@@ -365,8 +359,8 @@ class Intake:
         """The customer another channel already knows under the same key (same phone number)."""
         if not inbound.customer_key:
             return None
-        query = self._key_owner(inbound.customer_key)
-        customer_id = await s.scalar(query.where(ChannelIdentity.id != besides) if besides is not None else query)
+        query = _KEY_OWNER if besides is None else _KEY_OWNER.where(ChannelIdentity.id != besides)
+        customer_id = await s.scalar(query, {"key": inbound.customer_key})
         return await s.get(Customer, customer_id) if customer_id is not None else None
 
     async def _surveyed_conversation(self, s: Any, customer_id: str, text: str) -> Conversation | None:
@@ -386,7 +380,7 @@ class Intake:
 
 # The sender's identity, customer and newest open conversation - all None for a sender never seen
 # before, and then (only then: CASE) the customer another channel knows under the sender's key,
-# if any (`_key_owner`): always one row, one round trip.
+# if any (`_KEY_OWNER`): always one row, one round trip.
 _SENDER = (
     select(ChannelIdentity.address.label("identity_address"), Customer.id.label("customer_id"),
            Customer.name.label("name"), Conversation.id.label("conversation_id"),
@@ -400,12 +394,13 @@ _SENDER = (
     .limit(1)
     .subquery("sender")
 )
+# The customer another channel already knows under a key (the same phone number), if any.
 _KEY_OWNER = (select(ChannelIdentity.customer_id).where(ChannelIdentity.customer_key == bindparam("key"))
-              .order_by(ChannelIdentity.id).limit(1).scalar_subquery())
+              .order_by(ChannelIdentity.id).limit(1))
 _ONE = select(literal(1).label("one")).subquery("one")
 _LATEST: Select[Any] = (
     select(*(c for c in _SENDER.c),
-           case((_SENDER.c.customer_id.is_(None), _KEY_OWNER), else_=None).label("key_owner"))
+           case((_SENDER.c.customer_id.is_(None), _KEY_OWNER.scalar_subquery()), else_=None).label("key_owner"))
     .select_from(_ONE.outerjoin(_SENDER, true()))
 )
 # A message's row from parameters named as its columns (`_row`); its id comes back.

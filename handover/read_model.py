@@ -212,12 +212,6 @@ def summary_scope(summary: dict[str, Any]) -> dict[str, Any]:
                           summary.get("offered_agent_id"))
 
 
-async def latest_handover(s: AsyncSession, conversation_id: str) -> Handover | None:
-    return await s.scalar(
-        select(Handover).where(Handover.conversation_id == conversation_id).order_by(Handover.created_at.desc()).limit(1)
-    )
-
-
 async def agent_conversation_scope(s: AsyncSession | AsyncConnection, conversation_id: str) -> tuple[str | None, dict[str, Any]]:
     """(latest handover id, scope) of a conversation an agent owns, in one statement: the scope of
     its latest handover (`conversation_scope` without the bot's watchers, whom an agent-owned
@@ -230,10 +224,16 @@ async def current_scope(s: AsyncSession, conv: Conversation, skill_map: Mapping[
     """(latest handover id, `conversation_scope`) in one statement, in the caller's transaction
     (a turn reads it before it commits: no session of its own)."""
     handover_id, scope = await _latest_handover_scope(s, conv.id)
-    scopes = [scope] if scope is not None else []
+    return handover_id, _with_watchers(conv, skill_map, scope)
+
+
+def _with_watchers(conv: Conversation, skill_map: Mapping[str, str], handover: dict[str, Any] | None) -> dict[str, Any]:
+    """Those who see the latest handover's scope (None: no handover), and while the bot has the
+    conversation, the agents who may watch it (`watch_scope`)."""
+    scopes = [handover] if handover is not None else []
     if conv.state == State.BOT:
         scopes.append(watch_scope(conv.language, skill_map))
-    return handover_id, merge_scopes(*scopes)
+    return merge_scopes(*scopes)
 
 
 async def _latest_handover_scope(s: AsyncSession | AsyncConnection,
@@ -256,14 +256,11 @@ _LATEST_HANDOVER_SCOPE = (
 
 async def conversation_scope(s: AsyncSession, conv: Conversation, skill_map: Mapping[str, str],
                              h: Handover | None = None) -> dict[str, Any]:
-    """Who may see a conversation: those who see its latest handover, and while the bot has it,
-    the agents who may watch it (`watch_scope`)."""
+    """Who may see a conversation: those who see its latest handover (`h`, if the caller has it),
+    and while the bot has it, the agents who may watch it (`watch_scope`)."""
     if h is None:
-        h = await latest_handover(s, conv.id)
-    scopes = [await scope_of_handover(s, h)] if h is not None else []
-    if conv.state == State.BOT:
-        scopes.append(watch_scope(conv.language, skill_map))
-    return merge_scopes(*scopes)
+        return (await current_scope(s, conv, skill_map))[1]
+    return _with_watchers(conv, skill_map, await scope_of_handover(s, h))
 
 
 async def visible_handover(s: AsyncSession, handover_id: str, agent: Agent) -> Handover:

@@ -21,7 +21,7 @@ from sqlalchemy import event, select
 from bot.intake import DispatchResult, Intake
 from bot.leases import InboundLeases
 from handover.auth import create_agent
-from handover.read_model import conversation_scope, latest_handover, message_json
+from handover.read_model import conversation_scope, message_json
 from connectors.base import ChannelAddress, InboundMessage
 from resonanz.settings import Settings
 from resonanz.store import Database
@@ -112,7 +112,8 @@ async def test_a_message_into_a_conversation_an_agent_owns_is_two_statements_too
         assert row.processed_at is not None
         assert to_agent is not None
         assert to_agent.message == message_json(row)  # what the consoles get is what is stored
-        h = await latest_handover(s, conversation_id)
+        h = await s.scalar(select(Handover).where(Handover.conversation_id == conversation_id)
+                           .order_by(Handover.created_at.desc()).limit(1))
         assert (to_agent.handover_id, to_agent.scope) == (h.id, await conversation_scope(s, conv, {}, h))
         assert to_agent.scope["agents"] == [agent.id] and to_agent.scope["queues"] == [[queue.skill, queue.language]]
 
