@@ -62,7 +62,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
     connectors: dict[str, Connector] = {}
     app[CONNECTORS] = connectors
     own_db = db is None
-    app[DB] = db or Database(settings.database_url)
+    app[DB] = db or Database(settings.database_url, background_sessions=settings.db_background_sessions)
     http = aiohttp.ClientSession()
     app[ENGINE] = EnginePool(
         settings.resolved_engine_urls, settings.engine_token, timeout=settings.engine_timeout, session=http

@@ -204,6 +204,10 @@ class Settings(BaseSettings):
     # advisory locks that order turns across gateway processes: one per conversation whose turn
     # runs or waits in this process; more such conversations wait for a free one.
     conversation_lock_connections: int = Field(default=20, ge=1, le=1000)
+    # PostgreSQL: background sessions (turns, the outbox, agents' requests; not the storing of
+    # what a webhook acknowledges) that run at once in this process; the others wait their turn.
+    # Fewer at once keep acknowledgements fast on a busy host (resonanz/store/db.py). 0: no limit.
+    db_background_sessions: int = Field(default=2, ge=0, le=1000)
 
     # The gateway's own configuration file (enabled connectors and their options).
     config_file: Path = PROJECT_ROOT / "resonanz.yml"

@@ -3,6 +3,9 @@
 - On SQLite's one connection, an `urgent` session (storing what a webhook acknowledges) is admitted
   before background sessions that queued earlier; on PostgreSQL background sessions wait while an
   urgent one runs, and urgent ones never wait for each other.
+- On PostgreSQL at most `background_sessions` background sessions run at once (a few turns'
+  round trips in the event loop at a time, not every turn's: an acknowledgement waits behind
+  fewer of them, bench/pipeline.py); urgent ones are never held back by that limit.
 - A cancelled waiter neither keeps its place nor loses the turn it was just handed.
 - On SQLite a statement costs one trip to the driver's thread (resonanz/store/sqlite_driver.py),
   and statements, errors and rows behave as with the stock adapter.
@@ -19,7 +22,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from resonanz.store import Database
-from resonanz.store.db import PriorityGate
+from resonanz.settings import Settings
+from resonanz.store.db import BACKGROUND_SESSIONS, PriorityGate
 from resonanz.store.models import Customer
 from tests.conftest import migrated_database
 
@@ -63,6 +67,64 @@ async def test_background_waits_while_urgent_runs_on_a_pool() -> None:
     gate.release(True)
     await asyncio.wait_for(background, 5)
     gate.release(False)
+
+
+async def test_a_pool_admits_a_few_background_sessions_at_a_time_in_order() -> None:
+    gate = PriorityGate(None, background=2)
+    await gate.acquire(False)
+    await gate.acquire(False)
+    third, fourth = asyncio.create_task(gate.acquire(False)), None
+    await asyncio.sleep(0)
+    fourth = asyncio.create_task(gate.acquire(False))
+    await asyncio.sleep(0)
+    assert not third.done() and not fourth.done()
+    await asyncio.wait_for(gate.acquire(True), 5)  # the limit does not hold back an acknowledgement
+    gate.release(True)
+    gate.release(False)
+    await asyncio.wait_for(third, 5)  # the first in line
+    await asyncio.sleep(0)
+    assert not fourth.done()
+    gate.release(False)
+    await asyncio.wait_for(fourth, 5)
+    gate.release(False)
+    gate.release(False)
+
+
+async def test_postgresql_sessions_beyond_the_limit_wait_for_a_place(pg_url: str) -> None:
+    db = Database(pg_url)
+    held, release = asyncio.Event(), asyncio.Event()
+    inside = 0
+
+    async def holder() -> None:
+        nonlocal inside
+        async with db.session() as s:
+            await s.execute(text("SELECT 1"))
+            inside += 1
+            if inside == BACKGROUND_SESSIONS:
+                held.set()
+            await release.wait()
+
+    try:
+        holders = [asyncio.create_task(holder()) for _ in range(BACKGROUND_SESSIONS)]
+        await asyncio.wait_for(held.wait(), 30)
+        late = asyncio.create_task(holder())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert inside == BACKGROUND_SESSIONS and not late.done()
+        async with db.session(urgent=True) as s:  # an acknowledgement's session is not held back
+            assert await s.scalar(text("SELECT 1")) == 1
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*holders, late), 30)
+        assert inside == BACKGROUND_SESSIONS + 1
+    finally:
+        await db.dispose()
+
+
+def test_the_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RESONANZ_DB_BACKGROUND_SESSIONS", "5")
+    assert Settings().db_background_sessions == 5
+    assert Database("postgresql://127.0.0.1/x", background_sessions=5)._gate.background == 5
+    assert Database("postgresql://127.0.0.1/x", background_sessions=0)._gate.background is None  # 0: no limit
 
 
 async def test_cancelled_waiter_gives_up_its_place() -> None:
