@@ -133,6 +133,7 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             if own_db:
                 await app[DB].dispose()
             raise
+        await app[DB].warm()  # before the first webhook: a burst after a restart finds them open
         for c in connectors.values():
             await c.startup()
         # Language models loaded now, not on the first customer's message (seconds on a busy host).

@@ -6,6 +6,9 @@
 - On PostgreSQL at most `background_sessions` background sessions run at once (a few turns'
   round trips in the event loop at a time, not every turn's: an acknowledgement waits behind
   fewer of them, bench/pipeline.py); urgent ones are never held back by that limit.
+- On PostgreSQL sessions never open connections beyond those the pool keeps (a burst waits a
+  round trip for one instead of 25-40 ms for a new connection), and the gateway opens them all
+  before it serves: the burst of webhooks a provider delivers after a restart finds them open.
 - A cancelled waiter neither keeps its place nor loses the turn it was just handed.
 - On SQLite a statement costs one trip to the driver's thread (resonanz/store/sqlite_driver.py),
   and statements, errors and rows behave as with the stock adapter.
@@ -18,14 +21,16 @@ from pathlib import Path
 
 import aiosqlite.core
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 
 from resonanz.store import Database
+from resonanz.keys import DB
 from resonanz.settings import Settings
-from resonanz.store.db import BACKGROUND_SESSIONS, PriorityGate
+from resonanz.store.db import BACKGROUND_SESSIONS, POOL_SIZE, PriorityGate
 from resonanz.store.models import Customer
 from tests.conftest import migrated_database
+from tests.support.push import World, world  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -118,6 +123,33 @@ async def test_postgresql_sessions_beyond_the_limit_wait_for_a_place(pg_url: str
         assert inside == BACKGROUND_SESSIONS + 1
     finally:
         await db.dispose()
+
+
+async def test_a_burst_of_sessions_opens_no_more_connections_than_the_pool_keeps(pg_url: str) -> None:
+    db = Database(pg_url)
+    opened = 0
+
+    def count(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(db.engine.sync_engine, "connect", count)
+
+    async def acknowledgement() -> None:
+        async with db.session(urgent=True) as s:
+            assert await s.scalar(text("SELECT 1")) == 1
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(acknowledgement() for _ in range(3 * POOL_SIZE))), 60)
+        assert 0 < opened <= POOL_SIZE
+    finally:
+        await db.dispose()
+
+
+async def test_the_gateway_opens_its_pool_before_it_serves(world: World) -> None:
+    db = world.app[DB]
+    pool = db.engine.sync_engine.pool
+    assert pool.checkedin() + pool.checkedout() == (1 if db.is_sqlite else POOL_SIZE)  # open connections
 
 
 def test_the_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:

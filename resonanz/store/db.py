@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from sqlalchemy import event, exc, text
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from resonanz.store import sqlite_driver
+
+log = structlog.get_logger(__name__)
 
 
 # A pooled PostgreSQL connection is checked (one round trip) before use only when it sat idle at
@@ -41,6 +44,11 @@ def async_url(url: str) -> str:
 # 16-18 ms at 3-4; turns no slower, the rate no lower). Turns spend their time in the engine,
 # outside any session, so a few places suffice.
 BACKGROUND_SESSIONS = 2
+# PostgreSQL: connections the pool keeps open, and at most that many sessions at once. Beyond
+# them a session would open a new connection (25-40 ms here, closed again after use); waiting a
+# round trip or two for one of these is quicker. Other users of the pool (readiness pings) may
+# still go beyond, up to `max_overflow`.
+POOL_SIZE = 10
 
 
 class Database:
@@ -55,7 +63,7 @@ class Database:
             kwargs.update(connect_args={"timeout": 30}, poolclass=AsyncAdaptedQueuePool, pool_size=1,
                           max_overflow=0, pool_timeout=60, module=sqlite_driver.dbapi())
         else:
-            kwargs.update(pool_size=10, max_overflow=20)
+            kwargs.update(pool_size=POOL_SIZE, max_overflow=20)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -69,7 +77,7 @@ class Database:
         # background sessions wait while an urgent one runs, and only `background_sessions` of
         # them run at once (0: no limit; Settings.db_background_sessions).
         self._gate = (PriorityGate(1) if self.is_sqlite
-                      else PriorityGate(None, background=background_sessions or None))
+                      else PriorityGate(POOL_SIZE, background=background_sessions or None))
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,6 +108,17 @@ class Database:
                 yield conn
         finally:
             self._gate.release(urgent)
+
+    async def warm(self) -> None:
+        """Open the pool's connections now (at start-up), so that the first burst of webhooks
+        after a start - a provider delivering what queued while the gateway was away - does not
+        wait for new connections. Best effort: the pool still connects on demand."""
+        opened = await asyncio.gather(*(self.engine.connect().start() for _ in range(1 if self.is_sqlite else POOL_SIZE)),
+                                      return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
+        failed = [c for c in opened if isinstance(c, BaseException)]
+        if failed:
+            log.warning("db.warm_up_failed", failed=len(failed), error=str(failed[0]))
 
     async def ping(self) -> bool:
         try:
