@@ -133,7 +133,11 @@ async def create_app(settings: Settings, *, db: Database | None = None) -> web.A
             if own_db:
                 await app[DB].dispose()
             raise
-        await app[DB].warm()  # before the first webhook: a burst after a restart finds them open
+        # Before the first webhook: a burst after a restart finds the connections open and the
+        # statements of storing a message compiled.
+        await app[DB].warm()
+        if settings.process_role != "turns":
+            await dispatcher.intake.warm()
         for c in connectors.values():
             await c.startup()
         # Language models loaded now, not on the first customer's message (seconds on a busy host).

@@ -17,14 +17,19 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
+from typing import Any
 
 import aiosqlite.core
 import pytest
 from sqlalchemy import event, select, text
+from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.exc import IntegrityError
 
 from resonanz.store import Database
+from connectors.base import ChannelAddress, InboundMessage
+from resonanz.app import DISPATCHER
 from resonanz.keys import DB
 from resonanz.settings import Settings
 from resonanz.store.db import BACKGROUND_SESSIONS, POOL_SIZE, PriorityGate
@@ -146,10 +151,24 @@ async def test_a_burst_of_sessions_opens_no_more_connections_than_the_pool_keeps
         await db.dispose()
 
 
-async def test_the_gateway_opens_its_pool_before_it_serves(world: World) -> None:
+async def test_the_gateway_opens_its_pool_and_compiles_its_intake_before_it_serves(world: World) -> None:
     db = world.app[DB]
     pool = db.engine.sync_engine.pool
     assert pool.checkedin() + pool.checkedout() == (1 if db.is_sqlite else POOL_SIZE)  # open connections
+    compiled: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
+        # The intake's (background sweeps of their own run meanwhile, compiled or not)
+        intake = "channel_identities" in statement or "INSERT INTO messages" in statement
+        if intake and context.cache_hit is not CacheStats.CACHE_HIT:
+            compiled.append(statement)
+
+    event.listen(db.engine.sync_engine, "after_cursor_execute", executed)
+    sender = uuid.uuid4().hex
+    message = InboundMessage(channel="telegram", sender_id=sender, text="Hallo", address=ChannelAddress("telegram", sender))
+    stored = await world.app[DISPATCHER].intake.store(message)
+    assert isinstance(stored, tuple)
+    assert compiled == []  # a first contact after the start
 
 
 def test_the_limit_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
