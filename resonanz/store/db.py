@@ -41,8 +41,9 @@ def async_url(url: str) -> str:
 # in one process. Each running session keeps its round trips' callbacks in the event loop and a
 # database backend busy; with every turn's at once, an acknowledgement queued behind all of them
 # (bench/pipeline.py --postgres, closed loop, 2 cores: ack p99 31-47 ms unlimited, 7-11 ms at 1-2,
-# 16-18 ms at 3-4; turns no slower, the rate no lower). Turns spend their time in the engine,
-# outside any session, so a few places suffice.
+# 16-18 ms at 3-4; at 8 customers per channel turns no slower and the rate no lower, at 16, where
+# the gateway's core is saturated, 15 % fewer turns per second). Turns spend their time in the
+# engine, outside any session, so a few places suffice.
 BACKGROUND_SESSIONS = 2
 # PostgreSQL: connections the pool keeps open, and at most that many sessions at once. Beyond
 # them a session would open a new connection (25-40 ms here, closed again after use); waiting a
@@ -133,12 +134,12 @@ class Database:
 
 
 class PriorityGate:
-    """Admits sessions; `urgent` ones first. With a `capacity` (SQLite: 1) at most that many are
-    held at once, and waiting urgent sessions are woken before the others, each class in order.
-    Without one (PostgreSQL's pool), urgent sessions never wait, and the others wait while an
-    urgent one is in progress, so that an acknowledgement does not queue in the event loop behind
-    a burst of background work; with `background`, at most that many of the others are held at
-    once, admitted in the order they came."""
+    """Admits sessions; `urgent` ones first. With a `capacity` (SQLite: 1; PostgreSQL: the
+    connections its pool keeps) at most that many are held at once, and waiting urgent sessions
+    are woken before the others, each class in order. Urgent sessions never wait for each other
+    below the capacity; the others wait while an urgent one is in progress, so that an
+    acknowledgement does not queue in the event loop behind a burst of background work, and with
+    `background` at most that many of them are held at once, admitted in the order they came."""
 
     def __init__(self, capacity: int | None, *, background: int | None = None) -> None:
         self.capacity = capacity
