@@ -27,11 +27,11 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.exc import IntegrityError
 
-from resonanz.store import Database
 from connectors.base import ChannelAddress, InboundMessage
 from resonanz.app import DISPATCHER
 from resonanz.keys import DB
 from resonanz.settings import Settings
+from resonanz.store import Database
 from resonanz.store.db import BACKGROUND_SESSIONS, POOL_SIZE, PriorityGate
 from resonanz.store.models import Customer
 from tests.conftest import migrated_database
@@ -83,7 +83,7 @@ async def test_a_pool_admits_a_few_background_sessions_at_a_time_in_order() -> N
     gate = PriorityGate(None, background=2)
     await gate.acquire(False)
     await gate.acquire(False)
-    third, fourth = asyncio.create_task(gate.acquire(False)), None
+    third = asyncio.create_task(gate.acquire(False))
     await asyncio.sleep(0)
     fourth = asyncio.create_task(gate.acquire(False))
     await asyncio.sleep(0)
@@ -108,10 +108,10 @@ async def test_postgresql_sessions_beyond_the_limit_wait_for_a_place(pg_url: str
     async def holder() -> None:
         nonlocal inside
         async with db.session() as s:
-            await s.execute(text("SELECT 1"))
-            inside += 1
+            inside += 1  # admitted (a session connects on its first statement)
             if inside == BACKGROUND_SESSIONS:
                 held.set()
+            await s.execute(text("SELECT 1"))
             await release.wait()
 
     try:
