@@ -114,8 +114,8 @@ class Database:
         """Open the pool's connections now (at start-up), so that the first burst of webhooks
         after a start - a provider delivering what queued while the gateway was away - does not
         wait for new connections. Best effort: the pool still connects on demand."""
-        opened = await asyncio.gather(*(self.engine.connect().start() for _ in range(1 if self.is_sqlite else POOL_SIZE)),
-                                      return_exceptions=True)
+        kept = self.engine.sync_engine.pool.size()  # type: ignore[attr-defined]  # a QueuePool on both backends
+        opened = await asyncio.gather(*(self.engine.connect().start() for _ in range(kept)), return_exceptions=True)
         await asyncio.gather(*(c.close() for c in opened if not isinstance(c, BaseException)))
         failed = [c for c in opened if isinstance(c, BaseException)]
         if failed:
